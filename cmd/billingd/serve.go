@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/billingd/billingd/internal/api"
+	"github.com/billingd/billingd/internal/postgres"
+)
+
+// readiness: the database answers and its schema is at least what this
+// binary needs (newer is fine: a rolling deploy keeps old replicas ready).
+type readiness struct{ store *postgres.Store }
+
+func (r readiness) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := r.store.Ping(ctx); err != nil {
+		return errors.New("database unreachable")
+	}
+	v, dirty, err := r.store.SchemaVersion()
+	if err != nil {
+		return errors.New("schema version unreadable")
+	}
+	if dirty || v < postgres.RequiredSchemaVersion() {
+		return fmt.Errorf("schema version %d, need %d", v, postgres.RequiredSchemaVersion())
+	}
+	return nil
+}
+
+func (e *env) serve(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", args[0])}
+	}
+	if err := e.cfg.validateServe(); err != nil {
+		return err
+	}
+	// Bind first: a taken or bad address fails before any database work.
+	ln, err := net.Listen("tcp", e.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", e.cfg.ListenAddr, err)
+	}
+	defer ln.Close()
+
+	db, err := e.openDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.close(ctx)
+	if err := db.store.MigrateUp(); err != nil {
+		return err
+	}
+	if db.embedded != nil && len(e.cfg.WebhookSecrets) == 0 {
+		secret, err := e.devWebhookSecret()
+		if err != nil {
+			return err
+		}
+		e.cfg.WebhookSecrets = []string{secret}
+		// Logged on purpose: a local, development-only secret, so a new user
+		// can sign test events at once. Configured secrets are never logged.
+		e.log.Info("embedded mode: development webhook secret", "stripe_webhook_secret", secret)
+	}
+
+	srv := &api.Server{Log: e.log, Ready: readiness{db.store}}
+	if len(e.cfg.WebhookSecrets) == 0 {
+		e.log.Warn("webhooks off: STRIPE_WEBHOOK_SECRETS is not set; POST /webhooks/stripe answers 503")
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	e.log.Info("billingd serving", "listen_addr", ln.Addr().String(), "config", e.cfg)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	e.log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	e.log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,82 @@
+// Package api is billingd's HTTP surface: routing, middleware and thin
+// handlers over the billing interfaces. Handlers decode, call one method,
+// and encode; the rules live in billing/.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/mux"
+)
+
+// Readiness reports whether the service can take traffic.
+type Readiness interface {
+	Ready(ctx context.Context) error
+}
+
+// Server holds what the handlers need. Optional parts left nil are off, and
+// their routes answer with a JSON error that says so.
+type Server struct {
+	Log   *slog.Logger
+	Ready Readiness
+	// Webhooks handles POST /webhooks/stripe; nil when no secret is configured.
+	Webhooks http.Handler
+	// MaxBodyBytes caps JSON request bodies of the API endpoints.
+	MaxBodyBytes int64
+}
+
+// Handler builds the router with every route and the shared middleware.
+func (s *Server) Handler() http.Handler {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	if s.MaxBodyBytes == 0 {
+		s.MaxBodyBytes = 64 << 10
+	}
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
+	})
+	r.Use(routeTemplate)
+	s.routes(r)
+	return s.middleware(r)
+}
+
+// routes is the one place every endpoint is registered.
+func (s *Server) routes(r *mux.Router) {
+	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/webhooks/stripe", s.webhooks())
+}
+
+func (s *Server) webhooks() http.Handler {
+	if s.Webhooks != nil {
+		return s.Webhooks
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusServiceUnavailable, "webhook_secret_not_configured",
+			"webhooks are off: set STRIPE_WEBHOOK_SECRETS (or STRIPE_WEBHOOK_SECRET)")
+	})
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.Ready == nil {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	if err := s.Ready.Ready(r.Context()); err != nil {
+		s.Log.Warn("not ready", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

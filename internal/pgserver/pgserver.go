@@ -1,0 +1,256 @@
+// Package pgserver starts and stops a local PostgreSQL server from the
+// installed server binaries. billingd uses it when DATABASE_URL is unset, and
+// the tests and benchmarks use it so that nothing has to be set up by hand.
+package pgserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNoBinaries means no PostgreSQL server binaries were found.
+var ErrNoBinaries = errors.New("no PostgreSQL server binaries found (initdb, pg_ctl): install them with `apt-get install -y postgresql`, or set DATABASE_URL to an existing server")
+
+// Server is one local PostgreSQL cluster: a data directory and the unix
+// socket directory it listens on. Only unix sockets are used, so two
+// clusters never fight over a TCP port and nothing listens on the network.
+type Server struct {
+	DataDir   string
+	SocketDir string
+	LogFile   string
+	Port      int
+	// Settings are extra `-c name=value` server settings (e.g. fsync=off for tests).
+	Settings []string
+
+	bin     string
+	runAs   *syscall.Credential
+	started bool
+}
+
+// New describes a server whose data lives in dataDir. The socket directory is
+// derived from dataDir's absolute path and kept short, because unix socket
+// paths must stay under 107 bytes whatever the data directory is called.
+func New(dataDir string) (*Server, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve data directory: %w", err)
+	}
+	bin, err := FindBinaries()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	s := &Server{
+		DataDir:   abs,
+		SocketDir: filepath.Join(os.TempDir(), "bpg-"+hex.EncodeToString(sum[:5])),
+		LogFile:   abs + ".log",
+		Port:      5432,
+		bin:       bin,
+	}
+	if os.Geteuid() == 0 {
+		cred, err := postgresCredential()
+		if err != nil {
+			return nil, err
+		}
+		s.runAs = cred
+	}
+	return s, nil
+}
+
+// FindBinaries returns the directory holding initdb and pg_ctl: PATH first,
+// then the newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH).
+func FindBinaries() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		dir := filepath.Dir(p)
+		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
+			return dir, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", ErrNoBinaries
+}
+
+func pgMajor(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+func postgresCredential() (*syscall.Credential, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the postgres user to run the server (apt-get install -y postgresql creates it): %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// URL is the connection string for database name on this server.
+func (s *Server) URL(dbname string) string {
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", dbname, s.SocketDir, s.Port)
+}
+
+// Start initialises the cluster if needed and starts it, reusing a server
+// that is already running on the same data directory (for example one left
+// behind by a process that was killed).
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.prepareDirs(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(s.DataDir, "PG_VERSION")); err != nil {
+		if err := s.initdb(ctx); err != nil {
+			return err
+		}
+	}
+	if s.Running(ctx) {
+		return nil
+	}
+	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -p %d", s.SocketDir, s.Port)
+	for _, kv := range s.Settings {
+		opts += " -c " + kv
+	}
+	out, err := s.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", s.DataDir, "-l", s.LogFile, "-o", opts)
+	if err != nil {
+		return fmt.Errorf("start postgres in %s: %w: %s%s", s.DataDir, err, out, s.logTail())
+	}
+	s.started = true
+	return nil
+}
+
+// Running reports whether a server is running on the data directory.
+func (s *Server) Running(ctx context.Context) bool {
+	_, err := s.run(ctx, "pg_ctl", "status", "-D", s.DataDir)
+	return err == nil
+}
+
+// Stop shuts the server down (fast mode: disconnect clients, checkpoint).
+func (s *Server) Stop(ctx context.Context) error {
+	if !s.Running(ctx) {
+		return nil
+	}
+	if out, err := s.run(ctx, "pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", s.DataDir); err != nil {
+		return fmt.Errorf("stop postgres in %s: %w: %s", s.DataDir, err, out)
+	}
+	return nil
+}
+
+// Kill ends the server abruptly (SIGKILL to the postmaster), as a crash would;
+// the next Start recovers from WAL. Used by fault tests.
+func (s *Server) Kill() error {
+	b, err := os.ReadFile(filepath.Join(s.DataDir, "postmaster.pid"))
+	if err != nil {
+		return fmt.Errorf("read postmaster.pid: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return fmt.Errorf("parse postmaster.pid: %w", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill postmaster: %w", err)
+	}
+	// Children notice the postmaster is gone and exit; wait for the socket to go.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+func (s *Server) prepareDirs() error {
+	parent := filepath.Dir(s.DataDir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", parent, err)
+	}
+	if err := os.MkdirAll(s.SocketDir, 0o755); err != nil {
+		return fmt.Errorf("create socket directory %s: %w", s.SocketDir, err)
+	}
+	if s.runAs == nil {
+		return nil
+	}
+	// The server runs as postgres: it must own its data and socket directories
+	// and be able to walk every parent of them.
+	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", s.DataDir, err)
+	}
+	for _, p := range []string{s.DataDir, s.SocketDir} {
+		if err := os.Chown(p, int(s.runAs.Uid), int(s.runAs.Gid)); err != nil {
+			return fmt.Errorf("chown %s to postgres: %w", p, err)
+		}
+	}
+	if f, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		f.Close()
+		_ = os.Chown(s.LogFile, int(s.runAs.Uid), int(s.runAs.Gid))
+	}
+	for dir := parent; ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("the postgres user cannot enter %s (mode %v): choose a data directory whose parents are world-executable, or set DATABASE_URL", dir, fi.Mode().Perm())
+		}
+		if dir == "/" || dir == "." {
+			break
+		}
+	}
+	return nil
+}
+
+func (s *Server) initdb(ctx context.Context) error {
+	if s.runAs == nil {
+		if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", s.DataDir, err)
+		}
+	}
+	out, err := s.run(ctx, "initdb", "-D", s.DataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if err != nil {
+		return fmt.Errorf("initdb %s: %w: %s", s.DataDir, err, out)
+	}
+	return nil
+}
+
+func (s *Server) run(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, name), args...)
+	var buf bytes.Buffer
+	cmd.Stdout = &buf
+	cmd.Stderr = &buf
+	// Own process group: a Ctrl-C in the terminal goes to billingd, which
+	// then stops the server itself, cleanly.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: s.runAs}
+	cmd.Dir = "/"
+	err := cmd.Run()
+	return strings.TrimSpace(buf.String()), err
+}
+
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(s.LogFile)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return "\nserver log tail:\n" + string(b)
+}

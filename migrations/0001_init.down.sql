@@ -1,0 +1,10 @@
+DROP TABLE IF EXISTS instance_keys;
+DROP TABLE IF EXISTS audit_log;
+DROP TABLE IF EXISTS api_tokens;
+DROP TABLE IF EXISTS tombstones;
+DROP TABLE IF EXISTS outbox;
+DROP TABLE IF EXISTS mrr_movements;
+DROP TABLE IF EXISTS subscription_versions;
+DROP TABLE IF EXISTS subscriptions;
+DROP TABLE IF EXISTS customers;
+DROP TABLE IF EXISTS stripe_events;
