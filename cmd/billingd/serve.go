@@ -10,6 +10,9 @@ import (
 
 	"github.com/billingd/billingd/internal/api"
 	"github.com/billingd/billingd/internal/postgres"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // readiness: the database answers and its schema is at least what this
@@ -65,7 +68,22 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		e.log.Info("embedded mode: development webhook secret", "stripe_webhook_secret", secret)
 	}
 
-	srv := &api.Server{Log: e.log, Ready: readiness{db.store}}
+	// One registry per process: each component registers its own metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(db.store.DB().DB, "billingd"))
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+
+	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken}
+	if e.cfg.MetricsAddr == "" {
+		srv.Metrics = metricsHandler
+	} else {
+		stopMetrics, err := e.serveMetrics(metricsHandler)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	if len(e.cfg.WebhookSecrets) == 0 {
 		e.log.Warn("webhooks off: STRIPE_WEBHOOK_SECRETS is not set; POST /webhooks/stripe answers 503")
 	}
@@ -94,4 +112,18 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// serveMetrics runs /metrics on its own listener (METRICS_ADDR), e.g. a
+// private interface the scraper reaches but the internet does not.
+func (e *env) serveMetrics(h http.Handler) (func(), error) {
+	ln, err := net.Listen("tcp", e.cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", e.cfg.MetricsAddr, err)
+	}
+	ms := &api.Server{Log: e.log, Metrics: h, MetricsToken: e.cfg.MetricsToken}
+	hs := &http.Server{Handler: ms.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	e.log.Info("metrics serving", "metrics_addr", ln.Addr().String())
+	return func() { _ = hs.Close() }, nil
 }

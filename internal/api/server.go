@@ -25,6 +25,10 @@ type Server struct {
 	Webhooks http.Handler
 	// MaxBodyBytes caps JSON request bodies of the API endpoints.
 	MaxBodyBytes int64
+	// Metrics serves GET /metrics (Prometheus); nil when it has its own listener.
+	Metrics http.Handler
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string
 }
 
 // Handler builds the router with every route and the shared middleware.
@@ -52,6 +56,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/webhooks/stripe", s.webhooks())
+	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
 }
 
 func (s *Server) webhooks() http.Handler {
