@@ -74,7 +74,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		collectors.NewDBStatsCollector(db.store.DB().DB, "billingd"))
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
-	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken}
+	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken, Registerer: reg}
 	if e.cfg.MetricsAddr == "" {
 		srv.Metrics = metricsHandler
 	} else {

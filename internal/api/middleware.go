@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"time"
@@ -70,6 +71,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		ri := &reqInfo{id: id, route: "unmatched"}
 		ctx := context.WithValue(r.Context(), reqInfoKey, ri)
 		rec := &statusRecorder{ResponseWriter: w}
+		if s.httpm != nil {
+			s.httpm.inflight.Inc()
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				s.Log.Error("panic in handler", "request_id", id, "panic", p)
@@ -77,12 +81,24 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					writeError(rec, http.StatusInternalServerError, "internal", "internal error")
 				}
 			}
-			lvl := s.Log.Debug
-			if rec.status >= 500 {
-				lvl = s.Log.Warn
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK
 			}
-			lvl("http request", "request_id", id, "method", r.Method, "route", ri.route,
-				"status", rec.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+			if s.httpm != nil {
+				s.httpm.inflight.Dec()
+				s.httpm.observe(ri.route, r.Method, status, time.Since(start))
+			}
+			lvl := slog.LevelDebug
+			if status >= 500 {
+				lvl = slog.LevelWarn
+			}
+			// Checked first: building the attributes costs allocations on
+			// the hot path even when debug logging is off.
+			if s.Log.Enabled(ctx, lvl) {
+				s.Log.Log(ctx, lvl, "http request", "request_id", id, "method", r.Method, "route", ri.route,
+					"status", status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+			}
 		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Readiness reports whether the service can take traffic.
@@ -29,6 +30,10 @@ type Server struct {
 	Metrics http.Handler
 	// MetricsToken, when set, is the bearer token /metrics requires.
 	MetricsToken string
+	// Registerer receives the HTTP request metrics; nil: not collected.
+	Registerer prometheus.Registerer
+
+	httpm *httpMetrics
 }
 
 // Handler builds the router with every route and the shared middleware.
@@ -38,6 +43,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = 64 << 10
+	}
+	if s.Registerer != nil && s.httpm == nil {
+		s.httpm = newHTTPMetrics(s.Registerer)
 	}
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
