@@ -1,0 +1,254 @@
+// Package privacy is billingd's data inventory as code: every table and
+// column the schema holds, what kind of data it is, why it is kept and for
+// how long, and what each outside processor receives. The inventory test
+// compares it with the live schema after all migrations, so a column cannot
+// be added, renamed or dropped without being described here.
+//
+// Adding a column? Add it to its table below, with a category and a purpose.
+// If it does not fit identifier, billing_fact or operational, it probably
+// holds personal data and does not belong in billingd.
+package privacy
+
+// Category says what kind of data a column holds. There is deliberately no
+// category for personal data: billingd has none.
+type Category string
+
+// The categories a column may have.
+const (
+	// Identifier: an account, customer or subscription ID, or a random
+	// surrogate reference that stands in for one.
+	Identifier Category = "identifier"
+	// BillingFact: a non-personal fact about a subscription or revenue:
+	// status, amounts, currency, dates, price and product IDs.
+	BillingFact Category = "billing_fact"
+	// Operational: state billingd needs to run: event IDs, outbox and
+	// audit state, token hashes, keys, timestamps of its own work.
+	Operational Category = "operational"
+)
+
+// Column is one column of a table.
+type Column struct {
+	Name     string   `json:"name"`
+	Category Category `json:"category"`
+	Purpose  string   `json:"purpose"`
+}
+
+// Table is one table billingd stores, with the retention of its rows.
+type Table struct {
+	Name      string   `json:"name"`
+	Purpose   string   `json:"purpose"`
+	Retention string   `json:"retention"`
+	OnErasure string   `json:"on_erasure"` // what deleting an account does to its rows
+	Columns   []Column `json:"columns"`
+}
+
+// Tables returns the inventory of every table billingd stores, in schema
+// order. golang-migrate's schema_migrations is bookkeeping, not data, and is
+// left out. The result is a fresh copy; callers may change it.
+func Tables() []Table {
+	out := make([]Table, len(tables))
+	for i, t := range tables {
+		t.Columns = append([]Column(nil), t.Columns...)
+		out[i] = t
+	}
+	return out
+}
+
+// Shorthands keep the table below readable.
+const (
+	id  = Identifier
+	bf  = BillingFact
+	ops = Operational
+)
+
+var tables = []Table{
+	{
+		Name:      "stripe_events",
+		Purpose:   "exactly-once processing: the IDs of Stripe events already applied",
+		Retention: "purged after WEBHOOK_EVENT_RETENTION_DAYS, never before Stripe's 3-day retry window",
+		OnErasure: "kept: rows hold no customer, subscription or account ID",
+		Columns: []Column{
+			{"event_id", ops, "Stripe event ID (evt_...), the idempotency key"},
+			{"event_type", ops, "Stripe event type, e.g. customer.subscription.updated"},
+			{"created", ops, "the event's creation time, which orders versions"},
+			{"livemode", ops, "live or test mode event"},
+			{"outcome", ops, "what billingd did with it: applied, stale, ignored, ..."},
+			{"received_at", ops, "when billingd received it; drives retention"},
+		},
+	},
+	{
+		Name:      "customers",
+		Purpose:   "the link between an app account and a Stripe customer",
+		Retention: "until the account is erased (DELETE /v1/accounts/{account_id})",
+		OnErasure: "deleted; an HMAC tombstone of the customer ID stops it being relinked",
+		Columns: []Column{
+			{"stripe_customer_id", id, "Stripe customer ID (cus_...)"},
+			{"customer_ref", id, "random surrogate that stands in for the customer in history tables"},
+			{"account_id", id, "the app's account ID this customer pays for"},
+			{"linked_via", ops, "how the link was made: api, customer/subscription metadata, checkout"},
+			{"linked_at", ops, "when the link was made"},
+			{"livemode", bf, "live or test mode customer"},
+			{"deleted", bf, "the customer was deleted in Stripe"},
+			{"version_at", ops, "time of the newest customer version applied (ordering)"},
+			{"version_event", ops, "event ID of that version (ordering tie-break)"},
+			{"created_at", ops, "row creation time"},
+			{"updated_at", ops, "row update time"},
+		},
+	},
+	{
+		Name:      "subscriptions",
+		Purpose:   "current state of each subscription: entitlement and revenue",
+		Retention: "while the customer row exists",
+		OnErasure: "deleted with the customer row (ON DELETE CASCADE)",
+		Columns: []Column{
+			{"stripe_subscription_id", id, "Stripe subscription ID (sub_...)"},
+			{"subscription_ref", id, "random surrogate that stands in for the subscription in history tables"},
+			{"stripe_customer_id", id, "the subscription's Stripe customer"},
+			{"customer_ref", id, "the customer's surrogate reference"},
+			{"livemode", bf, "live or test mode"},
+			{"status", bf, "Stripe subscription status"},
+			{"currency", bf, "ISO 4217 currency"},
+			{"items", bf, "price/product IDs, quantities, unit amounts, intervals (billing.Item only)"},
+			{"items_incomplete", bf, "the event listed only part of the items"},
+			{"discounts", bf, "discount amounts, percentages and dates (billing.Discount only; no coupon names)"},
+			{"mrr_minor", bf, "monthly recurring revenue in minor units"},
+			{"mrr_fixed", bf, "MRR is fixed (false for metered or tiered prices)"},
+			{"created", bf, "subscription creation date"},
+			{"start_date", bf, "subscription start date"},
+			{"current_period_start", bf, "current billing period start"},
+			{"current_period_end", bf, "current billing period end"},
+			{"trial_start", bf, "trial start"},
+			{"trial_end", bf, "trial end"},
+			{"cancel_at", bf, "scheduled cancellation date"},
+			{"cancel_at_period_end", bf, "cancels at the end of the period"},
+			{"canceled_at", bf, "when cancellation was requested"},
+			{"ended_at", bf, "when the subscription ended"},
+			{"collection_paused", bf, "payment collection is paused"},
+			{"latest_invoice_status", bf, "status of the latest invoice (dunning)"},
+			{"invoice_attempt_count", bf, "payment attempts on the latest invoice"},
+			{"next_payment_attempt", bf, "next automatic payment attempt"},
+			{"invoice_version_at", ops, "time of the newest invoice event applied (ordering)"},
+			{"version_at", ops, "time of the current version (ordering)"},
+			{"version_rank", ops, "lifecycle rank of the current version (ordering tie-break)"},
+			{"version_event", ops, "event ID of the current version (ordering tie-break)"},
+			{"updated_at", ops, "row update time"},
+		},
+	},
+	{
+		Name:      "subscription_versions",
+		Purpose:   "state history of every subscription; movements and metrics are derived from it",
+		Retention: "kept for revenue history",
+		OnErasure: "kept under surrogate references only; once the link rows are gone nothing ties them to a Stripe ID or account",
+		Columns: []Column{
+			{"id", ops, "row ID"},
+			{"subscription_ref", id, "subscription surrogate reference"},
+			{"customer_ref", id, "customer surrogate reference"},
+			{"livemode", bf, "live or test mode"},
+			{"status", bf, "Stripe subscription status"},
+			{"currency", bf, "ISO 4217 currency"},
+			{"items", bf, "price/product IDs, quantities, unit amounts, intervals (billing.Item only)"},
+			{"discounts", bf, "discount amounts, percentages and dates (billing.Discount only)"},
+			{"mrr_minor", bf, "monthly recurring revenue in minor units"},
+			{"mrr_fixed", bf, "MRR is fixed"},
+			{"current_period_start", bf, "billing period start"},
+			{"current_period_end", bf, "billing period end"},
+			{"trial_end", bf, "trial end"},
+			{"cancel_at", bf, "scheduled cancellation date"},
+			{"cancel_at_period_end", bf, "cancels at the end of the period"},
+			{"ended_at", bf, "when the subscription ended"},
+			{"version_at", ops, "version time (ordering)"},
+			{"version_rank", ops, "lifecycle rank (ordering tie-break)"},
+			{"version_event", ops, "event ID of the version (ordering tie-break)"},
+			{"recorded_at", ops, "when billingd recorded it"},
+		},
+	},
+	{
+		Name:      "mrr_movements",
+		Purpose:   "revenue ledger (new, expansion, contraction, churn, reactivation) for finance metrics",
+		Retention: "kept for revenue history; re-derived from subscription_versions",
+		OnErasure: "kept under surrogate references only",
+		Columns: []Column{
+			{"id", ops, "row ID"},
+			{"customer_ref", id, "customer surrogate reference"},
+			{"subscription_ref", id, "subscription surrogate reference"},
+			{"livemode", bf, "live or test mode"},
+			{"currency", bf, "ISO 4217 currency"},
+			{"effective_at", bf, "when the movement took effect"},
+			{"kind", bf, "new, expansion, contraction, churn or reactivation"},
+			{"delta_minor", bf, "MRR change in minor units"},
+			{"customer_mrr_before", bf, "customer MRR before, minor units"},
+			{"customer_mrr_after", bf, "customer MRR after, minor units"},
+		},
+	},
+	{
+		Name:      "outbox",
+		Purpose:   "durable queue of ProfitWell syncs and Stripe jobs, written in the event's transaction",
+		Retention: "until delivered or dead; payloads hold aliases and billing facts only",
+		OnErasure: "kept: payloads carry HMAC aliases, never Stripe or account IDs",
+		Columns: []Column{
+			{"id", ops, "row ID (delivery order)"},
+			{"kind", ops, "profitwell or stripe"},
+			{"ordering_key", ops, "per-subscription ordering key (an alias, never a Stripe ID)"},
+			{"action", ops, "what to send: create, update, churn, ..."},
+			{"payload", ops, "the request to send: aliases and billing facts only"},
+			{"state", ops, "pending, sent or dead"},
+			{"attempts", ops, "delivery attempts"},
+			{"next_attempt_at", ops, "when to try next (backoff)"},
+			{"last_status", ops, "HTTP status of the last attempt"},
+			{"last_error", ops, "short error of the last attempt (no payload)"},
+			{"created_at", ops, "row creation time"},
+			{"sent_at", ops, "when it was delivered"},
+		},
+	},
+	{
+		Name:      "tombstones",
+		Purpose:   "erasure is final: keyed hashes of erased Stripe IDs, so later events cannot relink them",
+		Retention: "forever (as long as the erasure key exists)",
+		OnErasure: "written",
+		Columns: []Column{
+			{"subject_hmac", id, "HMAC of an erased customer or subscription ID (not reversible without the key)"},
+			{"kind", ops, "customer or subscription"},
+			{"deleted_at", ops, "when it was erased"},
+		},
+	},
+	{
+		Name:      "api_tokens",
+		Purpose:   "authentication of the app backend and finance clients",
+		Retention: "until the operator deletes the token; revoked tokens keep their row for audit",
+		OnErasure: "not about accounts",
+		Columns: []Column{
+			{"id", ops, "token ID"},
+			{"name", ops, "operator-chosen label (restricted to [A-Za-z0-9_.:-])"},
+			{"scope", ops, "app or finance"},
+			{"token_hash", ops, "SHA-256 of the token; the token itself is never stored"},
+			{"created_at", ops, "creation time"},
+			{"last_used_at", ops, "last successful use"},
+			{"revoked_at", ops, "revocation time"},
+		},
+	},
+	{
+		Name:      "audit_log",
+		Purpose:   "accountability for links, erasures and token changes, without personal data",
+		Retention: "kept for accountability",
+		OnErasure: "kept: subjects are HMACs of the account ID, not the ID",
+		Columns: []Column{
+			{"id", ops, "row ID"},
+			{"at", ops, "when"},
+			{"actor", ops, "who: token name or command"},
+			{"action", ops, "what: link, erase, token create, ..."},
+			{"subject_hmac", id, "HMAC of the account ID concerned (erasure key)"},
+			{"details", ops, "counts and enums about the action; no IDs, no free text"},
+		},
+	},
+	{
+		Name:      "instance_keys",
+		Purpose:   "keys billingd generates for itself (e.g. the erasure HMAC key) so replicas agree",
+		Retention: "for the life of the deployment",
+		OnErasure: "not about accounts",
+		Columns: []Column{
+			{"name", ops, "key name"},
+			{"key", ops, "key material (never logged or exported)"},
+			{"created_at", ops, "creation time"},
+		},
+	},
+}
