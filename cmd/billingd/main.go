@@ -23,6 +23,8 @@ const usage = `usage: billingd [command] [args]
 commands:
   serve                       run the HTTP server (default)
   migrate up|down N|version   manage the database schema
+  privacy inventory [--format table|json]
+                              what billingd stores and sends (no database needed)
 `
 
 func main() {
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.serve(ctx, rest)
 	case "migrate":
 		return e.migrate(ctx, rest)
+	case "privacy":
+		return e.privacyCmd(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
