@@ -1,0 +1,218 @@
+package billing
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// MovementKind classifies a change of one customer's MRR (metrics.md).
+type MovementKind string
+
+// The movement kinds, per customer and currency.
+const (
+	MovementNew          MovementKind = "new"          // 0 → >0 for the first time ever
+	MovementExpansion    MovementKind = "expansion"    // >0 → more
+	MovementContraction  MovementKind = "contraction"  // >0 → less, still >0
+	MovementChurn        MovementKind = "churn"        // >0 → 0
+	MovementReactivation MovementKind = "reactivation" // 0 → >0 after an earlier churn
+)
+
+// SubscriptionVersion is one version of a subscription in a customer's state
+// history, keyed by the surrogate reference that stands in for the Stripe ID.
+// Versions are ordered by (At, Rank, Event): Rank is the tie-break within
+// one second that never moves a subscription backwards in its lifecycle.
+type SubscriptionVersion struct {
+	SubscriptionRef string
+	At              time.Time
+	Rank            int
+	Event           string
+	State           Subscription // Livemode, Currency, Status, Items, Discounts and cancellation fields are read
+}
+
+// Movement is one change of a customer's MRR in one currency and mode.
+// Delta is signed (churn and contraction negative); Before and After are the
+// customer's MRR around it. SubscriptionRef names the subscription that
+// caused it, or is empty when several changed at the same instant.
+type Movement struct {
+	SubscriptionRef string
+	Livemode        bool
+	Currency        string
+	At              time.Time
+	Kind            MovementKind
+	Delta           int64
+	Before          int64
+	After           int64
+}
+
+// mrrKey separates figures that are never added up: modes and currencies.
+type mrrKey struct {
+	livemode bool
+	currency string
+}
+
+func (a mrrKey) compare(b mrrKey) int {
+	if a.livemode != b.livemode {
+		if a.livemode {
+			return 1
+		}
+		return -1
+	}
+	return cmp.Compare(a.currency, b.currency)
+}
+
+// DeriveMovements turns one customer's state history (every version of
+// every subscription of that customer, in any order) into its MRR
+// movements, ordered by time. It is a pure function of the set of
+// versions, so any delivery order of the same events yields the same ledger.
+//
+// At each instant each subscription is in its latest version so far;
+// between versions its MRR can still change at a discount's end (expansion)
+// or a scheduled cancellation (churn when it takes effect, not when it was
+// scheduled). The customer's MRR per mode and currency is the sum over its
+// subscriptions, and each change of that sum is one movement, classified
+// per metrics.md.
+func DeriveMovements(versions []SubscriptionVersion) []Movement {
+	vs := slices.Clone(versions)
+	slices.SortFunc(vs, compareVersions)
+
+	// Group per subscription, keeping the order.
+	type track struct {
+		ref      string
+		versions []SubscriptionVersion
+		pos      int // index of the version in force, -1 before the first
+	}
+	var tracks []*track
+	byRef := map[string]*track{}
+	for _, v := range vs {
+		tr := byRef[v.SubscriptionRef]
+		if tr == nil {
+			tr = &track{ref: v.SubscriptionRef, pos: -1}
+			byRef[v.SubscriptionRef] = tr
+			tracks = append(tracks, tr)
+		}
+		tr.versions = append(tr.versions, v)
+	}
+	slices.SortFunc(tracks, func(a, b *track) int { return cmp.Compare(a.ref, b.ref) })
+
+	// Every instant at which some subscription's MRR may change.
+	var points []time.Time
+	for _, tr := range tracks {
+		for i, v := range tr.versions {
+			points = append(points, v.At)
+			var next *time.Time
+			if i+1 < len(tr.versions) {
+				next = &tr.versions[i+1].At
+			}
+			inside := func(t *time.Time) {
+				if t != nil && t.After(v.At) && (next == nil || t.Before(*next)) {
+					points = append(points, *t)
+				}
+			}
+			for _, d := range v.State.Discounts {
+				inside(d.Start)
+				inside(d.End)
+			}
+			if end, ok := v.State.ScheduledEnd(); ok {
+				inside(&end)
+			}
+		}
+	}
+	slices.SortFunc(points, func(a, b time.Time) int { return a.Compare(b) })
+	points = slices.CompactFunc(points, func(a, b time.Time) bool { return a.Equal(b) })
+
+	type contrib struct {
+		key mrrKey
+		mrr int64
+	}
+	prevSub := make([]contrib, len(tracks))
+	totals := map[mrrKey]int64{}
+	everPaid := map[mrrKey]bool{}
+	var out []Movement
+	for _, t := range points {
+		cur := make([]contrib, len(tracks))
+		next := map[mrrKey]int64{}
+		for i, tr := range tracks {
+			for tr.pos+1 < len(tr.versions) && !tr.versions[tr.pos+1].At.After(t) {
+				tr.pos++
+			}
+			if tr.pos < 0 {
+				continue // not started yet: contributes nothing
+			}
+			st := tr.versions[tr.pos].State
+			cur[i] = contrib{key: mrrKey{st.Livemode, st.Currency}, mrr: MRRAt(st, t)}
+			next[cur[i].key] += cur[i].mrr
+		}
+		keys := make([]mrrKey, 0, len(next)+len(totals))
+		for k := range next {
+			keys = append(keys, k)
+		}
+		for k := range totals {
+			if _, ok := next[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		slices.SortFunc(keys, mrrKey.compare)
+		for _, k := range keys {
+			before, after := totals[k], next[k]
+			if before == after {
+				continue
+			}
+			m := Movement{Livemode: k.livemode, Currency: k.currency, At: t,
+				Delta: after - before, Before: before, After: after}
+			switch {
+			case before == 0 && !everPaid[k]:
+				m.Kind = MovementNew
+			case before == 0:
+				m.Kind = MovementReactivation
+			case after == 0:
+				m.Kind = MovementChurn
+			case after > before:
+				m.Kind = MovementExpansion
+			default:
+				m.Kind = MovementContraction
+			}
+			// Attribute to the one subscription whose share changed, if one.
+			n := 0
+			for i, tr := range tracks {
+				was, is := int64(0), int64(0)
+				if prevSub[i].key == k {
+					was = prevSub[i].mrr
+				}
+				if cur[i].key == k {
+					is = cur[i].mrr
+				}
+				if was != is {
+					n++
+					m.SubscriptionRef = tr.ref
+				}
+			}
+			if n != 1 {
+				m.SubscriptionRef = ""
+			}
+			if after > 0 {
+				everPaid[k] = true
+			}
+			out = append(out, m)
+		}
+		totals = next
+		prevSub = cur
+	}
+	return out
+}
+
+// compareVersions is the total order of versions: time, then the
+// lifecycle tie-break, then the event ID and subscription reference so
+// that equal keys still sort the same way every time.
+func compareVersions(a, b SubscriptionVersion) int {
+	if c := a.At.Compare(b.At); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Rank, b.Rank); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Event, b.Event); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.SubscriptionRef, b.SubscriptionRef)
+}

@@ -1,0 +1,200 @@
+package billing
+
+import (
+	"math/big"
+	"time"
+)
+
+// Bucket is the grouping of a revenue report.
+type Bucket string
+
+// The bucket sizes the revenue report offers.
+const (
+	BucketDay   Bucket = "day"
+	BucketWeek  Bucket = "week"
+	BucketMonth Bucket = "month"
+)
+
+// Valid reports whether b is a known bucket size.
+func (b Bucket) Valid() bool { return b == BucketDay || b == BucketWeek || b == BucketMonth }
+
+// Next is the start of the bucket after the one starting at t.
+func (b Bucket) Next(t time.Time) time.Time {
+	switch b {
+	case BucketDay:
+		return t.AddDate(0, 0, 1)
+	case BucketWeek:
+		return t.AddDate(0, 0, 7)
+	}
+	return t.AddDate(0, 1, 0)
+}
+
+// Truncate is the start of the bucket holding t (UTC; weeks start Monday,
+// as ISO 8601 and Postgres date_trunc have it).
+func (b Bucket) Truncate(t time.Time) time.Time {
+	t = t.UTC()
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	switch b {
+	case BucketWeek:
+		wd := (int(d.Weekday()) + 6) % 7 // Monday 0
+		return d.AddDate(0, 0, -wd)
+	case BucketMonth:
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	return d
+}
+
+// MovementSums are the movements of one period, each a non-negative
+// magnitude in minor units (churn 4000 means 40.00 of MRR lost).
+type MovementSums struct {
+	New          int64 `json:"new"`
+	Expansion    int64 `json:"expansion"`
+	Contraction  int64 `json:"contraction"`
+	Churn        int64 `json:"churn"`
+	Reactivation int64 `json:"reactivation"`
+}
+
+// Add counts one movement.
+func (s *MovementSums) Add(m Movement) {
+	mag := m.Delta
+	if mag < 0 {
+		mag = -mag
+	}
+	switch m.Kind {
+	case MovementNew:
+		s.New += mag
+	case MovementExpansion:
+		s.Expansion += mag
+	case MovementContraction:
+		s.Contraction += mag
+	case MovementChurn:
+		s.Churn += mag
+	case MovementReactivation:
+		s.Reactivation += mag
+	}
+}
+
+// NetNew is new + expansion + reactivation − contraction − churn.
+func (s MovementSums) NetNew() int64 {
+	return s.New + s.Expansion + s.Reactivation - s.Contraction - s.Churn
+}
+
+// PeriodTotals are the sums a store computes for one bucket of one
+// currency. A bucket runs from its start S (midnight UTC, inclusive) to the
+// next bucket's start E (exclusive), so a movement at exactly midnight
+// belongs to the day it starts; "MRR at E" is the MRR after every movement
+// before E, i.e. at the end of the bucket's last instant.
+type PeriodTotals struct {
+	Start               time.Time
+	End                 time.Time
+	Currency            string
+	MRRStart            int64 // MRR at S
+	MRREnd              int64 // MRR at E
+	PayingStart         int64 // customers with MRR > 0 at S
+	PayingEnd           int64 // customers with MRR > 0 at E
+	ActiveSubscriptions int64 // subscriptions with MRR > 0 at E
+	ChurnedCustomers    int64 // churn movements in (S, E]
+	Movements           MovementSums
+}
+
+// PeriodFigures is one row of the revenue report: amounts are integers in
+// minor units; rates are fractions (0.5 is 50%) and nil when their
+// denominator is zero.
+type PeriodFigures struct {
+	PeriodTotals
+	ARR                 int64
+	ARPA                *int64
+	NetNew              int64
+	CustomerChurnRate   *float64
+	GrossMRRChurnRate   *float64
+	NetMRRChurnRate     *float64
+	NetRevenueRetention *float64
+	LTV                 *int64 // monthly buckets only: ARPA ÷ customer churn rate
+}
+
+// Figures derives the period metrics of metrics.md from the totals.
+func (p PeriodTotals) Figures(bucket Bucket) PeriodFigures {
+	f := PeriodFigures{PeriodTotals: p, ARR: 12 * p.MRREnd, NetNew: p.Movements.NetNew()}
+	if p.PayingEnd > 0 {
+		a := roundHalfEven(big.NewRat(p.MRREnd, p.PayingEnd))
+		f.ARPA = &a
+	}
+	m := p.Movements
+	if p.PayingStart > 0 {
+		f.CustomerChurnRate = ratio(p.ChurnedCustomers, p.PayingStart)
+	}
+	if p.MRRStart > 0 {
+		f.GrossMRRChurnRate = ratio(m.Churn+m.Contraction, p.MRRStart)
+		f.NetMRRChurnRate = ratio(m.Churn+m.Contraction-m.Expansion-m.Reactivation, p.MRRStart)
+		nrr := ratio(p.MRRStart-(m.Churn+m.Contraction-m.Expansion-m.Reactivation), p.MRRStart)
+		f.NetRevenueRetention = nrr
+	}
+	if bucket == BucketMonth && f.ARPA != nil && p.ChurnedCustomers > 0 && p.PayingStart > 0 {
+		// ARPA ÷ (churned ÷ paying at start), exactly, then rounded once.
+		l := roundHalfEven(new(big.Rat).Mul(big.NewRat(*f.ARPA, p.ChurnedCustomers), big.NewRat(p.PayingStart, 1)))
+		f.LTV = &l
+	}
+	return f
+}
+
+// ratio is num/den as a float rounded to six decimals: rates are shown,
+// never summed back into money, so a float is fine here.
+func ratio(num, den int64) *float64 {
+	r := big.NewRat(num, den)
+	scaled := roundHalfEven(new(big.Rat).Mul(r, big.NewRat(1_000_000, 1)))
+	v, _ := big.NewRat(scaled, 1_000_000).Float64()
+	return &v
+}
+
+// CustomerMovements is one customer's ledger, for in-memory reports.
+type CustomerMovements struct {
+	CustomerRef string
+	Movements   []Movement
+}
+
+// Periods computes the report for buckets starting at from (inclusive) up
+// to to (exclusive) straight from ledgers in memory: the reference the SQL
+// report is tested against. Only movements of the given mode and currency
+// count. Active subscriptions are not known from movements and stay 0.
+func Periods(ledgers []CustomerMovements, livemode bool, currency string, bucket Bucket, from, to time.Time) []PeriodTotals {
+	var out []PeriodTotals
+	for s := bucket.Truncate(from); s.Before(to); s = bucket.Next(s) {
+		e := bucket.Next(s)
+		p := PeriodTotals{Start: s, End: e, Currency: currency}
+		// MRR "at S" is after everything effective at or before S: a bucket
+		// owns the movements in [S, E), so the start state excludes them.
+		p.MRRStart, p.PayingStart = mrrBefore(ledgers, livemode, currency, s)
+		p.MRREnd, p.PayingEnd = mrrBefore(ledgers, livemode, currency, e)
+		for _, l := range ledgers {
+			for _, m := range l.Movements {
+				if m.Livemode != livemode || m.Currency != currency || m.At.Before(s) || !m.At.Before(e) {
+					continue
+				}
+				p.Movements.Add(m)
+				if m.Kind == MovementChurn {
+					p.ChurnedCustomers++
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// mrrBefore is the MRR and paying customers just before t: the state after
+// every movement effective before t.
+func mrrBefore(ledgers []CustomerMovements, livemode bool, currency string, t time.Time) (mrr, paying int64) {
+	for _, l := range ledgers {
+		var last int64
+		for _, m := range l.Movements {
+			if m.Livemode == livemode && m.Currency == currency && m.At.Before(t) {
+				last = m.After
+			}
+		}
+		mrr += last
+		if last > 0 {
+			paying++
+		}
+	}
+	return mrr, paying
+}
