@@ -1,0 +1,173 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/billingd/billingd/internal/pgtest"
+	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/internal/privacy"
+)
+
+// seedAccount links customer cus to account (empty: unlinked) and gives it
+// one subscription with two versions and one movement, written as the event
+// path would: history keyed by surrogate references.
+func seedAccount(t *testing.T, st *postgres.Store, account, cus, sub string, livemode bool) {
+	t.Helper()
+	ctx := context.Background()
+	var acct any
+	if account != "" {
+		acct = account
+	}
+	db := st.DB()
+	var cref string
+	if err := db.QueryRowContext(ctx, `INSERT INTO customers (stripe_customer_id, account_id, linked_via, linked_at, livemode)
+		VALUES ($1, $2, 'api', now(), $3) RETURNING customer_ref`, cus, acct, livemode).Scan(&cref); err != nil {
+		t.Fatalf("seed customer: %v", err)
+	}
+	var sref string
+	if err := db.QueryRowContext(ctx, `INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_ref, livemode,
+		status, currency, items, mrr_minor, version_at, version_rank, version_event)
+		VALUES ($1, $2, $3, $4, 'active', 'eur', '[{"price_id":"price_1","quantity":2,"unit_amount":1500,"interval":"month","interval_count":1}]',
+		3000, now(), 3, 'evt_2') RETURNING subscription_ref`, sub, cus, cref, livemode).Scan(&sref); err != nil {
+		t.Fatalf("seed subscription: %v", err)
+	}
+	for i, status := range []string{"trialing", "active"} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency,
+			items, mrr_minor, version_at, version_rank, version_event)
+			VALUES ($1, $2, $3, $4, 'eur', '[]', $5, now() - make_interval(days => $6), $7, $8)`,
+			sref, cref, livemode, status, i*3000, 10-i, i+2, "evt_"+status); err != nil {
+			t.Fatalf("seed version: %v", err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO mrr_movements (customer_ref, subscription_ref, livemode, currency, effective_at, kind,
+		delta_minor, customer_mrr_before, customer_mrr_after) VALUES ($1, $2, $3, 'eur', now(), 'new', 3000, 0, 3000)`,
+		cref, sref, livemode); err != nil {
+		t.Fatalf("seed movement: %v", err)
+	}
+}
+
+func TestAccountExport(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	ctx := context.Background()
+	seedAccount(t, st, "acct_a", "cus_Alive", "sub_Alive", true)
+	seedAccount(t, st, "acct_a", "cus_Atest", "sub_Atest", false)
+	seedAccount(t, st, "acct_b", "cus_B", "sub_B", true)
+	seedAccount(t, st, "", "cus_Unlinked", "sub_Unlinked", true)
+
+	t.Run("OK", func(t *testing.T) {
+		exp, err := st.AccountExport(ctx, "acct_a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp.AccountID != "acct_a" {
+			t.Errorf("account_id = %q", exp.AccountID)
+		}
+		var cus, subs []string
+		for _, c := range exp.Customers {
+			cus = append(cus, c.StripeCustomerID)
+			if c.AccountID != "acct_a" {
+				t.Errorf("customer %s has account %q", c.StripeCustomerID, c.AccountID)
+			}
+		}
+		for _, s := range exp.Subscriptions {
+			subs = append(subs, s.StripeSubscriptionID)
+			if !json.Valid(s.Items) || !strings.Contains(string(s.Items), "price_1") {
+				t.Errorf("subscription %s items = %s", s.StripeSubscriptionID, s.Items)
+			}
+		}
+		sort.Strings(cus)
+		sort.Strings(subs)
+		if strings.Join(cus, ",") != "cus_Alive,cus_Atest" || strings.Join(subs, ",") != "sub_Alive,sub_Atest" {
+			t.Errorf("customers %v subscriptions %v, want both of acct_a's and no other", cus, subs)
+		}
+		if len(exp.SubscriptionHistory) != 4 || len(exp.Movements) != 2 {
+			t.Errorf("history %d, movements %d; want 4 and 2", len(exp.SubscriptionHistory), len(exp.Movements))
+		}
+		refs := map[string]bool{}
+		for _, c := range exp.Customers {
+			refs[c.CustomerRef] = true
+		}
+		for _, v := range exp.SubscriptionHistory {
+			if !refs[v.CustomerRef] {
+				t.Errorf("history row %d belongs to another customer", v.ID)
+			}
+		}
+		for _, m := range exp.Movements {
+			if !refs[m.CustomerRef] {
+				t.Errorf("movement %d belongs to another customer", m.ID)
+			}
+		}
+		body, _ := json.Marshal(exp)
+		for _, other := range []string{"acct_b", "cus_B", "sub_B", "cus_Unlinked", "sub_Unlinked"} {
+			if strings.Contains(string(body), other) {
+				t.Errorf("export of acct_a mentions %s", other)
+			}
+		}
+	})
+	t.Run("UnknownAccountIsEmpty", func(t *testing.T) {
+		exp, err := st.AccountExport(ctx, "acct_nobody")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !exp.Empty() {
+			t.Errorf("export of an unknown account = %+v, want empty", exp)
+		}
+		body, _ := json.Marshal(exp)
+		if !strings.Contains(string(body), `"customers":[]`) {
+			t.Errorf("empty lists should encode as [], got %s", body)
+		}
+	})
+}
+
+// Every column of every table the export reads appears in it, under its
+// column name: a column added to one of these tables (and so to the
+// inventory) without being exported fails here.
+func TestAccountExportCoversInventory(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	ctx := context.Background()
+	seedAccount(t, st, "acct_a", "cus_A", "sub_A", true)
+	exp, err := st.AccountExport(ctx, "acct_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string][]map[string]json.RawMessage
+	body, _ := json.Marshal(struct {
+		Customers           any `json:"customers"`
+		Subscriptions       any `json:"subscriptions"`
+		SubscriptionHistory any `json:"subscription_versions"`
+		Movements           any `json:"mrr_movements"`
+	}{exp.Customers, exp.Subscriptions, exp.SubscriptionHistory, exp.Movements})
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	inv := map[string]privacy.Table{}
+	for _, tb := range privacy.Tables() {
+		inv[tb.Name] = tb
+	}
+	for _, table := range []string{"customers", "subscriptions", "subscription_versions", "mrr_movements"} {
+		t.Run(table, func(t *testing.T) {
+			rows := doc[table]
+			if len(rows) == 0 {
+				t.Fatalf("no %s rows exported", table)
+			}
+			want := map[string]bool{}
+			for _, c := range inv[table].Columns {
+				want[c.Name] = true
+				if _, ok := rows[0][c.Name]; !ok {
+					t.Errorf("column %s.%s is not in the export", table, c.Name)
+				}
+			}
+			for k := range rows[0] {
+				if !want[k] {
+					t.Errorf("export field %s.%s is not a column in the inventory", table, k)
+				}
+			}
+		})
+	}
+}
