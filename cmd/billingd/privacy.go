@@ -64,6 +64,11 @@ func writeInventoryTable(out io.Writer, doc inventoryDoc) error {
 		fmt.Fprintf(w, "\n%s: %s\n", t.Name, t.Purpose)
 		fmt.Fprintf(w, "  retention: %s\n", t.Retention)
 		fmt.Fprintf(w, "  on erasure: %s\n", t.OnErasure)
+		if t.Export == "-" {
+			fmt.Fprintf(w, "  subject access export: not exported: %s\n", t.NotExported)
+		} else {
+			fmt.Fprintf(w, "  subject access export: section %q\n", t.Export)
+		}
 		fmt.Fprintln(w, "  COLUMN\tCATEGORY\tPURPOSE")
 		for _, c := range t.Columns {
 			fmt.Fprintf(w, "  %s\t%s\t%s\n", c.Name, c.Category, c.Purpose)

@@ -9,7 +9,8 @@ import (
 // names, as information_schema reports them) and returns one line per
 // difference: a column or table the inventory does not describe, one it
 // describes that no longer exists, or an entry without a category or
-// purpose. An empty result means the inventory is complete and current.
+// purpose, or without an export section (or a reason why it has none). An
+// empty result means the inventory is complete and current.
 func Check(inv []Table, live map[string][]string) []string {
 	var problems []string
 	described := make(map[string]map[string]bool, len(inv))
@@ -21,6 +22,9 @@ func Check(inv []Table, live map[string][]string) []string {
 		described[t.Name] = cols
 		if t.Purpose == "" || t.Retention == "" || t.OnErasure == "" {
 			problems = append(problems, fmt.Sprintf("table %s needs a purpose, a retention and an erasure rule", t.Name))
+		}
+		if t.Export == "" || (t.Export == "-" && t.NotExported == "") {
+			problems = append(problems, fmt.Sprintf("table %s needs an export section, or \"-\" and why it is not exported", t.Name))
 		}
 		for _, c := range t.Columns {
 			if cols[c.Name] {

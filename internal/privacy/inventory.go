@@ -35,11 +35,16 @@ type Column struct {
 
 // Table is one table billingd stores, with the retention of its rows.
 type Table struct {
-	Name      string   `json:"name"`
-	Purpose   string   `json:"purpose"`
-	Retention string   `json:"retention"`
-	OnErasure string   `json:"on_erasure"` // what deleting an account does to its rows
-	Columns   []Column `json:"columns"`
+	Name      string `json:"name"`
+	Purpose   string `json:"purpose"`
+	Retention string `json:"retention"`
+	OnErasure string `json:"on_erasure"` // what deleting an account does to its rows
+	// Export is the section of the subject access export
+	// (GET /v1/accounts/{account_id}/export) that holds this table's rows
+	// about an account, or "-" with NotExported saying why none are.
+	Export      string   `json:"export"`
+	NotExported string   `json:"not_exported,omitempty"`
+	Columns     []Column `json:"columns"`
 }
 
 // Tables returns the inventory of every table billingd stores, in schema
@@ -63,10 +68,12 @@ const (
 
 var tables = []Table{
 	{
-		Name:      "stripe_events",
-		Purpose:   "exactly-once processing: the IDs of Stripe events already applied",
-		Retention: "purged after WEBHOOK_EVENT_RETENTION_DAYS, never before Stripe's 3-day retry window",
-		OnErasure: "kept: rows hold no customer, subscription or account ID",
+		Name:        "stripe_events",
+		Purpose:     "exactly-once processing: the IDs of Stripe events already applied",
+		Retention:   "purged after WEBHOOK_EVENT_RETENTION_DAYS, never before Stripe's 3-day retry window",
+		OnErasure:   "kept: rows hold no customer, subscription or account ID",
+		Export:      "-",
+		NotExported: "rows name no customer, subscription or account",
 		Columns: []Column{
 			{"event_id", ops, "Stripe event ID (evt_...), the idempotency key"},
 			{"event_type", ops, "Stripe event type, e.g. customer.subscription.updated"},
@@ -81,6 +88,7 @@ var tables = []Table{
 		Purpose:   "the link between an app account and a Stripe customer",
 		Retention: "until the account is erased (DELETE /v1/accounts/{account_id})",
 		OnErasure: "deleted; an HMAC tombstone of the customer ID stops it being relinked",
+		Export:    "customers",
 		Columns: []Column{
 			{"stripe_customer_id", id, "Stripe customer ID (cus_...)"},
 			{"customer_ref", id, "random surrogate that stands in for the customer in history tables"},
@@ -100,6 +108,7 @@ var tables = []Table{
 		Purpose:   "current state of each subscription: entitlement and revenue",
 		Retention: "while the customer row exists",
 		OnErasure: "deleted with the customer row (ON DELETE CASCADE)",
+		Export:    "subscriptions",
 		Columns: []Column{
 			{"stripe_subscription_id", id, "Stripe subscription ID (sub_...)"},
 			{"subscription_ref", id, "random surrogate that stands in for the subscription in history tables"},
@@ -139,6 +148,7 @@ var tables = []Table{
 		Purpose:   "state history of every subscription; movements and metrics are derived from it",
 		Retention: "kept for revenue history",
 		OnErasure: "kept under surrogate references only; once the link rows are gone nothing ties them to a Stripe ID or account",
+		Export:    "subscription_history",
 		Columns: []Column{
 			{"id", ops, "row ID"},
 			{"subscription_ref", id, "subscription surrogate reference"},
@@ -167,6 +177,7 @@ var tables = []Table{
 		Purpose:   "revenue ledger (new, expansion, contraction, churn, reactivation) for finance metrics",
 		Retention: "kept for revenue history; re-derived from subscription_versions",
 		OnErasure: "kept under surrogate references only",
+		Export:    "movements",
 		Columns: []Column{
 			{"id", ops, "row ID"},
 			{"customer_ref", id, "customer surrogate reference"},
@@ -181,10 +192,12 @@ var tables = []Table{
 		},
 	},
 	{
-		Name:      "outbox",
-		Purpose:   "durable queue of ProfitWell syncs and Stripe jobs, written in the event's transaction",
-		Retention: "until delivered or dead; payloads hold aliases and billing facts only",
-		OnErasure: "kept: payloads carry HMAC aliases, never Stripe or account IDs",
+		Name:        "outbox",
+		Purpose:     "durable queue of ProfitWell syncs and Stripe jobs, written in the event's transaction",
+		Retention:   "until delivered or dead; payloads hold aliases and billing facts only",
+		OnErasure:   "kept: payloads carry HMAC aliases, never Stripe or account IDs",
+		Export:      "-",
+		NotExported: "a transient delivery queue keyed by HMAC aliases; it holds nothing the export does not already show",
 		Columns: []Column{
 			{"id", ops, "row ID (delivery order)"},
 			{"kind", ops, "profitwell or stripe"},
@@ -201,10 +214,12 @@ var tables = []Table{
 		},
 	},
 	{
-		Name:      "tombstones",
-		Purpose:   "erasure is final: keyed hashes of erased Stripe IDs, so later events cannot relink them",
-		Retention: "forever (as long as the erasure key exists)",
-		OnErasure: "written",
+		Name:        "tombstones",
+		Purpose:     "erasure is final: keyed hashes of erased Stripe IDs, so later events cannot relink them",
+		Retention:   "forever (as long as the erasure key exists)",
+		OnErasure:   "written",
+		Export:      "-",
+		NotExported: "written only once an account is erased, as keyed hashes of Stripe IDs; nothing links them to an account",
 		Columns: []Column{
 			{"subject_hmac", id, "HMAC of an erased customer or subscription ID (not reversible without the key)"},
 			{"kind", ops, "customer or subscription"},
@@ -212,10 +227,12 @@ var tables = []Table{
 		},
 	},
 	{
-		Name:      "api_tokens",
-		Purpose:   "authentication of the app backend and finance clients",
-		Retention: "until the operator deletes the token; revoked tokens keep their row for audit",
-		OnErasure: "not about accounts",
+		Name:        "api_tokens",
+		Purpose:     "authentication of the app backend and finance clients",
+		Retention:   "until the operator deletes the token; revoked tokens keep their row for audit",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "about API clients, not accounts",
 		Columns: []Column{
 			{"id", ops, "token ID"},
 			{"name", ops, "operator-chosen label (restricted to [A-Za-z0-9_.:-])"},
@@ -231,6 +248,7 @@ var tables = []Table{
 		Purpose:   "accountability for links, erasures and token changes, without personal data",
 		Retention: "kept for accountability",
 		OnErasure: "kept: subjects are HMACs of the account ID, not the ID",
+		Export:    "audit",
 		Columns: []Column{
 			{"id", ops, "row ID"},
 			{"at", ops, "when"},
@@ -241,10 +259,12 @@ var tables = []Table{
 		},
 	},
 	{
-		Name:      "instance_keys",
-		Purpose:   "keys billingd generates for itself (e.g. the erasure HMAC key) so replicas agree",
-		Retention: "for the life of the deployment",
-		OnErasure: "not about accounts",
+		Name:        "instance_keys",
+		Purpose:     "keys billingd generates for itself (e.g. the erasure HMAC key) so replicas agree",
+		Retention:   "for the life of the deployment",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "keys, not about accounts",
 		Columns: []Column{
 			{"name", ops, "key name"},
 			{"key", ops, "key material (never logged or exported)"},
