@@ -73,6 +73,29 @@ func (a mrrKey) compare(b mrrKey) int {
 // subscriptions, and each change of that sum is one movement, classified
 // per metrics.md.
 func DeriveMovements(versions []SubscriptionVersion) []Movement {
+	return DeriveLedger(versions).Movements
+}
+
+// Activity is a subscription starting (+1) or stopping (-1) to contribute
+// MRR in a mode and currency: summed up to a time, the active
+// subscriptions then.
+type Activity struct {
+	SubscriptionRef string
+	Livemode        bool
+	Currency        string
+	At              time.Time
+	Delta           int
+}
+
+// Ledger is everything derived from one customer's state history.
+type Ledger struct {
+	Movements []Movement
+	Activity  []Activity
+}
+
+// DeriveLedger is DeriveMovements plus the subscription activity, from the
+// same walk over the history.
+func DeriveLedger(versions []SubscriptionVersion) Ledger {
 	vs := slices.Clone(versions)
 	slices.SortFunc(vs, compareVersions)
 
@@ -129,6 +152,7 @@ func DeriveMovements(versions []SubscriptionVersion) []Movement {
 	totals := map[mrrKey]int64{}
 	everPaid := map[mrrKey]bool{}
 	var out []Movement
+	var act []Activity
 	for _, t := range points {
 		cur := make([]contrib, len(tracks))
 		next := map[mrrKey]int64{}
@@ -195,10 +219,19 @@ func DeriveMovements(versions []SubscriptionVersion) []Movement {
 			}
 			out = append(out, m)
 		}
+		for i, tr := range tracks {
+			was, is := prevSub[i], cur[i]
+			if was.mrr > 0 && (is.mrr == 0 || is.key != was.key) {
+				act = append(act, Activity{tr.ref, was.key.livemode, was.key.currency, t, -1})
+			}
+			if is.mrr > 0 && (was.mrr == 0 || is.key != was.key) {
+				act = append(act, Activity{tr.ref, is.key.livemode, is.key.currency, t, +1})
+			}
+		}
 		totals = next
 		prevSub = cur
 	}
-	return out
+	return Ledger{Movements: out, Activity: act}
 }
 
 // compareVersions is the total order of versions: time, then the

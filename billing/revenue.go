@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"math/big"
 	"time"
 )
@@ -197,4 +198,55 @@ func mrrBefore(ledgers []CustomerMovements, livemode bool, currency string, t ti
 		}
 	}
 	return mrr, paying
+}
+
+// RevenueQuery selects a revenue report: buckets of size Bucket covering
+// [From, To) (From is a bucket start, To the end of the last bucket), of one
+// mode, in one currency or (Currency empty) every currency seen. Movements
+// after AsOf (scheduled cancellations not yet effective) do not count yet.
+type RevenueQuery struct {
+	Livemode bool
+	Currency string
+	Bucket   Bucket
+	From     time.Time
+	To       time.Time
+	AsOf     time.Time
+}
+
+// CurrencySummary is the current figures of one currency.
+type CurrencySummary struct {
+	Currency            string       `json:"currency"`
+	MRR                 int64        `json:"mrr"`
+	ARR                 int64        `json:"arr"`
+	ActiveSubscriptions int64        `json:"active_subscriptions"`
+	PayingCustomers     int64        `json:"paying_customers"`
+	ARPA                *int64       `json:"arpa"`
+	Movements30d        MovementSums `json:"movements_30d"`
+}
+
+// Summary is the current figures of one mode, per currency.
+type Summary struct {
+	AsOf       time.Time         `json:"as_of"`
+	Livemode   bool              `json:"livemode"`
+	Currencies []CurrencySummary `json:"currencies"`
+}
+
+// RevenueReader is what the finance endpoints read.
+type RevenueReader interface {
+	// Revenue returns one PeriodTotals per currency and bucket, ordered by
+	// currency then time, empty buckets included.
+	Revenue(ctx context.Context, q RevenueQuery) ([]PeriodTotals, error)
+	// Summary returns the figures at asOf and the movements of the 30 days
+	// before it.
+	Summary(ctx context.Context, livemode bool, asOf time.Time) (Summary, error)
+}
+
+// FillSummary derives ARR and ARPA from MRR and paying customers.
+func (c *CurrencySummary) FillSummary() {
+	c.ARR = 12 * c.MRR
+	c.ARPA = nil
+	if c.PayingCustomers > 0 {
+		a := roundHalfEven(big.NewRat(c.MRR, c.PayingCustomers))
+		c.ARPA = &a
+	}
 }

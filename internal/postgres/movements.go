@@ -2,9 +2,13 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // recomputeMovements re-derives one customer's MRR movements (mrr_movements)
@@ -15,7 +19,139 @@ import (
 // The caller holds the customer's row lock, which serialises recomputes of
 // one customer.
 //
-// OWNER: issue 6 (metrics). Until that lands this records nothing.
+// Two round trips: read the customer's history, then one statement that
+// deletes the derived rows from `from` on and inserts the new ones.
+// Derivation is causal (rows before `from` depend only on versions before
+// it), so the rows kept before `from` stay right.
 func recomputeMovements(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool, from time.Time) error {
+	versions, err := customerHistory(ctx, tx, customerRef, livemode)
+	if err != nil {
+		return fmt.Errorf("recompute movements: %w", err)
+	}
+	if err := replaceLedger(ctx, tx, customerRef, livemode, from, billing.DeriveLedger(versions)); err != nil {
+		return fmt.Errorf("recompute movements: %w", err)
+	}
+	return nil
+}
+
+// versionRow is one subscription_versions row as the derivation reads it.
+type versionRow struct {
+	SubscriptionRef    string     `db:"subscription_ref"`
+	Livemode           bool       `db:"livemode"`
+	Status             string     `db:"status"`
+	Currency           string     `db:"currency"`
+	Items              []byte     `db:"items"`
+	Discounts          []byte     `db:"discounts"`
+	CurrentPeriodStart *time.Time `db:"current_period_start"`
+	CurrentPeriodEnd   *time.Time `db:"current_period_end"`
+	TrialEnd           *time.Time `db:"trial_end"`
+	CancelAt           *time.Time `db:"cancel_at"`
+	CancelAtPeriodEnd  bool       `db:"cancel_at_period_end"`
+	EndedAt            *time.Time `db:"ended_at"`
+	VersionAt          time.Time  `db:"version_at"`
+	VersionRank        int        `db:"version_rank"`
+	VersionEvent       string     `db:"version_event"`
+}
+
+func (r versionRow) toVersion() (billing.SubscriptionVersion, error) {
+	s := billing.Subscription{
+		Livemode:           r.Livemode,
+		Status:             billing.Status(r.Status),
+		Currency:           r.Currency,
+		CurrentPeriodStart: r.CurrentPeriodStart,
+		CurrentPeriodEnd:   r.CurrentPeriodEnd,
+		TrialEnd:           r.TrialEnd,
+		CancelAt:           r.CancelAt,
+		CancelAtPeriodEnd:  r.CancelAtPeriodEnd,
+		EndedAt:            r.EndedAt,
+	}
+	if err := json.Unmarshal(r.Items, &s.Items); err != nil {
+		return billing.SubscriptionVersion{}, fmt.Errorf("decode items of subscription %s: %w", r.SubscriptionRef, err)
+	}
+	if err := json.Unmarshal(r.Discounts, &s.Discounts); err != nil {
+		return billing.SubscriptionVersion{}, fmt.Errorf("decode discounts of subscription %s: %w", r.SubscriptionRef, err)
+	}
+	return billing.SubscriptionVersion{
+		SubscriptionRef: r.SubscriptionRef, At: r.VersionAt, Rank: r.VersionRank, Event: r.VersionEvent, State: s,
+	}, nil
+}
+
+// customerHistory loads every version of every subscription of a customer
+// in one mode (index subscription_versions_customer_idx).
+func customerHistory(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool) ([]billing.SubscriptionVersion, error) {
+	const q = `
+SELECT subscription_ref, livemode, status, currency, items, discounts,
+       current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
+       version_at, version_rank, version_event
+FROM subscription_versions
+WHERE customer_ref = $1 AND livemode = $2`
+	var rows []versionRow
+	if err := tx.SelectContext(ctx, &rows, q, customerRef, livemode); err != nil {
+		return nil, fmt.Errorf("load history of customer %s: %w", customerRef, translate(err))
+	}
+	out := make([]billing.SubscriptionVersion, 0, len(rows))
+	for _, r := range rows {
+		v, err := r.toVersion()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// replaceLedger deletes a customer's derived rows (movements and activity)
+// effective at or after from and inserts the derived ones in that range, in
+// one statement. The DELETEs and INSERTs of one statement share a snapshot,
+// so the deletes cannot see (and remove) the rows being inserted.
+func replaceLedger(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool, from time.Time, l billing.Ledger) error {
+	const q = `
+WITH del_m AS (
+    DELETE FROM mrr_movements WHERE customer_ref = $1 AND livemode = $2 AND effective_at >= $3
+), del_a AS (
+    DELETE FROM subscription_activity WHERE customer_ref = $1 AND livemode = $2 AND effective_at >= $3
+), ins_m AS (
+    INSERT INTO mrr_movements (customer_ref, subscription_ref, livemode, currency, effective_at, kind,
+                               delta_minor, customer_mrr_before, customer_mrr_after)
+    SELECT $1, NULLIF(u.sub_ref, '')::uuid, $2, u.currency, u.at, u.kind, u.delta, u.before, u.after
+    FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])
+         AS u(sub_ref, currency, at, kind, delta, before, after)
+)
+INSERT INTO subscription_activity (customer_ref, subscription_ref, livemode, currency, effective_at, delta)
+SELECT $1, u.sub_ref::uuid, $2, u.currency, u.at, u.delta
+FROM unnest($11::text[], $12::text[], $13::timestamptz[], $14::smallint[]) AS u(sub_ref, currency, at, delta)`
+	var (
+		mRef, mCur, mAt, mKind  []string
+		mDelta, mBefore, mAfter []int64
+		aRef, aCur, aAt         []string
+		aDelta                  []int64
+	)
+	for _, m := range l.Movements {
+		if m.At.Before(from) || m.Livemode != livemode {
+			continue
+		}
+		mRef = append(mRef, m.SubscriptionRef)
+		mCur = append(mCur, m.Currency)
+		mAt = append(mAt, m.At.UTC().Format(time.RFC3339Nano))
+		mKind = append(mKind, string(m.Kind))
+		mDelta = append(mDelta, m.Delta)
+		mBefore = append(mBefore, m.Before)
+		mAfter = append(mAfter, m.After)
+	}
+	for _, a := range l.Activity {
+		if a.At.Before(from) || a.Livemode != livemode {
+			continue
+		}
+		aRef = append(aRef, a.SubscriptionRef)
+		aCur = append(aCur, a.Currency)
+		aAt = append(aAt, a.At.UTC().Format(time.RFC3339Nano))
+		aDelta = append(aDelta, int64(a.Delta))
+	}
+	_, err := tx.ExecContext(ctx, q, customerRef, livemode, from,
+		pq.Array(mRef), pq.Array(mCur), pq.Array(mAt), pq.Array(mKind), pq.Array(mDelta), pq.Array(mBefore), pq.Array(mAfter),
+		pq.Array(aRef), pq.Array(aCur), pq.Array(aAt), pq.Array(aDelta))
+	if err != nil {
+		return fmt.Errorf("replace ledger of customer %s: %w", customerRef, translate(err))
+	}
 	return nil
 }

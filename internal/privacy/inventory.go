@@ -192,6 +192,21 @@ var tables = []Table{
 		},
 	},
 	{
+		Name:      "subscription_activity",
+		Purpose:   "active-subscription counts over time for finance metrics (+1/-1 as a subscription starts or stops contributing MRR)",
+		Retention: "kept for revenue history; re-derived from subscription_versions with mrr_movements",
+		OnErasure: "kept under surrogate references only",
+		Columns: []Column{
+			{"id", ops, "row ID"},
+			{"customer_ref", id, "customer surrogate reference"},
+			{"subscription_ref", id, "subscription surrogate reference"},
+			{"livemode", bf, "live or test mode"},
+			{"currency", bf, "ISO 4217 currency"},
+			{"effective_at", bf, "when the subscription started or stopped contributing MRR"},
+			{"delta", bf, "+1 started, -1 stopped"},
+		},
+	},
+	{
 		Name:        "outbox",
 		Purpose:     "durable queue of ProfitWell syncs and Stripe jobs, written in the event's transaction",
 		Retention:   "until delivered or dead; payloads hold aliases and billing facts only",

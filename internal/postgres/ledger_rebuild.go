@@ -1,0 +1,57 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// LedgerCustomers returns up to limit customer references with revenue
+// history (state history or derived rows), in order, after `after` (""
+// for the first page): the rebuild walks them in pages so it never holds a
+// long transaction. Erased customers are included: their history stays,
+// keyed by the surrogate reference, though their customers row is gone.
+func (s *Store) LedgerCustomers(ctx context.Context, after string, limit int) ([]string, error) {
+	const q = `
+SELECT customer_ref::text FROM (
+    SELECT customer_ref FROM subscription_versions
+    UNION
+    SELECT customer_ref FROM mrr_movements
+) r
+WHERE $1 = '' OR customer_ref > $1::uuid
+ORDER BY customer_ref
+LIMIT $2`
+	var refs []string
+	if err := s.db.SelectContext(ctx, &refs, q, after, limit); err != nil {
+		return nil, fmt.Errorf("list ledger customers: %w", translate(err))
+	}
+	return refs, nil
+}
+
+// RebuildCustomerLedger re-derives one customer's whole ledger (both
+// modes) from its state history, safely while events are being applied:
+// it takes the customers row lock that the event transaction takes, so a
+// concurrent event for this customer waits (or this waits for it) and both
+// see each other's versions. An erased customer has no row to lock, but no
+// event can add to its history either (tombstones); a transaction-scoped
+// advisory lock on the reference keeps two rebuilds from interleaving.
+func (s *Store) RebuildCustomerLedger(ctx context.Context, customerRef string) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		const lockRow = `SELECT 1 FROM customers WHERE customer_ref = $1 FOR UPDATE`
+		if _, err := tx.ExecContext(ctx, lockRow, customerRef); err != nil {
+			return fmt.Errorf("rebuild ledger: lock customer %s: %w", customerRef, translate(err))
+		}
+		const lockRef = `SELECT pg_advisory_xact_lock(hashtextextended('billingd.ledger:' || $1, 0))`
+		if _, err := tx.ExecContext(ctx, lockRef, customerRef); err != nil {
+			return fmt.Errorf("rebuild ledger: lock reference %s: %w", customerRef, translate(err))
+		}
+		for _, live := range []bool{true, false} {
+			if err := recomputeMovements(ctx, tx, customerRef, live, time.Time{}); err != nil {
+				return fmt.Errorf("rebuild ledger: %w", err)
+			}
+		}
+		return nil
+	})
+}
