@@ -21,6 +21,7 @@ const reqInfoKey ctxKey = 1
 type reqInfo struct {
 	id    string
 	route string
+	actor string // name of the API token that authenticated the request (auth.go)
 }
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)

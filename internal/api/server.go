@@ -32,6 +32,8 @@ type Server struct {
 	MetricsToken string
 	// Registerer receives the HTTP request metrics; nil: not collected.
 	Registerer prometheus.Registerer
+	// Tokens checks API bearer tokens (auth.go); nil: every scoped endpoint answers 401.
+	Tokens Tokens
 
 	httpm *httpMetrics
 }
