@@ -18,13 +18,14 @@ type AccountExport struct {
 	Subscriptions       []ExportSubscription    `json:"subscriptions"`
 	SubscriptionHistory []ExportSubscriptionVer `json:"subscription_history"`
 	Movements           []ExportMovement        `json:"movements"`
+	Activity            []ExportActivity        `json:"subscription_activity"`
 	Audit               []ExportAuditEntry      `json:"audit"`
 }
 
 // Empty reports whether the export holds no record at all.
 func (e AccountExport) Empty() bool {
 	return len(e.Customers) == 0 && len(e.Subscriptions) == 0 && len(e.SubscriptionHistory) == 0 &&
-		len(e.Movements) == 0 && len(e.Audit) == 0
+		len(e.Movements) == 0 && len(e.Activity) == 0 && len(e.Audit) == 0
 }
 
 // ExportCustomer is one row of customers: a link between the account and a
@@ -117,6 +118,19 @@ type ExportMovement struct {
 	DeltaMinor        int64     `json:"delta_minor" db:"delta_minor"`
 	CustomerMRRBefore int64     `json:"customer_mrr_before" db:"customer_mrr_before"`
 	CustomerMRRAfter  int64     `json:"customer_mrr_after" db:"customer_mrr_after"`
+}
+
+// ExportActivity is one row of subscription_activity for one of the
+// account's customers: when a subscription started (+1) or stopped (-1)
+// contributing MRR.
+type ExportActivity struct {
+	ID              int64     `json:"id" db:"id"`
+	CustomerRef     string    `json:"customer_ref" db:"customer_ref"`
+	SubscriptionRef string    `json:"subscription_ref" db:"subscription_ref"`
+	Livemode        bool      `json:"livemode" db:"livemode"`
+	Currency        string    `json:"currency" db:"currency"`
+	EffectiveAt     time.Time `json:"effective_at" db:"effective_at"`
+	Delta           int64     `json:"delta" db:"delta"`
 }
 
 // ExportAuditEntry is one row of audit_log whose subject is the account.

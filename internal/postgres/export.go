@@ -12,8 +12,9 @@ import (
 
 // AccountExport gathers everything billingd holds about one account, for a
 // subject access request: its customer links, the current state and state
-// history of those customers' subscriptions, their revenue movements (found
-// through customer_ref, the surrogate the history tables key on) and the
+// history of those customers' subscriptions, their revenue movements and
+// subscription activity (found through customer_ref, the surrogate the
+// history tables key on) and the
 // audit entries whose subject is the account. Nothing about another account
 // can match: every query starts from customers.account_id. One read-only
 // repeatable-read transaction gives a consistent snapshot. An unknown account
@@ -26,6 +27,7 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		Subscriptions:       []billing.ExportSubscription{},
 		SubscriptionHistory: []billing.ExportSubscriptionVer{},
 		Movements:           []billing.ExportMovement{},
+		Activity:            []billing.ExportActivity{},
 		Audit:               []billing.ExportAuditEntry{},
 	}
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
@@ -41,6 +43,7 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		{"subscriptions", func() error { return exportSubscriptions(ctx, tx, accountID, &exp.Subscriptions) }},
 		{"subscription history", func() error { return exportHistory(ctx, tx, accountID, &exp.SubscriptionHistory) }},
 		{"movements", func() error { return exportMovements(ctx, tx, accountID, &exp.Movements) }},
+		{"subscription activity", func() error { return exportActivity(ctx, tx, accountID, &exp.Activity) }},
 		{"audit", func() error { return s.exportAudit(ctx, tx, accountID, &exp.Audit) }},
 	}
 	for _, st := range steps {
@@ -97,6 +100,16 @@ FROM mrr_movements m
 JOIN customers c ON c.customer_ref = m.customer_ref
 WHERE c.account_id = $1
 ORDER BY m.effective_at, m.id`
+	return tx.SelectContext(ctx, out, q, accountID)
+}
+
+func exportActivity(ctx context.Context, tx *sqlx.Tx, accountID string, out *[]billing.ExportActivity) error {
+	const q = `
+SELECT a.id, a.customer_ref, a.subscription_ref, a.livemode, a.currency, a.effective_at, a.delta
+FROM subscription_activity a
+JOIN customers c ON c.customer_ref = a.customer_ref
+WHERE c.account_id = $1
+ORDER BY a.effective_at, a.id`
 	return tx.SelectContext(ctx, out, q, accountID)
 }
 

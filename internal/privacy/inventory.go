@@ -192,12 +192,13 @@ var tables = []Table{
 		},
 	},
 	{
-		Name:        "subscription_activity",
-		Purpose:     "active-subscription counts over time for finance metrics (+1/-1 as a subscription starts or stops contributing MRR)",
-		Retention:   "kept for revenue history; re-derived from subscription_versions with mrr_movements",
-		OnErasure:   "kept under surrogate references only",
-		Export:      "-",
-		NotExported: "derived +1/-1 counters only; the facts they come from are in the export's subscription_history",
+		Name:      "subscription_activity",
+		Purpose:   "active-subscription counts over time for finance metrics (+1/-1 as a subscription starts or stops contributing MRR)",
+		Retention: "kept for revenue history; re-derived from subscription_versions with mrr_movements",
+		OnErasure: "kept under surrogate references only",
+		// Derived, like movements, but still held about the account: Art. 15
+		// covers everything held, so it is exported too.
+		Export: "subscription_activity",
 		Columns: []Column{
 			{"id", ops, "row ID"},
 			{"customer_ref", id, "customer surrogate reference"},
