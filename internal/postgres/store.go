@@ -20,6 +20,8 @@ import (
 type Store struct {
 	db  *sqlx.DB
 	log *slog.Logger
+
+	keys erasureKeys // issue 8: the erasure HMAC key, cached after first load (keys.go)
 }
 
 // Options tunes the connection pool.

@@ -2,15 +2,108 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
+
+// subjectLockSpace is the first key of the two-key advisory locks that
+// serialise erasure against the event path per Stripe ID. Two-key locks
+// live in a key space apart from the one-key (bigint) locks that migrations
+// and retention use, so they cannot collide with those.
+const subjectLockSpace int32 = 0x0e7a5e
+
+// subjectLockKey is the second key of a Stripe ID's advisory lock. Two IDs
+// sharing a key only serialise more than needed; nothing is wrong.
+func subjectLockKey(id string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int32(h.Sum32())
+}
+
+// sortedLockKeys returns the distinct lock keys of ids in ascending order:
+// every transaction takes them in one order, so two never deadlock on them.
+func sortedLockKeys(ids []string) []int64 {
+	seen := make(map[int32]bool, len(ids))
+	keys := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		k := subjectLockKey(id)
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, int64(k))
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	return keys
+}
+
+// erasureKeyCtx carries the Store whose erasure key isTombstoned uses.
+type erasureKeyCtx struct{}
+
+// withErasureKey returns ctx carrying s's erasure key for isTombstoned.
+// The event path's hooks are plain functions with fixed signatures and no
+// Store, while the key is cached in the Store (configured, or loaded once
+// from instance_keys); every Store method that starts a transaction which
+// may call isTombstoned wraps its context with this first.
+func (s *Store) withErasureKey(ctx context.Context) context.Context {
+	return context.WithValue(ctx, erasureKeyCtx{}, s)
+}
 
 // isTombstoned reports whether any of the given Stripe IDs (customer or
 // subscription IDs) was erased: events about them are acknowledged and
-// ignored, never stored or re-linked. Empty IDs are skipped.
+// ignored, never stored or re-linked. Empty IDs are skipped. ctx must come
+// from (*Store).withErasureKey; without it the check fails rather than
+// hash with a wrong key and let an erased customer back in.
 //
-// OWNER: issue 8 (erasure). Until that lands nothing is tombstoned.
+// Why it cannot race an erasure: it first takes a shared transaction-level
+// advisory lock per ID, and EraseAccount takes the same locks exclusively
+// before it writes tombstones and deletes rows. So either the erasure
+// committed before this check (which then runs in a new statement, sees the
+// tombstone, and the event is ignored), or the erasure waits until the
+// caller's transaction has committed and then deletes what it wrote. The
+// caller must therefore call it before it writes anything about the IDs,
+// pass the customer ID of every object it touches, and run at READ
+// COMMITTED (the default) so the check sees commits made while it waited.
 func isTombstoned(ctx context.Context, tx *sqlx.Tx, stripeIDs ...string) (bool, error) {
-	return false, nil
+	const qLock = `
+SELECT count(pg_advisory_xact_lock_shared($1, k))
+FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`
+	const q = `
+SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`
+	keys := sortedLockKeys(stripeIDs)
+	if len(keys) == 0 {
+		return false, nil
+	}
+	s, ok := ctx.Value(erasureKeyCtx{}).(*Store)
+	if !ok {
+		return false, errors.New("check tombstones: no erasure key in context (wrap it with (*Store).withErasureKey)")
+	}
+	key, err := s.erasureKey(ctx)
+	if err != nil {
+		return false, fmt.Errorf("check tombstones: %w", err)
+	}
+	hashes := make([][]byte, 0, len(stripeIDs))
+	for _, id := range stripeIDs {
+		if id != "" {
+			hashes = append(hashes, subjectHMAC(key, id))
+		}
+	}
+	if _, err := tx.ExecContext(ctx, qLock, subjectLockSpace, pq.Array(keys)); err != nil {
+		return false, fmt.Errorf("check tombstones: lock subjects: %w", translate(err))
+	}
+	// A separate statement: under READ COMMITTED it takes a fresh snapshot
+	// after the locks are held, so it sees an erasure that committed while
+	// this transaction waited for them.
+	var found bool
+	if err := tx.QueryRowxContext(ctx, q, pq.ByteaArray(hashes)).Scan(&found); err != nil {
+		return false, fmt.Errorf("check tombstones: %w", translate(err))
+	}
+	return found, nil
 }
