@@ -347,7 +347,11 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		}
 		return nil
 	})
-	dying := b.worker(t, func(w *profitwell.Worker) { w.Queue = q; w.Lease = 300 * time.Millisecond; w.Timeout = 100 * time.Millisecond })
+	dying := b.worker(t, func(w *profitwell.Worker) {
+		w.Queue = q
+		w.Lease = 300 * time.Millisecond
+		w.Timeout = 100 * time.Millisecond
+	})
 	_ = dying.Run(ctx)
 	if !q.killed.Load() {
 		t.Fatal("the worker was never killed")
