@@ -226,7 +226,10 @@ func (w *Worker) send(ctx context.Context, job billing.OutboxJob) (int, error) {
 		})
 		var e *Error
 		if errors.As(err, &e) && e.alreadyExists() {
-			// A resend after a crash, or a backfill: make it agree.
+			// A resend after a crash, or a backfill of a subscription
+			// ProfitWell has: make it agree, from when the row was written
+			// (never backdating a change to the subscription's start).
+			update.EffectiveDate = max(update.EffectiveDate, job.CreatedAt.Unix())
 			return w.Client.UpdateSubscription(ctx, sub, update)
 		}
 		return status, err

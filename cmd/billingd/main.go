@@ -25,6 +25,10 @@ commands:
   migrate up|down N|version   manage the database schema
   privacy inventory [--format table|json]
                               what billingd stores and sends (no database needed)
+  profitwell worker           deliver the ProfitWell outbox (serve runs one too when a token is set)
+  profitwell retry --all|ID   re-queue dead-lettered ProfitWell rows
+  profitwell backfill [--dry-run]
+                              send every live subscription's current state to ProfitWell
 `
 
 func main() {
@@ -70,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.migrate(ctx, rest)
 	case "privacy":
 		return e.privacyCmd(ctx, rest)
+	case "profitwell":
+		return e.profitwellCmd(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

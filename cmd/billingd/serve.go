@@ -10,6 +10,7 @@ import (
 
 	"github.com/billingd/billingd/internal/api"
 	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/webhooks"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -86,6 +87,16 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	}
 	if len(e.cfg.WebhookSecrets) == 0 {
 		e.log.Warn("webhooks off: STRIPE_WEBHOOK_SECRETS is not set; POST /webhooks/stripe answers 503")
+	} else {
+		wh, err := webhooks.NewHandler(webhooks.Config{
+			Secrets: e.cfg.WebhookSecrets, Tolerance: e.cfg.WebhookTolerance,
+			MaxBodyBytes: e.cfg.WebhookMaxBodyBytes, LinkSigningKey: []byte(e.cfg.LinkSigningKey),
+			Store: db.store, Log: e.log, Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		srv.Webhooks = wh
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),

@@ -144,6 +144,23 @@ var tables = []Table{
 		},
 	},
 	{
+		Name:        "pending_invoice_facts",
+		Purpose:     "invoice facts (paid / payment failed) that arrived before their subscription, so delivery order cannot change the final state",
+		Retention:   "until the subscription's first version is written (same transaction folds them into subscriptions and deletes them)",
+		OnErasure:   "deleted with the customer row (ON DELETE CASCADE)",
+		Export:      "-",
+		NotExported: "transient: folded into the subscription's row, which is exported, as soon as the subscription arrives",
+		Columns: []Column{
+			{"stripe_subscription_id", id, "Stripe subscription ID (sub_...) the invoice belongs to"},
+			{"stripe_customer_id", id, "the invoice's Stripe customer"},
+			{"latest_invoice_status", bf, "paid or payment_failed"},
+			{"invoice_attempt_count", bf, "payment attempts so far"},
+			{"next_payment_attempt", bf, "when Stripe retries the payment"},
+			{"invoice_version_at", ops, "the invoice event's created time (ordering)"},
+			{"received_at", ops, "when billingd received it"},
+		},
+	},
+	{
 		Name:      "subscription_versions",
 		Purpose:   "state history of every subscription; movements and metrics are derived from it",
 		Retention: "kept for revenue history",

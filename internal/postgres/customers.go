@@ -1,0 +1,185 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/jmoiron/sqlx"
+)
+
+// Customers (customers table).
+//
+// A row links one Stripe customer to at most one app account. Links come
+// from hints (metadata.account_id on the customer or a subscription, a
+// signed client_reference_id on a checkout session) or the app API, and
+// are never moved by a hint: a customer linked to account A stays with A.
+//
+// customer.deleted marks the row deleted and removes its account link
+// (account_id NULL). The deleted customer's subscriptions keep their rows
+// (history and revenue need them) but must no longer grant entitlement:
+// READERS OF ENTITLEMENT MUST CHECK customers.deleted (or join through
+// account_id, which a deleted customer no longer has). A deleted customer
+// is never linked again, and stays deleted whatever late events arrive:
+// Stripe cannot undelete a customer.
+
+// linkVia says where a link came from (customers.linked_via).
+type linkVia string
+
+const (
+	viaCustomerMetadata     linkVia = "customer_metadata"
+	viaSubscriptionMetadata linkVia = "subscription_metadata"
+	viaCheckout             linkVia = "checkout"
+)
+
+// lockedCustomer is the customer row as the event transaction holds it.
+type lockedCustomer struct {
+	Ref       string         `db:"customer_ref"`
+	AccountID sql.NullString `db:"account_id"`
+	Deleted   bool           `db:"deleted"`
+	Inserted  bool           `db:"inserted"`
+}
+
+// lockCustomer upserts the customer's row and takes its row lock, which
+// serialises every event about one customer (a SELECT ... FOR UPDATE would
+// lock nothing for a first-seen customer). A first-seen customer is linked
+// to hint at once; for an existing one the caller decides (link). at, when
+// set, is a customer event's version time.
+func lockCustomer(ctx context.Context, tx *sqlx.Tx, customerID string, livemode bool, hint string, via linkVia, at *time.Time, eventID string) (lockedCustomer, error) {
+	const q = `
+INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at, version_at, version_event)
+VALUES ($1, $2, NULLIF($3::text, ''), $4::text,
+        CASE WHEN $3::text = '' THEN NULL ELSE now() END, $5::timestamptz,
+        CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE $6::text END)
+ON CONFLICT (stripe_customer_id) DO UPDATE SET
+    livemode      = EXCLUDED.livemode,
+    version_at    = CASE WHEN customers.version_at IS NULL OR EXCLUDED.version_at > customers.version_at
+                         THEN COALESCE(EXCLUDED.version_at, customers.version_at) ELSE customers.version_at END,
+    version_event = CASE WHEN customers.version_at IS NULL OR EXCLUDED.version_at > customers.version_at
+                         THEN COALESCE(EXCLUDED.version_event, customers.version_event) ELSE customers.version_event END,
+    updated_at    = now()
+RETURNING customer_ref, account_id, deleted, (xmax = 0) AS inserted`
+	var c lockedCustomer
+	var via_ any
+	if hint != "" {
+		via_ = string(via)
+	}
+	if err := tx.QueryRowxContext(ctx, q, customerID, livemode, hint, via_, at, eventID).StructScan(&c); err != nil {
+		return c, fmt.Errorf("lock customer: %w", translate(err))
+	}
+	return c, nil
+}
+
+// link applies an account hint to a locked customer and returns the
+// outcome and the account whose state changed ("" if none). A deleted
+// customer is never linked; an already linked one is never moved.
+func link(ctx context.Context, tx *sqlx.Tx, customerID string, c *lockedCustomer, hint string, via linkVia) (billing.Outcome, string, error) {
+	switch {
+	case hint == "" || c.Deleted:
+		return billing.OutcomeApplied, "", nil
+	case c.AccountID.Valid && c.AccountID.String == hint:
+		if c.Inserted {
+			return billing.OutcomeApplied, hint, nil // linked by lockCustomer's insert
+		}
+		return billing.OutcomeApplied, "", nil
+	case c.AccountID.Valid:
+		return billing.OutcomeLinkConflict, "", nil
+	}
+	const q = `
+UPDATE customers SET account_id = $2, linked_via = $3, linked_at = now(), updated_at = now()
+WHERE stripe_customer_id = $1 AND account_id IS NULL AND NOT deleted`
+	if _, err := tx.ExecContext(ctx, q, customerID, hint, string(via)); err != nil {
+		return "", "", fmt.Errorf("link customer: %w", translate(err))
+	}
+	c.AccountID = sql.NullString{String: hint, Valid: true}
+	return billing.OutcomeApplied, hint, nil
+}
+
+// applyCustomer handles customer.created/updated/deleted.
+func applyCustomer(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Outcome, error) {
+	cu := ev.Customer
+	if dead, err := isTombstoned(ctx, tx, cu.ID); err != nil {
+		return "", fmt.Errorf("check tombstones: %w", err)
+	} else if dead {
+		return billing.OutcomeTombstoned, nil
+	}
+	hint := cu.AccountHint
+	if cu.Deleted {
+		hint = ""
+	}
+	at := ev.Created
+	c, err := lockCustomer(ctx, tx, cu.ID, cu.Livemode, hint, viaCustomerMetadata, &at, ev.ID)
+	if err != nil {
+		return "", err
+	}
+	if cu.Deleted {
+		if c.Deleted {
+			return billing.OutcomeApplied, nil
+		}
+		if err := deleteCustomer(ctx, tx, cu.ID); err != nil {
+			return "", err
+		}
+		if c.AccountID.Valid {
+			if err := notifyAccountChange(ctx, tx, c.AccountID.String); err != nil {
+				return "", fmt.Errorf("notify account change: %w", err)
+			}
+		}
+		return billing.OutcomeApplied, nil
+	}
+	out, changed, err := link(ctx, tx, cu.ID, &c, hint, viaCustomerMetadata)
+	if err != nil {
+		return "", err
+	}
+	if changed != "" {
+		if err := notifyAccountChange(ctx, tx, changed); err != nil {
+			return "", fmt.Errorf("notify account change: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// deleteCustomer marks a customer deleted and removes its account link.
+func deleteCustomer(ctx context.Context, tx *sqlx.Tx, customerID string) error {
+	const q = `
+UPDATE customers SET deleted = true, account_id = NULL, linked_via = NULL, linked_at = NULL, updated_at = now()
+WHERE stripe_customer_id = $1`
+	if _, err := tx.ExecContext(ctx, q, customerID); err != nil {
+		return fmt.Errorf("delete customer: %w", translate(err))
+	}
+	return nil
+}
+
+// applyCheckout handles checkout.session.completed: it records the
+// customer and links it from a (signed) client_reference_id. A session
+// without a customer (guest checkout, one-off payment) is ignored.
+func applyCheckout(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Outcome, error) {
+	cs := ev.Checkout
+	if cs.CustomerID == "" {
+		return billing.OutcomeIgnored, nil
+	}
+	if dead, err := isTombstoned(ctx, tx, cs.CustomerID, cs.SubscriptionID); err != nil {
+		return "", fmt.Errorf("check tombstones: %w", err)
+	} else if dead {
+		return billing.OutcomeTombstoned, nil
+	}
+	c, err := lockCustomer(ctx, tx, cs.CustomerID, cs.Livemode, cs.AccountHint, viaCheckout, nil, "")
+	if err != nil {
+		return "", err
+	}
+	out, changed, err := link(ctx, tx, cs.CustomerID, &c, cs.AccountHint, viaCheckout)
+	if err != nil {
+		return "", err
+	}
+	if changed != "" {
+		if err := notifyAccountChange(ctx, tx, changed); err != nil {
+			return "", fmt.Errorf("notify account change: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// errNotFoundRow reports whether err is "no rows".
+func errNotFoundRow(err error) bool { return errors.Is(err, sql.ErrNoRows) }

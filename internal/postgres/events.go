@@ -1,0 +1,162 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/jmoiron/sqlx"
+)
+
+// ApplyEvent applies one event in one transaction (design invariant 1) and
+// reports what it did. It is the only write path for Stripe state: the
+// webhook handler calls it for delivered events, backfill and reconcile
+// for objects fetched from the API.
+//
+// The transaction, in order:
+//
+//  1. Record the event ID (INSERT ... ON CONFLICT DO NOTHING). No row
+//     inserted means a duplicate, sequential or concurrent on any replica
+//     (the second insert waits for the first transaction): stop, change
+//     nothing, OutcomeDuplicate. Events with no ID (API fetches) skip this.
+//  2. isTombstoned on the customer and subscription IDs: stop, OutcomeTombstoned.
+//  3. Upsert the customer row (INSERT ... ON CONFLICT DO UPDATE ...
+//     RETURNING): its row lock serialises everything about one customer,
+//     first-seen ones included, so no two events of a customer interleave.
+//  4. Link the customer from the event's hint: only an unlinked, not
+//     deleted customer is linked; a customer linked to another account is
+//     never moved (OutcomeLinkConflict, the rest still applied).
+//  5. Subscriptions: insert the version into subscription_versions (late
+//     ones too), replace current state only if the version key is newer
+//     (billing/order.go), recomputeMovements from the version's time, and
+//     when current state changed enqueueSubscriptionSync (live mode only).
+//     Invoices: update only the subscription's invoice facts, ordered by
+//     invoice_version_at.
+//  6. notifyAccountChange for the linked account whenever what it is
+//     entitled to may have changed.
+//  7. Commit. Nothing is acknowledged before.
+//
+// For an object fetched from the API (backfill, reconcile) pass an Event
+// with ID "" and Created = the moment Stripe answered: no stripe_events row
+// is written, and the version is newer than every event already seen.
+//
+// Errors wrap billing.ErrUnavailable when a retry can succeed (the caller
+// answers 503) and billing.ErrInvalid when the event can never be stored.
+func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outcome, error) {
+	if err := checkEvent(ev); err != nil {
+		return "", err
+	}
+	ctx = s.withErasureKey(ctx) // isTombstoned hashes with the Store's cached key (issue 8)
+	// Postgres keeps microseconds: compare versions at the precision stored.
+	ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
+	var out billing.Outcome
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		first := billing.OutcomeApplied
+		if ev.Connect {
+			first = billing.OutcomeIgnored
+		}
+		if !ev.FromAPI() {
+			fresh, err := recordEvent(ctx, tx, ev, first)
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				out = billing.OutcomeDuplicate
+				return nil
+			}
+		}
+		o, err := applyEvent(ctx, tx, ev)
+		if err != nil {
+			return err
+		}
+		if !ev.FromAPI() && o != first {
+			if err := setEventOutcome(ctx, tx, ev.ID, o); err != nil {
+				return err
+			}
+		}
+		out = o
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("apply event %s: %w", ev.Type, err)
+	}
+	return out, nil
+}
+
+// checkEvent rejects events that name no object or two: a decoder bug, not
+// something a retry fixes.
+func checkEvent(ev billing.Event) error {
+	n := 0
+	for _, set := range []bool{ev.Customer != nil, ev.Subscription != nil, ev.Invoice != nil, ev.Checkout != nil} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case ev.Created.IsZero():
+		return fmt.Errorf("%w: event without created time", billing.ErrInvalid)
+	case ev.Connect && !ev.FromAPI():
+		return nil
+	case n != 1:
+		return fmt.Errorf("%w: event must carry exactly one object, has %d", billing.ErrInvalid, n)
+	}
+	return nil
+}
+
+func applyEvent(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Outcome, error) {
+	switch {
+	case ev.Connect:
+		// Connected accounts' events: this service serves one platform.
+		return billing.OutcomeIgnored, nil
+	case ev.Customer != nil:
+		return applyCustomer(ctx, tx, ev)
+	case ev.Subscription != nil:
+		return applySubscription(ctx, tx, ev)
+	case ev.Invoice != nil:
+		return applyInvoice(ctx, tx, ev)
+	default:
+		return applyCheckout(ctx, tx, ev)
+	}
+}
+
+// recordEvent inserts the event's row with a provisional outcome and
+// reports whether it is the first delivery. The row holds no customer,
+// subscription or account ID, so erasure has nothing to scrub here.
+func recordEvent(ctx context.Context, tx *sqlx.Tx, ev billing.Event, outcome billing.Outcome) (bool, error) {
+	const q = `
+INSERT INTO stripe_events (event_id, event_type, created, livemode, outcome)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (event_id) DO NOTHING`
+	res, err := tx.ExecContext(ctx, q, ev.ID, ev.Type, ev.Created, ev.Livemode, string(outcome))
+	if err != nil {
+		return false, fmt.Errorf("record event: %w", translate(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record event: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// setEventOutcome replaces the provisional outcome once it is known.
+func setEventOutcome(ctx context.Context, tx *sqlx.Tx, eventID string, o billing.Outcome) error {
+	const q = `UPDATE stripe_events SET outcome = $2 WHERE event_id = $1`
+	if _, err := tx.ExecContext(ctx, q, eventID, string(o)); err != nil {
+		return fmt.Errorf("set event outcome: %w", translate(err))
+	}
+	return nil
+}
+
+// EventOutcome returns the stored outcome of an event, or ErrNotFound.
+func (s *Store) EventOutcome(ctx context.Context, eventID string) (billing.Outcome, error) {
+	const q = `SELECT outcome FROM stripe_events WHERE event_id = $1`
+	var o string
+	if err := s.db.GetContext(ctx, &o, q, eventID); err != nil {
+		if err == errNoRows {
+			return "", fmt.Errorf("event outcome: %w", billing.ErrNotFound)
+		}
+		return "", fmt.Errorf("event outcome: %w", translate(err))
+	}
+	return billing.Outcome(o), nil
+}

@@ -1,0 +1,253 @@
+// Package webhooks receives Stripe webhook events: it verifies their
+// signature, decodes the few whitelisted fields billingd keeps into billing
+// values, and hands them to the one-transaction-per-event apply path.
+// Stripe types and payloads stop here: nothing past this package sees them.
+package webhooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+)
+
+// The handled event types. Anything else is acknowledged and counted only.
+const (
+	TypeCustomerCreated              = "customer.created"
+	TypeCustomerUpdated              = "customer.updated"
+	TypeCustomerDeleted              = "customer.deleted"
+	TypeSubscriptionCreated          = "customer.subscription.created"
+	TypeSubscriptionUpdated          = "customer.subscription.updated"
+	TypeSubscriptionDeleted          = "customer.subscription.deleted"
+	TypeSubscriptionPaused           = "customer.subscription.paused"
+	TypeSubscriptionResumed          = "customer.subscription.resumed"
+	TypeSubscriptionTrialWillEnd     = "customer.subscription.trial_will_end"
+	TypeSubscriptionPendingApplied   = "customer.subscription.pending_update_applied"
+	TypeInvoicePaid                  = "invoice.paid"
+	TypeInvoicePaymentFailed         = "invoice.payment_failed"
+	TypeCheckoutSessionCompleted     = "checkout.session.completed"
+	typeOther                        = "other"
+	maxEventTypeLen                  = 100
+	maxIDLen                         = 255
+	maxDecimalLen                    = 40
+	objectCustomer, objectSub        = "customer", "subscription"
+	objectInvoice, objectCheckoutSes = "invoice", "checkout.session"
+)
+
+// objectOf maps each handled event type to the kind of its data.object.
+var objectOf = map[string]string{
+	TypeCustomerCreated:            objectCustomer,
+	TypeCustomerUpdated:            objectCustomer,
+	TypeCustomerDeleted:            objectCustomer,
+	TypeSubscriptionCreated:        objectSub,
+	TypeSubscriptionUpdated:        objectSub,
+	TypeSubscriptionDeleted:        objectSub,
+	TypeSubscriptionPaused:         objectSub,
+	TypeSubscriptionResumed:        objectSub,
+	TypeSubscriptionTrialWillEnd:   objectSub,
+	TypeSubscriptionPendingApplied: objectSub,
+	TypeInvoicePaid:                objectInvoice,
+	TypeInvoicePaymentFailed:       objectInvoice,
+	TypeCheckoutSessionCompleted:   objectCheckoutSes,
+}
+
+// Handled reports whether billingd reads events of this type.
+func Handled(eventType string) bool { _, ok := objectOf[eventType]; return ok }
+
+// HandledTypes lists the event types billingd reads, for documentation and
+// for the Stripe endpoint's enabled_events.
+func HandledTypes() []string {
+	out := make([]string, 0, len(objectOf))
+	for t := range objectOf {
+		out = append(out, t)
+	}
+	return out
+}
+
+var (
+	reEventID        = regexp.MustCompile(`^evt_[A-Za-z0-9_]{1,250}$`)
+	reCustomerID     = regexp.MustCompile(`^cus_[A-Za-z0-9]{1,250}$`)
+	reSubscriptionID = regexp.MustCompile(`^sub_[A-Za-z0-9]{1,250}$`)
+	reCurrency       = regexp.MustCompile(`^[a-z]{3}$`)
+	// Price and product IDs are generated (price_..., prod_...) or, for
+	// legacy plans, chosen by the merchant; anything outside this alphabet
+	// is dropped rather than stored.
+	reObjectID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,255}$`)
+	reDecimal  = regexp.MustCompile(`^[0-9]{1,30}(\.[0-9]{1,12})?$`)
+)
+
+// ErrUnhandled is returned by DecodeEvent for an event type billingd does
+// not read; the returned Event still carries ID, Type and Created.
+var ErrUnhandled = errors.New("unhandled event type")
+
+// invalid marks a payload that can never be stored. Messages name the
+// field, never its value: values may be personal data.
+func invalid(what string) error { return fmt.Errorf("%w: %s", billing.ErrInvalid, what) }
+
+// rawEvent is the envelope of a Stripe event. data.previous_attributes and
+// request are never read.
+type rawEvent struct {
+	ID       string `json:"id"`
+	Object   string `json:"object"`
+	Type     string `json:"type"`
+	Created  int64  `json:"created"`
+	Livemode bool   `json:"livemode"`
+	Account  string `json:"account"`
+	Data     struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+// DecodeOptions configures DecodeEvent.
+type DecodeOptions struct {
+	// LinkSigningKey, when set, is the HMAC key client_reference_id on a
+	// checkout session must be signed with (billing.SignLinkReference).
+	LinkSigningKey []byte
+}
+
+// DecodeEvent turns a verified Stripe event payload into a billing.Event,
+// reading whitelisted fields only and accepting both the 2023-10-16 and
+// the 2025-03-31+ object shapes. For an unhandled type it returns the
+// envelope with ErrUnhandled; for a Connect event (top-level "account") it
+// returns the envelope with Connect set and no object. Errors wrap
+// billing.ErrInvalid.
+func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
+	var re rawEvent
+	if err := json.Unmarshal(raw, &re); err != nil {
+		return billing.Event{}, fmt.Errorf("%w: event is not valid JSON: %w", billing.ErrInvalid, err)
+	}
+	if re.Type == "" || len(re.Type) > maxEventTypeLen {
+		return billing.Event{}, invalid("event type missing or too long")
+	}
+	ev := billing.Event{ID: re.ID, Type: re.Type, Livemode: re.Livemode, Connect: re.Account != ""}
+	if re.Created > 0 {
+		ev.Created = time.Unix(re.Created, 0).UTC()
+	}
+	kind, ok := objectOf[re.Type]
+	if !ok {
+		return ev, ErrUnhandled
+	}
+	if !reEventID.MatchString(re.ID) {
+		return ev, invalid("event id")
+	}
+	if re.Created <= 0 {
+		return ev, invalid("event created")
+	}
+	if ev.Connect {
+		return ev, nil
+	}
+	obj := re.Data.Object
+	if len(obj) == 0 || bytes.Equal(obj, []byte("null")) {
+		return ev, invalid("event data.object missing")
+	}
+	var err error
+	switch kind {
+	case objectCustomer:
+		var c billing.Customer
+		c, err = DecodeCustomer(obj)
+		if re.Type == TypeCustomerDeleted {
+			c.Deleted = true
+		}
+		ev.Customer = &c
+	case objectSub:
+		var s billing.Subscription
+		s, err = DecodeSubscription(obj)
+		ev.Subscription = &s
+	case objectInvoice:
+		var inv billing.Invoice
+		inv, err = decodeInvoice(obj, re.Type)
+		ev.Invoice = &inv
+	case objectCheckoutSes:
+		var cs billing.CheckoutSession
+		cs, err = decodeCheckout(obj, opt.LinkSigningKey)
+		ev.Checkout = &cs
+	}
+	if err != nil {
+		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
+	}
+	return ev, nil
+}
+
+// ref is an expandable Stripe reference: an ID string, an expanded object
+// with an "id", or null. Only the ID is kept.
+type ref string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *ref) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || bytes.Equal(b, []byte("null")):
+		*r = ""
+		return nil
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*r = ref(s)
+		return nil
+	case b[0] == '{':
+		var o struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		*r = ref(o.ID)
+		return nil
+	}
+	return errors.New("reference is neither an ID nor an object")
+}
+
+// metadata reads metadata.account_id and nothing else: every other key is
+// merchant free text.
+type metadata struct {
+	AccountID string `json:"account_id"`
+}
+
+// hint returns the account hint if it is a well-formed account ID.
+func (m *metadata) hint() string {
+	if m == nil || !billing.ValidAccountID(m.AccountID) {
+		return ""
+	}
+	return m.AccountID
+}
+
+func unixPtr(v *int64) *time.Time {
+	if v == nil || *v <= 0 {
+		return nil
+	}
+	t := time.Unix(*v, 0).UTC()
+	return &t
+}
+
+// rawCustomer is the whitelist of a customer object.
+type rawCustomer struct {
+	ID       string    `json:"id"`
+	Object   string    `json:"object"`
+	Livemode bool      `json:"livemode"`
+	Deleted  bool      `json:"deleted"`
+	Metadata *metadata `json:"metadata"`
+}
+
+// DecodeCustomer reads a bare Stripe customer object (an event's
+// data.object or an API response, any API version) into a billing.Customer:
+// ID, livemode, deleted and metadata.account_id as a hint. Errors wrap
+// billing.ErrInvalid.
+func DecodeCustomer(raw []byte) (billing.Customer, error) {
+	var rc rawCustomer
+	if err := json.Unmarshal(raw, &rc); err != nil {
+		return billing.Customer{}, fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
+	}
+	if rc.Object != "" && rc.Object != objectCustomer {
+		return billing.Customer{}, invalid("object is not a customer")
+	}
+	if !reCustomerID.MatchString(rc.ID) {
+		return billing.Customer{}, invalid("customer id")
+	}
+	return billing.Customer{ID: rc.ID, Livemode: rc.Livemode, Deleted: rc.Deleted, AccountHint: rc.Metadata.hint()}, nil
+}

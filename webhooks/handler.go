@@ -1,0 +1,207 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+// Config is what the webhook handler needs.
+type Config struct {
+	// Secrets are the endpoint signing secrets (whsec_...); a request is
+	// accepted if it is signed with any of them, so secrets rotate
+	// without downtime.
+	Secrets []string
+	// Tolerance is the maximum age of the signature timestamp (default 5m).
+	Tolerance time.Duration
+	// MaxBodyBytes caps the body (default 1 MiB); larger bodies get 413.
+	MaxBodyBytes int64
+	// LinkSigningKey, when set, must sign client_reference_id on checkout
+	// sessions (billing.SignLinkReference) for them to link a customer.
+	LinkSigningKey []byte
+	// Store applies each event in one transaction.
+	Store billing.EventApplier
+	// Log gets event IDs, types and outcomes; never payloads.
+	Log *slog.Logger
+	// Registerer receives the webhook counters; nil: not collected.
+	Registerer prometheus.Registerer
+}
+
+// Handler serves POST /webhooks/stripe.
+type Handler struct {
+	cfg Config
+	m   *metrics
+}
+
+// NewHandler checks cfg and builds the handler.
+func NewHandler(cfg Config) (*Handler, error) {
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("webhooks: no signing secret")
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("webhooks: no store")
+	}
+	if cfg.Tolerance <= 0 {
+		cfg.Tolerance = webhook.DefaultTolerance
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Handler{cfg: cfg, m: newMetrics(cfg.Registerer)}, nil
+}
+
+// response is the body of a 2xx answer.
+type response struct {
+	Received bool            `json:"received"`
+	Outcome  billing.Outcome `json:"outcome"`
+}
+
+// ServeHTTP verifies, decodes and applies one event. Status codes: 200 once
+// the event's effects are committed (duplicates, unhandled types and
+// ignored events included); 400 for a bad signature or a payload that can
+// never be stored; 405, 413, 415 for the wrong method, size or type; 503
+// when the database is unavailable, so Stripe retries.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		h.m.rejected.WithLabelValues("bad_method").Inc()
+		w.Header().Set("Allow", http.MethodPost)
+		api.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		h.m.rejected.WithLabelValues("bad_content_type").Inc()
+		api.WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		return
+	}
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		h.tooLarge(w)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.tooLarge(w)
+			return
+		}
+		h.m.rejected.WithLabelValues("read").Inc()
+		api.WriteError(w, http.StatusBadRequest, "unreadable_body", "could not read the request body")
+		return
+	}
+	if len(body) == 0 {
+		h.m.rejected.WithLabelValues("empty").Inc()
+		api.WriteError(w, http.StatusBadRequest, "empty_body", "the request body is empty")
+		return
+	}
+	if reason, err := h.verify(body, r.Header.Get("Stripe-Signature")); err != nil {
+		h.m.sigFails.WithLabelValues(reason).Inc()
+		api.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
+		return
+	}
+	ev, err := DecodeEvent(body, DecodeOptions{LinkSigningKey: h.cfg.LinkSigningKey})
+	if errors.Is(err, ErrUnhandled) {
+		// Unhandled types (charge.succeeded, ...) leave no trace but a counter.
+		h.m.event(typeOther, billing.OutcomeUnhandled)
+		api.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: billing.OutcomeUnhandled})
+		return
+	}
+	if err != nil {
+		h.m.rejected.WithLabelValues("invalid_payload").Inc()
+		h.cfg.Log.Warn("webhook payload rejected", "stripe_event_id", safeID(ev.ID), "event_type", labelType(ev.Type), "err", err)
+		api.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
+		return
+	}
+	out, err := h.cfg.Store.ApplyEvent(r.Context(), ev)
+	if err != nil {
+		h.applyFailed(w, r.Context(), ev, err)
+		return
+	}
+	h.m.event(ev.Type, out)
+	if out == billing.OutcomeLinkConflict {
+		h.cfg.Log.Warn("webhook link conflict: customer already linked to another account; link kept",
+			"stripe_event_id", ev.ID, "event_type", ev.Type)
+	} else if h.cfg.Log.Enabled(r.Context(), slog.LevelDebug) {
+		h.cfg.Log.Debug("webhook event", "stripe_event_id", ev.ID, "event_type", ev.Type, "outcome", string(out))
+	}
+	api.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: out})
+}
+
+func (h *Handler) tooLarge(w http.ResponseWriter) {
+	h.m.rejected.WithLabelValues("too_large").Inc()
+	api.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large",
+		fmt.Sprintf("the body is larger than %d bytes", h.cfg.MaxBodyBytes))
+}
+
+// verify checks the signature against every configured secret and returns
+// a bounded reason when none matches.
+func (h *Handler) verify(body []byte, header string) (string, error) {
+	var last error
+	for _, secret := range h.cfg.Secrets {
+		last = webhook.ValidatePayloadWithTolerance(body, header, secret, h.cfg.Tolerance)
+		if last == nil {
+			return "", nil
+		}
+		if errors.Is(last, webhook.ErrNotSigned) || errors.Is(last, webhook.ErrInvalidHeader) || errors.Is(last, webhook.ErrTooOld) {
+			break // the same for every secret
+		}
+	}
+	switch {
+	case errors.Is(last, webhook.ErrNotSigned):
+		return "missing", errors.New("no Stripe-Signature header")
+	case errors.Is(last, webhook.ErrInvalidHeader):
+		return "malformed", errors.New("malformed Stripe-Signature header")
+	case errors.Is(last, webhook.ErrTooOld):
+		return "expired", errors.New("signature timestamp outside the tolerance")
+	}
+	return "invalid", errors.New("no signature matches a configured secret")
+}
+
+// applyFailed answers a failed apply: 503 when a retry can succeed, 400 for
+// an event that can never be stored, 500 otherwise (Stripe retries too).
+func (h *Handler) applyFailed(w http.ResponseWriter, ctx context.Context, ev billing.Event, err error) {
+	switch {
+	case errors.Is(err, billing.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		h.m.rejected.WithLabelValues("unavailable").Inc()
+		h.cfg.Log.Warn("webhook event not applied: database unavailable", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
+		w.Header().Set("Retry-After", "5")
+		api.WriteError(w, http.StatusServiceUnavailable, "unavailable", "temporarily unavailable, retry")
+	case errors.Is(err, billing.ErrInvalid):
+		h.m.rejected.WithLabelValues("invalid_payload").Inc()
+		h.cfg.Log.Warn("webhook event rejected by the store", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
+		api.WriteError(w, http.StatusBadRequest, "invalid_payload", "the event holds values that cannot be stored")
+	default:
+		h.m.rejected.WithLabelValues("internal").Inc()
+		h.cfg.Log.ErrorContext(ctx, "webhook event not applied", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
+		api.WriteError(w, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+// labelType bounds an event type for logs of rejected payloads.
+func labelType(t string) string {
+	if Handled(t) {
+		return t
+	}
+	return typeOther
+}
+
+// safeID returns an event ID only if it has the shape of one: a rejected
+// payload's "id" could be anything.
+func safeID(id string) string {
+	if reEventID.MatchString(id) {
+		return id
+	}
+	return ""
+}

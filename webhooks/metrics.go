@@ -1,0 +1,59 @@
+package webhooks
+
+import (
+	"github.com/billingd/billingd/billing"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics counts webhook traffic. Labels are bounded: event types are the
+// handled ones or "other", outcomes and reasons are fixed sets.
+type metrics struct {
+	events    *prometheus.CounterVec
+	sigFails  *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	byOutcome map[string]map[billing.Outcome]prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billingd_webhook_events_total",
+			Help: "Verified Stripe webhook events by type (handled types, else other) and outcome.",
+		}, []string{"type", "outcome"}),
+		sigFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billingd_webhook_signature_failures_total",
+			Help: "Webhook requests rejected for their Stripe-Signature, by reason.",
+		}, []string{"reason"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billingd_webhook_rejected_total",
+			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, empty, invalid_payload, unavailable, internal).",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.sigFails, m.rejected)
+	}
+	// Resolve every (type, outcome) counter once: the hot path then does a
+	// map lookup instead of hashing label values.
+	outcomes := []billing.Outcome{billing.OutcomeApplied, billing.OutcomeStale, billing.OutcomeIgnored,
+		billing.OutcomeLinkConflict, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled}
+	m.byOutcome = map[string]map[billing.Outcome]prometheus.Counter{}
+	for _, t := range append(HandledTypes(), typeOther) {
+		m.byOutcome[t] = map[billing.Outcome]prometheus.Counter{}
+		for _, o := range outcomes {
+			m.byOutcome[t][o] = m.events.WithLabelValues(t, string(o))
+		}
+	}
+	return m
+}
+
+func (m *metrics) event(eventType string, o billing.Outcome) {
+	byT, ok := m.byOutcome[eventType]
+	if !ok {
+		byT = m.byOutcome[typeOther]
+	}
+	if c, ok := byT[o]; ok {
+		c.Inc()
+		return
+	}
+	m.events.WithLabelValues(typeOther, "other").Inc()
+}

@@ -1,0 +1,323 @@
+package webhooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/billingd/billingd/billing"
+)
+
+// rawSubscription is the whitelist of a subscription object in both API
+// shapes: up to 2025-02-24 the current period sits on the subscription and
+// a single "discount" object is present; from 2025-03-31 the period moved
+// onto each item and only "discounts" (IDs, or objects when expanded)
+// remain. description, default_payment_method, metadata other than
+// account_id and every other field are never read. pending_update is not
+// read either: it is not in force until paid, so only current state counts.
+type rawSubscription struct {
+	ID                 string    `json:"id"`
+	Object             string    `json:"object"`
+	Customer           ref       `json:"customer"`
+	Livemode           bool      `json:"livemode"`
+	Status             string    `json:"status"`
+	Currency           string    `json:"currency"`
+	Created            *int64    `json:"created"`
+	StartDate          *int64    `json:"start_date"`
+	CurrentPeriodStart *int64    `json:"current_period_start"`
+	CurrentPeriodEnd   *int64    `json:"current_period_end"`
+	TrialStart         *int64    `json:"trial_start"`
+	TrialEnd           *int64    `json:"trial_end"`
+	CancelAt           *int64    `json:"cancel_at"`
+	CancelAtPeriodEnd  bool      `json:"cancel_at_period_end"`
+	CanceledAt         *int64    `json:"canceled_at"`
+	EndedAt            *int64    `json:"ended_at"`
+	PauseCollection    *struct{} `json:"pause_collection"`
+	Metadata           *metadata `json:"metadata"`
+	Items              struct {
+		Data    []rawItem `json:"data"`
+		HasMore bool      `json:"has_more"`
+	} `json:"items"`
+	Discount  *rawDiscount      `json:"discount"`
+	Discounts []json.RawMessage `json:"discounts"`
+}
+
+type rawRecurring struct {
+	Interval      string `json:"interval"`
+	IntervalCount int64  `json:"interval_count"`
+	UsageType     string `json:"usage_type"`
+}
+
+type rawTransform struct {
+	DivideBy int64  `json:"divide_by"`
+	Round    string `json:"round"`
+}
+
+type rawPrice struct {
+	ID                string        `json:"id"`
+	Product           ref           `json:"product"`
+	Currency          string        `json:"currency"`
+	UnitAmount        *int64        `json:"unit_amount"`
+	UnitAmountDecimal *string       `json:"unit_amount_decimal"`
+	BillingScheme     string        `json:"billing_scheme"`
+	Recurring         *rawRecurring `json:"recurring"`
+	TransformQuantity *rawTransform `json:"transform_quantity"`
+}
+
+// rawPlan is the legacy plan on an item, read only when price is absent.
+type rawPlan struct {
+	ID             string        `json:"id"`
+	Product        ref           `json:"product"`
+	Currency       string        `json:"currency"`
+	Amount         *int64        `json:"amount"`
+	AmountDecimal  *string       `json:"amount_decimal"`
+	BillingScheme  string        `json:"billing_scheme"`
+	Interval       string        `json:"interval"`
+	IntervalCount  int64         `json:"interval_count"`
+	UsageType      string        `json:"usage_type"`
+	TransformUsage *rawTransform `json:"transform_usage"`
+}
+
+type rawItem struct {
+	Quantity           *int64    `json:"quantity"`
+	Price              *rawPrice `json:"price"`
+	Plan               *rawPlan  `json:"plan"`
+	CurrentPeriodStart *int64    `json:"current_period_start"`
+	CurrentPeriodEnd   *int64    `json:"current_period_end"`
+}
+
+type rawCoupon struct {
+	PercentOff *float64 `json:"percent_off"`
+	AmountOff  *int64   `json:"amount_off"`
+	Currency   string   `json:"currency"`
+	Duration   string   `json:"duration"`
+}
+
+// rawDiscount reads the coupon (2023-10-16: "coupon"; 2025-03-31+:
+// "source.coupon", expanded) as amounts only; its name and ID are merchant
+// free text and are not kept.
+type rawDiscount struct {
+	Coupon *rawCoupon `json:"coupon"`
+	Source *struct {
+		Coupon json.RawMessage `json:"coupon"`
+	} `json:"source"`
+	Start *int64 `json:"start"`
+	End   *int64 `json:"end"`
+}
+
+// DecodeSubscription reads a bare Stripe subscription object (an event's
+// data.object or an API response, 2023-10-16 or 2025-03-31+ shape) into a
+// billing.Subscription, through each item's price. Errors wrap
+// billing.ErrInvalid. The account hint (metadata.account_id) is returned in
+// AccountHint and nothing else from metadata is read.
+//
+// Discounts: the 2023-10-16 "discount" object is read; "discounts" entries
+// are read when expanded into objects. Unexpanded discount IDs carry no
+// amounts and are skipped: such a subscription's MRR ignores the coupon
+// until reconcile fetches it with expand[]=discounts.
+func DecodeSubscription(raw []byte) (billing.Subscription, error) {
+	var rs rawSubscription
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return billing.Subscription{}, fmt.Errorf("%w: subscription: %w", billing.ErrInvalid, err)
+	}
+	if rs.Object != "" && rs.Object != objectSub {
+		return billing.Subscription{}, invalid("object is not a subscription")
+	}
+	if !reSubscriptionID.MatchString(rs.ID) {
+		return billing.Subscription{}, invalid("subscription id")
+	}
+	if !reCustomerID.MatchString(string(rs.Customer)) {
+		return billing.Subscription{}, invalid("subscription customer")
+	}
+	s := billing.Subscription{
+		ID:                 rs.ID,
+		CustomerID:         string(rs.Customer),
+		Livemode:           rs.Livemode,
+		Status:             billing.Status(rs.Status),
+		Currency:           strings.ToLower(rs.Currency),
+		ItemsIncomplete:    rs.Items.HasMore,
+		Created:            unixPtr(rs.Created),
+		StartDate:          unixPtr(rs.StartDate),
+		CurrentPeriodStart: unixPtr(rs.CurrentPeriodStart),
+		CurrentPeriodEnd:   unixPtr(rs.CurrentPeriodEnd),
+		TrialStart:         unixPtr(rs.TrialStart),
+		TrialEnd:           unixPtr(rs.TrialEnd),
+		CancelAt:           unixPtr(rs.CancelAt),
+		CancelAtPeriodEnd:  rs.CancelAtPeriodEnd,
+		CanceledAt:         unixPtr(rs.CanceledAt),
+		EndedAt:            unixPtr(rs.EndedAt),
+		CollectionPaused:   rs.PauseCollection != nil,
+		AccountHint:        rs.Metadata.hint(),
+		Items:              make([]billing.Item, 0, len(rs.Items.Data)),
+		Discounts:          []billing.Discount{},
+	}
+	if !s.Status.Valid() {
+		return billing.Subscription{}, invalid("subscription status")
+	}
+	for i := range rs.Items.Data {
+		it, cur, err := decodeItem(&rs.Items.Data[i])
+		if err != nil {
+			return billing.Subscription{}, err
+		}
+		if s.Currency == "" {
+			s.Currency = cur
+		}
+		s.Items = append(s.Items, it)
+		// 2025-03-31+: the period lives on the items. They share one
+		// billing cycle; take the widest span in case they do not.
+		ri := &rs.Items.Data[i]
+		if rs.CurrentPeriodStart == nil {
+			if t := unixPtr(ri.CurrentPeriodStart); t != nil && (s.CurrentPeriodStart == nil || t.Before(*s.CurrentPeriodStart)) {
+				s.CurrentPeriodStart = t
+			}
+		}
+		if rs.CurrentPeriodEnd == nil {
+			if t := unixPtr(ri.CurrentPeriodEnd); t != nil && (s.CurrentPeriodEnd == nil || t.After(*s.CurrentPeriodEnd)) {
+				s.CurrentPeriodEnd = t
+			}
+		}
+	}
+	if !reCurrency.MatchString(s.Currency) {
+		return billing.Subscription{}, invalid("subscription currency")
+	}
+	ds, err := decodeDiscounts(rs.Discount, rs.Discounts)
+	if err != nil {
+		return billing.Subscription{}, err
+	}
+	s.Discounts = ds
+	return s, nil
+}
+
+// decodeItem reads one item through its price (the legacy plan only when
+// the price is absent) and returns the price's currency.
+func decodeItem(ri *rawItem) (billing.Item, string, error) {
+	var it billing.Item
+	if ri.Quantity != nil {
+		it.Quantity = max(*ri.Quantity, 0)
+	}
+	var (
+		cur       string
+		amount    *int64
+		dec       *string
+		transform *rawTransform
+	)
+	switch {
+	case ri.Price != nil:
+		p := ri.Price
+		it.PriceID, it.ProductID = p.ID, string(p.Product)
+		it.BillingScheme = p.BillingScheme
+		if p.Recurring != nil {
+			it.Interval = billing.Interval(p.Recurring.Interval)
+			it.IntervalCount = p.Recurring.IntervalCount
+			it.UsageType = p.Recurring.UsageType
+		}
+		cur, amount, dec, transform = p.Currency, p.UnitAmount, p.UnitAmountDecimal, p.TransformQuantity
+	case ri.Plan != nil:
+		p := ri.Plan
+		it.PriceID, it.ProductID = p.ID, string(p.Product)
+		it.BillingScheme = p.BillingScheme
+		it.Interval, it.IntervalCount, it.UsageType = billing.Interval(p.Interval), p.IntervalCount, p.UsageType
+		cur, amount, dec, transform = p.Currency, p.Amount, p.AmountDecimal, p.TransformUsage
+	default:
+		return it, "", invalid("subscription item without price")
+	}
+	if !reObjectID.MatchString(it.PriceID) {
+		it.PriceID = ""
+	}
+	if !reObjectID.MatchString(it.ProductID) {
+		it.ProductID = ""
+	}
+	if amount != nil {
+		it.UnitAmount = max(*amount, 0)
+	}
+	if dec != nil && len(*dec) <= maxDecimalLen && reDecimal.MatchString(*dec) {
+		it.UnitAmountDec = *dec
+	}
+	switch it.Interval {
+	case billing.IntervalDay, billing.IntervalWeek, billing.IntervalMonth, billing.IntervalYear, "":
+	default:
+		return it, "", invalid("item interval")
+	}
+	if it.IntervalCount < 0 || it.IntervalCount > 1000 {
+		return it, "", invalid("item interval_count")
+	}
+	switch it.UsageType {
+	case "", "licensed", "metered":
+	default:
+		it.UsageType = "" // a future usage type: keep the item, value it as licensed
+	}
+	switch it.BillingScheme {
+	case "", "per_unit", "tiered":
+	default:
+		it.BillingScheme = ""
+	}
+	if transform != nil && transform.DivideBy > 0 {
+		it.TransformDivideBy = transform.DivideBy
+		if transform.Round == "up" || transform.Round == "down" {
+			it.TransformRound = transform.Round
+		}
+	}
+	return it, strings.ToLower(cur), nil
+}
+
+// decodeDiscounts prefers the expanded "discounts" list (every discount in
+// force); otherwise the single legacy "discount".
+func decodeDiscounts(single *rawDiscount, list []json.RawMessage) ([]billing.Discount, error) {
+	out := []billing.Discount{}
+	expanded := false
+	for _, m := range list {
+		m = bytes.TrimSpace(m)
+		if len(m) == 0 || m[0] != '{' {
+			continue // an unexpanded ID: no amounts to read
+		}
+		var rd rawDiscount
+		if err := json.Unmarshal(m, &rd); err != nil {
+			return nil, fmt.Errorf("%w: discount: %w", billing.ErrInvalid, err)
+		}
+		expanded = true
+		if d, ok := toDiscount(&rd); ok {
+			out = append(out, d)
+		}
+	}
+	if !expanded && single != nil {
+		if d, ok := toDiscount(single); ok {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+func toDiscount(rd *rawDiscount) (billing.Discount, bool) {
+	c := rd.Coupon
+	if c == nil && rd.Source != nil {
+		b := bytes.TrimSpace(rd.Source.Coupon)
+		if len(b) > 0 && b[0] == '{' {
+			c = new(rawCoupon)
+			if json.Unmarshal(b, c) != nil {
+				return billing.Discount{}, false
+			}
+		}
+	}
+	if c == nil {
+		return billing.Discount{}, false
+	}
+	d := billing.Discount{Start: unixPtr(rd.Start), End: unixPtr(rd.End)}
+	switch c.Duration {
+	case "once", "repeating", "forever":
+		d.Duration = c.Duration
+	}
+	switch {
+	case c.PercentOff != nil && *c.PercentOff > 0 && *c.PercentOff <= 100:
+		d.PercentOffBP = int64(math.Round(*c.PercentOff * 100))
+	case c.AmountOff != nil && *c.AmountOff > 0:
+		d.AmountOff = *c.AmountOff
+		if cur := strings.ToLower(c.Currency); reCurrency.MatchString(cur) {
+			d.Currency = cur
+		}
+	default:
+		return billing.Discount{}, false
+	}
+	return d, true
+}
