@@ -216,6 +216,8 @@ type RevenueQuery struct {
 // CurrencySummary is the current figures of one currency.
 type CurrencySummary struct {
 	Currency            string       `json:"currency"`
+	Exponent            int          `json:"exponent"` // decimals of the amounts (MinorUnitExponent)
+	Decimals            int          `json:"decimals"` // decimals to display (DisplayDecimals)
 	MRR                 int64        `json:"mrr"`
 	ARR                 int64        `json:"arr"`
 	ActiveSubscriptions int64        `json:"active_subscriptions"`
@@ -241,8 +243,10 @@ type RevenueReader interface {
 	Summary(ctx context.Context, livemode bool, asOf time.Time) (Summary, error)
 }
 
-// FillSummary derives ARR and ARPA from MRR and paying customers.
+// FillSummary derives ARR and ARPA from MRR and paying customers, and sets
+// the currency's exponents.
 func (c *CurrencySummary) FillSummary() {
+	c.Exponent, c.Decimals = MinorUnitExponent(c.Currency), DisplayDecimals(c.Currency)
 	c.ARR = 12 * c.MRR
 	c.ARPA = nil
 	if c.PayingCustomers > 0 {

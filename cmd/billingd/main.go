@@ -25,6 +25,7 @@ commands:
   migrate up|down N|version   manage the database schema
   privacy inventory [--format table|json]
                               what billingd stores and sends (no database needed)
+  metrics rebuild             re-derive the revenue ledger from the state history (safe while serving)
   profitwell worker           deliver the ProfitWell outbox (serve runs one too when a token is set)
   profitwell retry --all|ID   re-queue dead-lettered ProfitWell rows
   profitwell backfill [--dry-run]
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.serve(ctx, rest)
 	case "migrate":
 		return e.migrate(ctx, rest)
+	case "metrics":
+		return e.metrics(ctx, rest)
 	case "privacy":
 		return e.privacyCmd(ctx, rest)
 	case "profitwell":

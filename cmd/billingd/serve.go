@@ -76,6 +76,13 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
 	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken, Registerer: reg}
+	// Finance metrics and the dashboard; its session cookies are signed
+	// with a key every replica shares (instance_keys).
+	sessionKey, err := db.store.DashboardSessionKey(ctx)
+	if err != nil {
+		return err
+	}
+	srv.Revenue, srv.SessionKey = db.store, sessionKey
 	if e.cfg.MetricsAddr == "" {
 		srv.Metrics = metricsHandler
 	} else {

@@ -7,7 +7,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,6 +36,13 @@ type Server struct {
 	Registerer prometheus.Registerer
 	// Tokens checks API bearer tokens (auth.go); nil: every scoped endpoint answers 401.
 	Tokens Tokens
+
+	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
+	Revenue billing.RevenueReader
+	// SessionKey signs dashboard session cookies; empty: dashboard sign-in is off.
+	SessionKey []byte
+	// Now is the clock of the metrics endpoints (tests fix it); nil: time.Now.
+	Now func() time.Time
 
 	httpm *httpMetrics
 }
@@ -67,6 +76,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/webhooks/stripe", s.webhooks())
 	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
+	s.financeRoutes(r)
 }
 
 func (s *Server) webhooks() http.Handler {

@@ -30,6 +30,12 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		Activity:            []billing.ExportActivity{},
 		Audit:               []billing.ExportAuditEntry{},
 	}
+	// audit_log names an account only by this keyed hash. Computed before
+	// the read-only transaction: the first use may generate and store the key.
+	subject, err := s.SubjectHMAC(ctx, accountID)
+	if err != nil {
+		return exp, fmt.Errorf("export account: %w", err)
+	}
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return exp, fmt.Errorf("export account: begin: %w", translate(err))
@@ -44,7 +50,7 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		{"subscription history", func() error { return exportHistory(ctx, tx, accountID, &exp.SubscriptionHistory) }},
 		{"movements", func() error { return exportMovements(ctx, tx, accountID, &exp.Movements) }},
 		{"subscription activity", func() error { return exportActivity(ctx, tx, accountID, &exp.Activity) }},
-		{"audit", func() error { return s.exportAudit(ctx, tx, accountID, &exp.Audit) }},
+		{"audit", func() error { return exportAudit(ctx, tx, subject, &exp.Audit) }},
 	}
 	for _, st := range steps {
 		if err := st.fn(); err != nil {
@@ -113,9 +119,13 @@ ORDER BY a.effective_at, a.id`
 	return tx.SelectContext(ctx, out, q, accountID)
 }
 
-// exportAudit finds audit entries by the keyed hash of the account ID, the
-// only form in which audit_log names an account.
-func (s *Store) exportAudit(ctx context.Context, tx *sqlx.Tx, accountID string, out *[]billing.ExportAuditEntry) error {
-	// TODO(issue 8): subject = the erasure helper's HMAC of accountID.
-	return nil
+// exportAudit finds the audit entries whose subject is the account, by the
+// keyed hash of its ID, the only form in which audit_log names an account.
+func exportAudit(ctx context.Context, tx *sqlx.Tx, subject []byte, out *[]billing.ExportAuditEntry) error {
+	const q = `
+SELECT id, at, actor, action, details
+FROM audit_log
+WHERE subject_hmac = $1
+ORDER BY at, id`
+	return tx.SelectContext(ctx, out, q, subject)
 }

@@ -48,6 +48,16 @@ func seedAccount(t *testing.T, st *postgres.Store, account, cus, sub string, liv
 		cref, sref, livemode); err != nil {
 		t.Fatalf("seed movement: %v", err)
 	}
+	if account != "" {
+		subject, err := st.SubjectHMAC(ctx, account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO audit_log (actor, action, subject_hmac, details)
+			VALUES ('backend', 'link', $1, '{"customers":1}')`, subject); err != nil {
+			t.Fatalf("seed audit: %v", err)
+		}
+	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO subscription_activity (customer_ref, subscription_ref, livemode, currency, effective_at, delta)
 		VALUES ($1, $2, $3, 'eur', now(), 1)`, cref, sref, livemode); err != nil {
 		t.Fatalf("seed activity: %v", err)
@@ -89,8 +99,9 @@ func TestAccountExport(t *testing.T) {
 		if strings.Join(cus, ",") != "cus_Alive,cus_Atest" || strings.Join(subs, ",") != "sub_Alive,sub_Atest" {
 			t.Errorf("customers %v subscriptions %v, want both of acct_a's and no other", cus, subs)
 		}
-		if len(exp.SubscriptionHistory) != 4 || len(exp.Movements) != 2 || len(exp.Activity) != 2 {
-			t.Errorf("history %d, movements %d, activity %d; want 4, 2 and 2", len(exp.SubscriptionHistory), len(exp.Movements), len(exp.Activity))
+		if len(exp.SubscriptionHistory) != 4 || len(exp.Movements) != 2 || len(exp.Activity) != 2 || len(exp.Audit) != 2 {
+			t.Errorf("history %d, movements %d, activity %d, audit %d; want 4, 2, 2 and 2",
+				len(exp.SubscriptionHistory), len(exp.Movements), len(exp.Activity), len(exp.Audit))
 		}
 		refs := map[string]bool{}
 		for _, c := range exp.Customers {
@@ -169,9 +180,6 @@ func TestAccountExportCoversInventory(t *testing.T) {
 				t.Fatalf("export section %q: %v", tb.Export, err)
 			}
 			if len(rows) == 0 {
-				if tb.Name == "audit_log" {
-					t.Skip("TODO: seed an audit entry once the erasure key helper lands")
-				}
 				t.Fatalf("no rows in export section %q; seed some", tb.Export)
 			}
 			want := map[string]bool{}

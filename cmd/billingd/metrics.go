@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/billingd/billingd/internal/postgres"
+)
+
+// metrics runs `billingd metrics rebuild`: re-derive the whole revenue
+// ledger (mrr_movements, subscription_activity) from the state history,
+// e.g. after a change of the MRR formulas. It is safe while servers run:
+// each customer is rebuilt in its own short transaction under the
+// customer's row lock, the one the event path takes, so an event for that
+// customer waits for the rebuild (or the rebuild for it) and neither loses
+// the other's versions.
+func (e *env) metrics(ctx context.Context, args []string) error {
+	if len(args) != 1 || args[0] != "rebuild" {
+		return usageError{"metrics needs rebuild"}
+	}
+	db, err := e.openDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.close(ctx)
+	v, dirty, err := db.store.SchemaVersion()
+	if err != nil {
+		return err
+	}
+	if dirty || v < postgres.RequiredSchemaVersion() {
+		return fmt.Errorf("metrics rebuild: schema version %d, need %d: run billingd migrate up first", v, postgres.RequiredSchemaVersion())
+	}
+	n, err := rebuildLedger(ctx, db.store, func(done int) {
+		e.log.Info("metrics rebuild progress", "customers_done", done)
+	})
+	if err != nil {
+		return fmt.Errorf("metrics rebuild after %d customers: %w", n, err)
+	}
+	fmt.Fprintf(e.stdout, "rebuilt the revenue ledger of %d customers\n", n)
+	return nil
+}
+
+// rebuildLedger walks every customer with history in pages and rebuilds
+// each; progress is called every 1,000 customers.
+func rebuildLedger(ctx context.Context, st *postgres.Store, progress func(done int)) (int, error) {
+	const page = 500
+	done, after := 0, ""
+	for {
+		refs, err := st.LedgerCustomers(ctx, after, page)
+		if err != nil {
+			return done, err
+		}
+		for _, ref := range refs {
+			if err := ctx.Err(); err != nil {
+				return done, err
+			}
+			if err := st.RebuildCustomerLedger(ctx, ref); err != nil {
+				return done, err
+			}
+			done++
+			if done%1000 == 0 && progress != nil {
+				progress(done)
+			}
+		}
+		if len(refs) < page {
+			return done, nil
+		}
+		after = refs[len(refs)-1]
+	}
+}
