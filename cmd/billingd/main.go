@@ -25,6 +25,10 @@ commands:
   migrate up|down N|version   manage the database schema
   privacy inventory [--format table|json]
                               what billingd stores and sends (no database needed)
+  token create --scope app|finance --name NAME
+                              new API token, printed alone on stdout's first line
+  token list | token revoke ID
+                              show or revoke API tokens
   metrics rebuild             re-derive the revenue ledger from the state history (safe while serving)
   profitwell worker           deliver the ProfitWell outbox (serve runs one too when a token is set)
   profitwell retry --all|ID   re-queue dead-lettered ProfitWell rows
@@ -77,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.metrics(ctx, rest)
 	case "privacy":
 		return e.privacyCmd(ctx, rest)
+	case "token":
+		return e.tokenCmd(ctx, rest)
 	case "profitwell":
 		return e.profitwellCmd(ctx, rest)
 	case "help", "-h", "--help":

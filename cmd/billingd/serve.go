@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/internal/api"
+	"github.com/billingd/billingd/internal/entcache"
 	"github.com/billingd/billingd/internal/postgres"
 	"github.com/billingd/billingd/webhooks"
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,6 +77,11 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
 	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken, Registerer: reg}
+	// App API: tokens and entitlements answered from memory, kept fresh by
+	// LISTEN/NOTIFY on a session connection of its own (entcache).
+	cache := entcache.New(db.store, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
+	go cache.Run(ctx, db.url)
+	srv.Tokens, srv.Entitlements, srv.Accounts = cache, cache, db.store
 	// Finance metrics and the dashboard; its session cookies are signed
 	// with a key every replica shares (instance_keys).
 	sessionKey, err := db.store.DashboardSessionKey(ctx)

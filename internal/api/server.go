@@ -36,6 +36,10 @@ type Server struct {
 	Registerer prometheus.Registerer
 	// Tokens checks API bearer tokens (auth.go); nil: every scoped endpoint answers 401.
 	Tokens Tokens
+	// Accounts links accounts to customers and reads their billing (accounts.go); nil: 503.
+	Accounts Accounts
+	// Entitlements answers GET /v1/accounts/{account_id}/entitlement (accounts.go); nil: 503.
+	Entitlements Entitlements
 
 	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
 	Revenue billing.RevenueReader
@@ -76,6 +80,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/webhooks/stripe", s.webhooks())
 	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
+	s.accountRoutes(r)
 	s.financeRoutes(r)
 }
 

@@ -1,0 +1,243 @@
+// Package entcache keeps entitlement answers and API token records in
+// process memory so the app's hot path (GET /v1/accounts/{id}/entitlement)
+// costs no database round trip, and stays correct across replicas through
+// PostgreSQL LISTEN/NOTIFY.
+//
+// Staleness bound: a replica serves a cached answer only while its listener
+// has proven, within the last Bound (default 2s), that every notification
+// committed before that proof was applied: a heartbeat pings the listening
+// connection, and PostgreSQL sends a session its pending notifications
+// before the reply to its next query. So an answer served at time t
+// reflects every change committed before t - Bound. When the proof is
+// older (listener down, connection silently dead, database unreachable)
+// reads bypass the cache and go to the database. Notifications sent while
+// the listener was disconnected are lost, so every (re)connection flushes
+// everything. Entries are also flushed when time alone changes them (a
+// past_due grace period or scheduled cancellation ending: RecheckAt).
+//
+// Loads race invalidations: an entry loaded from a snapshot older than an
+// invalidation that arrived meanwhile is not stored (a sequence number
+// taken before the load is compared under the write lock).
+package entcache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Source is the database behind the cache (*postgres.Store).
+type Source interface {
+	AccountSubscriptions(ctx context.Context, accountID string, livemode bool) ([]billing.AccountSubscription, error)
+	TokenByHash(ctx context.Context, hash billing.TokenHash) (billing.Token, error)
+	TokenTouch(ctx context.Context, id int64) error
+}
+
+// Options tunes a Cache. Zero values take the defaults.
+type Options struct {
+	// Grace is ENTITLEMENT_GRACE_PERIOD: how long past_due stays entitled.
+	Grace time.Duration
+	// Bound is the staleness bound (default 2s). The heartbeat runs four
+	// times per Bound.
+	Bound time.Duration
+	// MaxEntries caps each map (default 200,000); beyond it a random entry
+	// is evicted per insert.
+	MaxEntries int
+	Log        *slog.Logger
+	// Registerer receives the cache metrics; nil: not collected.
+	Registerer prometheus.Registerer
+}
+
+// Cache is the entitlement and token cache of one process. Its methods are
+// safe for concurrent use. Without Run it never serves from memory (every
+// read goes to the database): correct, only slower.
+type Cache struct {
+	src   Source
+	grace time.Duration
+	bound time.Duration
+	max   int
+	log   *slog.Logger
+	m     *metrics
+
+	// base anchors the monotonic clock; confirmed is the time (since base,
+	// ns) at which the last heartbeat that proved the listener up to date
+	// started; 0: never / not now.
+	base      time.Time
+	confirmed atomic.Int64
+
+	mu     sync.RWMutex
+	seq    uint64             // bumped by every invalidation; guarded by mu
+	live   map[string]*Answer // account ID -> live-mode answer
+	test   map[string]*Answer // account ID -> test-mode answer
+	tokens map[billing.TokenHash]*billing.Token
+}
+
+// New returns a cache over src. Call Run to start its listener.
+func New(src Source, opt Options) *Cache {
+	if opt.Bound <= 0 {
+		opt.Bound = 2 * time.Second
+	}
+	if opt.MaxEntries <= 0 {
+		opt.MaxEntries = 200_000
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	return &Cache{
+		src: src, grace: opt.Grace, bound: opt.Bound, max: opt.MaxEntries, log: opt.Log,
+		m: newMetrics(opt.Registerer), base: time.Now(),
+		live: make(map[string]*Answer), test: make(map[string]*Answer),
+		tokens: make(map[billing.TokenHash]*billing.Token),
+	}
+}
+
+// Bound is the staleness bound this cache keeps.
+func (c *Cache) Bound() time.Duration { return c.bound }
+
+func (c *Cache) since() int64 { return int64(time.Since(c.base)) }
+
+// fresh reports whether memory may answer now (see the package comment).
+func (c *Cache) fresh() bool {
+	conf := c.confirmed.Load()
+	return conf != 0 && c.since()-conf <= int64(c.bound)
+}
+
+// Entitlement returns the account's entitlement answer in one mode.
+func (c *Cache) Entitlement(ctx context.Context, accountID string, livemode bool) (*Answer, error) {
+	now := time.Now()
+	if c.fresh() {
+		c.mu.RLock()
+		a := c.modeMap(livemode)[accountID]
+		c.mu.RUnlock()
+		if a != nil && (a.recheckAt.IsZero() || now.Before(a.recheckAt)) {
+			c.m.hit(kindEntitlement)
+			return a, nil
+		}
+	}
+	c.m.miss(kindEntitlement)
+	seq := c.currentSeq()
+	subs, err := c.src.AccountSubscriptions(ctx, accountID, livemode)
+	if err != nil {
+		return nil, err
+	}
+	a := render(billing.AccountEntitlement(subs, livemode, now, c.grace))
+	if c.fresh() {
+		c.mu.Lock()
+		if c.seq == seq {
+			m := c.modeMap(livemode)
+			evict(m, c.max)
+			m[accountID] = a
+		}
+		c.mu.Unlock()
+	}
+	return a, nil
+}
+
+func (c *Cache) modeMap(livemode bool) map[string]*Answer {
+	if livemode {
+		return c.live
+	}
+	return c.test
+}
+
+// TokenByHash returns the token record with this hash (api.Tokens);
+// billing.ErrNotFound when none. Unknown hashes are not cached: they are
+// not worth memory, and a token created a moment ago must work at once.
+func (c *Cache) TokenByHash(ctx context.Context, hash billing.TokenHash) (billing.Token, error) {
+	if c.fresh() {
+		c.mu.RLock()
+		t := c.tokens[hash]
+		c.mu.RUnlock()
+		if t != nil {
+			c.m.hit(kindToken)
+			return *t, nil
+		}
+	}
+	c.m.miss(kindToken)
+	seq := c.currentSeq()
+	t, err := c.src.TokenByHash(ctx, hash)
+	if err != nil {
+		return billing.Token{}, err
+	}
+	// last_used_at is kept at minute precision, written on loads only.
+	if !t.Revoked() && (t.LastUsedAt == nil || time.Since(*t.LastUsedAt) > time.Minute) {
+		if err := c.src.TokenTouch(ctx, t.ID); err != nil && !errors.Is(err, context.Canceled) {
+			c.log.Warn("record token use", "token_id", t.ID, "err", err)
+		}
+	}
+	if c.fresh() {
+		c.mu.Lock()
+		if c.seq == seq {
+			evictTokens(c.tokens, c.max)
+			tc := t
+			c.tokens[hash] = &tc
+		}
+		c.mu.Unlock()
+	}
+	return t, nil
+}
+
+func (c *Cache) currentSeq() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.seq
+}
+
+// InvalidateAccount drops an account's answers (both modes). The listener
+// calls it for every notification; a handler that changed the account
+// calls it too, so its own replica reads its writes at once.
+func (c *Cache) InvalidateAccount(accountID string) {
+	c.mu.Lock()
+	c.seq++
+	delete(c.live, accountID)
+	delete(c.test, accountID)
+	c.mu.Unlock()
+	c.m.invalidations.Inc()
+}
+
+// FlushTokens drops every cached token (a token was revoked somewhere).
+func (c *Cache) FlushTokens() {
+	c.mu.Lock()
+	c.seq++
+	clear(c.tokens)
+	c.mu.Unlock()
+	c.m.invalidations.Inc()
+}
+
+// Flush drops everything: after a (re)connection, when notifications may
+// have been lost.
+func (c *Cache) Flush() {
+	c.mu.Lock()
+	c.seq++
+	clear(c.live)
+	clear(c.test)
+	clear(c.tokens)
+	c.mu.Unlock()
+	c.m.flushes.Inc()
+}
+
+// evict makes room for one insert. Go randomises map iteration, so the
+// first key is a random victim: no bookkeeping on the read path.
+func evict(m map[string]*Answer, max int) {
+	for k := range m {
+		if len(m) < max {
+			return
+		}
+		delete(m, k)
+	}
+}
+
+func evictTokens(m map[billing.TokenHash]*billing.Token, max int) {
+	for k := range m {
+		if len(m) < max {
+			return
+		}
+		delete(m, k)
+	}
+}

@@ -1,0 +1,192 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/jmoiron/sqlx"
+)
+
+// Accounts: the app API's view of customers and subscriptions, keyed by the
+// app's account ID (customers.account_id).
+
+// AccountLink links Stripe customer customerID to accountID (the app API's
+// PUT /v1/accounts/{id}/billing). The customer need not be known yet: apps
+// often create it in Stripe and link it before the first webhook arrives,
+// so the row is upserted, and the upsert's row lock serialises this against
+// the event path. Links never move: a customer linked to another account,
+// deleted in Stripe, or erased is refused with the matching billing error.
+func (s *Store) AccountLink(ctx context.Context, accountID, customerID string) (billing.LinkResult, error) {
+	if !billing.ValidAccountID(accountID) || !billing.ValidCustomerID(customerID) {
+		return 0, fmt.Errorf("link account: %w: malformed account or customer ID", billing.ErrInvalid)
+	}
+	var res billing.LinkResult
+	ctx = s.withErasureKey(ctx) // isTombstoned needs it
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Before writing anything about the customer (see isTombstoned).
+		dead, err := isTombstoned(ctx, tx, customerID)
+		if err != nil {
+			return err
+		}
+		if dead {
+			return billing.ErrCustomerErased
+		}
+		// DO UPDATE, not DO NOTHING: only an update takes the row lock and
+		// returns the existing row. It changes nothing the event path reads.
+		const q = `
+INSERT INTO customers (stripe_customer_id, account_id, linked_via, linked_at)
+VALUES ($1, $2, 'api', now())
+ON CONFLICT (stripe_customer_id) DO UPDATE SET updated_at = customers.updated_at
+RETURNING account_id, deleted, (xmax = 0) AS inserted`
+		var row struct {
+			AccountID sql.NullString `db:"account_id"`
+			Deleted   bool           `db:"deleted"`
+			Inserted  bool           `db:"inserted"`
+		}
+		if err := tx.QueryRowxContext(ctx, q, customerID, accountID).StructScan(&row); err != nil {
+			return translate(err)
+		}
+		switch {
+		case row.Inserted:
+			res = billing.LinkCreated
+		case row.Deleted:
+			return billing.ErrCustomerDeleted
+		case row.AccountID.Valid && row.AccountID.String == accountID:
+			res = billing.LinkExisted
+			return nil // nothing changed: no notification
+		case row.AccountID.Valid:
+			return billing.ErrLinkedElsewhere
+		default:
+			const u = `
+UPDATE customers SET account_id = $2, linked_via = 'api', linked_at = now(), updated_at = now()
+WHERE stripe_customer_id = $1`
+			if _, err := tx.ExecContext(ctx, u, customerID, accountID); err != nil {
+				return translate(err)
+			}
+			res = billing.LinkCreated
+		}
+		return notifyAccountChange(ctx, tx, accountID)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("link account: %w", err)
+	}
+	return res, nil
+}
+
+// accountSubRow is the part of a subscriptions row the app API reads.
+type accountSubRow struct {
+	ID                 string     `db:"stripe_subscription_id"`
+	CustomerID         string     `db:"stripe_customer_id"`
+	Livemode           bool       `db:"livemode"`
+	Status             string     `db:"status"`
+	Currency           string     `db:"currency"`
+	Items              []byte     `db:"items"`
+	CurrentPeriodStart *time.Time `db:"current_period_start"`
+	CurrentPeriodEnd   *time.Time `db:"current_period_end"`
+	TrialEnd           *time.Time `db:"trial_end"`
+	CancelAt           *time.Time `db:"cancel_at"`
+	CancelAtPeriodEnd  bool       `db:"cancel_at_period_end"`
+	CustomerDeleted    bool       `db:"customer_deleted"`
+}
+
+func (r accountSubRow) toSubscription() (billing.Subscription, error) {
+	s := billing.Subscription{
+		ID: r.ID, CustomerID: r.CustomerID, Livemode: r.Livemode, Status: billing.Status(r.Status),
+		Currency: r.Currency, CurrentPeriodStart: r.CurrentPeriodStart, CurrentPeriodEnd: r.CurrentPeriodEnd,
+		TrialEnd: r.TrialEnd, CancelAt: r.CancelAt, CancelAtPeriodEnd: r.CancelAtPeriodEnd,
+	}
+	if err := json.Unmarshal(r.Items, &s.Items); err != nil {
+		return s, fmt.Errorf("read subscription items: %w", err)
+	}
+	return s, nil
+}
+
+// AccountBilling returns the account's customers and their subscriptions,
+// read in one snapshot; billing.ErrNotFound when no customer is linked to
+// it.
+func (s *Store) AccountBilling(ctx context.Context, accountID string) (billing.AccountBilling, error) {
+	out := billing.AccountBilling{AccountID: accountID}
+	err := s.inReadTx(ctx, func(tx *sqlx.Tx) error {
+		const qc = `
+SELECT stripe_customer_id, livemode FROM customers
+WHERE account_id = $1 ORDER BY stripe_customer_id`
+		var cs []struct {
+			ID       string `db:"stripe_customer_id"`
+			Livemode *bool  `db:"livemode"`
+		}
+		if err := tx.SelectContext(ctx, &cs, qc, accountID); err != nil {
+			return translate(err)
+		}
+		if len(cs) == 0 {
+			return billing.ErrNotFound
+		}
+		for _, c := range cs {
+			out.Customers = append(out.Customers, billing.AccountCustomer{ID: c.ID, Livemode: c.Livemode})
+		}
+		const qs = `
+SELECT s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
+       s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
+       c.deleted AS customer_deleted
+FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
+WHERE c.account_id = $1
+ORDER BY s.stripe_subscription_id`
+		var rows []accountSubRow
+		if err := tx.SelectContext(ctx, &rows, qs, accountID); err != nil {
+			return translate(err)
+		}
+		out.Subscriptions = make([]billing.Subscription, 0, len(rows))
+		for _, r := range rows {
+			sub, err := r.toSubscription()
+			if err != nil {
+				return err
+			}
+			out.Subscriptions = append(out.Subscriptions, sub)
+		}
+		return nil
+	})
+	if err != nil {
+		return billing.AccountBilling{}, fmt.Errorf("read account billing: %w", err)
+	}
+	return out, nil
+}
+
+// AccountSubscriptions returns what entitlement is computed from: the
+// subscriptions in one mode of every customer linked to the account (none
+// for an unknown account). One indexed query; the entitlement cache calls
+// it on a miss.
+func (s *Store) AccountSubscriptions(ctx context.Context, accountID string, livemode bool) ([]billing.AccountSubscription, error) {
+	const q = `
+SELECT s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
+       s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
+       c.deleted AS customer_deleted
+FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
+WHERE c.account_id = $1 AND s.livemode = $2`
+	var rows []accountSubRow
+	if err := s.db.SelectContext(ctx, &rows, q, accountID, livemode); err != nil {
+		return nil, fmt.Errorf("read account subscriptions: %w", translate(err))
+	}
+	out := make([]billing.AccountSubscription, 0, len(rows))
+	for _, r := range rows {
+		sub, err := r.toSubscription()
+		if err != nil {
+			return nil, fmt.Errorf("read account subscriptions: %w", err)
+		}
+		out = append(out, billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted})
+	}
+	return out, nil
+}
+
+// inReadTx runs fn in a read-only repeatable-read transaction: several
+// queries that see one snapshot.
+func (s *Store) inReadTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return fmt.Errorf("begin: %w", translate(err))
+	}
+	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
+	return fn(tx)
+}
