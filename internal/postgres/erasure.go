@@ -1,0 +1,309 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// AuditActionErase is the audit_log action of an account erasure.
+const AuditActionErase = "account.erase"
+
+// StripeJobOrderingKey is the ordering key of a customer's Stripe jobs: its
+// surrogate reference, never its Stripe ID.
+func StripeJobOrderingKey(customerRef string) string { return "stripe:" + customerRef }
+
+// erasedCustomer is a customer row the erasure locked.
+type erasedCustomer struct {
+	ID       string `db:"stripe_customer_id"`
+	Ref      string `db:"customer_ref"`
+	Livemode *bool  `db:"livemode"`
+}
+
+// erasedSubscription is a subscription row the erasure locked.
+type erasedSubscription struct {
+	ID          string         `db:"stripe_subscription_id"`
+	Ref         string         `db:"subscription_ref"`
+	CustomerRef string         `db:"customer_ref"`
+	Status      billing.Status `db:"status"`
+	Livemode    bool           `db:"livemode"`
+}
+
+// EraseAccount removes every link between an account and Stripe in one
+// transaction: tombstones (keyed hashes) of its customer and subscription
+// IDs, its subscriptions and customers rows, ProfitWell churns (and
+// optionally erasures) by surrogate reference, Stripe jobs when asked, an
+// audit record and a cache notification. History tables keep their rows
+// under the random surrogate references, which nothing links to an ID any
+// more. An unknown or already erased account is not an error: the result
+// counts zero and the audit log still records the request.
+func (s *Store) EraseAccount(ctx context.Context, req billing.ErasureRequest) (billing.ErasureResult, error) {
+	if !billing.ValidAccountID(req.AccountID) {
+		return billing.ErasureResult{}, fmt.Errorf("erase account: malformed account ID: %w", billing.ErrInvalid)
+	}
+	if req.Actor == "" || len(req.Actor) > 80 {
+		return billing.ErasureResult{}, fmt.Errorf("erase account: actor must be 1 to 80 characters: %w", billing.ErrInvalid)
+	}
+	key, err := s.erasureKey(ctx)
+	if err != nil {
+		return billing.ErasureResult{}, fmt.Errorf("erase account: %w", err)
+	}
+	var res billing.ErasureResult
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		res, err = s.eraseTx(ctx, tx, key, req)
+		if err == nil && s.keys.beforeEraseCommit != nil {
+			s.keys.beforeEraseCommit()
+		}
+		return err
+	})
+	if err != nil {
+		return billing.ErasureResult{}, fmt.Errorf("erase account: %w", err)
+	}
+	return res, nil
+}
+
+// eraseTx is the body of EraseAccount.
+func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billing.ErasureRequest) (billing.ErasureResult, error) {
+	var res billing.ErasureResult
+	customers, err := lockAccountCustomers(ctx, tx, req.AccountID)
+	if err != nil {
+		return res, err
+	}
+	cusIDs := make([]string, len(customers))
+	for i, c := range customers {
+		cusIDs[i] = c.ID
+	}
+	subs, err := lockCustomerSubscriptions(ctx, tx, cusIDs)
+	if err != nil {
+		return res, err
+	}
+	res.Customers, res.Subscriptions = len(customers), len(subs)
+
+	if res.Tombstones, err = writeTombstones(ctx, tx, key, customers, subs); err != nil {
+		return res, err
+	}
+	if err := enqueueErasureProfitWell(ctx, tx, req, customers, subs, &res); err != nil {
+		return res, err
+	}
+	if err := enqueueErasureStripe(ctx, tx, req, customers, subs, &res); err != nil {
+		return res, err
+	}
+	if err := deleteLinks(ctx, tx, cusIDs); err != nil {
+		return res, err
+	}
+	if err := writeErasureAudit(ctx, tx, req, subjectHMAC(key, req.AccountID), res); err != nil {
+		return res, err
+	}
+	if err := notifyAccountChange(ctx, tx, req.AccountID); err != nil {
+		return res, fmt.Errorf("notify account change: %w", err)
+	}
+	return res, nil
+}
+
+// lockAccountCustomers locks the account's customers: first each customer
+// ID's advisory lock (exclusive; the event path takes it shared in
+// isTombstoned, see there), then the rows. A customer linked to the account
+// while the locks were being taken shows up in the locked read; the loop
+// then takes its advisory lock too, until the set is stable.
+func lockAccountCustomers(ctx context.Context, tx *sqlx.Tx, accountID string) ([]erasedCustomer, error) {
+	const qIDs = `
+SELECT stripe_customer_id FROM customers WHERE account_id = $1 ORDER BY stripe_customer_id`
+	const qLock = `
+SELECT count(pg_advisory_xact_lock($1, k))
+FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`
+	const qRows = `
+SELECT stripe_customer_id, customer_ref, livemode
+FROM customers
+WHERE account_id = $1
+ORDER BY stripe_customer_id
+FOR UPDATE`
+	var ids []string
+	if err := tx.SelectContext(ctx, &ids, qIDs, accountID); err != nil {
+		return nil, fmt.Errorf("list account customers: %w", translate(err))
+	}
+	locked := map[string]bool{}
+	for {
+		var todo []string
+		for _, id := range ids {
+			if !locked[id] {
+				todo = append(todo, id)
+			}
+		}
+		if len(todo) > 0 {
+			if _, err := tx.ExecContext(ctx, qLock, subjectLockSpace, pq.Array(sortedLockKeys(todo))); err != nil {
+				return nil, fmt.Errorf("lock account customers: %w", translate(err))
+			}
+			for _, id := range todo {
+				locked[id] = true
+			}
+		}
+		var rows []erasedCustomer
+		if err := tx.SelectContext(ctx, &rows, qRows, accountID); err != nil {
+			return nil, fmt.Errorf("lock account customers: %w", translate(err))
+		}
+		ids = ids[:0]
+		stable := true
+		for _, r := range rows {
+			ids = append(ids, r.ID)
+			if !locked[r.ID] {
+				stable = false
+			}
+		}
+		if stable {
+			return rows, nil
+		}
+	}
+}
+
+// lockCustomerSubscriptions locks the subscriptions of the given customers.
+// Read after the customer locks: anything the event path wrote for them
+// has committed by now.
+func lockCustomerSubscriptions(ctx context.Context, tx *sqlx.Tx, customerIDs []string) ([]erasedSubscription, error) {
+	const q = `
+SELECT stripe_subscription_id, subscription_ref, customer_ref, status, livemode
+FROM subscriptions
+WHERE stripe_customer_id = ANY($1)
+ORDER BY stripe_subscription_id
+FOR UPDATE`
+	if len(customerIDs) == 0 {
+		return nil, nil
+	}
+	var subs []erasedSubscription
+	if err := tx.SelectContext(ctx, &subs, q, pq.Array(customerIDs)); err != nil {
+		return nil, fmt.Errorf("lock customer subscriptions: %w", translate(err))
+	}
+	return subs, nil
+}
+
+// writeTombstones records the keyed hash of every erased ID and returns how
+// many were new (a tombstone may exist from an earlier erasure of a
+// customer that was since re-created, e.g. by a reconcile run).
+func writeTombstones(ctx context.Context, tx *sqlx.Tx, key []byte, customers []erasedCustomer, subs []erasedSubscription) (int, error) {
+	const q = `
+INSERT INTO tombstones (subject_hmac, kind)
+SELECT h, k FROM unnest($1::bytea[], $2::text[]) AS t (h, k)
+ON CONFLICT (subject_hmac) DO NOTHING`
+	var hashes [][]byte
+	var kinds []string
+	for _, c := range customers {
+		hashes = append(hashes, subjectHMAC(key, c.ID))
+		kinds = append(kinds, "customer")
+	}
+	for _, sub := range subs {
+		hashes = append(hashes, subjectHMAC(key, sub.ID))
+		kinds = append(kinds, "subscription")
+	}
+	if len(hashes) == 0 {
+		return 0, nil
+	}
+	r, err := tx.ExecContext(ctx, q, pq.ByteaArray(hashes), pq.Array(kinds))
+	if err != nil {
+		return 0, fmt.Errorf("write tombstones: %w", translate(err))
+	}
+	n, _ := r.RowsAffected()
+	return int(n), nil
+}
+
+// enqueueErasureProfitWell tells ProfitWell, by surrogate reference only,
+// that the account's live subscriptions churned today, and with
+// EraseProfitWell asks it to forget each customer. Test-mode data never
+// reaches ProfitWell.
+func enqueueErasureProfitWell(ctx context.Context, tx *sqlx.Tx, req billing.ErasureRequest, customers []erasedCustomer, subs []erasedSubscription, res *billing.ErasureResult) error {
+	now := time.Now().UTC()
+	for _, sub := range subs {
+		if !sub.Livemode || !billing.SyncLive(sub.Status) {
+			continue
+		}
+		if err := EnqueueProfitWellChurn(ctx, tx, sub.CustomerRef, sub.Ref, now, billing.ChurnVoluntary); err != nil {
+			return fmt.Errorf("enqueue profitwell churn: %w", err)
+		}
+		res.ProfitWellChurn++
+	}
+	if !req.EraseProfitWell {
+		return nil
+	}
+	for _, c := range customers {
+		if c.Livemode != nil && !*c.Livemode {
+			continue
+		}
+		if err := EnqueueProfitWellEraseUser(ctx, tx, c.Ref); err != nil {
+			return fmt.Errorf("enqueue profitwell erase: %w", err)
+		}
+		res.ProfitWellErase++
+	}
+	return nil
+}
+
+// enqueueErasureStripe queues the Stripe calls the request asked for. They
+// run after commit (internal/stripejobs), so a Stripe outage never leaves a
+// half-erased account. Deleting a customer cancels its subscriptions in
+// Stripe, so cancel jobs are queued only without DeleteCustomer.
+func enqueueErasureStripe(ctx context.Context, tx *sqlx.Tx, req billing.ErasureRequest, customers []erasedCustomer, subs []erasedSubscription, res *billing.ErasureResult) error {
+	var entries []OutboxEntry
+	switch {
+	case req.DeleteCustomer:
+		for _, c := range customers {
+			entries = append(entries, OutboxEntry{Kind: billing.OutboxStripe, OrderingKey: StripeJobOrderingKey(c.Ref),
+				Action: billing.StripeDeleteCustomer, Payload: billing.StripeJobPayload{CustomerID: c.ID}})
+		}
+	case req.CancelSubscriptions:
+		for _, sub := range subs {
+			if !billing.SubscriptionLive(sub.Status) {
+				continue
+			}
+			entries = append(entries, OutboxEntry{Kind: billing.OutboxStripe, OrderingKey: StripeJobOrderingKey(sub.CustomerRef),
+				Action: billing.StripeCancelSubscription, Payload: billing.StripeJobPayload{SubscriptionID: sub.ID}})
+		}
+	}
+	for _, e := range entries {
+		if _, err := EnqueueOutbox(ctx, tx, e); err != nil {
+			return fmt.Errorf("enqueue stripe job: %w", err)
+		}
+		res.StripeJobs++
+	}
+	return nil
+}
+
+// deleteLinks deletes the subscriptions and customers rows: the only rows
+// that tie a Stripe ID to an account or to a surrogate reference.
+func deleteLinks(ctx context.Context, tx *sqlx.Tx, customerIDs []string) error {
+	const qSubs = `DELETE FROM subscriptions WHERE stripe_customer_id = ANY($1)`
+	const qCustomers = `DELETE FROM customers WHERE stripe_customer_id = ANY($1)`
+	if len(customerIDs) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, qSubs, pq.Array(customerIDs)); err != nil {
+		return fmt.Errorf("delete subscriptions: %w", translate(err))
+	}
+	if _, err := tx.ExecContext(ctx, qCustomers, pq.Array(customerIDs)); err != nil {
+		return fmt.Errorf("delete customers: %w", translate(err))
+	}
+	return nil
+}
+
+// writeErasureAudit records who erased which account (as a keyed hash) and
+// how much, with no IDs.
+func writeErasureAudit(ctx context.Context, tx *sqlx.Tx, req billing.ErasureRequest, subject []byte, res billing.ErasureResult) error {
+	const q = `
+INSERT INTO audit_log (actor, action, subject_hmac, details)
+VALUES ($1, $2, $3, $4)`
+	details, err := json.Marshal(struct {
+		billing.ErasureResult
+		CancelSubscriptions bool `json:"cancel_subscriptions"`
+		DeleteCustomer      bool `json:"delete_customer"`
+		EraseProfitWell     bool `json:"erase_profitwell"`
+	}{res, req.CancelSubscriptions, req.DeleteCustomer, req.EraseProfitWell})
+	if err != nil {
+		return fmt.Errorf("write erasure audit: encode details: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, q, req.Actor, AuditActionErase, subject, details); err != nil {
+		return fmt.Errorf("write erasure audit: %w", translate(err))
+	}
+	return nil
+}

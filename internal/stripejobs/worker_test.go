@@ -1,0 +1,368 @@
+package stripejobs_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/pgtest"
+	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/internal/stripejobs"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeStripe records every request and answers like Stripe: deleted and
+// canceled objects, 404 for objects already gone, 503 while down.
+type fakeStripe struct {
+	mu    sync.Mutex
+	calls []string // "METHOD /path"
+	gone  map[string]bool
+	down  bool
+	srv   *httptest.Server
+}
+
+func newFakeStripe(t *testing.T) *fakeStripe {
+	f := &fakeStripe{gone: map[string]bool{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
+	w.Header().Set("Content-Type", "application/json")
+	if f.down {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":{"type":"api_error","message":"Stripe is down"}}`)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer sk_test_fake" {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided"}}`)
+		return
+	}
+	id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	if f.gone[id] {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such object: '%s'"}}`, id)
+		return
+	}
+	switch {
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/customers/"):
+		f.gone[id] = true
+		fmt.Fprintf(w, `{"id":%q,"object":"customer","deleted":true}`, id)
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/subscriptions/"):
+		fmt.Fprintf(w, `{"id":%q,"object":"subscription","status":"canceled"}`, id)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"error":{"type":"invalid_request_error","message":"Unrecognized request URL"}}`)
+	}
+}
+
+func (f *fakeStripe) count(call string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c == call {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeStripe) setDown(down bool) {
+	f.mu.Lock()
+	f.down = down
+	f.mu.Unlock()
+}
+
+// seedErased links customers (each with one active live subscription) to
+// account and erases it with req's flags.
+func seedErased(t *testing.T, st *postgres.Store, account string, customers []string, req billing.ErasureRequest) {
+	t.Helper()
+	ctx := context.Background()
+	at := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	for i, cus := range customers {
+		sub := "sub_" + strings.TrimPrefix(cus, "cus_")
+		evs := []billing.Event{
+			{ID: fmt.Sprintf("evt_%sc%d", account, i), Type: "customer.created", Created: at, Livemode: true,
+				Customer: &billing.Customer{ID: cus, Livemode: true, AccountHint: account}},
+			{ID: fmt.Sprintf("evt_%ss%d", account, i), Type: "customer.subscription.created", Created: at.Add(time.Second), Livemode: true,
+				Subscription: &billing.Subscription{ID: sub, CustomerID: cus, Livemode: true, Status: billing.StatusActive, Currency: "usd",
+					Items: []billing.Item{{PriceID: "price_1", Quantity: 1, UnitAmount: 500, Interval: billing.IntervalMonth, IntervalCount: 1}}}},
+		}
+		for _, ev := range evs {
+			if _, err := st.ApplyEvent(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	req.AccountID, req.Actor = account, "test"
+	if _, err := st.EraseAccount(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newWorker(st *postgres.Store, base string) *stripejobs.Worker {
+	w := &stripejobs.Worker{Store: st, Stripe: stripejobs.NewClient("sk_test_fake", base, &http.Client{Timeout: 10 * time.Second}),
+		Log: slog.New(slog.DiscardHandler), Interval: 10 * time.Millisecond}
+	w.Register(prometheus.NewRegistry())
+	return w
+}
+
+// drain runs workers until no job is due.
+func drain(t *testing.T, workers ...*stripejobs.Worker) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := w.RunOnce(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func stripeRows(t *testing.T, st *postgres.Store) []postgres.OutboxRow {
+	t.Helper()
+	rows, err := st.OutboxRows(context.Background(), billing.OutboxStripe, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// assertScrubbed checks no Stripe job row holds an ID any more.
+func assertScrubbed(t *testing.T, rows []postgres.OutboxRow, state string) {
+	t.Helper()
+	for _, r := range rows {
+		if r.State != state {
+			t.Errorf("job %d is %s, want %s", r.ID, r.State, state)
+		}
+		all := string(r.Payload) + r.OrderingKey
+		if r.LastError != nil {
+			all += *r.LastError
+		}
+		if strings.Contains(all, "cus_") || strings.Contains(all, "sub_") {
+			t.Errorf("job %d still names a Stripe ID: %s", r.ID, all)
+		}
+	}
+}
+
+func TestDeleteCustomerExactlyOnce(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	fake := newFakeStripe(t)
+	customers := []string{"cus_Once1", "cus_Once2", "cus_Once3"}
+	seedErased(t, st, "acct_once", customers, billing.ErasureRequest{DeleteCustomer: true})
+
+	rows := stripeRows(t, st)
+	if len(rows) != 3 || !strings.Contains(string(rows[0].Payload), "cus_Once") {
+		t.Fatalf("before the worker: %d jobs (%v), want 3 holding the customer IDs", len(rows), rows)
+	}
+	// Two replicas' workers race for the same jobs.
+	drain(t, newWorker(st, fake.srv.URL), newWorker(st, fake.srv.URL))
+
+	for _, cus := range customers {
+		if n := fake.count("DELETE /v1/customers/" + cus); n != 1 {
+			t.Errorf("DELETE %s called %d times, want exactly once", cus, n)
+		}
+	}
+	if n := fake.count("DELETE /v1/subscriptions/sub_Once1"); n != 0 {
+		t.Errorf("subscription cancelled separately %d times; deleting the customer cancels it", n)
+	}
+	assertScrubbed(t, stripeRows(t, st), "sent")
+}
+
+func TestStripeJobOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		req     billing.ErasureRequest
+		prepare func(f *fakeStripe) string // returns the base URL the worker uses
+		call    string
+		calls   int
+		state   string
+	}{
+		{"CancelSubscriptions", billing.ErasureRequest{CancelSubscriptions: true},
+			func(f *fakeStripe) string { return f.srv.URL }, "DELETE /v1/subscriptions/sub_Out0", 1, "sent"},
+		{"AlreadyDeletedIs404AndDone", billing.ErasureRequest{DeleteCustomer: true},
+			func(f *fakeStripe) string { f.gone["cus_Out1"] = true; return f.srv.URL }, "DELETE /v1/customers/cus_Out1", 1, "sent"},
+		{"BadKeyRetries", billing.ErasureRequest{DeleteCustomer: true},
+			func(f *fakeStripe) string { return f.srv.URL + "/badkey" }, "", 0, "pending"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := pgtest.Open(t)
+			fake := newFakeStripe(t)
+			seedErased(t, st, fmt.Sprintf("acct_out%d", i), []string{fmt.Sprintf("cus_Out%d", i)}, tt.req)
+			base := tt.prepare(fake)
+			w := newWorker(st, base)
+			if tt.state == "pending" {
+				w.Stripe = stripejobs.NewClient("sk_test_wrong", fake.srv.URL, nil)
+			}
+			drain(t, w)
+			if tt.call != "" {
+				if n := fake.count(tt.call); n != tt.calls {
+					t.Errorf("%s called %d times, want %d", tt.call, n, tt.calls)
+				}
+			}
+			rows := stripeRows(t, st)
+			if len(rows) != 1 {
+				t.Fatalf("%d jobs, want 1", len(rows))
+			}
+			if tt.state == "pending" {
+				if rows[0].State != "pending" || rows[0].LastStatus == nil || *rows[0].LastStatus != 401 {
+					t.Errorf("job = %+v, want pending with last status 401", rows[0])
+				}
+				return
+			}
+			assertScrubbed(t, rows, tt.state)
+		})
+	}
+}
+
+// TestStripeDownThenBack: with the fake down (503, then unreachable), the
+// job stays pending with its IDs and is retried; once Stripe answers it
+// completes and the IDs go.
+func TestStripeDownThenBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t)
+	fake := newFakeStripe(t)
+	seedErased(t, st, "acct_down", []string{"cus_Down1"}, billing.ErasureRequest{DeleteCustomer: true})
+
+	// Nothing listens on a closed listener's address: connection refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+
+	steps := []struct {
+		name   string
+		base   string
+		down   bool
+		state  string
+		status int // last_status; 0: none
+	}{
+		{"Down503", fake.srv.URL, true, "pending", 503},
+		{"Unreachable", closed, false, "pending", 0},
+		{"Back", fake.srv.URL, false, "sent", 200},
+	}
+	for i, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			fake.setDown(s.down)
+			// Time passes: the backoff delay is over.
+			if _, err := st.DB().ExecContext(ctx, `UPDATE outbox SET next_attempt_at = now() WHERE kind = 'stripe'`); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := newWorker(st, s.base).RunOnce(ctx); err != nil || n != 1 {
+				t.Fatalf("RunOnce = %d, %v; want one job claimed", n, err)
+			}
+			rows := stripeRows(t, st)
+			if len(rows) != 1 || rows[0].State != s.state || rows[0].Attempts != i+1 {
+				t.Fatalf("job = %+v, want %s after %d attempts", rows, s.state, i+1)
+			}
+			got := 0
+			if rows[0].LastStatus != nil {
+				got = *rows[0].LastStatus
+			}
+			if got != s.status {
+				t.Errorf("last_status %d, want %d", got, s.status)
+			}
+			if s.state == "pending" && !strings.Contains(string(rows[0].Payload), "cus_Down1") {
+				t.Errorf("a pending job lost the ID it needs: %s", rows[0].Payload)
+			}
+			if s.state == "pending" {
+				var due bool
+				if err := st.DB().Get(&due, `SELECT next_attempt_at <= now() FROM outbox WHERE id = $1`, rows[0].ID); err != nil || due {
+					t.Errorf("failed job due again at once (due=%v, err=%v), want a backoff", due, err)
+				}
+			}
+		})
+	}
+	assertScrubbed(t, stripeRows(t, st), "sent")
+	if n := fake.count("DELETE /v1/customers/cus_Down1"); n != 2 {
+		t.Errorf("DELETE reached the fake %d times, want 2 (503, then success)", n)
+	}
+}
+
+// TestStripeMockSmoke runs the real client's delete and cancel against
+// stripe-mock, which validates requests against Stripe's OpenAPI spec.
+func TestStripeMockSmoke(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("stripe-mock")
+	if err != nil {
+		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "stripe-mock")
+		if _, err := os.Stat(bin); err != nil {
+			t.Skip("stripe-mock not installed (scripts/install-deps.sh installs it): skipping the smoke test")
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "-http-addr", addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 300 {
+			t.Fatalf("stripe-mock did not start on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	st := pgtest.Open(t)
+	seedErased(t, st, "acct_mock", []string{"cus_Mock1"}, billing.ErasureRequest{DeleteCustomer: true})
+	seedErased(t, st, "acct_mock2", []string{"cus_Mock2"}, billing.ErasureRequest{CancelSubscriptions: true})
+	w := newWorker(st, "http://"+addr)
+	w.Stripe = stripejobs.NewClient("sk_test_123", "http://"+addr, &http.Client{Timeout: 10 * time.Second})
+	drain(t, w)
+	rows := stripeRows(t, st)
+	if len(rows) != 2 {
+		t.Fatalf("%d jobs, want 2", len(rows))
+	}
+	for _, r := range rows {
+		if r.LastStatus == nil || *r.LastStatus != 200 {
+			t.Errorf("job %s: last status %v, want 200 from stripe-mock", r.Action, r.LastStatus)
+		}
+	}
+	assertScrubbed(t, rows, "sent")
+}
