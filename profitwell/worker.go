@@ -19,6 +19,15 @@ type Queue interface {
 	OutboxMarkDead(ctx context.Context, id int64, attempt, status int, summary string) error
 }
 
+// purger is the optional clean-up side of the Queue.
+type purger interface {
+	OutboxPurgeSent(ctx context.Context, kind string, age time.Duration) (int64, error)
+}
+
+// SentRetention is how long delivered rows stay in the outbox (for
+// debugging "was it sent?") before the worker deletes them.
+const SentRetention = 24 * time.Hour
+
 // Worker delivers ProfitWell outbox rows. Several workers (goroutines or
 // replicas) may run at once: the claim hands each row to one of them, and
 // a customer's rows go one at a time in order. Delivery is at least once
@@ -67,7 +76,16 @@ func (w *Worker) defaults() {
 func (w *Worker) Run(ctx context.Context) error {
 	w.defaults()
 	w.Log.Info("profitwell worker started", "batch", w.Batch, "max_attempts", w.MaxAttempts)
+	var lastPurge time.Time
 	for {
+		if p, ok := w.Queue.(purger); ok && time.Since(lastPurge) > 10*time.Minute {
+			lastPurge = time.Now()
+			if n, err := p.OutboxPurgeSent(ctx, billing.OutboxProfitWell, SentRetention); err != nil {
+				w.Log.Warn("profitwell worker: purge of sent rows failed", "err", err)
+			} else if n > 0 {
+				w.Log.Info("profitwell worker: purged sent rows", "rows", n)
+			}
+		}
 		n, err := w.RunOnce(ctx)
 		if ctx.Err() != nil {
 			w.Log.Info("profitwell worker stopped")

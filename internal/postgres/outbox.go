@@ -290,14 +290,16 @@ WHERE kind = $1 AND state <> 'sent'`
 	return billing.OutboxStats{Pending: r.Pending, Dead: r.Dead, OldestPending: time.Duration(r.Oldest * float64(time.Second))}, nil
 }
 
-// OutboxPurgeSent deletes delivered rows older than age (at most 10 000 per
-// call, so a purge never holds long locks). Sent rows are kept briefly only
-// to answer "was it sent?" while debugging.
-func (s *Store) OutboxPurgeSent(ctx context.Context, age time.Duration) (int64, error) {
+// OutboxPurgeSent deletes delivered rows of kind older than age (at most
+// 10 000 per call, so a purge never holds long locks). Sent rows are kept
+// briefly only to answer "was it sent?" while debugging.
+func (s *Store) OutboxPurgeSent(ctx context.Context, kind string, age time.Duration) (int64, error) {
 	const q = `
 DELETE FROM outbox
-WHERE id IN (SELECT id FROM outbox WHERE state = 'sent' AND sent_at < now() - make_interval(secs => $1) LIMIT 10000)`
-	res, err := s.db.ExecContext(ctx, q, age.Seconds())
+WHERE id IN (SELECT id FROM outbox
+             WHERE kind = $1 AND state = 'sent' AND sent_at < now() - make_interval(secs => $2)
+             LIMIT 10000)`
+	res, err := s.db.ExecContext(ctx, q, kind, age.Seconds())
 	if err != nil {
 		return 0, fmt.Errorf("purge sent outbox rows: %w", translate(err))
 	}

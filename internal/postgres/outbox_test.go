@@ -293,3 +293,37 @@ func TestOutboxEnqueueValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestOutboxPurgeSent(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	ctx := context.Background()
+	ids := enqueue(t, st, "k:a", 2)
+	_, jobs := claimIDs(t, st, time.Minute)
+	if err := st.OutboxMarkSent(ctx, jobs[0].ID, jobs[0].Attempts, 201); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().ExecContext(ctx, `UPDATE outbox SET sent_at = now() - interval '2 days' WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		kind string
+		want int64
+	}{
+		{"OtherKindUntouched", billing.OutboxStripe, 0},
+		{"OldSentRowDeleted", billing.OutboxProfitWell, 1},
+		{"PendingRowsKept", billing.OutboxProfitWell, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := st.OutboxPurgeSent(ctx, tt.kind, 24*time.Hour)
+			if err != nil || n != tt.want {
+				t.Fatalf("purged %d (err %v), want %d", n, err, tt.want)
+			}
+		})
+	}
+	if rows, _ := st.OutboxRows(ctx, billing.OutboxProfitWell, ""); len(rows) != 1 || rows[0].ID != ids[1] {
+		t.Fatalf("rows left = %+v, want only the pending one", rows)
+	}
+}
