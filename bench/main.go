@@ -1,0 +1,136 @@
+// Command bench measures billingd against baselines in one run and prints
+// one `name: value` line per figure. `go run ./bench` starts its own
+// PostgreSQL when DATABASE_URL is unset; `go run ./bench -short` is a quick
+// pass (well under 90 s). Not part of the CI test run.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/billingd/billingd/internal/pgserver"
+	_ "github.com/lib/pq"
+)
+
+type config struct {
+	short   bool
+	skip    map[string]bool
+	workDir string
+	adminDB string // admin URL of the server used
+	bin     string
+	out     io.Writer
+}
+
+func main() {
+	short := flag.Bool("short", false, "quick pass: fewer events and a smaller revenue seed")
+	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,revenue")
+	flag.Parse()
+	if err := run(*short, *skip); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(short bool, skip string) error {
+	ctx := context.Background()
+	cfg := &config{short: short, skip: map[string]bool{}, out: os.Stdout}
+	for _, s := range strings.Split(skip, ",") {
+		if s != "" {
+			cfg.skip[s] = true
+		}
+	}
+	work, err := os.MkdirTemp("", "billingd-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	cfg.workDir = work
+
+	cfg.adminDB = os.Getenv("DATABASE_URL")
+	if cfg.adminDB == "" {
+		// A durable server with default settings (fsync on): figures are
+		// for the real thing, not a tuned test server.
+		srv, err := pgserver.New("/tmp/billingd-bench/pg")
+		if err != nil {
+			return err
+		}
+		srv.Settings = []string{"max_connections=300", "shared_buffers=512MB"}
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		defer srv.Stop(context.WithoutCancel(ctx)) //nolint:errcheck
+		cfg.adminDB = srv.URL("postgres")
+	}
+	if cfg.bin, err = buildBillingd(work); err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.out, "machine_cores: %d\n", runtime.NumCPU())
+	fmt.Fprintf(cfg.out, "go_version: %s\n", runtime.Version())
+	fmt.Fprintf(cfg.out, "short: %v\n", short)
+
+	stages := []struct {
+		name string
+		fn   func(context.Context, *config) error
+	}{
+		{"ingest", benchIngest},
+		{"entitlement", benchEntitlement},
+		{"revenue", benchRevenue},
+	}
+	for _, st := range stages {
+		if cfg.skip[st.name] {
+			fmt.Fprintf(cfg.out, "%s: skipped (-skip)\n", st.name)
+			continue
+		}
+		t0 := time.Now()
+		if err := st.fn(ctx, cfg); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+		slog.Debug("stage done", "stage", st.name, "seconds", time.Since(t0).Seconds())
+	}
+	return nil
+}
+
+// freshDB drops and creates database name and returns its URL.
+func (c *config) freshDB(name string) (string, error) {
+	db, err := sql.Open("postgres", c.adminDB)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
+		return "", fmt.Errorf("drop %s: %w", name, err)
+	}
+	if _, err := db.Exec(`CREATE DATABASE ` + name); err != nil {
+		return "", fmt.Errorf("create %s: %w", name, err)
+	}
+	u, err := url.Parse(c.adminDB)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+func (c *config) print(name string, format string, args ...any) {
+	fmt.Fprintf(c.out, "%s: %s\n", name, fmt.Sprintf(format, args...))
+}
+
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	for d := wd; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return wd
+}
