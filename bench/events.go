@@ -39,7 +39,7 @@ func benchEvents(tag string, n int) [][]byte {
 				"start": created, "end": nil, "customer": cus, "subscription": sub,
 			},
 			"ended_at": nil, "items": map[string]any{"object": "list", "has_more": false, "total_count": 2,
-				"url": "/v1/subscription_items?subscription=" + sub,
+				"url":  "/v1/subscription_items?subscription=" + sub,
 				"data": []any{item(1, "price_seat", 1500), item(2, "price_support", 4900)}},
 			"latest_invoice": "in_bench" + fmt.Sprint(i), "livemode": true,
 			"metadata":         map[string]any{"account_id": fmt.Sprintf("acct_%s%07d", tag, i), "contact": "ada@example.com"},
