@@ -102,6 +102,10 @@ func (c *Cache) Bound() time.Duration { return c.bound }
 
 func (c *Cache) since() int64 { return int64(time.Since(c.base)) }
 
+// Fresh reports whether the cache may answer from memory now: its
+// listener proved itself up to date within the bound.
+func (c *Cache) Fresh() bool { return c.fresh() }
+
 // fresh reports whether memory may answer now (see the package comment).
 func (c *Cache) fresh() bool {
 	conf := c.confirmed.Load()

@@ -1,0 +1,227 @@
+package entcache_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/api"
+	"github.com/billingd/billingd/internal/entcache"
+	"github.com/billingd/billingd/internal/pgtest"
+	"github.com/billingd/billingd/internal/postgres"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// bound is the staleness bound the replicas run with here: short, so the
+// test is quick; the guarantee does not depend on its size.
+const bound = time.Second
+
+// replica is one billingd API process: its own pool, cache and listener.
+type replica struct {
+	st    *postgres.Store
+	cache *entcache.Cache
+	reg   *prometheus.Registry
+	srv   *httptest.Server
+}
+
+func startReplica(t *testing.T, url string) *replica {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), url, slog.New(slog.DiscardHandler), postgres.Options{MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{st: st, reg: prometheus.NewRegistry()}
+	r.cache = entcache.New(st, entcache.Options{Grace: 72 * time.Hour, Bound: bound, Log: slog.New(slog.DiscardHandler), Registerer: r.reg})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.cache.Run(ctx, url); close(done) }()
+	r.srv = httptest.NewServer((&api.Server{Log: slog.New(slog.DiscardHandler), Tokens: r.cache,
+		Entitlements: r.cache, Accounts: st}).Handler())
+	t.Cleanup(func() { r.srv.Close(); cancel(); <-done; st.Close() })
+	return r
+}
+
+// waitFresh waits until the replica's listener is up. Not a timing
+// assertion: a slow machine only makes the test wait longer.
+func (r *replica) waitFresh(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !r.cache.Fresh(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("cache listener never came up")
+		}
+	}
+}
+
+func (r *replica) counter(t *testing.T, name, kind string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if kind == "" {
+				return m.GetCounter().GetValue()
+			}
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == kind {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func (r *replica) get(t *testing.T, path, token string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.srv.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &body)
+	return resp.StatusCode, body
+}
+
+func (r *replica) entitled(t *testing.T, acct, token string) bool {
+	t.Helper()
+	code, body := r.get(t, "/v1/accounts/"+acct+"/entitlement", token)
+	if code != http.StatusOK {
+		t.Fatalf("entitlement: %d %v", code, body)
+	}
+	return body["entitled"] == true
+}
+
+// TestReplicasSeeChangesWithinBound runs two API replicas on one database.
+// Each change is made through one replica or straight in the database, and
+// the other replica, whose cache held the old answer, must give the new one
+// to any read that starts Bound after the change committed. The test waits
+// exactly Bound and then reads once: no polling that could hide a stale
+// answer.
+func TestReplicasSeeChangesWithinBound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	a, b := startReplica(t, url), startReplica(t, url)
+	tok, hash, _ := billing.NewToken(billing.ScopeApp)
+	if _, err := a.st.TokenCreate(ctx, "backend", billing.ScopeApp, hash); err != nil {
+		t.Fatal(err)
+	}
+	// An unlinked customer with an active subscription, as webhooks leave it
+	// when they arrive before the app links the customer.
+	db := a.st.DB()
+	if _, err := db.Exec(`INSERT INTO customers (stripe_customer_id, livemode) VALUES ('cus_R1', true)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`
+INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_ref, livemode, status, currency, items,
+    current_period_start, current_period_end, version_at, version_rank, version_event)
+SELECT 'sub_R1', 'cus_R1', customer_ref, true, 'active', 'eur', '[{"price_id":"price_pro","quantity":1}]',
+       now(), now() + interval '30 days', now(), 0, 'evt_seed'
+FROM customers WHERE stripe_customer_id = 'cus_R1'`); err != nil {
+		t.Fatal(err)
+	}
+	a.waitFresh(t)
+	b.waitFresh(t)
+
+	// B caches "not entitled" for acct_r (and the token).
+	if b.entitled(t, "acct_r", tok) {
+		t.Fatal("acct_r entitled before any link")
+	}
+	misses := b.counter(t, "billingd_cache_misses_total", "entitlement")
+	b.entitled(t, "acct_r", tok)
+	if b.cache.Fresh() && b.counter(t, "billingd_cache_misses_total", "entitlement") != misses {
+		t.Fatal("a fresh cache went to the database for a cached answer")
+	}
+
+	steps := []struct {
+		name   string
+		change func(t *testing.T)
+		check  func(t *testing.T) bool // true when B shows the change
+	}{
+		{"LinkThroughReplicaA", func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPut, a.srv.URL+"/v1/accounts/acct_r/billing", strings.NewReader(`{"stripe_customer_id":"cus_R1"}`))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := a.srv.Client().Do(req)
+			if err != nil || resp.StatusCode != http.StatusCreated {
+				t.Fatalf("link through A: %v %v", resp.StatusCode, err)
+			}
+			resp.Body.Close()
+		}, func(t *testing.T) bool { return b.entitled(t, "acct_r", tok) }},
+		{"EventPathChangeWithNotify", func(t *testing.T) {
+			// What the event transaction does: change state, notify, commit.
+			tx := db.MustBegin()
+			tx.MustExec(`UPDATE subscriptions SET status = 'canceled' WHERE stripe_subscription_id = 'sub_R1'`)
+			tx.MustExec(`SELECT pg_notify('billingd_account', 'acct_r')`)
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T) bool { return !b.entitled(t, "acct_r", tok) }},
+		{"NotificationLostWithListener", func(t *testing.T) {
+			// Kill both replicas' LISTEN sessions, then change the state
+			// with no notification at all: only the flush on reconnect and
+			// the heartbeat rule can make B right.
+			var killed int
+			if err := db.Get(&killed, `
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND (query = '' OR query LIKE 'LISTEN%')`); err != nil || killed != 2 {
+				t.Fatalf("killed %d listener sessions (%v), want 2", killed, err)
+			}
+			if _, err := db.Exec(`UPDATE subscriptions SET status = 'active' WHERE stripe_subscription_id = 'sub_R1'`); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T) bool { return b.entitled(t, "acct_r", tok) }},
+		{"TokenRevokedElsewhere", func(t *testing.T) {
+			got, err := a.st.TokenByHash(ctx, hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.st.TokenRevoke(ctx, got.ID); err != nil { // as `billingd token revoke` does
+				t.Fatal(err)
+			}
+		}, func(t *testing.T) bool {
+			code, _ := b.get(t, "/v1/accounts/acct_r/entitlement", tok)
+			return code == http.StatusUnauthorized
+		}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			b.waitFresh(t)
+			if s.check(t) {
+				t.Fatal("B shows the change before it was made")
+			}
+			s.change(t)
+			committed := time.Now()
+			// How fast it really propagates, for the log only.
+			for !s.check(t) && time.Since(committed) < bound {
+				time.Sleep(5 * time.Millisecond)
+			}
+			t.Logf("seen by B after %v", time.Since(committed).Round(time.Millisecond))
+			time.Sleep(time.Until(committed.Add(bound)))
+			if !s.check(t) {
+				t.Fatalf("B still serves the old state %v after the change committed", bound)
+			}
+			if s.name == "NotificationLostWithListener" {
+				b.waitFresh(t) // it reconnects, flushes, and serves from memory again
+				if n := b.counter(t, "billingd_cache_listener_connects_total", ""); n < 2 {
+					t.Errorf("B connected its listener %v times, want a reconnection", n)
+				}
+			}
+		})
+	}
+}
