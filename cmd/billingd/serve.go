@@ -89,6 +89,8 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	srv.Revenue, srv.SessionKey = db.store, sessionKey
+	// Subject access export (GET /v1/accounts/{id}/export).
+	srv.Exporter = db.store
 	if e.cfg.MetricsAddr == "" {
 		srv.Metrics = metricsHandler
 	} else {

@@ -40,6 +40,8 @@ type Server struct {
 	Accounts Accounts
 	// Entitlements answers GET /v1/accounts/{account_id}/entitlement (accounts.go); nil: 503.
 	Entitlements Entitlements
+	// Exporter answers subject access requests (GET /v1/accounts/{account_id}/export, export.go); nil: 503.
+	Exporter AccountExporter
 
 	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
 	Revenue billing.RevenueReader
@@ -82,6 +84,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
 	s.accountRoutes(r)
 	s.financeRoutes(r)
+	r.HandleFunc("/v1/accounts/{account_id}/export", s.requireScope(billing.ScopeApp, s.handleAccountExport)).Methods(http.MethodGet)
 }
 
 func (s *Server) webhooks() http.Handler {
