@@ -232,7 +232,7 @@ var tables = []Table{
 		Retention:   "until delivered or dead (dead rows stay visible until retried); delivered ProfitWell rows are deleted after 24 h; ProfitWell payloads hold surrogate references and billing facts only",
 		OnErasure:   "ProfitWell rows kept (surrogate references only); an erasure's Stripe jobs (kind stripe) hold the one customer or subscription ID they act on until Stripe confirms, then the payload is replaced by {}",
 		Export:      "-",
-		NotExported: "a transient delivery queue keyed by HMAC aliases; it holds nothing the export does not already show",
+		NotExported: "a transient delivery queue: ProfitWell rows repeat billing facts the export already shows (subscription_history) under the same surrogate references; Stripe job rows exist only between an erasure and Stripe's confirmation",
 		Columns: []Column{
 			{"id", ops, "row ID (delivery order)"},
 			{"kind", ops, "profitwell or stripe"},
