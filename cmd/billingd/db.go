@@ -52,6 +52,10 @@ func (e *env) openDatabase(ctx context.Context) (*database, error) {
 		d.close(ctx)
 		return nil, err
 	}
+	if e.cfg.ErasureKey != "" {
+		// Every command hashes erased IDs with the same key (tombstones).
+		st.SetErasureKey([]byte(e.cfg.ErasureKey))
+	}
 	d.store = st
 	return d, nil
 }

@@ -25,6 +25,7 @@ commands:
   migrate up|down N|version   manage the database schema
   privacy inventory [--format table|json]
                               what billingd stores and sends (no database needed)
+  purge                       enforce retention now (serve also purges hourly)
   token create --scope app|finance --name NAME
                               new API token, printed alone on stdout's first line
   token list | token revoke ID
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.metrics(ctx, rest)
 	case "privacy":
 		return e.privacyCmd(ctx, rest)
+	case "purge":
+		return e.purgeCmd(ctx, rest)
 	case "token":
 		return e.tokenCmd(ctx, rest)
 	case "profitwell":

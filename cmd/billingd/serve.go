@@ -82,6 +82,11 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	cache := entcache.New(db.store, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
 	go cache.Run(ctx, db.url)
 	srv.Tokens, srv.Entitlements, srv.Accounts = cache, cache, db.store
+	// Erasure (DELETE /v1/accounts/{id}), its Stripe jobs and the hourly
+	// retention purge; stopped before the database closes.
+	srv.Eraser = db.store
+	stopErasure := e.startErasure(ctx, db.store, reg)
+	defer stopErasure()
 	// Finance metrics and the dashboard; its session cookies are signed
 	// with a key every replica shares (instance_keys).
 	sessionKey, err := db.store.DashboardSessionKey(ctx)

@@ -40,6 +40,8 @@ type Server struct {
 	Accounts Accounts
 	// Entitlements answers GET /v1/accounts/{account_id}/entitlement (accounts.go); nil: 503.
 	Entitlements Entitlements
+	// Eraser erases accounts (DELETE /v1/accounts/{account_id}); nil: 503.
+	Eraser AccountEraser
 	// Exporter answers subject access requests (GET /v1/accounts/{account_id}/export, export.go); nil: 503.
 	Exporter AccountExporter
 
@@ -82,6 +84,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/webhooks/stripe", s.webhooks())
 	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}", s.requireScope(billing.ScopeApp, s.handleAccountErase)).Methods(http.MethodDelete)
 	s.accountRoutes(r)
 	s.financeRoutes(r)
 	r.HandleFunc("/v1/accounts/{account_id}/export", s.requireScope(billing.ScopeApp, s.handleAccountExport)).Methods(http.MethodGet)
