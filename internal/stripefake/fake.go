@@ -1,0 +1,308 @@
+// Package stripefake is a stateful fake of the few Stripe API endpoints
+// billingd reads (customers and subscriptions: list and retrieve), for
+// tests and local demos. Unlike stripe-mock it keeps state, paginates
+// (limit, starting_after, has_more, created[gte|lte]), honours the
+// subscription status filter (default: everything but canceled; "all"),
+// answers 401/404/429 when told to, records every request, and fills every
+// object with fake personal data in more than one API-version shape.
+package stripefake
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Key is the API key the fake accepts unless Server.Key is changed.
+const Key = "sk_test_fake"
+
+// Request is one recorded API request.
+type Request struct {
+	Method string
+	Path   string
+	Query  url.Values
+	Status int
+}
+
+// Server is the fake API. Create it with New; its zero value is not usable.
+type Server struct {
+	// URL is the base URL to pass as STRIPE_API_BASE.
+	URL string
+
+	mu        sync.Mutex
+	key       string
+	customers map[string]*Customer
+	subs      map[string]*Subscription
+	requests  []Request
+	limit429  int             // answer the next n requests with 429 rate_limit
+	failAfter int             // answer requests after this many with 400 (0: off)
+	gone      map[string]bool // IDs that answer 404 as if they never existed
+	now       func() time.Time
+	srv       *httptest.Server
+}
+
+// New starts a fake API server; it stops when Close is called.
+func New() *Server {
+	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{},
+		gone: map[string]bool{}, now: time.Now}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// PutCustomer adds or replaces a customer.
+func (s *Server) PutCustomer(c Customer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.customers[c.ID] = &c
+	delete(s.gone, c.ID)
+}
+
+// PutSubscription adds or replaces a subscription.
+func (s *Server) PutSubscription(sub Subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs[sub.ID] = &sub
+	delete(s.gone, sub.ID)
+}
+
+// UpdateSubscription changes a stored subscription in place.
+func (s *Server) UpdateSubscription(id string, fn func(*Subscription)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sub, ok := s.subs[id]; ok {
+		fn(sub)
+	}
+}
+
+// Forget makes a customer or subscription answer 404 and leave lists, as
+// if Stripe had never had it.
+func (s *Server) Forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.customers, id)
+	delete(s.subs, id)
+	s.gone[id] = true
+}
+
+// RateLimit makes the next n requests answer 429 (rate_limit).
+func (s *Server) RateLimit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit429 = n
+}
+
+// FailAfter makes every request after the next n answer 400, as if the
+// run were cut off; FailAfter(-1) turns it off.
+func (s *Server) FailAfter(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n < 0 {
+		s.failAfter = 0
+		return
+	}
+	s.failAfter = len(s.requests) + n + 1
+}
+
+// Requests returns the recorded requests.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// ResetRequests forgets the recorded requests.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+	s.failAfter = 0
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := r.URL.Query()
+	status := s.handle(w, r, q)
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q, Status: status})
+}
+
+// apiError writes Stripe's error envelope.
+func apiError(w http.ResponseWriter, status int, typ, code, msg string) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"type": typ, "code": code, "message": msg}})
+	return status
+}
+
+func writeObject(w http.ResponseWriter, v any) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Request-Id", "req_fake")
+	_ = json.NewEncoder(w).Encode(v)
+	return http.StatusOK
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) int {
+	if s.failAfter > 0 && len(s.requests)+1 >= s.failAfter {
+		return apiError(w, http.StatusBadRequest, "invalid_request_error", "", "the fake was told to fail from here on")
+	}
+	key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if key != s.key {
+		return apiError(w, http.StatusUnauthorized, "invalid_request_error", "", "Invalid API Key provided")
+	}
+	if s.limit429 > 0 {
+		s.limit429--
+		return apiError(w, http.StatusTooManyRequests, "invalid_request_error", "rate_limit",
+			"Too many requests hit the API too quickly.")
+	}
+	if r.Method != http.MethodGet {
+		return apiError(w, http.StatusMethodNotAllowed, "invalid_request_error", "", "the fake only reads")
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "customers":
+		return s.listCustomers(w, q)
+	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "subscriptions":
+		return s.listSubscriptions(w, q)
+	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "customers":
+		c, ok := s.customers[parts[2]]
+		if !ok {
+			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such customer: '"+parts[2]+"'")
+		}
+		return writeObject(w, c.JSON())
+	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "subscriptions":
+		sub, ok := s.subs[parts[2]]
+		if !ok {
+			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such subscription: '"+parts[2]+"'")
+		}
+		return writeObject(w, sub.JSON(s.customers[sub.CustomerID]))
+	}
+	return apiError(w, http.StatusNotFound, "invalid_request_error", "", "Unrecognized request URL")
+}
+
+// page is one list request's window: created range, limit and cursor.
+type page struct {
+	limit         int
+	startingAfter string
+	gte, lte      int64
+	hasGTE        bool
+	hasLTE        bool
+}
+
+func parsePage(q url.Values) (page, error) {
+	p := page{limit: 10}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return p, fmt.Errorf("limit must be 1 to 100")
+		}
+		p.limit = n
+	}
+	p.startingAfter = q.Get("starting_after")
+	for _, f := range []struct {
+		name string
+		v    *int64
+		has  *bool
+	}{{"created[gte]", &p.gte, &p.hasGTE}, {"created[lte]", &p.lte, &p.hasLTE}} {
+		if v := q.Get(f.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return p, fmt.Errorf("%s must be a unix time", f.name)
+			}
+			*f.v, *f.has = n, true
+		}
+	}
+	return p, nil
+}
+
+func (p page) inRange(created time.Time) bool {
+	c := created.Unix()
+	return (!p.hasGTE || c >= p.gte) && (!p.hasLTE || c <= p.lte)
+}
+
+// listed is one object in list order: newest first, then by ID, as
+// Stripe lists (its order within one second is its own; any fixed one
+// will do for cursors).
+type listed struct {
+	id      string
+	created time.Time
+	obj     map[string]any
+}
+
+func sortListed(l []listed) {
+	slices.SortFunc(l, func(a, b listed) int {
+		if c := b.created.Compare(a.created); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.id, a.id)
+	})
+}
+
+// window cuts one page out of the sorted objects.
+func (p page) window(w http.ResponseWriter, url string, all []listed) int {
+	sortListed(all)
+	start := 0
+	if p.startingAfter != "" {
+		i := slices.IndexFunc(all, func(l listed) bool { return l.id == p.startingAfter })
+		if i < 0 {
+			return apiError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing",
+				"starting_after names no object in this list")
+		}
+		start = i + 1
+	}
+	end := min(start+p.limit, len(all))
+	data := make([]any, 0, end-start)
+	for _, l := range all[start:end] {
+		data = append(data, l.obj)
+	}
+	return writeObject(w, map[string]any{"object": "list", "url": url, "has_more": end < len(all), "data": data})
+}
+
+func (s *Server) listCustomers(w http.ResponseWriter, q url.Values) int {
+	p, err := parsePage(q)
+	if err != nil {
+		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
+	}
+	var all []listed
+	for _, c := range s.customers {
+		if c.Deleted || !p.inRange(c.Created) {
+			continue
+		}
+		all = append(all, listed{c.ID, c.Created, c.JSON()})
+	}
+	return p.window(w, "/v1/customers", all)
+}
+
+func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
+	p, err := parsePage(q)
+	if err != nil {
+		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
+	}
+	status := q.Get("status")
+	var all []listed
+	for _, sub := range s.subs {
+		switch {
+		case !p.inRange(sub.Created):
+			continue
+		case status == "" && sub.Status == "canceled": // Stripe's default leaves canceled out
+			continue
+		case status != "" && status != "all" && status != sub.Status:
+			continue
+		case q.Get("customer") != "" && q.Get("customer") != sub.CustomerID:
+			continue
+		}
+		all = append(all, listed{sub.ID, sub.Created, sub.JSON(s.customers[sub.CustomerID])})
+	}
+	return p.window(w, "/v1/subscriptions", all)
+}
