@@ -124,7 +124,7 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 		return billing.Event{}, invalid("event type missing or too long")
 	}
 	ev := billing.Event{ID: re.ID, Type: re.Type, Livemode: re.Livemode, Connect: re.Account != ""}
-	if re.Created > 0 {
+	if re.Created > 0 && re.Created <= maxUnix {
 		ev.Created = time.Unix(re.Created, 0).UTC()
 	}
 	kind, ok := objectOf[re.Type]
@@ -134,7 +134,7 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	if !reEventID.MatchString(re.ID) {
 		return ev, invalid("event id")
 	}
-	if re.Created <= 0 {
+	if ev.Created.IsZero() {
 		return ev, invalid("event created")
 	}
 	if ev.Connect {
@@ -217,8 +217,13 @@ func (m *metadata) hint() string {
 	return m.AccountID
 }
 
+// maxUnix is 9999-12-31T23:59:59Z: later "dates" are garbage, and would
+// not fit a timestamptz column.
+const maxUnix = 253402300799
+
+// unixPtr converts a Stripe timestamp; absent, zero and absurd values are nil.
 func unixPtr(v *int64) *time.Time {
-	if v == nil || *v <= 0 {
+	if v == nil || *v <= 0 || *v > maxUnix {
 		return nil
 	}
 	t := time.Unix(*v, 0).UTC()

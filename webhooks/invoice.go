@@ -26,6 +26,10 @@ type rawInvoice struct {
 	} `json:"parent"`
 }
 
+// maxAttempts bounds attempt_count (an integer column); Stripe retries a
+// handful of times.
+const maxAttempts = 1_000_000
+
 func decodeInvoice(raw []byte, eventType string) (billing.Invoice, error) {
 	var ri rawInvoice
 	if err := json.Unmarshal(raw, &ri); err != nil {
@@ -34,9 +38,12 @@ func decodeInvoice(raw []byte, eventType string) (billing.Invoice, error) {
 	if ri.Object != "" && ri.Object != objectInvoice {
 		return billing.Invoice{}, invalid("object is not an invoice")
 	}
+	if ri.AttemptCount < 0 || ri.AttemptCount > maxAttempts {
+		return billing.Invoice{}, invalid("invoice attempt_count")
+	}
 	inv := billing.Invoice{
 		Livemode:           ri.Livemode,
-		AttemptCount:       max(ri.AttemptCount, 0),
+		AttemptCount:       ri.AttemptCount,
 		NextPaymentAttempt: unixPtr(ri.NextPaymentAttempt),
 		Status:             billing.InvoicePaid,
 	}

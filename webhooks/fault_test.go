@@ -1,0 +1,66 @@
+package webhooks_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/billingd/billingd/internal/pgtest"
+	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/webhooks"
+	"github.com/billingd/billingd/webhooks/webhookstest"
+)
+
+// With PostgreSQL stopped the handler answers 503 (Stripe retries) and
+// stores nothing; once it is back, the redelivered event is applied.
+func TestPostgresDown(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.NewServer(t)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, pgtest.CreateDB(t, srv.AdminURL()), slog.New(slog.DiscardHandler), postgres.Options{MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b := setupWith(t, st, webhooks.Config{})
+	first := webhookstest.FixtureNamed(t, "v2023_01_customer.created").Payload
+	if r := b.post(t, first); r.Outcome() != "applied" {
+		t.Fatalf("before the outage: %d %s", r.Status, r.Body)
+	}
+
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev := webhookstest.FixtureNamed(t, "v2023_03_customer.subscription.created").Payload
+	r := b.post(t, ev)
+	if r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("database down: status %d, want 503: %s", r.Status, r.Body)
+	}
+
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Stripe redelivers until it gets a 2xx; a pooled connection broken by
+	// the restart may cost one more 503 first.
+	var got webhookstest.Response
+	for i := 0; i < 20; i++ {
+		if got = b.post(t, ev); got.Status == http.StatusOK {
+			break
+		}
+		if got.Status != http.StatusServiceUnavailable {
+			t.Fatalf("after restart: status %d: %s", got.Status, got.Body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got.Outcome() != "applied" {
+		t.Fatalf("redelivery after restart: %d %s, want applied", got.Status, got.Body)
+	}
+	if s := b.sub(t, "sub_PiiLife1"); s.Status != "trialing" {
+		t.Fatalf("status %q", s.Status)
+	}
+	if r := b.post(t, ev); r.Outcome() != "duplicate" {
+		t.Fatalf("second redelivery: %s", r.Body)
+	}
+}
