@@ -188,7 +188,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if err := c.limiter.Wait(ctx); err != nil {
-		return 0, fmt.Errorf("profitwell %s: wait for rate limit: %w", op, err)
+		return 0, fmt.Errorf("profitwell %s: %w: %w", op, ErrRateLimitWait, err)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -283,6 +283,10 @@ func clean(s string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// ErrRateLimitWait marks a request that was never sent: its context ended
+// while the client-side limiter held it (e.g. paused by a Retry-After).
+var ErrRateLimitWait = errors.New("waiting for the rate limit")
 
 // IsNotFound reports a 404 answer.
 func IsNotFound(err error) bool {

@@ -186,6 +186,11 @@ func (w *Worker) classify(status int, err error, job billing.OutboxJob) (outcome
 	if errors.As(err, &perm) {
 		return dead, perm.msg, 0
 	}
+	if errors.Is(err, ErrRateLimitWait) {
+		// Never sent: held by our own limiter (ProfitWell asked us to slow
+		// down). Like a 429, this must not spend the row's attempts.
+		return throttled, "held by the rate limit", time.Second
+	}
 	var apiErr *Error
 	isAPI := errors.As(err, &apiErr)
 	summary := "network error"

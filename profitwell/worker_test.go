@@ -533,3 +533,29 @@ func asError(err error, e **profitwell.Error) bool {
 	}
 	return ok
 }
+
+func TestWorkerThrottledBatchKeepsAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.enqueue(t, create(newRef(), newRef(), 1000, "active"))
+	b.enqueue(t, create(newRef(), newRef(), 2000, "active"))
+	// The first send is throttled for 30 s; the second is then held by our
+	// own limiter until its send deadline. Neither may spend an attempt.
+	b.fake.FailNext(profitwelltest.Fault{Status: 429, RetryAfter: 30})
+	w := b.worker(t, func(w *profitwell.Worker) { w.Timeout = 200 * time.Millisecond; w.MaxAttempts = 1 })
+	if n, err := w.RunOnce(context.Background()); err != nil || n != 2 {
+		t.Fatalf("RunOnce = %d, %v; want 2 rows claimed", n, err)
+	}
+	rows := b.rows(t, "pending")
+	if len(rows) != 2 {
+		t.Fatalf("pending rows = %+v, want both still pending", rows)
+	}
+	for _, r := range rows {
+		if r.Attempts != 0 {
+			t.Errorf("row %d attempts = %d, want 0 (throttling is not the row's fault)", r.ID, r.Attempts)
+		}
+	}
+	if got := len(b.fake.Requests()); got != 1 {
+		t.Errorf("requests sent = %d, want 1 (the second was held back)", got)
+	}
+}
