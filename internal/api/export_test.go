@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -34,7 +33,7 @@ func setupExport(t *testing.T) exportBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer((&api.Server{Log: slog.New(slog.DiscardHandler), Tokens: st, Exporter: st, Webhooks: wh}).Handler())
+	srv := httptest.NewServer((&api.Server{Log: slog.New(slog.DiscardHandler), Tokens: st, Exporter: st, Eraser: st, Webhooks: wh}).Handler())
 	t.Cleanup(srv.Close)
 	return exportBundle{st: st, srv: srv,
 		appTok: mintToken(t, st, "backend", billing.ScopeApp),
@@ -191,8 +190,8 @@ func TestAccountExportAfterErasure(t *testing.T) {
 	if len(before.Customers) == 0 {
 		t.Fatal("fixtures did not link acct_basil_4")
 	}
-	if _, err := b.st.EraseAccount(context.Background(), billing.ErasureRequest{AccountID: "acct_basil_4", Actor: "backend"}); err != nil {
-		t.Fatal(err)
+	if code, body := b.get(t, http.MethodDelete, "/v1/accounts/acct_basil_4", b.appTok); code != http.StatusNoContent {
+		t.Fatalf("erase: %d %s", code, body)
 	}
 	exp, body := b.exportOf(t, "acct_basil_4")
 	if len(exp.Customers)+len(exp.Subscriptions)+len(exp.SubscriptionHistory)+len(exp.Movements)+len(exp.Activity) != 0 {
