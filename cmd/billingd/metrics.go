@@ -8,7 +8,7 @@ import (
 )
 
 // metrics runs `billingd metrics rebuild`: re-derive the whole revenue
-// ledger (mrr_movements, subscription_activity) from the state history,
+// ledger (mrr_movements, subscription_activity, revenue_daily) from the state history,
 // e.g. after a change of the MRR formulas. It is safe while servers run:
 // each customer is rebuilt in its own short transaction under the
 // customer's row lock, the one the event path takes, so an event for that
@@ -35,6 +35,14 @@ func (e *env) metrics(ctx context.Context, args []string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("metrics rebuild after %d customers: %w", n, err)
+	}
+	// The per-customer rebuilds kept the daily rollup in step; recomputing
+	// it whole also drops what no longer has a ledger behind it.
+	if err := db.store.RebuildRevenueRollup(ctx); err != nil {
+		return fmt.Errorf("metrics rebuild: %w", err)
+	}
+	if _, err := db.store.CompactRevenueRollup(ctx); err != nil {
+		return fmt.Errorf("metrics rebuild: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "rebuilt the revenue ledger of %d customers\n", n)
 	return nil

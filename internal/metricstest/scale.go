@@ -16,7 +16,7 @@ import (
 // every quarter (upgrades and downgrades); about 40% churn after 3–26
 // months and half of those come back 2–11 months later (reactivation).
 // Movements land on a day and second spread through the month. It returns
-// the number of movement rows.
+// the number of movement rows. The daily rollup is rebuilt from them.
 func SeedScale(ctx context.Context, st *postgres.Store, subs, months int, end time.Time) (int64, error) {
 	start := time.Date(end.Year(), end.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -months, 0)
 	const q = `
@@ -67,8 +67,15 @@ SELECT count(*) FROM mv`
 	if err := st.DB().GetContext(ctx, &n, q, subs, months, start); err != nil {
 		return 0, fmt.Errorf("seed scale ledger: %w", err)
 	}
-	if _, err := st.DB().ExecContext(ctx, `ANALYZE mrr_movements; ANALYZE subscription_activity`); err != nil {
-		return n, fmt.Errorf("analyze: %w", err)
+	if err := st.RebuildRevenueRollup(ctx); err != nil {
+		return n, err
+	}
+	// What autovacuum would do soon after a bulk load: statistics and the
+	// visibility map (index-only scans).
+	for _, t := range []string{"mrr_movements", "subscription_activity", "revenue_daily"} {
+		if _, err := st.DB().ExecContext(ctx, `VACUUM ANALYZE `+t); err != nil {
+			return n, fmt.Errorf("vacuum %s: %w", t, err)
+		}
 	}
 	return n, nil
 }

@@ -101,25 +101,59 @@ WHERE customer_ref = $1 AND livemode = $2`
 }
 
 // replaceLedger deletes a customer's derived rows (movements and activity)
-// effective at or after from and inserts the derived ones in that range, in
-// one statement. The DELETEs and INSERTs of one statement share a snapshot,
-// so the deletes cannot see (and remove) the rows being inserted.
+// effective at or after from and inserts the derived ones in that range,
+// and appends the net change per day to the revenue_daily rollup, in one
+// statement. The DELETEs and INSERTs of one statement share a snapshot, so
+// the deletes cannot see (and remove) the rows being inserted. Rollup rows
+// are appended, never updated, so concurrent events never queue on a
+// shared day row; a day whose rows cancel out appends nothing.
 func replaceLedger(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool, from time.Time, l billing.Ledger) error {
 	const q = `
 WITH del_m AS (
     DELETE FROM mrr_movements WHERE customer_ref = $1 AND livemode = $2 AND effective_at >= $3
+    RETURNING -1 AS sign, currency, effective_at, kind, delta_minor
 ), del_a AS (
     DELETE FROM subscription_activity WHERE customer_ref = $1 AND livemode = $2 AND effective_at >= $3
+    RETURNING -1 AS sign, currency, effective_at, delta
 ), ins_m AS (
     INSERT INTO mrr_movements (customer_ref, subscription_ref, livemode, currency, effective_at, kind,
                                delta_minor, customer_mrr_before, customer_mrr_after)
     SELECT $1, NULLIF(u.sub_ref, '')::uuid, $2, u.currency, u.at, u.kind, u.delta, u.before, u.after
     FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])
          AS u(sub_ref, currency, at, kind, delta, before, after)
+    RETURNING 1 AS sign, currency, effective_at, kind, delta_minor
+), ins_a AS (
+    INSERT INTO subscription_activity (customer_ref, subscription_ref, livemode, currency, effective_at, delta)
+    SELECT $1, u.sub_ref::uuid, $2, u.currency, u.at, u.delta
+    FROM unnest($11::text[], $12::text[], $13::timestamptz[], $14::smallint[]) AS u(sub_ref, currency, at, delta)
+    RETURNING 1 AS sign, currency, effective_at, delta
+), changes AS (
+    SELECT sign, currency, effective_at, kind, delta_minor, 0 AS active FROM del_m
+    UNION ALL SELECT sign, currency, effective_at, kind, delta_minor, 0 FROM ins_m
+    UNION ALL SELECT sign, currency, effective_at, NULL, 0, delta FROM del_a
+    UNION ALL SELECT sign, currency, effective_at, NULL, 0, delta FROM ins_a
 )
-INSERT INTO subscription_activity (customer_ref, subscription_ref, livemode, currency, effective_at, delta)
-SELECT $1, u.sub_ref::uuid, $2, u.currency, u.at, u.delta
-FROM unnest($11::text[], $12::text[], $13::timestamptz[], $14::smallint[]) AS u(sub_ref, currency, at, delta)`
+INSERT INTO revenue_daily (livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
+                           churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta)
+SELECT $2, currency, day, sum(mrr_delta), sum(new_minor), sum(expansion_minor), sum(contraction_minor),
+       sum(churn_minor), sum(reactivation_minor), sum(paying_delta), sum(churned_customers), sum(active_delta)
+FROM (
+    SELECT currency, (effective_at AT TIME ZONE 'UTC')::date AS day,
+           sign * delta_minor AS mrr_delta,
+           CASE WHEN kind = 'new' THEN sign * delta_minor ELSE 0 END AS new_minor,
+           CASE WHEN kind = 'expansion' THEN sign * delta_minor ELSE 0 END AS expansion_minor,
+           CASE WHEN kind = 'contraction' THEN -sign * delta_minor ELSE 0 END AS contraction_minor,
+           CASE WHEN kind = 'churn' THEN -sign * delta_minor ELSE 0 END AS churn_minor,
+           CASE WHEN kind = 'reactivation' THEN sign * delta_minor ELSE 0 END AS reactivation_minor,
+           CASE WHEN kind IN ('new', 'reactivation') THEN sign WHEN kind = 'churn' THEN -sign ELSE 0 END AS paying_delta,
+           CASE WHEN kind = 'churn' THEN sign ELSE 0 END AS churned_customers,
+           sign * active AS active_delta
+    FROM changes
+) c
+GROUP BY currency, day
+HAVING sum(mrr_delta) <> 0 OR sum(new_minor) <> 0 OR sum(expansion_minor) <> 0 OR sum(contraction_minor) <> 0
+    OR sum(churn_minor) <> 0 OR sum(reactivation_minor) <> 0 OR sum(paying_delta) <> 0
+    OR sum(churned_customers) <> 0 OR sum(active_delta) <> 0`
 	var (
 		mRef, mCur, mAt, mKind  []string
 		mDelta, mBefore, mAfter []int64

@@ -2,71 +2,83 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/jmoiron/sqlx"
 )
 
-// Revenue computes the revenue report from the movements ledger. MRR,
-// paying customers and active subscriptions at a time are running sums
-// (Σ delta_minor, Σ ±1 per new/reactivation/churn, Σ subscription_activity
-// deltas), so one grouped pass over the rows before the report's end gives
-// every bucket: everything before From collapses into one baseline group.
-// Both reads are index-only scans of the (livemode, currency, effective_at)
-// covering indexes (migration 0030) and share one snapshot.
+// revenueRows is every change the reports sum, as one row set: the daily
+// rollup for whole days before $3 (a date), and the raw movements and
+// activity from $4 (that date's midnight UTC) up to $5 (exclusive). The
+// raw tail is the current day at most, so a report never reads more than
+// one day of raw ledger; the rollup holds one row per (mode, currency, day)
+// once compacted. $1 livemode, $2 currency (” for all).
+const revenueRows = `
+WITH r AS (
+    SELECT currency, day::timestamp AT TIME ZONE 'UTC' AS t, mrr_delta, new_minor, expansion_minor,
+           contraction_minor, churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta
+    FROM revenue_daily
+    WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND day < $3::date
+    UNION ALL
+    SELECT currency, effective_at, delta_minor,
+           CASE WHEN kind = 'new' THEN delta_minor ELSE 0 END,
+           CASE WHEN kind = 'expansion' THEN delta_minor ELSE 0 END,
+           CASE WHEN kind = 'contraction' THEN -delta_minor ELSE 0 END,
+           CASE WHEN kind = 'churn' THEN -delta_minor ELSE 0 END,
+           CASE WHEN kind = 'reactivation' THEN delta_minor ELSE 0 END,
+           CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END,
+           CASE WHEN kind = 'churn' THEN 1 ELSE 0 END,
+           0
+    FROM mrr_movements
+    WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND effective_at >= $4 AND effective_at < $5
+    UNION ALL
+    SELECT currency, effective_at, 0, 0, 0, 0, 0, 0, 0, 0, delta
+    FROM subscription_activity
+    WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND effective_at >= $4 AND effective_at < $5
+)`
+
+// Revenue computes the revenue report. MRR, paying customers and active
+// subscriptions at a time are running sums of deltas, so one grouped pass
+// gives every bucket: everything before From collapses into one baseline
+// group, and each bucket is a group of its own. Reading the daily rollup
+// (revenue_daily), the cost grows with days × currencies in the ledger's
+// lifetime, not with its number of movements.
 func (s *Store) Revenue(ctx context.Context, rq billing.RevenueQuery) ([]billing.PeriodTotals, error) {
 	if !rq.Bucket.Valid() || !rq.From.Before(rq.To) {
 		return nil, fmt.Errorf("revenue: %w: bad bucket or range", billing.ErrInvalid)
 	}
-	end := rq.To
-	if !rq.AsOf.IsZero() && rq.AsOf.Before(end) {
-		end = rq.AsOf
+	s.maybeCompactRollup(ctx)
+	rawEnd, rollEnd := rq.To, rq.To
+	if !rq.AsOf.IsZero() {
+		// Movements after AsOf (scheduled ends) have not happened yet; the
+		// rollup cannot split a day, so today comes from the raw ledger.
+		rawEnd = minTime(rq.To, rq.AsOf)
+		rollEnd = minTime(rq.To, billing.BucketDay.Truncate(rq.AsOf))
 	}
-	var mov []bucketMovements
-	var act []bucketActivity
-	err := s.readSnapshot(ctx, func(tx *sqlx.Tx) error {
-		const qm = `
+	const q = revenueRows + `
 SELECT currency,
-       CASE WHEN effective_at < $3 THEN NULL ELSE date_trunc($5, effective_at, 'UTC') END AS bucket,
-       sum(delta_minor) AS delta,
-       coalesce(sum(delta_minor) FILTER (WHERE kind = 'new'), 0) AS new_mrr,
-       coalesce(sum(delta_minor) FILTER (WHERE kind = 'expansion'), 0) AS expansion,
-       coalesce(-sum(delta_minor) FILTER (WHERE kind = 'contraction'), 0) AS contraction,
-       coalesce(-sum(delta_minor) FILTER (WHERE kind = 'churn'), 0) AS churn,
-       coalesce(sum(delta_minor) FILTER (WHERE kind = 'reactivation'), 0) AS reactivation,
-       count(*) FILTER (WHERE kind IN ('new', 'reactivation')) - count(*) FILTER (WHERE kind = 'churn') AS paying_delta,
-       count(*) FILTER (WHERE kind = 'churn') AS churned
-FROM mrr_movements
-WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND effective_at < $4
+       CASE WHEN t < $6 THEN NULL ELSE date_trunc($7, t, 'UTC') END AS bucket,
+       sum(mrr_delta) AS delta, sum(new_minor) AS new_mrr, sum(expansion_minor) AS expansion,
+       sum(contraction_minor) AS contraction, sum(churn_minor) AS churn, sum(reactivation_minor) AS reactivation,
+       sum(paying_delta) AS paying_delta, sum(churned_customers) AS churned, sum(active_delta) AS active_delta
+FROM r
 GROUP BY 1, 2`
-		if err := tx.SelectContext(ctx, &mov, qm, rq.Livemode, rq.Currency, rq.From, end, string(rq.Bucket)); err != nil {
-			return fmt.Errorf("sum movements: %w", translate(err))
-		}
-		const qa = `
-SELECT currency,
-       CASE WHEN effective_at < $3 THEN NULL ELSE date_trunc($5, effective_at, 'UTC') END AS bucket,
-       sum(delta) AS delta
-FROM subscription_activity
-WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND effective_at < $4
-GROUP BY 1, 2`
-		if err := tx.SelectContext(ctx, &act, qa, rq.Livemode, rq.Currency, rq.From, end, string(rq.Bucket)); err != nil {
-			return fmt.Errorf("sum subscription activity: %w", translate(err))
-		}
-		return nil
-	})
+	var rows []bucketSums
+	err := s.db.SelectContext(ctx, &rows, q, rq.Livemode, rq.Currency, rollEnd.Format(time.DateOnly), rollEnd, rawEnd,
+		rq.From, string(rq.Bucket))
 	if err != nil {
-		return nil, fmt.Errorf("revenue: %w", err)
+		return nil, fmt.Errorf("revenue: %w", translate(err))
 	}
-	return assembleRevenue(rq, mov, act), nil
+	return assembleRevenue(rq, rows), nil
 }
 
-type bucketMovements struct {
+// bucketSums is one group of the revenue query: a bucket of one currency,
+// or (Bucket nil) everything before the report's start.
+type bucketSums struct {
 	Currency     string     `db:"currency"`
-	Bucket       *time.Time `db:"bucket"` // nil: the baseline before From
+	Bucket       *time.Time `db:"bucket"`
 	Delta        int64      `db:"delta"`
 	New          int64      `db:"new_mrr"`
 	Expansion    int64      `db:"expansion"`
@@ -75,40 +87,28 @@ type bucketMovements struct {
 	Reactivation int64      `db:"reactivation"`
 	PayingDelta  int64      `db:"paying_delta"`
 	Churned      int64      `db:"churned"`
-}
-
-type bucketActivity struct {
-	Currency string     `db:"currency"`
-	Bucket   *time.Time `db:"bucket"`
-	Delta    int64      `db:"delta"`
+	ActiveDelta  int64      `db:"active_delta"`
 }
 
 // assembleRevenue turns grouped sums into consecutive buckets per currency,
 // carrying the running MRR, paying customers and active subscriptions.
-func assembleRevenue(rq billing.RevenueQuery, mov []bucketMovements, act []bucketActivity) []billing.PeriodTotals {
+func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.PeriodTotals {
 	type key struct {
 		cur    string
-		bucket int64 // unix seconds; baseline is minInt
+		bucket int64 // unix seconds; baseline for the rows before From
 	}
 	const baseline = -1 << 62
-	bk := func(b *time.Time) int64 {
-		if b == nil {
-			return baseline
-		}
-		return b.Unix()
-	}
+	m := map[key]bucketSums{}
 	curSet := map[string]bool{}
 	if rq.Currency != "" {
 		curSet[rq.Currency] = true
 	}
-	m := map[key]bucketMovements{}
-	for _, r := range mov {
-		m[key{r.Currency, bk(r.Bucket)}] = r
-		curSet[r.Currency] = true
-	}
-	a := map[key]int64{}
-	for _, r := range act {
-		a[key{r.Currency, bk(r.Bucket)}] = r.Delta
+	for _, r := range rows {
+		k := key{r.Currency, baseline}
+		if r.Bucket != nil {
+			k.bucket = r.Bucket.Unix()
+		}
+		m[k] = r
 		curSet[r.Currency] = true
 	}
 	curs := make([]string, 0, len(curSet))
@@ -119,13 +119,13 @@ func assembleRevenue(rq billing.RevenueQuery, mov []bucketMovements, act []bucke
 	var out []billing.PeriodTotals
 	for _, c := range curs {
 		base := m[key{c, baseline}]
-		mrr, paying, active := base.Delta, base.PayingDelta, a[key{c, baseline}]
+		mrr, paying, active := base.Delta, base.PayingDelta, base.ActiveDelta
 		for s := rq.From; s.Before(rq.To); s = rq.Bucket.Next(s) {
 			p := billing.PeriodTotals{Start: s, End: rq.Bucket.Next(s), Currency: c, MRRStart: mrr, PayingStart: paying}
 			r := m[key{c, s.Unix()}]
 			mrr += r.Delta
 			paying += r.PayingDelta
-			active += a[key{c, s.Unix()}]
+			active += r.ActiveDelta
 			p.MRREnd, p.PayingEnd, p.ActiveSubscriptions = mrr, paying, active
 			p.ChurnedCustomers = r.Churned
 			p.Movements = billing.MovementSums{New: r.New, Expansion: r.Expansion, Contraction: r.Contraction, Churn: r.Churn, Reactivation: r.Reactivation}
@@ -135,9 +135,12 @@ func assembleRevenue(rq billing.RevenueQuery, mov []bucketMovements, act []bucke
 	return out
 }
 
-// Summary computes the current figures per currency from the ledger.
+// Summary computes the figures at asOf per currency, and the movements of
+// the 30 days before it (from midnight UTC 30 days before asOf's day).
 func (s *Store) Summary(ctx context.Context, livemode bool, asOf time.Time) (billing.Summary, error) {
 	sum := billing.Summary{AsOf: asOf.UTC(), Livemode: livemode, Currencies: []billing.CurrencySummary{}}
+	s.maybeCompactRollup(ctx)
+	today := billing.BucketDay.Truncate(asOf)
 	var rows []struct {
 		Currency     string `db:"currency"`
 		MRR          int64  `db:"mrr"`
@@ -149,30 +152,21 @@ func (s *Store) Summary(ctx context.Context, livemode bool, asOf time.Time) (bil
 		Churn        int64  `db:"churn"`
 		Reactivation int64  `db:"reactivation"`
 	}
-	const q = `
-WITH m AS (
-    SELECT currency,
-           sum(delta_minor) AS mrr,
-           count(*) FILTER (WHERE kind IN ('new', 'reactivation')) - count(*) FILTER (WHERE kind = 'churn') AS paying,
-           coalesce(sum(delta_minor) FILTER (WHERE kind = 'new' AND effective_at > $3), 0) AS new_mrr,
-           coalesce(sum(delta_minor) FILTER (WHERE kind = 'expansion' AND effective_at > $3), 0) AS expansion,
-           coalesce(-sum(delta_minor) FILTER (WHERE kind = 'contraction' AND effective_at > $3), 0) AS contraction,
-           coalesce(-sum(delta_minor) FILTER (WHERE kind = 'churn' AND effective_at > $3), 0) AS churn,
-           coalesce(sum(delta_minor) FILTER (WHERE kind = 'reactivation' AND effective_at > $3), 0) AS reactivation
-    FROM mrr_movements
-    WHERE livemode = $1 AND effective_at <= $2
-    GROUP BY currency
-), a AS (
-    SELECT currency, sum(delta) AS active
-    FROM subscription_activity
-    WHERE livemode = $1 AND effective_at <= $2
-    GROUP BY currency
-)
-SELECT m.currency, m.mrr, m.paying, coalesce(a.active, 0) AS active,
-       m.new_mrr, m.expansion, m.contraction, m.churn, m.reactivation
-FROM m LEFT JOIN a ON a.currency = m.currency
-ORDER BY m.currency`
-	if err := s.db.SelectContext(ctx, &rows, q, livemode, asOf, asOf.Add(-30*24*time.Hour)); err != nil {
+	// $5 is asOf (exclusive: a movement at exactly asOf has not happened
+	// yet), $6 the 30-day window's start.
+	const q = revenueRows + `
+SELECT currency, sum(mrr_delta) AS mrr, sum(paying_delta) AS paying, sum(active_delta) AS active,
+       coalesce(sum(new_minor) FILTER (WHERE t >= $6), 0) AS new_mrr,
+       coalesce(sum(expansion_minor) FILTER (WHERE t >= $6), 0) AS expansion,
+       coalesce(sum(contraction_minor) FILTER (WHERE t >= $6), 0) AS contraction,
+       coalesce(sum(churn_minor) FILTER (WHERE t >= $6), 0) AS churn,
+       coalesce(sum(reactivation_minor) FILTER (WHERE t >= $6), 0) AS reactivation
+FROM r
+GROUP BY currency
+ORDER BY currency`
+	err := s.db.SelectContext(ctx, &rows, q, livemode, "", today.Format(time.DateOnly), today, asOf,
+		today.AddDate(0, 0, -30))
+	if err != nil {
 		return sum, fmt.Errorf("revenue summary: %w", translate(err))
 	}
 	for _, r := range rows {
@@ -184,13 +178,9 @@ ORDER BY m.currency`
 	return sum, nil
 }
 
-// readSnapshot runs fn in a read-only repeatable-read transaction, so
-// several reads see one state of the ledger.
-func (s *Store) readSnapshot(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("begin: %w", translate(err))
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
 	}
-	defer tx.Rollback() //nolint:errcheck // read-only
-	return fn(tx)
+	return b
 }

@@ -246,6 +246,15 @@ func TestRecomputeDeliveryOrder(t *testing.T) {
 			t.Fatalf("rebuild differs:\n%v\nwant\n%v", rebuilt, first)
 		}
 	}
+	checkRollup(t, st)
+	if _, err := st.CompactRevenueRollup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkRollup(t, st)
+	var dups int
+	if err := st.DB().Get(&dups, `SELECT count(*) FROM (SELECT 1 FROM revenue_daily GROUP BY livemode, currency, day HAVING count(*) > 1) d`); err != nil || dups != 0 {
+		t.Fatalf("after compaction %d days still have several rows (%v)", dups, err)
+	}
 }
 
 func replaceAll(s, old, new string) string {
@@ -352,6 +361,7 @@ func TestRebuildWhileEventsArrive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	checkRollup(t, st)
 	for _, ref := range refs {
 		got := ledger(t, st, ref)
 		if err := st.RebuildCustomerLedger(ctx, ref); err != nil {
@@ -360,5 +370,47 @@ func TestRebuildWhileEventsArrive(t *testing.T) {
 		if want := ledger(t, st, ref); !reflect.DeepEqual(got, want) || len(want) < 10 {
 			t.Fatalf("customer %s: ledger after concurrent rebuilds\n%v\nwant\n%v", ref, got, want)
 		}
+	}
+}
+
+// checkRollup asserts that the revenue_daily rollup sums, day by day, to
+// exactly what the ledger says: the incremental maintenance in
+// replaceLedger never drifts.
+func checkRollup(t *testing.T, st *postgres.Store) {
+	t.Helper()
+	const q = `
+WITH roll AS (
+    SELECT livemode, currency, day, sum(mrr_delta) AS mrr, sum(new_minor) AS n, sum(expansion_minor) AS e,
+           sum(contraction_minor) AS c, sum(churn_minor) AS ch, sum(reactivation_minor) AS r,
+           sum(paying_delta) AS p, sum(churned_customers) AS cc, sum(active_delta) AS a
+    FROM revenue_daily GROUP BY 1, 2, 3
+), led AS (
+    SELECT livemode, currency, day, sum(mrr) AS mrr, sum(n) AS n, sum(e) AS e, sum(c) AS c, sum(ch) AS ch,
+           sum(r) AS r, sum(p) AS p, sum(cc) AS cc, sum(a) AS a
+    FROM (
+        SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date AS day, delta_minor AS mrr,
+               CASE WHEN kind = 'new' THEN delta_minor ELSE 0 END AS n,
+               CASE WHEN kind = 'expansion' THEN delta_minor ELSE 0 END AS e,
+               CASE WHEN kind = 'contraction' THEN -delta_minor ELSE 0 END AS c,
+               CASE WHEN kind = 'churn' THEN -delta_minor ELSE 0 END AS ch,
+               CASE WHEN kind = 'reactivation' THEN delta_minor ELSE 0 END AS r,
+               CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END AS p,
+               CASE WHEN kind = 'churn' THEN 1 ELSE 0 END AS cc, 0 AS a
+        FROM mrr_movements
+        UNION ALL
+        SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date, 0, 0, 0, 0, 0, 0, 0, 0, delta
+        FROM subscription_activity
+    ) x GROUP BY 1, 2, 3
+), nz_roll AS (SELECT * FROM roll WHERE (mrr, n, e, c, ch, r, p, cc, a) <> (0, 0, 0, 0, 0, 0, 0, 0, 0)),
+   nz_led AS (SELECT * FROM led WHERE (mrr, n, e, c, ch, r, p, cc, a) <> (0, 0, 0, 0, 0, 0, 0, 0, 0))
+SELECT concat_ws('|', 'rollup-only', livemode, currency, day) FROM (SELECT * FROM nz_roll EXCEPT SELECT * FROM nz_led) a
+UNION ALL
+SELECT concat_ws('|', 'ledger-only', livemode, currency, day) FROM (SELECT * FROM nz_led EXCEPT SELECT * FROM nz_roll) b`
+	var diff []string
+	if err := st.DB().Select(&diff, q); err != nil {
+		t.Fatal(err)
+	}
+	if len(diff) > 0 {
+		t.Fatalf("revenue_daily disagrees with the ledger on %d days: %v", len(diff), diff)
 	}
 }

@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// rollupLockKey is the advisory lock of revenue_daily compaction: one
+// replica compacts at a time, the others skip.
+const rollupLockKey = 0x6d72725f726f6c6c // "mrr_roll"
+
+// CompactRevenueRollup folds the revenue_daily delta rows of each (mode,
+// currency, day) that has several into one, and returns how many rows it
+// removed. It is safe beside writers: rows appended after its snapshot are
+// not touched, and a row another compaction already folded is skipped.
+// When another session is compacting it returns at once.
+func (s *Store) CompactRevenueRollup(ctx context.Context) (int64, error) {
+	const qLock = `SELECT pg_try_advisory_xact_lock($1)`
+	const q = `
+WITH dup AS (
+    SELECT livemode, currency, day FROM revenue_daily GROUP BY livemode, currency, day HAVING count(*) > 1
+), gone AS (
+    DELETE FROM revenue_daily r USING dup
+    WHERE r.livemode = dup.livemode AND r.currency = dup.currency AND r.day = dup.day
+    RETURNING r.*
+), folded AS (
+    INSERT INTO revenue_daily (livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
+                               churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta)
+    SELECT livemode, currency, day, sum(mrr_delta), sum(new_minor), sum(expansion_minor), sum(contraction_minor),
+           sum(churn_minor), sum(reactivation_minor), sum(paying_delta), sum(churned_customers), sum(active_delta)
+    FROM gone
+    GROUP BY livemode, currency, day
+    HAVING sum(mrr_delta) <> 0 OR sum(new_minor) <> 0 OR sum(expansion_minor) <> 0 OR sum(contraction_minor) <> 0
+        OR sum(churn_minor) <> 0 OR sum(reactivation_minor) <> 0 OR sum(paying_delta) <> 0
+        OR sum(churned_customers) <> 0 OR sum(active_delta) <> 0
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded)`
+	var removed int64
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var got bool
+		if err := tx.GetContext(ctx, &got, qLock, rollupLockKey); err != nil {
+			return fmt.Errorf("compact revenue rollup: lock: %w", translate(err))
+		}
+		if !got {
+			return nil
+		}
+		if err := tx.GetContext(ctx, &removed, q); err != nil {
+			return fmt.Errorf("compact revenue rollup: %w", translate(err))
+		}
+		return nil
+	})
+	return removed, err
+}
+
+// maybeCompactRollup compacts before a report so it reads about one row
+// per day. Failure only costs speed (e.g. on a read-only replica): it is
+// logged, and the report reads the uncompacted rows, whose sums are the same.
+func (s *Store) maybeCompactRollup(ctx context.Context) {
+	if _, err := s.CompactRevenueRollup(ctx); err != nil {
+		s.log.Debug("revenue rollup not compacted", "err", err)
+	}
+}
+
+// RebuildRevenueRollup recomputes revenue_daily from the ledger
+// (mrr_movements, subscription_activity) in one statement: one snapshot
+// sees the ledger and the rollup rows it replaces, and rows that event
+// transactions append after it stay, matching their ledger changes that
+// the snapshot did not see either. `billingd metrics rebuild` ends with it.
+func (s *Store) RebuildRevenueRollup(ctx context.Context) error {
+	const q = `
+WITH gone AS (DELETE FROM revenue_daily)
+INSERT INTO revenue_daily (livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
+                           churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta)
+SELECT livemode, currency, day, sum(mrr_delta), sum(new_minor), sum(expansion_minor), sum(contraction_minor),
+       sum(churn_minor), sum(reactivation_minor), sum(paying_delta), sum(churned_customers), sum(active_delta)
+FROM (
+    SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date AS day, delta_minor AS mrr_delta,
+           CASE WHEN kind = 'new' THEN delta_minor ELSE 0 END AS new_minor,
+           CASE WHEN kind = 'expansion' THEN delta_minor ELSE 0 END AS expansion_minor,
+           CASE WHEN kind = 'contraction' THEN -delta_minor ELSE 0 END AS contraction_minor,
+           CASE WHEN kind = 'churn' THEN -delta_minor ELSE 0 END AS churn_minor,
+           CASE WHEN kind = 'reactivation' THEN delta_minor ELSE 0 END AS reactivation_minor,
+           CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END AS paying_delta,
+           CASE WHEN kind = 'churn' THEN 1 ELSE 0 END AS churned_customers,
+           0 AS active_delta
+    FROM mrr_movements
+    UNION ALL
+    SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date, 0, 0, 0, 0, 0, 0, 0, 0, delta
+    FROM subscription_activity
+) x
+GROUP BY livemode, currency, day`
+	if _, err := s.db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("rebuild revenue rollup: %w", translate(err))
+	}
+	return nil
+}
