@@ -64,7 +64,9 @@ func TestServeProfitWellWorker(t *testing.T) {
 			logs := &lockedBuffer{}
 			sctx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
-			go func() { done <- run(sctx, []string{"serve"}, func(k string) string { return env[k] }, io.Discard, logs) }()
+			go func() {
+				done <- run(sctx, []string{"serve"}, func(k string) string { return env[k] }, io.Discard, logs)
+			}()
 			defer func() {
 				stop()
 				if err := <-done; err != nil {
