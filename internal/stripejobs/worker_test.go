@@ -28,12 +28,14 @@ type fakeStripe struct {
 	mu    sync.Mutex
 	calls []string // "METHOD /path"
 	gone  map[string]bool
-	down  bool
-	srv   *httptest.Server
+	// refuse answers 400 for these IDs: a request Stripe will never accept.
+	refuse map[string]bool
+	down   bool
+	srv    *httptest.Server
 }
 
 func newFakeStripe(t *testing.T) *fakeStripe {
-	f := &fakeStripe{gone: map[string]bool{}}
+	f := &fakeStripe{gone: map[string]bool{}, refuse: map[string]bool{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -55,6 +57,11 @@ func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	if f.refuse[id] {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"type":"invalid_request_error","code":"parameter_invalid","message":"Cannot delete '%s'"}}`, id)
+		return
+	}
 	if f.gone[id] {
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintf(w, `{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such object: '%s'"}}`, id)
@@ -201,44 +208,51 @@ func TestDeleteCustomerExactlyOnce(t *testing.T) {
 func TestStripeJobOutcomes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		req     billing.ErasureRequest
-		prepare func(f *fakeStripe) string // returns the base URL the worker uses
-		call    string
-		calls   int
-		state   string
+		name   string
+		req    billing.ErasureRequest
+		gone   bool   // the customer was already deleted in Stripe
+		refuse bool   // Stripe refuses the request for good
+		key    string // API key the worker uses
+		call   string // the request the fake must see once
+		state  string
+		status int
 	}{
-		{"CancelSubscriptions", billing.ErasureRequest{CancelSubscriptions: true},
-			func(f *fakeStripe) string { return f.srv.URL }, "DELETE /v1/subscriptions/sub_Out0", 1, "sent"},
-		{"AlreadyDeletedIs404AndDone", billing.ErasureRequest{DeleteCustomer: true},
-			func(f *fakeStripe) string { f.gone["cus_Out1"] = true; return f.srv.URL }, "DELETE /v1/customers/cus_Out1", 1, "sent"},
-		{"BadKeyRetries", billing.ErasureRequest{DeleteCustomer: true},
-			func(f *fakeStripe) string { return f.srv.URL + "/badkey" }, "", 0, "pending"},
+		{"CancelSubscriptions", billing.ErasureRequest{CancelSubscriptions: true}, false, false, "sk_test_fake",
+			"DELETE /v1/subscriptions/sub_Out0", "sent", 200},
+		{"AlreadyDeletedIs404AndDone", billing.ErasureRequest{DeleteCustomer: true}, true, false, "sk_test_fake",
+			"DELETE /v1/customers/cus_Out1", "sent", 404},
+		{"BadKeyRetries", billing.ErasureRequest{DeleteCustomer: true}, false, false, "sk_test_wrong",
+			"DELETE /v1/customers/cus_Out2", "pending", 401},
+		{"RefusedIsDeadAndScrubbed", billing.ErasureRequest{DeleteCustomer: true}, false, true, "sk_test_fake",
+			"DELETE /v1/customers/cus_Out3", "dead", 400},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			st := pgtest.Open(t)
 			fake := newFakeStripe(t)
-			seedErased(t, st, fmt.Sprintf("acct_out%d", i), []string{fmt.Sprintf("cus_Out%d", i)}, tt.req)
-			base := tt.prepare(fake)
-			w := newWorker(st, base)
-			if tt.state == "pending" {
-				w.Stripe = stripejobs.NewClient("sk_test_wrong", fake.srv.URL, nil)
-			}
+			cus := fmt.Sprintf("cus_Out%d", i)
+			fake.gone[cus], fake.refuse[cus] = tt.gone, tt.refuse
+			seedErased(t, st, fmt.Sprintf("acct_out%d", i), []string{cus}, tt.req)
+			w := newWorker(st, fake.srv.URL)
+			w.Stripe = stripejobs.NewClient(tt.key, fake.srv.URL, nil)
 			drain(t, w)
-			if tt.call != "" {
-				if n := fake.count(tt.call); n != tt.calls {
-					t.Errorf("%s called %d times, want %d", tt.call, n, tt.calls)
-				}
+			if n := fake.count(tt.call); n != 1 {
+				t.Errorf("%s called %d times, want once", tt.call, n)
 			}
 			rows := stripeRows(t, st)
 			if len(rows) != 1 {
 				t.Fatalf("%d jobs, want 1", len(rows))
 			}
+			if rows[0].LastStatus == nil || *rows[0].LastStatus != tt.status {
+				t.Errorf("last status %v, want %d", rows[0].LastStatus, tt.status)
+			}
 			if tt.state == "pending" {
-				if rows[0].State != "pending" || rows[0].LastStatus == nil || *rows[0].LastStatus != 401 {
-					t.Errorf("job = %+v, want pending with last status 401", rows[0])
+				if rows[0].State != "pending" || !strings.Contains(string(rows[0].Payload), cus) {
+					t.Errorf("job = %+v, want pending and still holding the ID it needs", rows[0])
+				}
+				if rows[0].LastError == nil || strings.Contains(*rows[0].LastError, "cus_") {
+					t.Errorf("last_error = %v, want a summary without the ID", rows[0].LastError)
 				}
 				return
 			}
