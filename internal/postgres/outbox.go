@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -140,8 +142,8 @@ func (s *Store) OutboxEnqueue(ctx context.Context, e OutboxEntry) (int64, error)
 	return id, err
 }
 
-// OutboxClaim claims up to limit due rows of kind and returns them in ID
-// order. A row is due when it is pending, its next attempt time has come,
+// OutboxClaim claims up to limit due rows of kind, earliest due first, and
+// returns them in ID order. A row is due when it is pending, its next attempt time has come,
 // and no earlier row with its ordering key is still pending (so a batch
 // holds at most one row per key, and row N+1 waits while row N is in flight
 // or retrying; a dead row does not block the ones after it).
@@ -160,7 +162,7 @@ WITH c AS (
       AND NOT EXISTS (
           SELECT 1 FROM outbox p
           WHERE p.ordering_key = o.ordering_key AND p.id < o.id AND p.state = 'pending')
-    ORDER BY o.id
+    ORDER BY o.next_attempt_at, o.id -- outbox_pending_idx: due rows only, no sort
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
 )
@@ -187,16 +189,8 @@ RETURNING o.id, o.kind, o.ordering_key, o.action, o.payload, o.attempts, o.creat
 			Payload: json.RawMessage(r.Payload), Attempts: r.Attempts, CreatedAt: r.CreatedAt})
 	}
 	// RETURNING of an UPDATE ... FROM comes in no particular order.
-	sortJobs(jobs)
+	slices.SortFunc(jobs, func(a, b billing.OutboxJob) int { return cmp.Compare(a.ID, b.ID) })
 	return jobs, nil
-}
-
-func sortJobs(jobs []billing.OutboxJob) {
-	for i := 1; i < len(jobs); i++ {
-		for j := i; j > 0 && jobs[j].ID < jobs[j-1].ID; j-- {
-			jobs[j], jobs[j-1] = jobs[j-1], jobs[j]
-		}
-	}
 }
 
 // OutboxMarkSent records a delivered row. attempt is the job's Attempts:
