@@ -295,6 +295,19 @@ func TestLinkEndpoint(t *testing.T) {
 			t.Fatalf("cus_Other is linked to %q (%v), want acct_other", acct, err)
 		}
 	})
+	t.Run("ErrErasedCustomer", func(t *testing.T) {
+		if _, err := b.st.EraseAccount(context.Background(), billing.ErasureRequest{AccountID: "acct_other", Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		r := do(t, b.srv, http.MethodPut, "/v1/accounts/acct_1/billing", b.appTok, `{"stripe_customer_id":"cus_Other"}`)
+		if r.status != http.StatusConflict || r.code != "customer_erased" {
+			t.Fatalf("got %d %q, want 409 customer_erased (body %s)", r.status, r.code, r.body)
+		}
+		var n int
+		if err := b.st.DB().Get(&n, `SELECT count(*) FROM customers WHERE stripe_customer_id = 'cus_Other'`); err != nil || n != 0 {
+			t.Fatalf("erased customer stored again: %d rows (%v)", n, err)
+		}
+	})
 }
 
 func TestBillingEndpoint(t *testing.T) {

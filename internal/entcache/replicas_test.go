@@ -225,3 +225,42 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND (query = '' O
 		})
 	}
 }
+
+// TestAnswerExpiresWhenGraceEnds: a cached past_due answer must not
+// outlive its grace period, though no notification says so.
+func TestAnswerExpiresWhenGraceEnds(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	r := startReplica(t, url)
+	tok, hash, _ := billing.NewToken(billing.ScopeApp)
+	if _, err := r.st.TokenCreate(context.Background(), "backend", billing.ScopeApp, hash); err != nil {
+		t.Fatal(err)
+	}
+	// Grace is 72h (startReplica): a period that started 72h minus 1.5s ago
+	// leaves 1.5s of entitlement.
+	graceEnd := time.Now().Add(1500 * time.Millisecond)
+	start := graceEnd.Add(-72 * time.Hour)
+	db := r.st.DB()
+	if _, err := db.Exec(`INSERT INTO customers (stripe_customer_id, account_id, livemode) VALUES ('cus_G1', 'acct_g', true)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`
+INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_ref, livemode, status, currency, items,
+    current_period_start, current_period_end, version_at, version_rank, version_event)
+SELECT 'sub_G1', 'cus_G1', customer_ref, true, 'past_due', 'eur', '[{"price_id":"price_pro","quantity":1}]',
+       $1, $1::timestamptz + interval '30 days', now(), 0, 'evt_seed'
+FROM customers WHERE stripe_customer_id = 'cus_G1'`, start); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFresh(t)
+	if !r.entitled(t, "acct_g", tok) {
+		if time.Now().Before(graceEnd) {
+			t.Fatal("past_due within grace is not entitled")
+		}
+		t.Skip("machine too slow: the grace period ended before the first read")
+	}
+	time.Sleep(time.Until(graceEnd))
+	if r.entitled(t, "acct_g", tok) {
+		t.Fatal("cached past_due answer served after its grace period ended")
+	}
+}
