@@ -16,6 +16,7 @@ type AccountExport struct {
 	GeneratedAt         time.Time               `json:"generated_at"`
 	Customers           []ExportCustomer        `json:"customers"`
 	Subscriptions       []ExportSubscription    `json:"subscriptions"`
+	PendingInvoices     []ExportPendingInvoice  `json:"pending_invoice_facts"`
 	SubscriptionHistory []ExportSubscriptionVer `json:"subscription_history"`
 	Movements           []ExportMovement        `json:"movements"`
 	Activity            []ExportActivity        `json:"subscription_activity"`
@@ -24,7 +25,7 @@ type AccountExport struct {
 
 // Empty reports whether the export holds no record at all.
 func (e AccountExport) Empty() bool {
-	return len(e.Customers) == 0 && len(e.Subscriptions) == 0 && len(e.SubscriptionHistory) == 0 &&
+	return len(e.Customers) == 0 && len(e.Subscriptions) == 0 && len(e.PendingInvoices) == 0 && len(e.SubscriptionHistory) == 0 &&
 		len(e.Movements) == 0 && len(e.Activity) == 0 && len(e.Audit) == 0
 }
 
@@ -78,6 +79,19 @@ type ExportSubscription struct {
 	VersionRank          int64           `json:"version_rank" db:"version_rank"`
 	VersionEvent         string          `json:"version_event" db:"version_event"`
 	UpdatedAt            time.Time       `json:"updated_at" db:"updated_at"`
+}
+
+// ExportPendingInvoice is one row of pending_invoice_facts for one of the
+// account's customers: invoice facts waiting for a subscription billingd
+// has not seen yet.
+type ExportPendingInvoice struct {
+	StripeSubscriptionID string     `json:"stripe_subscription_id" db:"stripe_subscription_id"`
+	StripeCustomerID     string     `json:"stripe_customer_id" db:"stripe_customer_id"`
+	LatestInvoiceStatus  string     `json:"latest_invoice_status" db:"latest_invoice_status"`
+	InvoiceAttemptCount  int64      `json:"invoice_attempt_count" db:"invoice_attempt_count"`
+	NextPaymentAttempt   *time.Time `json:"next_payment_attempt" db:"next_payment_attempt"`
+	InvoiceVersionAt     time.Time  `json:"invoice_version_at" db:"invoice_version_at"`
+	ReceivedAt           time.Time  `json:"received_at" db:"received_at"`
 }
 
 // ExportSubscriptionVer is one row of subscription_versions: a past state of

@@ -82,11 +82,12 @@ var fixtureAccounts = []struct {
 	sub      string
 	currency string
 	linked   bool
+	pending  string // a subscription with invoice facts but no state yet
 }{
-	{"acct_life_1", "cus_PiiLife1", "sub_PiiLife1", "usd", false},
-	{"acct_kenji_2", "cus_PiiKenji2", "sub_PiiKenjiJpy2", "jpy", true},
-	{"acct_meter_3", "cus_PiiMeter3", "sub_PiiMetered3", "", true},
-	{"acct_basil_4", "cus_PiiBasil4", "sub_PiiBasil4", "", true},
+	{"acct_life_1", "cus_PiiLife1", "sub_PiiLife1", "usd", false, ""},
+	{"acct_kenji_2", "cus_PiiKenji2", "sub_PiiKenjiJpy2", "jpy", true, ""},
+	{"acct_meter_3", "cus_PiiMeter3", "sub_PiiMetered3", "", true, ""},
+	{"acct_basil_4", "cus_PiiBasil4", "sub_PiiBasil4", "", true, "sub_PiiNeverSeen"},
 }
 
 // After every webhook fixture (full of fake personal data) is applied, each
@@ -133,6 +134,16 @@ func TestAccountExportAfterFixtures(t *testing.T) {
 			if !found {
 				t.Errorf("subscriptions lack %s", fa.sub)
 			}
+			var pending []string
+			for _, p := range exp.PendingInvoices {
+				pending = append(pending, p.StripeSubscriptionID)
+				if p.StripeCustomerID != fa.customer {
+					t.Errorf("pending invoice fact %+v is not %s's", p, fa.customer)
+				}
+			}
+			if fa.pending != "" && (len(pending) != 1 || pending[0] != fa.pending) {
+				t.Errorf("pending invoice facts for %v, want %s", pending, fa.pending)
+			}
 			if len(exp.SubscriptionHistory) == 0 || len(exp.Movements) == 0 {
 				t.Errorf("history %d rows, movements %d; want both", len(exp.SubscriptionHistory), len(exp.Movements))
 			}
@@ -157,6 +168,9 @@ func TestAccountExportAfterFixtures(t *testing.T) {
 					continue
 				}
 				others := []string{other.account, other.customer, other.sub}
+				if other.pending != "" {
+					others = append(others, other.pending)
+				}
 				for _, c := range exports[other.account].Customers {
 					others = append(others, c.CustomerRef)
 				}
@@ -169,7 +183,7 @@ func TestAccountExportAfterFixtures(t *testing.T) {
 					}
 				}
 			}
-			for _, x := range []string{"cus_PiiConnected", "sub_PiiConnected", "sub_PiiNeverSeen"} {
+			for _, x := range []string{"cus_PiiConnected", "sub_PiiConnected"} {
 				if strings.Contains(body, x) {
 					t.Errorf("export mentions %s", x)
 				}
@@ -194,13 +208,13 @@ func TestAccountExportAfterErasure(t *testing.T) {
 		t.Fatalf("erase: %d %s", code, body)
 	}
 	exp, body := b.exportOf(t, "acct_basil_4")
-	if len(exp.Customers)+len(exp.Subscriptions)+len(exp.SubscriptionHistory)+len(exp.Movements)+len(exp.Activity) != 0 {
+	if len(exp.Customers)+len(exp.Subscriptions)+len(exp.PendingInvoices)+len(exp.SubscriptionHistory)+len(exp.Movements)+len(exp.Activity) != 0 {
 		t.Errorf("export after erasure holds billing data: %s", body)
 	}
 	if len(exp.Audit) != 1 || exp.Audit[0].Actor != "backend" {
 		t.Errorf("audit = %+v, want exactly the erasure record", exp.Audit)
 	}
-	for _, x := range []string{"cus_PiiBasil4", "sub_PiiBasil4", before.Customers[0].CustomerRef} {
+	for _, x := range []string{"cus_PiiBasil4", "sub_PiiBasil4", "sub_PiiNeverSeen", before.Customers[0].CustomerRef} {
 		if strings.Contains(body, x) {
 			t.Errorf("export after erasure mentions %s", x)
 		}

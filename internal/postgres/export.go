@@ -11,20 +11,21 @@ import (
 )
 
 // AccountExport gathers everything billingd holds about one account, for a
-// subject access request: its customer links, the current state and state
-// history of those customers' subscriptions, their revenue movements and
-// subscription activity (found through customer_ref, the surrogate the
-// history tables key on) and the
-// audit entries whose subject is the account. Nothing about another account
-// can match: every query starts from customers.account_id. One read-only
-// repeatable-read transaction gives a consistent snapshot. An unknown account
-// gives an export with every list empty, not an error.
+// subject access request: its customer links; the current state and state
+// history of those customers' subscriptions; invoice facts still waiting
+// for a subscription; their revenue movements and subscription activity
+// (found through customer_ref, the surrogate the history tables key on);
+// and the audit entries whose subject is the account. Nothing about another
+// account can match: every query starts from customers.account_id. One
+// read-only repeatable-read transaction gives a consistent snapshot. An
+// unknown account gives an export with every list empty, not an error.
 func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.AccountExport, error) {
 	exp := billing.AccountExport{
 		AccountID:           accountID,
 		GeneratedAt:         time.Now().UTC(),
 		Customers:           []billing.ExportCustomer{},
 		Subscriptions:       []billing.ExportSubscription{},
+		PendingInvoices:     []billing.ExportPendingInvoice{},
 		SubscriptionHistory: []billing.ExportSubscriptionVer{},
 		Movements:           []billing.ExportMovement{},
 		Activity:            []billing.ExportActivity{},
@@ -47,6 +48,7 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 	}{
 		{"customers", func() error { return exportCustomers(ctx, tx, accountID, &exp.Customers) }},
 		{"subscriptions", func() error { return exportSubscriptions(ctx, tx, accountID, &exp.Subscriptions) }},
+		{"pending invoice facts", func() error { return exportPendingInvoices(ctx, tx, accountID, &exp.PendingInvoices) }},
 		{"subscription history", func() error { return exportHistory(ctx, tx, accountID, &exp.SubscriptionHistory) }},
 		{"movements", func() error { return exportMovements(ctx, tx, accountID, &exp.Movements) }},
 		{"subscription activity", func() error { return exportActivity(ctx, tx, accountID, &exp.Activity) }},
@@ -82,6 +84,17 @@ FROM subscriptions s
 JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id
 WHERE c.account_id = $1
 ORDER BY s.stripe_customer_id, s.stripe_subscription_id`
+	return tx.SelectContext(ctx, out, q, accountID)
+}
+
+func exportPendingInvoices(ctx context.Context, tx *sqlx.Tx, accountID string, out *[]billing.ExportPendingInvoice) error {
+	const q = `
+SELECT p.stripe_subscription_id, p.stripe_customer_id, p.latest_invoice_status, p.invoice_attempt_count,
+       p.next_payment_attempt, p.invoice_version_at, p.received_at
+FROM pending_invoice_facts p
+JOIN customers c ON c.stripe_customer_id = p.stripe_customer_id
+WHERE c.account_id = $1
+ORDER BY p.stripe_customer_id, p.stripe_subscription_id`
 	return tx.SelectContext(ctx, out, q, accountID)
 }
 

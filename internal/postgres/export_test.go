@@ -35,6 +35,10 @@ func seedAccount(t *testing.T, st *postgres.Store, account, cus, sub string, liv
 		3000, now(), 3, 'evt_2') RETURNING subscription_ref`, sub, cus, cref, livemode).Scan(&sref); err != nil {
 		t.Fatalf("seed subscription: %v", err)
 	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO pending_invoice_facts (stripe_subscription_id, stripe_customer_id, latest_invoice_status,
+		invoice_attempt_count, invoice_version_at) VALUES ($1, $2, 'payment_failed', 1, now())`, sub+"Later", cus); err != nil {
+		t.Fatalf("seed pending invoice: %v", err)
+	}
 	for i, status := range []string{"trialing", "active"} {
 		if _, err := db.ExecContext(ctx, `INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency,
 			items, mrr_minor, version_at, version_rank, version_event)
@@ -98,6 +102,14 @@ func TestAccountExport(t *testing.T) {
 		sort.Strings(subs)
 		if strings.Join(cus, ",") != "cus_Alive,cus_Atest" || strings.Join(subs, ",") != "sub_Alive,sub_Atest" {
 			t.Errorf("customers %v subscriptions %v, want both of acct_a's and no other", cus, subs)
+		}
+		if len(exp.PendingInvoices) != 2 {
+			t.Errorf("pending invoice facts %+v, want one per customer", exp.PendingInvoices)
+		}
+		for _, p := range exp.PendingInvoices {
+			if p.StripeCustomerID != "cus_Alive" && p.StripeCustomerID != "cus_Atest" {
+				t.Errorf("pending invoice fact of %s", p.StripeCustomerID)
+			}
 		}
 		if len(exp.SubscriptionHistory) != 4 || len(exp.Movements) != 2 || len(exp.Activity) != 2 || len(exp.Audit) != 2 {
 			t.Errorf("history %d, movements %d, activity %d, audit %d; want 4, 2, 2 and 2",

@@ -144,12 +144,13 @@ var tables = []Table{
 		},
 	},
 	{
-		Name:        "pending_invoice_facts",
-		Purpose:     "invoice facts (paid / payment failed) that arrived before their subscription, so delivery order cannot change the final state",
-		Retention:   "until the subscription's first version is written (same transaction folds them into subscriptions and deletes them)",
-		OnErasure:   "deleted with the customer row (ON DELETE CASCADE)",
-		Export:      "-",
-		NotExported: "transient: folded into the subscription's row, which is exported, as soon as the subscription arrives",
+		Name:      "pending_invoice_facts",
+		Purpose:   "invoice facts (paid / payment failed) that arrived before their subscription, so delivery order cannot change the final state",
+		Retention: "until the subscription's first version is written (same transaction folds them into subscriptions and deletes them); one that never arrives leaves them until the customer is erased",
+		OnErasure: "deleted with the customer row (ON DELETE CASCADE)",
+		// Usually gone within seconds, but a subscription that never arrives
+		// leaves its row, Stripe IDs and all: held data, so exported.
+		Export: "pending_invoice_facts",
 		Columns: []Column{
 			{"stripe_subscription_id", id, "Stripe subscription ID (sub_...) the invoice belongs to"},
 			{"stripe_customer_id", id, "the invoice's Stripe customer"},
