@@ -186,6 +186,17 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND (query = '' O
 				t.Fatal(err)
 			}
 		}, func(t *testing.T) bool { return b.entitled(t, "acct_r", tok) }},
+		{"WebhookEventThroughStore", func(t *testing.T) {
+			// The real event transaction (as webhooks/ and backfill run it)
+			// must notify through notifyAccountChange.
+			ev := billing.Event{ID: "evt_R1canceled", Type: "customer.subscription.deleted", Livemode: true,
+				Created: time.Now().Add(time.Minute).Truncate(time.Second),
+				Subscription: &billing.Subscription{ID: "sub_R1", CustomerID: "cus_R1", Livemode: true,
+					Status: billing.StatusCanceled, Currency: "eur", Items: []billing.Item{{PriceID: "price_pro", Quantity: 1}}}}
+			if out, err := a.st.ApplyEvent(ctx, ev); err != nil || out != billing.OutcomeApplied {
+				t.Fatalf("apply event: %v %v", out, err)
+			}
+		}, func(t *testing.T) bool { return !b.entitled(t, "acct_r", tok) }},
 		{"TokenRevokedElsewhere", func(t *testing.T) {
 			got, err := a.st.TokenByHash(ctx, hash)
 			if err != nil {
