@@ -94,6 +94,9 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billin
 	if err := enqueueErasureStripe(ctx, tx, req, customers, subs, &res); err != nil {
 		return res, err
 	}
+	if err := rekeyHistory(ctx, tx, customers); err != nil {
+		return res, err
+	}
 	if err := deleteLinks(ctx, tx, cusIDs); err != nil {
 		return res, err
 	}
@@ -266,6 +269,57 @@ func enqueueErasureStripe(ctx context.Context, tx *sqlx.Tx, req billing.ErasureR
 			return fmt.Errorf("enqueue stripe job: %w", err)
 		}
 		res.StripeJobs++
+	}
+	return nil
+}
+
+// rekeyHistory moves the erased customers' revenue history (versions,
+// movements, activity) to fresh random references: one new customer
+// reference per customer and one new subscription reference per
+// subscription, so each history stays internally consistent and the
+// figures do not change. The old references may have left billingd before
+// (a subject access export lists them, ProfitWell aliases derive from
+// them); after this nothing in the database carries them except the
+// ProfitWell rows just queued, which must reach the old aliases, so the
+// history kept for finance cannot be tied back to the person. All three
+// updates go through the customer_ref indexes.
+func rekeyHistory(ctx context.Context, tx *sqlx.Tx, customers []erasedCustomer) error {
+	const q = `
+WITH cm AS MATERIALIZED (
+    SELECT old, gen_random_uuid() AS new FROM unnest($1::uuid[]) AS old
+), sm AS MATERIALIZED (
+    SELECT old, gen_random_uuid() AS new
+    FROM (SELECT subscription_ref AS old FROM subscription_versions WHERE customer_ref = ANY($1::uuid[])
+          UNION SELECT subscription_ref FROM mrr_movements WHERE customer_ref = ANY($1::uuid[]) AND subscription_ref IS NOT NULL
+          UNION SELECT subscription_ref FROM subscription_activity WHERE customer_ref = ANY($1::uuid[])) AS r
+), v AS (
+    UPDATE subscription_versions t
+    SET customer_ref = cm.new, subscription_ref = (SELECT sm.new FROM sm WHERE sm.old = t.subscription_ref)
+    FROM cm WHERE t.customer_ref = cm.old
+    RETURNING 1
+), m AS (
+    UPDATE mrr_movements t
+    SET customer_ref = cm.new, subscription_ref = (SELECT sm.new FROM sm WHERE sm.old = t.subscription_ref)
+    FROM cm WHERE t.customer_ref = cm.old
+    RETURNING 1
+), a AS (
+    UPDATE subscription_activity t
+    SET customer_ref = cm.new, subscription_ref = (SELECT sm.new FROM sm WHERE sm.old = t.subscription_ref)
+    FROM cm WHERE t.customer_ref = cm.old
+    RETURNING 1
+)
+SELECT 1`
+	if len(customers) == 0 {
+		return nil
+	}
+	refs := make([]string, len(customers))
+	for i, c := range customers {
+		refs[i] = c.Ref
+	}
+	// Data-modifying CTEs run to completion whether or not the final
+	// SELECT reads them.
+	if _, err := tx.ExecContext(ctx, q, pq.Array(refs)); err != nil {
+		return fmt.Errorf("re-key history: %w", translate(err))
 	}
 	return nil
 }

@@ -165,7 +165,7 @@ var tables = []Table{
 		Name:      "subscription_versions",
 		Purpose:   "state history of every subscription; movements and metrics are derived from it",
 		Retention: "kept for revenue history",
-		OnErasure: "kept under surrogate references only; once the link rows are gone nothing ties them to a Stripe ID or account",
+		OnErasure: "kept, moved to fresh random references (one per customer, one per subscription); the link rows go, so nothing ties them to a Stripe ID, an account or a reference that ever left billingd",
 		Export:    "subscription_history",
 		Columns: []Column{
 			{"id", ops, "row ID"},
@@ -194,7 +194,7 @@ var tables = []Table{
 		Name:      "mrr_movements",
 		Purpose:   "revenue ledger (new, expansion, contraction, churn, reactivation) for finance metrics",
 		Retention: "kept for revenue history; re-derived from subscription_versions",
-		OnErasure: "kept under surrogate references only",
+		OnErasure: "kept, moved to fresh random references like subscription_versions",
 		Export:    "movements",
 		Columns: []Column{
 			{"id", ops, "row ID"},
@@ -213,7 +213,7 @@ var tables = []Table{
 		Name:      "subscription_activity",
 		Purpose:   "active-subscription counts over time for finance metrics (+1/-1 as a subscription starts or stops contributing MRR)",
 		Retention: "kept for revenue history; re-derived from subscription_versions with mrr_movements",
-		OnErasure: "kept under surrogate references only",
+		OnErasure: "kept, moved to fresh random references like subscription_versions",
 		// Derived, like movements, but still held about the account: Art. 15
 		// covers everything held, so it is exported too.
 		Export: "subscription_activity",
