@@ -188,6 +188,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := strings.TrimSpace(r.PostForm.Get("token"))
 	if tok == "" || len(tok) > 256 {
+		s.finm.login("rejected")
 		s.renderLogin(w, http.StatusUnauthorized, "That is not a valid finance token.")
 		return
 	}
@@ -198,12 +199,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	h := billing.HashToken(tok)
 	if _, err := s.financeToken(r, h); err != nil {
 		if errors.Is(err, billing.ErrUnauthorized) || errors.Is(err, billing.ErrForbidden) {
+			s.finm.login("rejected")
 			s.renderLogin(w, http.StatusUnauthorized, "That is not a valid finance token.")
 			return
 		}
+		s.finm.login("error")
 		s.Error(w, r, err)
 		return
 	}
+	s.finm.login("ok")
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: signSession(s.SessionKey, h, s.now().Add(sessionTTL)), Path: "/",
 		MaxAge: int(sessionTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isHTTPS(r),

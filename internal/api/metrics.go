@@ -197,6 +197,7 @@ func (s *Server) handleRevenue(w http.ResponseWriter, r *http.Request) {
 		c := &out.Currencies[len(out.Currencies)-1]
 		c.Periods = append(c.Periods, toPeriodJSON(p, rr.query.Bucket))
 	}
+	s.finm.report(string(rr.query.Bucket), rr.csv)
 	w.Header().Set("Cache-Control", "private, no-store")
 	if rr.csv {
 		writeRevenueCSV(w, out)
@@ -276,6 +277,9 @@ func (s *Server) now() time.Time {
 
 // financeRoutes registers the finance endpoints and the dashboard.
 func (s *Server) financeRoutes(r *mux.Router) {
+	if s.finm == nil {
+		s.finm = newFinanceMetrics(s.Registerer)
+	}
 	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)
 	r.HandleFunc("/dashboard", s.handleDashboard).Methods(http.MethodGet)

@@ -18,7 +18,30 @@ import (
 	"github.com/billingd/billingd/internal/metricstest"
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// counter reads one labelled counter from the fixture's registry.
+func (f financeFixture) counter(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
 
 func at(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)
@@ -60,6 +83,7 @@ func financeExample() map[string][]billing.SubscriptionVersion {
 }
 
 type financeFixture struct {
+	reg     *prometheus.Registry
 	store   *postgres.Store
 	srv     *httptest.Server
 	finance string // a finance-scope token
@@ -89,11 +113,12 @@ func setupFinance(t *testing.T) financeFixture {
 	}
 	fin, finID := mk("finance", billing.ScopeFinance)
 	app, _ := mk("backend", billing.ScopeApp)
-	s := &api.Server{Log: slog.New(slog.DiscardHandler), Tokens: st, Revenue: st,
+	reg := prometheus.NewRegistry()
+	s := &api.Server{Log: slog.New(slog.DiscardHandler), Tokens: st, Revenue: st, Registerer: reg,
 		SessionKey: []byte("0123456789abcdef0123456789abcdef"), Now: func() time.Time { return at("2026-06-01T00:00:00Z") }}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return financeFixture{store: st, srv: srv, finance: fin, app: app, revoke: func(t *testing.T) {
+	return financeFixture{reg: reg, store: st, srv: srv, finance: fin, app: app, revoke: func(t *testing.T) {
 		if _, err := st.TokenRevoke(ctx, finID); err != nil {
 			t.Fatal(err)
 		}
@@ -373,6 +398,12 @@ func TestDashboardSession(t *testing.T) {
 		}
 		if resp, _ := f.get(t, "/dashboard/static/login.html", "", nil); resp.StatusCode != 404 {
 			t.Fatalf("login.html served raw: %d", resp.StatusCode)
+		}
+	})
+	t.Run("LoginMetrics", func(t *testing.T) {
+		if ok, rej := f.counter(t, "billingd_dashboard_logins_total", "outcome", "ok"),
+			f.counter(t, "billingd_dashboard_logins_total", "outcome", "rejected"); ok != 1 || rej != 3 {
+			t.Fatalf("logins ok %v rejected %v, want 1 and 3", ok, rej)
 		}
 	})
 	t.Run("RevokedTokenEndsSession", func(t *testing.T) {

@@ -53,6 +53,7 @@ type Server struct {
 	Now func() time.Time
 
 	httpm *httpMetrics
+	finm  *financeMetrics
 }
 
 // Handler builds the router with every route and the shared middleware.
