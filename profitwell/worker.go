@@ -77,6 +77,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.defaults()
 	w.Log.Info("profitwell worker started", "batch", w.Batch, "max_attempts", w.MaxAttempts)
 	var lastPurge time.Time
+	failures := 0
 	for {
 		if p, ok := w.Queue.(purger); ok && time.Since(lastPurge) > 10*time.Minute {
 			lastPurge = time.Now()
@@ -91,13 +92,20 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.Log.Info("profitwell worker stopped")
 			return nil
 		}
+		wait := w.Poll
 		if err != nil {
-			w.Log.Warn("profitwell worker: claim failed", "err", err)
+			// The database is away: back off (up to 30 s) instead of
+			// logging twice a second until it returns.
+			failures++
+			wait = min(w.Poll<<min(failures, 6), 30*time.Second)
+			w.Log.Warn("profitwell worker: claim failed", "err", err, "retry_in", wait.String())
+		} else {
+			failures = 0
 		}
 		if n == w.Batch && err == nil {
 			continue // more may be due: no pause while there is a backlog
 		}
-		t := time.NewTimer(w.Poll)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -559,3 +559,37 @@ func TestWorkerThrottledBatchKeepsAttempts(t *testing.T) {
 		t.Errorf("requests sent = %d, want 1 (the second was held back)", got)
 	}
 }
+
+// TestWorkerSurvivesDatabaseRestart: the worker outlives a PostgreSQL
+// outage (claims fail and back off) and delivers what was queued before it.
+func TestWorkerSurvivesDatabaseRestart(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.NewServer(t)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, pgtest.CreateDB(t, srv.AdminURL()), slog.New(slog.DiscardHandler), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := bundle{st: st, fake: profitwelltest.New(t)}
+	b.fake.RateLimit(10000, time.Second)
+	c, s := newRef(), newRef()
+	b.enqueue(t, create(c, s, 1000, "active"), update(c, s, 4000))
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.worker(t).Run(wctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // let it fail a few claims
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(20 * time.Millisecond) {
+		if subs := b.fake.Subscriptions(); len(subs) == 1 && subs[profitwell.Alias(aliasKey, s)].Value == 4000 {
+			return
+		}
+	}
+	t.Fatalf("not delivered after the restart: %+v", b.fake.Subscriptions())
+}
