@@ -23,6 +23,7 @@ package entcache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,11 @@ type Cache struct {
 	live   map[string]*Answer // account ID -> live-mode answer
 	test   map[string]*Answer // account ID -> test-mode answer
 	tokens map[billing.TokenHash]*billing.Token
+	// unknown holds hashes no token has: a client misconfigured with a
+	// wrong token retries fast, and each retry would cost a query.
+	// Creating a token needs no invalidation here: a new token's hash is
+	// one nobody has presented before.
+	unknown map[billing.TokenHash]struct{}
 }
 
 // New returns a cache over src. Call Run to start its listener.
@@ -93,7 +99,7 @@ func New(src Source, opt Options) *Cache {
 		src: src, grace: opt.Grace, bound: opt.Bound, max: opt.MaxEntries, log: opt.Log,
 		m: newMetrics(opt.Registerer), base: time.Now(),
 		live: make(map[string]*Answer), test: make(map[string]*Answer),
-		tokens: make(map[billing.TokenHash]*billing.Token),
+		tokens: make(map[billing.TokenHash]*billing.Token), unknown: make(map[billing.TokenHash]struct{}),
 	}
 }
 
@@ -151,21 +157,33 @@ func (c *Cache) modeMap(livemode bool) map[string]*Answer {
 }
 
 // TokenByHash returns the token record with this hash (api.Tokens);
-// billing.ErrNotFound when none. Unknown hashes are not cached: they are
-// not worth memory, and a token created a moment ago must work at once.
+// billing.ErrNotFound when none.
 func (c *Cache) TokenByHash(ctx context.Context, hash billing.TokenHash) (billing.Token, error) {
 	if c.fresh() {
 		c.mu.RLock()
 		t := c.tokens[hash]
+		_, bad := c.unknown[hash]
 		c.mu.RUnlock()
-		if t != nil {
+		switch {
+		case t != nil:
 			c.m.hit(kindToken)
 			return *t, nil
+		case bad:
+			c.m.hit(kindToken)
+			return billing.Token{}, fmt.Errorf("get token: %w", billing.ErrNotFound)
 		}
 	}
 	c.m.miss(kindToken)
 	seq := c.currentSeq()
 	t, err := c.src.TokenByHash(ctx, hash)
+	if errors.Is(err, billing.ErrNotFound) && c.fresh() {
+		c.mu.Lock()
+		if c.seq == seq {
+			evictSet(c.unknown, maxUnknown)
+			c.unknown[hash] = struct{}{}
+		}
+		c.mu.Unlock()
+	}
 	if err != nil {
 		return billing.Token{}, err
 	}
@@ -210,6 +228,7 @@ func (c *Cache) FlushTokens() {
 	c.mu.Lock()
 	c.seq++
 	clear(c.tokens)
+	clear(c.unknown)
 	c.mu.Unlock()
 	c.m.invalidations.Inc()
 }
@@ -222,6 +241,7 @@ func (c *Cache) Flush() {
 	clear(c.live)
 	clear(c.test)
 	clear(c.tokens)
+	clear(c.unknown)
 	c.mu.Unlock()
 	c.m.flushes.Inc()
 }
@@ -229,6 +249,19 @@ func (c *Cache) Flush() {
 // evict makes room for one insert. Go randomises map iteration, so the
 // first key is a random victim: no bookkeeping on the read path.
 func evict(m map[string]*Answer, max int) {
+	for k := range m {
+		if len(m) < max {
+			return
+		}
+		delete(m, k)
+	}
+}
+
+// maxUnknown bounds the unknown-token set: random tokens from a scan
+// evict each other, not the real ones (a separate map).
+const maxUnknown = 10_000
+
+func evictSet(m map[billing.TokenHash]struct{}, max int) {
 	for k := range m {
 		if len(m) < max {
 			return

@@ -275,3 +275,30 @@ FROM customers WHERE stripe_customer_id = 'cus_G1'`, start); err != nil {
 		t.Fatal("cached past_due answer served after its grace period ended")
 	}
 }
+
+// TestUnknownTokenAnsweredFromMemory: a client retrying with a wrong token
+// costs one query, not one per retry, and a token created afterwards
+// works at once.
+func TestUnknownTokenAnsweredFromMemory(t *testing.T) {
+	t.Parallel()
+	r := startReplica(t, pgtest.URL(t))
+	r.waitFresh(t)
+	wrong, _, _ := billing.NewToken(billing.ScopeApp)
+	for range 3 {
+		if code, _ := r.get(t, "/v1/accounts/acct_u/entitlement", wrong); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token: %d, want 401", code)
+		}
+	}
+	if r.cache.Fresh() {
+		if n := r.counter(t, "billingd_cache_misses_total", "token"); n != 1 {
+			t.Errorf("three tries with one wrong token cost %v token queries, want 1", n)
+		}
+	}
+	tok, hash, _ := billing.NewToken(billing.ScopeApp)
+	if _, err := r.st.TokenCreate(context.Background(), "new", billing.ScopeApp, hash); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := r.get(t, "/v1/accounts/acct_u/entitlement", tok); code != http.StatusOK {
+		t.Fatalf("new token: %d %v, want 200", code, body)
+	}
+}
