@@ -139,9 +139,17 @@ LIMIT $2`
 // purgeHistory deletes the closed revenue history of customers older than
 // cutoff, a batch of customers per transaction. The customer's row lock
 // (when it still has a customers row) keeps the event path from adding a
-// version mid-purge, and the condition is re-checked under it.
+// version mid-purge, the ledger lock keeps a rebuild out, and the
+// condition is re-checked under both. The daily revenue rollup is left as
+// it is: it holds aggregates only, and the purged ledgers net to zero.
 func (s *Store) purgeHistory(ctx context.Context, cutoff time.Time, batch int, res *PurgeResult) error {
 	const qLock = `SELECT customer_ref FROM customers WHERE customer_ref = ANY($1) ORDER BY customer_ref FOR UPDATE`
+	// The ledger rebuild's per-reference lock (ledger_rebuild.go): an erased
+	// customer has no row to lock, and a rebuild must not rewrite a ledger
+	// this purge is deleting.
+	const qLedgerLock = `
+SELECT count(pg_advisory_xact_lock(hashtextextended('billingd.ledger:' || r, 0)))
+FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS refs`
 	const qMov = `DELETE FROM mrr_movements WHERE customer_ref = ANY($1)`
 	const qVer = `DELETE FROM subscription_versions WHERE customer_ref = ANY($1)`
 	const qAct = `DELETE FROM subscription_activity WHERE customer_ref = ANY($1)`
@@ -157,6 +165,9 @@ func (s *Store) purgeHistory(ctx context.Context, cutoff time.Time, batch int, r
 			var locked []string
 			if err := tx.SelectContext(ctx, &locked, qLock, pq.Array(refs)); err != nil {
 				return fmt.Errorf("purge history: lock customers: %w", translate(err))
+			}
+			if _, err := tx.ExecContext(ctx, qLedgerLock, pq.Array(refs)); err != nil {
+				return fmt.Errorf("purge history: lock ledgers: %w", translate(err))
 			}
 			var still []string
 			if err := tx.SelectContext(ctx, &still, closedHistoryQuery, cutoff, batch, pq.Array(refs)); err != nil {
