@@ -14,15 +14,20 @@ import (
 // long transaction. Erased customers are included: their history stays,
 // keyed by the surrogate reference, though their customers row is gone.
 func (s *Store) LedgerCustomers(ctx context.Context, after string, limit int) ([]string, error) {
+	// Each branch walks its (customer_ref, ...) index from the cursor and
+	// stops after limit distinct references, so a page costs O(limit), not
+	// a pass over both tables.
 	const q = `
 SELECT customer_ref::text FROM (
-    SELECT customer_ref FROM subscription_versions
+    (SELECT DISTINCT customer_ref FROM subscription_versions WHERE customer_ref > $1::uuid ORDER BY customer_ref LIMIT $2)
     UNION
-    SELECT customer_ref FROM mrr_movements
+    (SELECT DISTINCT customer_ref FROM mrr_movements WHERE customer_ref > $1::uuid ORDER BY customer_ref LIMIT $2)
 ) r
-WHERE $1 = '' OR customer_ref > $1::uuid
 ORDER BY customer_ref
 LIMIT $2`
+	if after == "" {
+		after = "00000000-0000-0000-0000-000000000000"
+	}
 	var refs []string
 	if err := s.db.SelectContext(ctx, &refs, q, after, limit); err != nil {
 		return nil, fmt.Errorf("list ledger customers: %w", translate(err))
