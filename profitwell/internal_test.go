@@ -128,3 +128,22 @@ func TestSummarizeKeepsNoPersonalData(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSummarize: whatever ProfitWell answers, the stored summary is short,
+// holds no '@' and only plain characters.
+func FuzzSummarize(f *testing.F) {
+	for _, s := range []string{`{"detail":"Not found."}`, `{"non_field_errors":["a@b.c x"]}`, `{"email":["x@y"]}`, `[]`, `{"a":{"b":1}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s := summarize(body)
+		if len(s) > 200 || strings.Contains(s, "@") {
+			t.Fatalf("summarize(%q) = %q", body, s)
+		}
+		for _, r := range s {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(" .,:;_'()/-", r)) {
+				t.Fatalf("summarize(%q) = %q: unexpected %q", body, s, r)
+			}
+		}
+	})
+}
