@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -87,6 +88,7 @@ func TestServeErasure(t *testing.T) {
 			}
 
 			if !tt.stripeKey {
+				waitMetric(t, addr, "billingd_stripe_jobs{state=\"pending\"} 1")
 				if !strings.Contains(p.stderr.String(), "stripe jobs wait") {
 					t.Errorf("serve did not say Stripe jobs wait without STRIPE_API_KEY:\n%s", p.stderr.String())
 				}
@@ -114,11 +116,32 @@ func TestServeErasure(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
+			waitMetric(t, addr, `billingd_stripe_jobs{state="pending"} 0`)
 			mu.Lock()
 			defer mu.Unlock()
 			if len(calls) != 1 || calls[0] != "DELETE /v1/customers/cus_Serve1" {
 				t.Errorf("Stripe calls = %v, want one DELETE /v1/customers/cus_Serve1", calls)
 			}
 		})
+	}
+}
+
+// waitMetric polls /metrics until it shows line.
+func waitMetric(t *testing.T, addr, line string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), line) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %s", line)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

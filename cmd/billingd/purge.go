@@ -89,6 +89,8 @@ func (e *env) startErasure(ctx context.Context, st *postgres.Store, reg promethe
 		}
 	}()
 
+	reg.MustRegister(stripejobs.NewQueueCollector(st))
+
 	if e.cfg.StripeAPIKey == "" {
 		e.log.Warn("stripe jobs wait: STRIPE_API_KEY is not set; erasures asking to cancel subscriptions or delete customers in Stripe stay queued until it is")
 	} else {
