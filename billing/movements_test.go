@@ -366,3 +366,45 @@ func TestDeriveMovementsOrderIndependent(t *testing.T) {
 		}
 	})
 }
+
+func TestDeriveLedgerActivity(t *testing.T) {
+	t.Parallel()
+	type act struct {
+		Ref   string
+		At    string
+		Delta int
+	}
+	tests := []struct {
+		name     string
+		versions []SubscriptionVersion
+		want     []act
+	}{
+		{"StartUpgradeCancel", []SubscriptionVersion{
+			ver("a", "2026-01-01T00:00:00Z", 0, act0(2000, 1)),
+			ver("a", "2026-02-01T00:00:00Z", 0, act0(2000, 2)),
+			ver("a", "2026-03-01T00:00:00Z", 0, st(StatusCanceled, monthly(2000, 2))),
+		}, []act{{"a", "2026-01-01T00:00:00Z", 1}, {"a", "2026-03-01T00:00:00Z", -1}}},
+		{"SwapKeepsCountButMovesIt", []SubscriptionVersion{
+			ver("a", "2026-01-01T00:00:00Z", 0, act0(2000, 1)),
+			ver("a", "2026-02-01T00:00:00Z", 0, st(StatusCanceled, monthly(2000, 1))),
+			ver("b", "2026-02-01T00:00:00Z", 0, act0(2000, 1)),
+		}, []act{{"a", "2026-01-01T00:00:00Z", 1}, {"a", "2026-02-01T00:00:00Z", -1}, {"b", "2026-02-01T00:00:00Z", 1}}},
+		{"TrialIsNotActive", []SubscriptionVersion{
+			ver("a", "2026-01-01T00:00:00Z", 0, st(StatusTrialing, monthly(2000, 1))),
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got []act
+			for _, a := range DeriveLedger(tc.versions).Activity {
+				got = append(got, act{a.SubscriptionRef, a.At.UTC().Format(time.RFC3339), a.Delta})
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("activity %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func act0(amount, qty int64) Subscription { return act(monthly(amount, qty)) }
