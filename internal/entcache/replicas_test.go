@@ -302,3 +302,35 @@ func TestUnknownTokenAnsweredFromMemory(t *testing.T) {
 		t.Fatalf("new token: %d %v, want 200", code, body)
 	}
 }
+
+// TestDatabaseDownMeansNoStaleAnswers: with the database unreachable, a
+// replica answers 503 (retry later) rather than serve cached state it can
+// no longer prove fresh, and serves from memory again once it is back.
+func TestDatabaseDownMeansNoStaleAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := pgtest.NewServer(t)
+	r := startReplica(t, pgtest.CreateDB(t, pg.AdminURL()))
+	tok, hash, _ := billing.NewToken(billing.ScopeApp)
+	if _, err := r.st.TokenCreate(ctx, "backend", billing.ScopeApp, hash); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFresh(t)
+	if r.entitled(t, "acct_d", tok) { // cached, with the token
+		t.Fatal("unknown account entitled")
+	}
+	if err := pg.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(bound) // after this no proof of freshness can be recent
+	if code, body := r.get(t, "/v1/accounts/acct_d/entitlement", tok); code != http.StatusServiceUnavailable {
+		t.Fatalf("database down: %d %v, want 503", code, body)
+	}
+	if err := pg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFresh(t)
+	if code, body := r.get(t, "/v1/accounts/acct_d/entitlement", tok); code != http.StatusOK {
+		t.Fatalf("database back: %d %v, want 200", code, body)
+	}
+}
