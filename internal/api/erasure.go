@@ -50,10 +50,16 @@ func (s *Server) handleAccountErase(w http.ResponseWriter, r *http.Request) {
 		DeleteCustomer:      flags["delete_customer"],
 		EraseProfitWell:     flags["erase_profitwell"],
 	}
-	if _, err := s.Eraser.EraseAccount(r.Context(), req); err != nil {
+	res, err := s.Eraser.EraseAccount(r.Context(), req)
+	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
+	// Counts only: the account ID is personal data of a person who just
+	// asked to be forgotten.
+	s.Log.Info("account erased", "request_id", RequestID(r.Context()), "actor", actor,
+		"customers", res.Customers, "subscriptions", res.Subscriptions, "stripe_jobs", res.StripeJobs,
+		"profitwell_churns", res.ProfitWellChurn, "profitwell_erasures", res.ProfitWellErase)
 	w.WriteHeader(http.StatusNoContent)
 }
 

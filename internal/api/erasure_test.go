@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,8 @@ func TestAccountErase(t *testing.T) {
 	st := pgtest.Open(t)
 	appTok := newToken(t, st, "app-backend", billing.ScopeApp)
 	finTok := newToken(t, st, "finance", billing.ScopeFinance)
-	srv := httptest.NewServer((&api.Server{Log: slog.New(slog.DiscardHandler), Tokens: st, Eraser: st}).Handler())
+	var logs syncLog
+	srv := httptest.NewServer((&api.Server{Log: slog.New(slog.NewJSONHandler(&logs, nil)), Tokens: st, Eraser: st}).Handler())
 	t.Cleanup(srv.Close)
 
 	at := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
@@ -109,6 +111,17 @@ func TestAccountErase(t *testing.T) {
 		})
 	}
 
+	t.Run("LogsCountsNotIDs", func(t *testing.T) {
+		out := logs.String()
+		if !strings.Contains(out, `"msg":"account erased"`) {
+			t.Fatalf("no erasure log line:\n%s", out)
+		}
+		for _, id := range []string{"acct_api", "acct_flags", "cus_API1", "cus_API2"} {
+			if strings.Contains(out, id) {
+				t.Errorf("logs name %s:\n%s", id, out)
+			}
+		}
+	})
 	t.Run("FlagsReachTheStore", func(t *testing.T) {
 		jobs, err := st.OutboxRows(ctx, billing.OutboxStripe, "pending")
 		if err != nil {
@@ -125,4 +138,22 @@ func TestAccountErase(t *testing.T) {
 			t.Errorf("audit actors = %v, want the token name app-backend", actors)
 		}
 	})
+}
+
+// syncLog is a log sink safe for concurrent handlers.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

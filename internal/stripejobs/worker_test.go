@@ -182,7 +182,17 @@ func assertScrubbed(t *testing.T, rows []postgres.OutboxRow, state string) {
 
 func TestDeleteCustomerExactlyOnce(t *testing.T) {
 	t.Parallel()
-	st := pgtest.Open(t)
+	// Two replicas: two stores (connection pools) on one database.
+	url := pgtest.URL(t)
+	replica := func() *postgres.Store {
+		st, err := postgres.Open(context.Background(), url, slog.New(slog.DiscardHandler), postgres.Options{MaxOpenConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	st, st2 := replica(), replica()
 	fake := newFakeStripe(t)
 	customers := []string{"cus_Once1", "cus_Once2", "cus_Once3"}
 	seedErased(t, st, "acct_once", customers, billing.ErasureRequest{DeleteCustomer: true})
@@ -191,8 +201,8 @@ func TestDeleteCustomerExactlyOnce(t *testing.T) {
 	if len(rows) != 3 || !strings.Contains(string(rows[0].Payload), "cus_Once") {
 		t.Fatalf("before the worker: %d jobs (%v), want 3 holding the customer IDs", len(rows), rows)
 	}
-	// Two replicas' workers race for the same jobs.
-	drain(t, newWorker(st, fake.srv.URL), newWorker(st, fake.srv.URL))
+	// The two replicas' workers race for the same jobs.
+	drain(t, newWorker(st, fake.srv.URL), newWorker(st2, fake.srv.URL))
 
 	for _, cus := range customers {
 		if n := fake.count("DELETE /v1/customers/" + cus); n != 1 {
