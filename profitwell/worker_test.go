@@ -593,3 +593,48 @@ func TestWorkerSurvivesDatabaseRestart(t *testing.T) {
 	}
 	t.Fatalf("not delivered after the restart: %+v", b.fake.Subscriptions())
 }
+
+func TestSharedLimiter(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	ctx := context.Background()
+	const limit, window = 100, time.Second // a 10 ms gap
+	t.Run("EveryWaitReservesAFleetSlot", func(t *testing.T) {
+		replicas := []*profitwell.Limiter{profitwell.NewSharedLimiter(limit, window, st), profitwell.NewSharedLimiter(limit, window, st)}
+		first, _, err := st.ReserveRateSlot(ctx, "profitwell", 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, l := range replicas {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 5; i++ {
+					if err := l.Wait(ctx); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		// 10 more reservations after first: the next free slot is ≥ 11 gaps on.
+		next, _, err := st.ReserveRateSlot(ctx, "profitwell", 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := next.Sub(first); d < 110*time.Millisecond {
+			t.Fatalf("next slot %v after the first, want ≥ 110ms (every Wait reserved one)", d)
+		}
+	})
+	t.Run("DatabaseAwayFallsBackToLocalSpacing", func(t *testing.T) {
+		gone := pgtest.Open(t)
+		gone.Close()
+		l := profitwell.NewSharedLimiter(limit, window, gone)
+		for i := 0; i < 3; i++ {
+			if err := l.Wait(ctx); err != nil {
+				t.Fatalf("Wait with the database away: %v", err)
+			}
+		}
+	})
+}

@@ -102,8 +102,10 @@ func (e *env) needProfitWellToken(cmd string) error {
 // profitWellWorker builds the outbox worker from the configuration.
 func (e *env) profitWellWorker(st *postgres.Store, m *profitwell.Metrics) *profitwell.Worker {
 	return &profitwell.Worker{
-		Queue:       st,
-		Client:      profitwell.NewClient(profitwell.ClientOptions{Base: e.cfg.ProfitWellBase, Token: e.cfg.ProfitWellToken}),
+		Queue: st,
+		Client: profitwell.NewClient(profitwell.ClientOptions{Base: e.cfg.ProfitWellBase, Token: e.cfg.ProfitWellToken,
+			// ProfitWell's limit is per account: share it with every replica.
+			Limiter: profitwell.NewSharedLimiter(profitwell.DefaultLimit, profitwell.DefaultWindow, st)}),
 		AliasKey:    []byte(e.cfg.ProfitWellAliasKey),
 		MaxAttempts: e.cfg.ProfitWellMaxAttempts,
 		Log:         e.log,

@@ -346,4 +346,16 @@ var tables = []Table{
 			{"updated_at", ops, "last progress"},
 		},
 	},
+	{
+		Name:        "rate_slots",
+		Purpose:     "fleet-wide spacing of requests to outside APIs (ProfitWell's 25 per 5 s holds across replicas)",
+		Retention:   "one row per API, overwritten",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "a timestamp per outside API; names no customer, subscription or account",
+		Columns: []Column{
+			{"name", ops, "the API, e.g. profitwell"},
+			{"next_at", ops, "earliest start of the next request"},
+		},
+	},
 }
