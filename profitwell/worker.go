@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -76,6 +77,12 @@ func (w *Worker) defaults() {
 func (w *Worker) Run(ctx context.Context) error {
 	w.defaults()
 	w.Log.Info("profitwell worker started", "batch", w.Batch, "max_attempts", w.MaxAttempts)
+	sctx, cancel := context.WithTimeout(ctx, w.Timeout)
+	if err := w.Client.Status(sctx); err != nil {
+		// Not fatal: ProfitWell may be down for a moment; rows wait.
+		w.Log.Warn("profitwell api-status check failed", "err", err)
+	}
+	cancel()
 	var lastPurge time.Time
 	failures := 0
 	for {
@@ -207,6 +214,13 @@ func (w *Worker) classify(status int, err error, job billing.OutboxJob) (outcome
 		summary = apiErr.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		summary = "timeout"
+	}
+	if isAPI && (apiErr.Status == http.StatusUnauthorized || apiErr.Status == http.StatusForbidden) {
+		// A refused token is the deployment's fault, not the row's:
+		// dead-lettering would bury every row until someone retried them
+		// all. Keep them, without spending attempts, and say so loudly.
+		w.Log.Error("profitwell refused the API token (PROFITWELL_API_TOKEN): rows wait", "status", apiErr.Status)
+		return throttled, summary, time.Minute
 	}
 	if isAPI && !apiErr.Temporary() {
 		return dead, summary, 0

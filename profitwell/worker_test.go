@@ -638,3 +638,19 @@ func TestSharedLimiter(t *testing.T) {
 		}
 	})
 }
+
+func TestWorkerRefusedTokenKeepsRows(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.enqueue(t, create(newRef(), newRef(), 1000, "active"))
+	w := b.worker(t, func(w *profitwell.Worker) {
+		w.Client = profitwell.NewClient(profitwell.ClientOptions{Base: b.fake.URL, Token: "wrong-token", Limiter: profitwell.NewLimiter(1000, time.Second)})
+	})
+	if _, err := w.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows := b.rows(t, "pending")
+	if len(rows) != 1 || rows[0].Attempts != 0 || rows[0].LastStatus == nil || *rows[0].LastStatus != 401 {
+		t.Fatalf("rows after a refused token = %+v, want pending with no attempt spent and status 401", rows)
+	}
+}
