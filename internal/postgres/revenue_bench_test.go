@@ -58,3 +58,28 @@ func BenchmarkRevenueScale(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRecomputeMovements times the event path's ledger rewrite for a
+// customer with two subscriptions and 24 months of monthly changes each
+// (48 versions), recomputed from the middle of its history: the hot-path
+// cost an event pays for the ledger (one history read, one statement).
+func BenchmarkRecomputeMovements(b *testing.B) {
+	ctx := context.Background()
+	st := pgtest.Open(b)
+	cust := "60000000-0000-4000-8000-000000000000"
+	for _, sref := range []string{"61000000-0000-4000-8000-000000000000", "62000000-0000-4000-8000-000000000000"} {
+		for m := range 24 {
+			ver := v(sref, time.Date(2025, time.Month(m+1), 5, 0, 0, 0, 0, time.UTC).Format(time.RFC3339),
+				sub(billing.StatusActive, true, "usd", monthlyItem(1000, int64(m%5+1))))
+			if err := metricstest.InsertVersion(ctx, st, cust, ver); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		if err := st.RecomputeForTest(ctx, cust, true, from); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
