@@ -32,6 +32,7 @@ commands:
                               show or revoke API tokens
   metrics rebuild             re-derive the revenue ledger from the state history (safe while serving)
   profitwell worker           deliver the ProfitWell outbox (serve runs one too when a token is set)
+  profitwell status           ProfitWell queue: pending, oldest, dead rows
   profitwell retry --all|ID   re-queue dead-lettered ProfitWell rows
   profitwell backfill [--dry-run]
                               send every live subscription's current state to ProfitWell

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"text/tabwriter"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -16,10 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// profitwellCmd: billingd profitwell worker | retry --all|ID | backfill [--dry-run].
+// profitwellCmd: billingd profitwell worker | status | retry --all|ID | backfill [--dry-run].
 func (e *env) profitwellCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageError{"profitwell needs worker, retry or backfill"}
+		return usageError{"profitwell needs worker, status, retry or backfill"}
 	}
 	var run func(st *postgres.Store) error
 	switch args[0] {
@@ -31,6 +32,11 @@ func (e *env) profitwellCmd(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(st *postgres.Store) error { return e.profitWellWorker(st, nil).Run(ctx) }
+	case "status":
+		if len(args) != 1 {
+			return usageError{"profitwell status takes no arguments"}
+		}
+		run = func(st *postgres.Store) error { return profitWellStatus(ctx, st, e.stdout) }
 	case "retry":
 		fs := flag.NewFlagSet("profitwell retry", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -183,6 +189,40 @@ func (e *env) profitWellBackfill(ctx context.Context, st *postgres.Store, dry bo
 			}
 		}
 	}
+}
+
+// profitWellStatus prints the queue and every dead row (IDs, action,
+// attempts, last HTTP status and error summary; never the payload).
+func profitWellStatus(ctx context.Context, st *postgres.Store, out io.Writer) error {
+	stats, err := st.OutboxStats(ctx, billing.OutboxProfitWell)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "pending: %d (oldest %s)\ndead: %d\n", stats.Pending, stats.OldestPending.Round(time.Second), stats.Dead)
+	if stats.Dead == 0 {
+		return nil
+	}
+	dead, err := st.OutboxRows(ctx, billing.OutboxProfitWell, "dead")
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tACTION\tATTEMPTS\tSTATUS\tCREATED\tERROR")
+	for _, r := range dead {
+		status, msg := "-", "-"
+		if r.LastStatus != nil {
+			status = strconv.Itoa(*r.LastStatus)
+		}
+		if r.LastError != nil {
+			msg = *r.LastError
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Action, r.Attempts, status, r.CreatedAt.UTC().Format(time.RFC3339), msg)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "re-queue with: billingd profitwell retry --all (or one ID)")
+	return nil
 }
 
 func rowCounts(m map[string]int) string {

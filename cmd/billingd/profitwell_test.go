@@ -24,7 +24,8 @@ func TestProfitWellCommandUsage(t *testing.T) {
 		wantUsage bool
 		wantErr   string
 	}{
-		{"NoSubcommand", []string{"profitwell"}, nil, true, "worker, retry or backfill"},
+		{"NoSubcommand", []string{"profitwell"}, nil, true, "worker, status, retry or backfill"},
+		{"StatusArgs", []string{"profitwell", "status", "now"}, nil, true, "takes no arguments"},
 		{"UnknownSubcommand", []string{"profitwell", "sync"}, nil, true, "unknown profitwell command"},
 		{"RetryNeedsTarget", []string{"profitwell", "retry"}, nil, true, "--all or one outbox row ID"},
 		{"RetryNotBoth", []string{"profitwell", "retry", "--all", "7"}, nil, true, "--all or one outbox row ID"},
@@ -96,6 +97,17 @@ func TestProfitWellBackfillAndRetry(t *testing.T) {
 		}
 		if n := len(fake.Subscriptions()); n != 1 {
 			t.Fatalf("fake holds %d subscriptions, want 1", n)
+		}
+	})
+	t.Run("StatusListsDeadRow", func(t *testing.T) {
+		out, err := cli("profitwell", "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"pending: 0", "dead: 1", "create", "400", "http 400: Invalid plan.", "billingd profitwell retry"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("status output lacks %q:\n%s", want, out)
+			}
 		}
 	})
 	t.Run("RetryUnknownID", func(t *testing.T) {
