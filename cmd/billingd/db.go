@@ -22,6 +22,11 @@ type database struct {
 	store    *postgres.Store
 	url      string
 	embedded *pgserver.Server
+	// stopEmbedded: close stops the embedded server. Only when this process
+	// started it (or serve claims it): a one-shot command such as
+	// `billingd token create` next to a running serve must not stop the
+	// database under it.
+	stopEmbedded bool
 }
 
 // openDatabase connects to DATABASE_URL or, when it is unset, starts the
@@ -36,10 +41,11 @@ func (e *env) openDatabase(ctx context.Context) (*database, error) {
 		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
+		running := srv.Running(sctx)
 		if err := srv.Start(sctx); err != nil {
 			return nil, err
 		}
-		d.embedded = srv
+		d.embedded, d.stopEmbedded = srv, !running
 		e.log.Info("using embedded PostgreSQL", "data_dir", srv.DataDir, "socket_dir", srv.SocketDir, "log_file", srv.LogFile)
 		if err := createDatabase(ctx, srv.URL("postgres"), "billingd"); err != nil {
 			d.close(ctx)
@@ -64,7 +70,7 @@ func (d *database) close(ctx context.Context) {
 	if d.store != nil {
 		d.store.Close()
 	}
-	if d.embedded != nil {
+	if d.embedded != nil && d.stopEmbedded {
 		// ctx is usually the cancelled signal context by now.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/pgserver"
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
 )
@@ -126,5 +128,38 @@ func TestTokenLifecycle(t *testing.T) {
 				t.Errorf("stdout %q on error", out)
 			}
 		})
+	}
+}
+
+// TestTokenCommandLeavesRunningEmbeddedServer: `billingd token create`
+// next to a running `billingd serve` in embedded mode (the README's
+// workflow) uses the same local PostgreSQL and must not stop it.
+func TestTokenCommandLeavesRunningEmbeddedServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dataDir := filepath.Join(worldDir(t), ".billingd")
+	srv, err := pgserver.New(filepath.Join(dataDir, "pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil { // stands in for serve's server
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if k == "BILLINGD_DATA_DIR" {
+			return dataDir
+		}
+		return ""
+	}
+	if err := run(ctx, []string{"token", "create", "--scope", "app", "--name", "backend"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("token create: %v\n%s", err, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "bd_app_") {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+	if !srv.Running(ctx) {
+		t.Fatal("token create stopped the embedded PostgreSQL it did not start")
 	}
 }
