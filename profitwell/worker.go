@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -209,11 +210,16 @@ func (w *Worker) classify(status int, err error, job billing.OutboxJob) (outcome
 	var apiErr *Error
 	isAPI := errors.As(err, &apiErr)
 	summary := "network error"
+	var urlErr *url.Error
 	switch {
 	case isAPI:
 		summary = apiErr.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		summary = "timeout"
+	case errors.As(err, &urlErr):
+		// The inner error (e.g. "dial tcp ...: connection refused"), not
+		// the URL: it names only ProfitWell's host, never a payload.
+		summary = "network error: " + urlErr.Err.Error()
 	}
 	if isAPI && (apiErr.Status == http.StatusUnauthorized || apiErr.Status == http.StatusForbidden) {
 		// A refused token is the deployment's fault, not the row's:

@@ -654,3 +654,21 @@ func TestWorkerRefusedTokenKeepsRows(t *testing.T) {
 		t.Fatalf("rows after a refused token = %+v, want pending with no attempt spent and status 401", rows)
 	}
 }
+
+func TestWorkerNetworkErrorRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.enqueue(t, create(newRef(), newRef(), 1000, "active"))
+	w := b.worker(t, func(w *profitwell.Worker) {
+		// Nothing listens on port 1: the connection is refused.
+		w.Client = profitwell.NewClient(profitwell.ClientOptions{Base: "http://127.0.0.1:1", Token: profitwelltest.Token, Limiter: profitwell.NewLimiter(1000, time.Second)})
+	})
+	if _, err := w.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows := b.rows(t, "pending")
+	if len(rows) != 1 || rows[0].Attempts != 1 || rows[0].LastStatus != nil || rows[0].LastError == nil ||
+		!strings.HasPrefix(*rows[0].LastError, "network error: ") || strings.Contains(*rows[0].LastError, "/v2/") {
+		t.Fatalf("row after a refused connection = %+v, want pending on attempt 1 with a network error summary and no URL", rows)
+	}
+}
