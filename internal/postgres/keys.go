@@ -5,10 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/billingd/billingd/billing"
+	"github.com/jmoiron/sqlx"
 )
 
 // erasureKeyName is the instance_keys row of the generated erasure key.
@@ -35,6 +38,41 @@ func (s *Store) SetErasureKey(key []byte) {
 	s.keys.key = append([]byte(nil), key...)
 }
 
+// PrepareErasureKey loads (or first generates) the erasure key now, so the
+// webhook path never has to: serve calls it after migrating.
+func (s *Store) PrepareErasureKey(ctx context.Context) error {
+	_, err := s.erasureKey(ctx)
+	return err
+}
+
+// erasureKeyTx is erasureKey for a caller inside a transaction: the stored
+// key is read on the caller's connection. A first load through the pool
+// could otherwise deadlock when every pooled connection is held by an event
+// transaction waiting for the key. Only a committed key is ever read, so
+// caching it is safe; if none exists yet, it falls back to generating one.
+func (s *Store) erasureKeyTx(ctx context.Context, tx *sqlx.Tx) ([]byte, error) {
+	s.keys.mu.Lock()
+	if s.keys.key != nil {
+		defer s.keys.mu.Unlock()
+		return s.keys.key, nil
+	}
+	var key []byte
+	err := tx.GetContext(ctx, &key, qSelectErasureKey, erasureKeyName)
+	if err == nil && len(key) >= 16 {
+		s.keys.key = key
+		s.keys.mu.Unlock()
+		return key, nil
+	}
+	s.keys.mu.Unlock()
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("load erasure key: %w", translate(err))
+	}
+	return s.erasureKey(ctx)
+}
+
+const qSelectErasureKey = `
+SELECT key FROM instance_keys WHERE name = $1`
+
 // erasureKey returns the erasure HMAC key: the configured one, else the one
 // kept in instance_keys, generating it on first use. Replicas starting
 // together race to insert; ON CONFLICT DO NOTHING then SELECT makes them all
@@ -49,8 +87,6 @@ func (s *Store) erasureKey(ctx context.Context) ([]byte, error) {
 INSERT INTO instance_keys (name, key)
 VALUES ($1, $2)
 ON CONFLICT (name) DO NOTHING`
-	const qSelect = `
-SELECT key FROM instance_keys WHERE name = $1`
 	fresh := make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, fmt.Errorf("generate erasure key: %w", err)
@@ -59,7 +95,7 @@ SELECT key FROM instance_keys WHERE name = $1`
 		return nil, fmt.Errorf("store erasure key: %w", translate(err))
 	}
 	var key []byte
-	if err := s.db.GetContext(ctx, &key, qSelect, erasureKeyName); err != nil {
+	if err := s.db.GetContext(ctx, &key, qSelectErasureKey, erasureKeyName); err != nil {
 		return nil, fmt.Errorf("load erasure key: %w", translate(err))
 	}
 	if len(key) < 16 {

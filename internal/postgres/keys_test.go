@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
@@ -53,6 +54,26 @@ func TestErasureKey(t *testing.T) {
 		var n int
 		if err := open().DB().Get(&n, `SELECT count(*) FROM instance_keys`); err != nil || n != 1 {
 			t.Fatalf("instance_keys has %d rows (err %v), want 1", n, err)
+		}
+	})
+	t.Run("FirstLoadInsideTransactionNeedsNoSecondConnection", func(t *testing.T) {
+		if err := open().PrepareErasureKey(ctx); err != nil { // another replica made the key
+			t.Fatal(err)
+		}
+		st, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler), postgres.Options{MaxOpenConns: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		tx, err := st.DB().BeginTxx(tctx, nil) // the pool's only connection
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback() //nolint:errcheck
+		if _, err := postgres.IsTombstoned(tctx, st, tx, "cus_First"); err != nil {
+			t.Fatalf("tombstone check with the key not yet cached and no spare connection: %v", err)
 		}
 	})
 	t.Run("Configured", func(t *testing.T) {

@@ -85,7 +85,7 @@ SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`
 	if !ok {
 		return false, errors.New("check tombstones: no erasure key in context (wrap it with (*Store).withErasureKey)")
 	}
-	key, err := s.erasureKey(ctx)
+	key, err := s.erasureKeyTx(ctx, tx)
 	if err != nil {
 		return false, fmt.Errorf("check tombstones: %w", err)
 	}
