@@ -77,6 +77,10 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.store.DB().DB, "billingd"))
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	// ProfitWell outbox worker (off without PROFITWELL_API_TOKEN); stopped
+	// before the database closes.
+	stopProfitWell := e.startProfitWell(ctx, db.store, reg)
+	defer stopProfitWell()
 
 	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken, Registerer: reg}
 	// App API: tokens and entitlements answered from memory, kept fresh by
