@@ -179,7 +179,7 @@ func (c *Cache) TokenByHash(ctx context.Context, hash billing.TokenHash) (billin
 	if errors.Is(err, billing.ErrNotFound) && c.fresh() {
 		c.mu.Lock()
 		if c.seq == seq {
-			evictSet(c.unknown, maxUnknown)
+			evict(c.unknown, maxUnknown)
 			c.unknown[hash] = struct{}{}
 		}
 		c.mu.Unlock()
@@ -196,7 +196,7 @@ func (c *Cache) TokenByHash(ctx context.Context, hash billing.TokenHash) (billin
 	if c.fresh() {
 		c.mu.Lock()
 		if c.seq == seq {
-			evictTokens(c.tokens, c.max)
+			evict(c.tokens, c.max)
 			tc := t
 			c.tokens[hash] = &tc
 		}
@@ -248,7 +248,7 @@ func (c *Cache) Flush() {
 
 // evict makes room for one insert. Go randomises map iteration, so the
 // first key is a random victim: no bookkeeping on the read path.
-func evict(m map[string]*Answer, max int) {
+func evict[K comparable, V any](m map[K]V, max int) {
 	for k := range m {
 		if len(m) < max {
 			return
@@ -260,21 +260,3 @@ func evict(m map[string]*Answer, max int) {
 // maxUnknown bounds the unknown-token set: random tokens from a scan
 // evict each other, not the real ones (a separate map).
 const maxUnknown = 10_000
-
-func evictSet(m map[billing.TokenHash]struct{}, max int) {
-	for k := range m {
-		if len(m) < max {
-			return
-		}
-		delete(m, k)
-	}
-}
-
-func evictTokens(m map[billing.TokenHash]*billing.Token, max int) {
-	for k := range m {
-		if len(m) < max {
-			return
-		}
-		delete(m, k)
-	}
-}
