@@ -103,12 +103,12 @@ func seedErased(t *testing.T, st *postgres.Store, account string, customers []st
 	t.Helper()
 	ctx := context.Background()
 	at := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	for i, cus := range customers {
+	for _, cus := range customers {
 		sub := "sub_" + strings.TrimPrefix(cus, "cus_")
 		evs := []billing.Event{
-			{ID: fmt.Sprintf("evt_%sc%d", account, i), Type: "customer.created", Created: at, Livemode: true,
+			{ID: "evt_c" + strings.TrimPrefix(cus, "cus_"), Type: "customer.created", Created: at, Livemode: true,
 				Customer: &billing.Customer{ID: cus, Livemode: true, AccountHint: account}},
-			{ID: fmt.Sprintf("evt_%ss%d", account, i), Type: "customer.subscription.created", Created: at.Add(time.Second), Livemode: true,
+			{ID: "evt_s" + strings.TrimPrefix(cus, "cus_"), Type: "customer.subscription.created", Created: at.Add(time.Second), Livemode: true,
 				Subscription: &billing.Subscription{ID: sub, CustomerID: cus, Livemode: true, Status: billing.StatusActive, Currency: "usd",
 					Items: []billing.Item{{PriceID: "price_1", Quantity: 1, UnitAmount: 500, Interval: billing.IntervalMonth, IntervalCount: 1}}}},
 		}
@@ -213,6 +213,32 @@ func TestDeleteCustomerExactlyOnce(t *testing.T) {
 		t.Errorf("subscription cancelled separately %d times; deleting the customer cancels it", n)
 	}
 	assertScrubbed(t, stripeRows(t, st), "sent")
+	// Stripe confirmed: now nothing anywhere names the account or its objects.
+	dump := dumpAll(t, st)
+	for _, id := range append(customers, "acct_once", "sub_Once1", "sub_Once2", "sub_Once3") {
+		if strings.Contains(dump, id) {
+			t.Errorf("after the Stripe jobs the database still holds %s", id)
+		}
+	}
+}
+
+// dumpAll returns every row of every table as text.
+func dumpAll(t *testing.T, st *postgres.Store) string {
+	t.Helper()
+	cols, err := st.SchemaColumns(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for table := range cols {
+		var rows []string
+		// Table names come from the catalog, not from input.
+		if err := st.DB().Select(&rows, fmt.Sprintf(`SELECT t::text FROM %q t`, table)); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(strings.Join(rows, "\n"))
+	}
+	return b.String()
 }
 
 func TestStripeJobOutcomes(t *testing.T) {
