@@ -61,6 +61,10 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if err := db.store.MigrateUp(); err != nil {
 		return err
 	}
+	// Before any webhook: the event path then never loads the key itself.
+	if err := db.store.PrepareErasureKey(ctx); err != nil {
+		return err
+	}
 	if db.embedded != nil && len(e.cfg.WebhookSecrets) == 0 {
 		secret, err := e.devWebhookSecret()
 		if err != nil {
