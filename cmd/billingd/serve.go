@@ -88,9 +88,9 @@ func (e *env) serve(ctx context.Context, args []string) error {
 
 	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken, Registerer: reg}
 	// App API: tokens and entitlements answered from memory, kept fresh by
-	// LISTEN/NOTIFY on a session connection of its own (entcache).
+	// polling the cache-invalidation feed (entcache).
 	cache := entcache.New(db.store, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
-	go cache.Run(ctx, db.url)
+	go cache.Run(ctx)
 	srv.Tokens, srv.Entitlements, srv.Accounts = cache, cache, db.store
 	// Erasure (DELETE /v1/accounts/{id}), its Stripe jobs and the hourly
 	// retention purge; stopped before the database closes.

@@ -26,7 +26,7 @@ type Accounts interface {
 // Entitlements answers the hot-path entitlement question
 // (*entcache.Cache). InvalidateAccount lets a handler that changed an
 // account read its own write at once on this replica; other replicas learn
-// of it through NOTIFY.
+// of it through the cache-invalidation feed.
 type Entitlements interface {
 	Entitlement(ctx context.Context, accountID string, livemode bool) (*entcache.Answer, error)
 	InvalidateAccount(accountID string)

@@ -58,7 +58,7 @@ func startAPI(t *testing.T, st *postgres.Store, url string) *httptest.Server {
 	cache := entcache.New(st, entcache.Options{Grace: 72 * time.Hour, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { cache.Run(ctx, url); close(done) }()
+	go func() { cache.Run(ctx); close(done) }()
 	srv := httptest.NewServer((&api.Server{Log: slog.New(slog.DiscardHandler), Tokens: cache,
 		Entitlements: cache, Accounts: st, MaxBodyBytes: 1024}).Handler())
 	t.Cleanup(func() { srv.Close(); cancel(); <-done })

@@ -94,7 +94,7 @@ func Entitlement(ctx context.Context, cfg Config) ([]Result, error) {
 	cache := entcache.New(st, entcache.Options{Grace: 72 * time.Hour, Log: log})
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go cache.Run(lctx, cfg.DatabaseURL)
+	go cache.Run(lctx)
 	for deadline := time.Now().Add(30 * time.Second); !cache.Fresh(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("entitlement cache listener did not come up")

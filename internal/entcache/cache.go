@@ -1,19 +1,23 @@
 // Package entcache keeps entitlement answers and API token records in
 // process memory so the app's hot path (GET /v1/accounts/{id}/entitlement)
 // costs no database round trip, and stays correct across replicas through
-// PostgreSQL LISTEN/NOTIFY.
+// PostgreSQL's cache-invalidation feed (internal/postgres/invalidations.go).
 //
-// Staleness bound: a replica serves a cached answer only while its listener
-// has proven, within the last Bound (default 2s), that every notification
-// committed before that proof was applied: a heartbeat pings the listening
-// connection, and PostgreSQL sends a session its pending notifications
-// before the reply to its next query. So an answer served at time t
-// reflects every change committed before t - Bound. When the proof is
-// older (listener down, connection silently dead, database unreachable)
-// reads bypass the cache and go to the database. Notifications sent while
-// the listener was disconnected are lost, so every (re)connection flushes
-// everything. Entries are also flushed when time alone changes them (a
-// past_due grace period or scheduled cancellation ending: RecheckAt).
+// Staleness bound: a replica serves a cached answer only while a poll of
+// the feed succeeded within the last Bound (default 1s; polls run four
+// times per Bound). A poll sees every change committed before it started,
+// so an answer served at time t reflects every change committed before
+// t - Bound. When the proof is older (database slow or unreachable) reads
+// bypass the cache and go to the database; the first good poll after a
+// failure flushes everything. Entries are also dropped when time alone
+// changes them (a past_due grace period or scheduled cancellation ending:
+// RecheckAt).
+//
+// Why a feed table and not LISTEN/NOTIFY: NOTIFY serialises the commits of
+// all notifying transactions on one database-wide lock (fsync included),
+// which capped webhook ingest; the feed costs an ordinary insert, loses
+// nothing while a replica is disconnected, and needs no session-mode
+// connection.
 //
 // Loads race invalidations: an entry loaded from a snapshot older than an
 // invalidation that arrived meanwhile is not stored (a sequence number
@@ -38,13 +42,17 @@ type Source interface {
 	AccountSubscriptions(ctx context.Context, accountID string, livemode bool) ([]billing.AccountSubscription, error)
 	TokenByHash(ctx context.Context, hash billing.TokenHash) (billing.Token, error)
 	TokenTouch(ctx context.Context, id int64) error
+	// Invalidations reads the cache-invalidation feed (see Run).
+	Invalidations(ctx context.Context, since uint64) (uint64, []billing.Invalidation, error)
+	// PurgeInvalidations deletes feed rows older than age.
+	PurgeInvalidations(ctx context.Context, age time.Duration) error
 }
 
 // Options tunes a Cache. Zero values take the defaults.
 type Options struct {
 	// Grace is ENTITLEMENT_GRACE_PERIOD: how long past_due stays entitled.
 	Grace time.Duration
-	// Bound is the staleness bound (default 2s). The heartbeat runs four
+	// Bound is the staleness bound (default 1s). The feed is polled four
 	// times per Bound.
 	Bound time.Duration
 	// MaxEntries caps each map (default 200,000); beyond it a random entry
@@ -87,7 +95,7 @@ type Cache struct {
 // New returns a cache over src. Call Run to start its listener.
 func New(src Source, opt Options) *Cache {
 	if opt.Bound <= 0 {
-		opt.Bound = 2 * time.Second
+		opt.Bound = time.Second
 	}
 	if opt.MaxEntries <= 0 {
 		opt.MaxEntries = 200_000
@@ -142,6 +150,7 @@ func (c *Cache) Entitlement(ctx context.Context, accountID string, livemode bool
 		if c.seq == seq {
 			m := c.modeMap(livemode)
 			evict(m, c.max)
+			a.bucket = billing.CacheBucket(accountID)
 			m[accountID] = a
 		}
 		c.mu.Unlock()

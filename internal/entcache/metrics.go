@@ -28,16 +28,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "billingd_cache_misses_total", Help: "Reads that went to the database, by kind (entitlement, token).",
 		}, []string{"kind"}),
 		invalidations: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "billingd_cache_invalidations_total", Help: "Account or token invalidations applied (NOTIFY or local).",
+			Name: "billingd_cache_invalidations_total", Help: "Account buckets or token sets invalidated (feed or local).",
 		}),
 		flushes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "billingd_cache_flushes_total", Help: "Whole-cache flushes (listener (re)connections).",
+			Name: "billingd_cache_flushes_total", Help: "Whole-cache flushes (first feed read, and after a failed one).",
 		}),
 		listening: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "billingd_cache_listener_up", Help: "1 while the LISTEN connection is up and heartbeats succeed.",
+			Name: "billingd_cache_listener_up", Help: "1 while feed polls succeed within the staleness bound.",
 		}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "billingd_cache_listener_connects_total", Help: "LISTEN connection attempts that succeeded.",
+			Name: "billingd_cache_listener_connects_total", Help: "Feed reads that (re)started the cache from a flush.",
 		}),
 	}
 	// Resolved once: WithLabelValues hashes its labels on every call, and

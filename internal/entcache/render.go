@@ -22,6 +22,7 @@ type Answer struct {
 	ETagHeader []string
 
 	recheckAt time.Time
+	bucket    uint16 // billing.CacheBucket of the account, for feed invalidations
 }
 
 // entitlementJSON is the wire shape of GET /v1/accounts/{id}/entitlement.

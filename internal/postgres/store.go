@@ -58,7 +58,7 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 }
 
 // DB exposes the pool for code in this module that owns its own SQL
-// (tests, benchmarks, the LISTEN connection's DSN stays in the caller).
+// (tests, benchmarks).
 func (s *Store) DB() *sqlx.DB { return s.db }
 
 // Close closes the pool.

@@ -5,16 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
 )
-
-// TokenChannel is the NOTIFY channel on which token changes (a revocation)
-// are announced, payload the token's ID, so replicas drop cached tokens.
-const TokenChannel = "billingd_token"
 
 type dbToken struct {
 	ID         int64      `db:"id"`
@@ -105,11 +100,7 @@ RETURNING revoked_at < now()`
 			}
 			return translate(err)
 		}
-		const n = `SELECT pg_notify($1, $2)`
-		if _, err := tx.ExecContext(ctx, n, TokenChannel, strconv.FormatInt(id, 10)); err != nil {
-			return translate(err)
-		}
-		return nil
+		return insertInvalidation(ctx, tx, invalidationToken, 0)
 	})
 	if err != nil {
 		return false, fmt.Errorf("revoke token %d: %w", id, err)

@@ -358,4 +358,19 @@ var tables = []Table{
 			{"next_at", ops, "earliest start of the next request"},
 		},
 	},
+	{
+		Name:        "cache_invalidations",
+		Purpose:     "tells every replica's entitlement and token cache what changed, durably (no NOTIFY lock on the event path)",
+		Retention:   "10 minutes (deleted by the replicas' cache pollers)",
+		OnErasure:   "holds no account ID: a 16-bit bucket of it, gone within minutes",
+		Export:      "-",
+		NotExported: "a transaction ID and a 16-bit bucket; names no customer, subscription or account",
+		Columns: []Column{
+			{"id", ops, "row order"},
+			{"xid", ops, "writing transaction, for the pollers' commit-safe window"},
+			{"kind", ops, "account or token change"},
+			{"bucket", ops, "16-bit hash bucket of the account ID (0 for tokens)"},
+			{"at", ops, "when written, for the 10-minute purge"},
+		},
+	},
 }
