@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/jmoiron/sqlx"
 )
 
 // Customers (customers table).
@@ -43,13 +42,7 @@ type lockedCustomer struct {
 	Inserted  bool           `db:"inserted"`
 }
 
-// lockCustomer upserts the customer's row and takes its row lock, which
-// serialises every event about one customer (a SELECT ... FOR UPDATE would
-// lock nothing for a first-seen customer). A first-seen customer is linked
-// to hint at once; for an existing one the caller decides (link). at, when
-// set, is a customer event's version time.
-func lockCustomer(ctx context.Context, tx *sqlx.Tx, customerID string, livemode bool, hint string, via linkVia, at *time.Time, eventID string) (lockedCustomer, error) {
-	const q = `
+const qLockCustomer = `
 INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at, version_at, version_event)
 VALUES ($1, $2, NULLIF($3::text, ''), $4::text,
         CASE WHEN $3::text = '' THEN NULL ELSE now() END, $5::timestamptz,
@@ -62,12 +55,19 @@ ON CONFLICT (stripe_customer_id) DO UPDATE SET
                          THEN COALESCE(EXCLUDED.version_event, customers.version_event) ELSE customers.version_event END,
     updated_at    = now()
 RETURNING customer_ref, account_id, deleted, (xmax = 0) AS inserted`
+
+// lockCustomer upserts the customer's row and takes its row lock, which
+// serialises every event about one customer (a SELECT ... FOR UPDATE would
+// lock nothing for a first-seen customer). A first-seen customer is linked
+// to hint at once; for an existing one the caller decides (link). at, when
+// set, is a customer event's version time.
+func lockCustomer(ctx context.Context, tx ptx, customerID string, livemode bool, hint string, via linkVia, at *time.Time, eventID string) (lockedCustomer, error) {
 	var c lockedCustomer
 	var via_ any
 	if hint != "" {
 		via_ = string(via)
 	}
-	if err := tx.QueryRowxContext(ctx, q, customerID, livemode, hint, via_, at, eventID).StructScan(&c); err != nil {
+	if err := tx.queryRowx(ctx, qLockCustomer, customerID, livemode, hint, via_, at, eventID).StructScan(&c); err != nil {
 		return c, fmt.Errorf("lock customer: %w", translate(err))
 	}
 	return c, nil
@@ -76,7 +76,7 @@ RETURNING customer_ref, account_id, deleted, (xmax = 0) AS inserted`
 // link applies an account hint to a locked customer and returns the
 // outcome and the account whose state changed ("" if none). A deleted
 // customer is never linked; an already linked one is never moved.
-func link(ctx context.Context, tx *sqlx.Tx, customerID string, c *lockedCustomer, hint string, via linkVia) (billing.Outcome, string, error) {
+func link(ctx context.Context, tx ptx, customerID string, c *lockedCustomer, hint string, via linkVia) (billing.Outcome, string, error) {
 	switch {
 	case hint == "" || c.Deleted:
 		return billing.OutcomeApplied, "", nil
@@ -99,9 +99,9 @@ WHERE stripe_customer_id = $1 AND account_id IS NULL AND NOT deleted`
 }
 
 // applyCustomer handles customer.created/updated/deleted.
-func applyCustomer(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Outcome, error) {
+func applyCustomer(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	cu := ev.Customer
-	if dead, err := isTombstoned(ctx, tx, cu.ID); err != nil {
+	if dead, err := isTombstoned(ctx, tx.Tx, cu.ID); err != nil {
 		return "", fmt.Errorf("check tombstones: %w", err)
 	} else if dead {
 		return billing.OutcomeTombstoned, nil
@@ -123,7 +123,7 @@ func applyCustomer(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.
 			return "", err
 		}
 		if c.AccountID.Valid {
-			if err := notifyAccountChange(ctx, tx, c.AccountID.String); err != nil {
+			if err := notifyAccountChange(ctx, tx.Tx, c.AccountID.String); err != nil {
 				return "", fmt.Errorf("notify account change: %w", err)
 			}
 		}
@@ -134,7 +134,7 @@ func applyCustomer(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.
 		return "", err
 	}
 	if changed != "" {
-		if err := notifyAccountChange(ctx, tx, changed); err != nil {
+		if err := notifyAccountChange(ctx, tx.Tx, changed); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}
@@ -142,7 +142,7 @@ func applyCustomer(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.
 }
 
 // deleteCustomer marks a customer deleted and removes its account link.
-func deleteCustomer(ctx context.Context, tx *sqlx.Tx, customerID string) error {
+func deleteCustomer(ctx context.Context, tx ptx, customerID string) error {
 	const q = `
 UPDATE customers SET deleted = true, account_id = NULL, linked_via = NULL, linked_at = NULL, updated_at = now()
 WHERE stripe_customer_id = $1`
@@ -155,12 +155,12 @@ WHERE stripe_customer_id = $1`
 // applyCheckout handles checkout.session.completed: it records the
 // customer and links it from a (signed) client_reference_id. A session
 // without a customer (guest checkout, one-off payment) is ignored.
-func applyCheckout(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Outcome, error) {
+func applyCheckout(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	cs := ev.Checkout
 	if cs.CustomerID == "" {
 		return billing.OutcomeIgnored, nil
 	}
-	if dead, err := isTombstoned(ctx, tx, cs.CustomerID, cs.SubscriptionID); err != nil {
+	if dead, err := isTombstoned(ctx, tx.Tx, cs.CustomerID, cs.SubscriptionID); err != nil {
 		return "", fmt.Errorf("check tombstones: %w", err)
 	} else if dead {
 		return billing.OutcomeTombstoned, nil
@@ -174,7 +174,7 @@ func applyCheckout(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.
 		return "", err
 	}
 	if changed != "" {
-		if err := notifyAccountChange(ctx, tx, changed); err != nil {
+		if err := notifyAccountChange(ctx, tx.Tx, changed); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}

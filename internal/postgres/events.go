@@ -48,10 +48,14 @@ func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outco
 		return "", err
 	}
 	ctx = s.withErasureKey(ctx) // isTombstoned hashes with the Store's cached key (issue 8)
+	if err := s.prepare(ctx, eventStatements...); err != nil {
+		return "", fmt.Errorf("apply event %s: %w", ev.Type, err)
+	}
 	// Postgres keeps microseconds: compare versions at the precision stored.
 	ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
 	var out billing.Outcome
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(sqltx *sqlx.Tx) error {
+		tx := ptx{Tx: sqltx, s: s}
 		first := billing.OutcomeApplied
 		if ev.Connect {
 			first = billing.OutcomeIgnored
@@ -104,7 +108,10 @@ func checkEvent(ev billing.Event) error {
 	return nil
 }
 
-func applyEvent(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Outcome, error) {
+// eventStatements are prepared once per pool (prepared.go).
+var eventStatements = []string{qRecordEvent, qLockCustomer, qWriteSubscription}
+
+func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	switch {
 	case ev.Connect:
 		// Connected accounts' events: this service serves one platform.
@@ -120,19 +127,16 @@ func applyEvent(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Out
 	}
 }
 
-// recordEvent inserts the event's row with a provisional outcome and
-// reports whether it is the first delivery. The row holds no customer,
-// subscription or account ID, so erasure has nothing to scrub here.
-func recordEvent(ctx context.Context, tx *sqlx.Tx, ev billing.Event, outcome billing.Outcome) (bool, error) {
-	const q = `
+const qRecordEvent = `
 INSERT INTO stripe_events (event_id, event_type, created, livemode, outcome)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (event_id) DO NOTHING`
-	res, err := tx.ExecContext(ctx, q, ev.ID, ev.Type, ev.Created, ev.Livemode, string(outcome))
-	if err != nil {
-		return false, fmt.Errorf("record event: %w", translate(err))
-	}
-	n, err := res.RowsAffected()
+
+// recordEvent inserts the event's row with a provisional outcome and
+// reports whether it is the first delivery. The row holds no customer,
+// subscription or account ID, so erasure has nothing to scrub here.
+func recordEvent(ctx context.Context, tx ptx, ev billing.Event, outcome billing.Outcome) (bool, error) {
+	n, err := tx.execRows(ctx, qRecordEvent, ev.ID, ev.Type, ev.Created, ev.Livemode, string(outcome))
 	if err != nil {
 		return false, fmt.Errorf("record event: %w", translate(err))
 	}
@@ -140,7 +144,7 @@ ON CONFLICT (event_id) DO NOTHING`
 }
 
 // setEventOutcome replaces the provisional outcome once it is known.
-func setEventOutcome(ctx context.Context, tx *sqlx.Tx, eventID string, o billing.Outcome) error {
+func setEventOutcome(ctx context.Context, tx ptx, eventID string, o billing.Outcome) error {
 	const q = `UPDATE stripe_events SET outcome = $2 WHERE event_id = $1`
 	if _, err := tx.ExecContext(ctx, q, eventID, string(o)); err != nil {
 		return fmt.Errorf("set event outcome: %w", translate(err))

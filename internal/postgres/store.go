@@ -22,6 +22,8 @@ type Store struct {
 	log *slog.Logger
 
 	keys erasureKeys // issue 8: the erasure HMAC key, cached after first load (keys.go)
+
+	stmts stmtCache // issue 4: the event path's prepared statements (prepared.go)
 }
 
 // Options tunes the connection pool.

@@ -19,7 +19,8 @@ import (
 // interleave.
 
 // subscriptionRow is a subscriptions row; items and discounts are jsonb
-// written only from billing.Item and billing.Discount.
+// written only from billing.Item and billing.Discount. Also read by
+// reconcile.go.
 type subscriptionRow struct {
 	ID                 string     `db:"stripe_subscription_id"`
 	Ref                string     `db:"subscription_ref"`
@@ -47,10 +48,6 @@ type subscriptionRow struct {
 	VersionEvent       string     `db:"version_event"`
 }
 
-func (r subscriptionRow) key() billing.VersionKey {
-	return billing.VersionKey{At: r.VersionAt, Rank: r.VersionRank, Event: r.VersionEvent}
-}
-
 // toSubscription converts a row back into the domain value.
 func (r subscriptionRow) toSubscription() (billing.Subscription, error) {
 	s := billing.Subscription{
@@ -70,30 +67,105 @@ func (r subscriptionRow) toSubscription() (billing.Subscription, error) {
 	return s, nil
 }
 
-// currentSubscription reads a subscription's current state, or nil if it
-// is not known yet. The caller holds the customer's lock.
-func currentSubscription(ctx context.Context, tx *sqlx.Tx, id string) (*subscriptionRow, error) {
-	const q = `
-SELECT stripe_subscription_id, subscription_ref, stripe_customer_id, customer_ref, livemode, status,
-       currency, items, items_incomplete, discounts, created, start_date, current_period_start,
-       current_period_end, trial_start, trial_end, cancel_at, cancel_at_period_end, canceled_at,
-       ended_at, collection_paused, version_at, version_rank, version_event
-FROM subscriptions WHERE stripe_subscription_id = $1`
-	var r subscriptionRow
-	if err := tx.QueryRowxContext(ctx, q, id).StructScan(&r); err != nil {
-		if errNotFoundRow(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("read subscription: %w", translate(err))
+// qWriteSubscription writes one version in one statement, under the
+// customer's row lock (taken by lockCustomer in an earlier statement, so
+// this statement's snapshot already shows every committed change of the
+// subscription):
+//
+//   - old: current state before, returned for the change record;
+//   - up: insert, or replace current state when the version key is newer
+//     (the WHERE guard, byte-order collation as in Go's billing.VersionKey);
+//     a first insert takes over invoice facts that arrived before the
+//     subscription (pending_invoice_facts, deleted in the same statement);
+//   - v: the version into the state history, whether or not it was newer.
+//
+// One statement instead of four: the event path's cost is round trips.
+const qWriteSubscription = `
+WITH old AS (
+    SELECT subscription_ref, to_jsonb(s) AS state FROM subscriptions s WHERE stripe_subscription_id = $1
+), p AS (
+    DELETE FROM pending_invoice_facts WHERE stripe_subscription_id = $1
+    RETURNING latest_invoice_status, invoice_attempt_count, next_payment_attempt, invoice_version_at
+), up AS (
+    INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_ref, livemode, status,
+        currency, items, items_incomplete, discounts, mrr_minor, mrr_fixed, created, start_date,
+        current_period_start, current_period_end, trial_start, trial_end, cancel_at, cancel_at_period_end,
+        canceled_at, ended_at, collection_paused, version_at, version_rank, version_event,
+        latest_invoice_status, invoice_attempt_count, next_payment_attempt, invoice_version_at)
+    SELECT $1::text, $2::text, $3::uuid, $4::boolean, $5::text, $6::text, $7::jsonb, $8::boolean, $9::jsonb,
+        $10::bigint, $11::boolean, $12::timestamptz, $13::timestamptz, $14::timestamptz, $15::timestamptz,
+        $16::timestamptz, $17::timestamptz, $18::timestamptz, $19::boolean, $20::timestamptz, $21::timestamptz,
+        $22::boolean, $23::timestamptz, $24::smallint, $25::text,
+        p.latest_invoice_status, COALESCE(p.invoice_attempt_count, 0), p.next_payment_attempt, p.invoice_version_at
+    FROM (VALUES (1)) AS one LEFT JOIN p ON true
+    ON CONFLICT (stripe_subscription_id) DO UPDATE SET
+        livemode = EXCLUDED.livemode, status = EXCLUDED.status, currency = EXCLUDED.currency,
+        items = EXCLUDED.items, items_incomplete = EXCLUDED.items_incomplete, discounts = EXCLUDED.discounts,
+        mrr_minor = EXCLUDED.mrr_minor, mrr_fixed = EXCLUDED.mrr_fixed, created = EXCLUDED.created,
+        start_date = EXCLUDED.start_date, current_period_start = EXCLUDED.current_period_start,
+        current_period_end = EXCLUDED.current_period_end, trial_start = EXCLUDED.trial_start,
+        trial_end = EXCLUDED.trial_end, cancel_at = EXCLUDED.cancel_at,
+        cancel_at_period_end = EXCLUDED.cancel_at_period_end, canceled_at = EXCLUDED.canceled_at,
+        ended_at = EXCLUDED.ended_at, collection_paused = EXCLUDED.collection_paused,
+        version_at = EXCLUDED.version_at, version_rank = EXCLUDED.version_rank,
+        version_event = EXCLUDED.version_event, updated_at = now()
+    WHERE (subscriptions.version_at, subscriptions.version_rank, subscriptions.version_event COLLATE "C")
+        < (EXCLUDED.version_at, EXCLUDED.version_rank, EXCLUDED.version_event COLLATE "C")
+    RETURNING subscription_ref
+), ref AS (
+    SELECT COALESCE((SELECT subscription_ref FROM up), (SELECT subscription_ref FROM old)) AS r
+), v AS (
+    INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items,
+        discounts, mrr_minor, mrr_fixed, current_period_start, current_period_end, trial_end, cancel_at,
+        cancel_at_period_end, ended_at, version_at, version_rank, version_event)
+    SELECT ref.r, $3::uuid, $4::boolean, $5::text, $6::text, $7::jsonb, $9::jsonb, $10::bigint, $11::boolean,
+        $14::timestamptz, $15::timestamptz, $17::timestamptz, $18::timestamptz, $19::boolean, $21::timestamptz,
+        $23::timestamptz, $24::smallint, $25::text
+    FROM ref
+    ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHING
+)
+SELECT ref.r::text AS ref, EXISTS (SELECT 1 FROM up) AS changed, (SELECT state FROM old) AS old
+FROM ref`
+
+// oldState is a subscriptions row as to_jsonb renders it, for the change
+// record's Prev.
+type oldState struct {
+	ID                 string             `json:"stripe_subscription_id"`
+	CustomerID         string             `json:"stripe_customer_id"`
+	Livemode           bool               `json:"livemode"`
+	Status             billing.Status     `json:"status"`
+	Currency           string             `json:"currency"`
+	Items              []billing.Item     `json:"items"`
+	ItemsIncomplete    bool               `json:"items_incomplete"`
+	Discounts          []billing.Discount `json:"discounts"`
+	Created            *time.Time         `json:"created"`
+	StartDate          *time.Time         `json:"start_date"`
+	CurrentPeriodStart *time.Time         `json:"current_period_start"`
+	CurrentPeriodEnd   *time.Time         `json:"current_period_end"`
+	TrialStart         *time.Time         `json:"trial_start"`
+	TrialEnd           *time.Time         `json:"trial_end"`
+	CancelAt           *time.Time         `json:"cancel_at"`
+	CancelAtPeriodEnd  bool               `json:"cancel_at_period_end"`
+	CanceledAt         *time.Time         `json:"canceled_at"`
+	EndedAt            *time.Time         `json:"ended_at"`
+	CollectionPaused   bool               `json:"collection_paused"`
+}
+
+func (o oldState) toSubscription() billing.Subscription {
+	return billing.Subscription{
+		ID: o.ID, CustomerID: o.CustomerID, Livemode: o.Livemode, Status: o.Status, Currency: o.Currency,
+		Items: o.Items, ItemsIncomplete: o.ItemsIncomplete, Discounts: o.Discounts, Created: o.Created,
+		StartDate: o.StartDate, CurrentPeriodStart: o.CurrentPeriodStart, CurrentPeriodEnd: o.CurrentPeriodEnd,
+		TrialStart: o.TrialStart, TrialEnd: o.TrialEnd, CancelAt: o.CancelAt, CancelAtPeriodEnd: o.CancelAtPeriodEnd,
+		CanceledAt: o.CanceledAt, EndedAt: o.EndedAt, CollectionPaused: o.CollectionPaused,
 	}
-	return &r, nil
 }
 
 // applySubscription handles every customer.subscription.* event (and API
 // fetches of a subscription): history always, current state if newer.
-func applySubscription(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Outcome, error) {
+func applySubscription(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	s := *ev.Subscription
-	if dead, err := isTombstoned(ctx, tx, s.CustomerID, s.ID); err != nil {
+	if dead, err := isTombstoned(ctx, tx.Tx, s.CustomerID, s.ID); err != nil {
 		return "", fmt.Errorf("check tombstones: %w", err)
 	} else if dead {
 		return billing.OutcomeTombstoned, nil
@@ -106,12 +178,12 @@ func applySubscription(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (bill
 	if err != nil {
 		return "", err
 	}
-	cur, err := currentSubscription(ctx, tx, s.ID)
-	if err != nil {
-		return "", err
+	if s.Items == nil {
+		s.Items = []billing.Item{}
 	}
-	key := billing.SubscriptionVersionKey(s, ev.Created, ev.ID)
-	mrr, fixed := billing.SubscriptionMRR(s)
+	if s.Discounts == nil {
+		s.Discounts = []billing.Discount{}
+	}
 	items, err := json.Marshal(s.Items)
 	if err != nil {
 		return "", fmt.Errorf("encode items: %w", err)
@@ -120,145 +192,50 @@ func applySubscription(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (bill
 	if err != nil {
 		return "", fmt.Errorf("encode discounts: %w", err)
 	}
-	if s.Discounts == nil {
-		discounts = []byte("[]")
+	key := billing.SubscriptionVersionKey(s, ev.Created, ev.ID)
+	mrr, fixed := billing.SubscriptionMRR(s)
+	var res struct {
+		Ref     string `db:"ref"`
+		Changed bool   `db:"changed"`
+		Old     []byte `db:"old"`
 	}
-	if s.Items == nil {
-		items = []byte("[]")
+	err = tx.queryRowx(ctx, qWriteSubscription, s.ID, s.CustomerID, c.Ref, s.Livemode, string(s.Status),
+		s.Currency, string(items), s.ItemsIncomplete, string(discounts), mrr, fixed, s.Created, s.StartDate,
+		s.CurrentPeriodStart, s.CurrentPeriodEnd, s.TrialStart, s.TrialEnd, s.CancelAt, s.CancelAtPeriodEnd,
+		s.CanceledAt, s.EndedAt, s.CollectionPaused, key.At, key.Rank, key.Event).StructScan(&res)
+	if err != nil {
+		return "", fmt.Errorf("write subscription: %w", translate(err))
 	}
-	w := subscriptionWrite{s: &s, customerRef: c.Ref, key: key, mrr: mrr, fixed: fixed, items: string(items), discounts: string(discounts)}
-
-	newer := cur == nil || key.NewerThan(cur.key())
-	ref := ""
-	if cur != nil {
-		ref = cur.Ref
-	}
-	if newer {
-		r, ok, err := writeCurrent(ctx, tx, w)
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			ref = r
-		} else {
-			newer = false // the row guard found a newer version: keep it
-		}
-	}
-	if err := insertVersion(ctx, tx, ref, w); err != nil {
-		return "", err
-	}
-	if err := recomputeMovements(ctx, tx, c.Ref, s.Livemode, ev.Created); err != nil {
+	if err := recomputeMovements(ctx, tx.Tx, c.Ref, s.Livemode, ev.Created); err != nil {
 		return "", fmt.Errorf("recompute movements: %w", err)
 	}
-	if newer && s.Livemode {
-		ch := SubscriptionChange{Next: s, CustomerRef: c.Ref, SubscriptionRef: ref, At: ev.Created}
-		if cur != nil {
-			prev, err := cur.toSubscription()
-			if err != nil {
-				return "", err
+	if res.Changed && s.Livemode {
+		ch := SubscriptionChange{Next: s, CustomerRef: c.Ref, SubscriptionRef: res.Ref, At: ev.Created}
+		if len(res.Old) > 0 {
+			var o oldState
+			if err := json.Unmarshal(res.Old, &o); err != nil {
+				return "", fmt.Errorf("read previous subscription state: %w", err)
 			}
+			prev := o.toSubscription()
 			ch.Prev = &prev
 		}
-		if err := enqueueSubscriptionSync(ctx, tx, ch); err != nil {
+		if err := enqueueSubscriptionSync(ctx, tx.Tx, ch); err != nil {
 			return "", fmt.Errorf("enqueue subscription sync: %w", err)
 		}
 	}
 	acct := linked
-	if newer && c.AccountID.Valid && !c.Deleted {
+	if res.Changed && c.AccountID.Valid && !c.Deleted {
 		acct = c.AccountID.String
 	}
 	if acct != "" {
-		if err := notifyAccountChange(ctx, tx, acct); err != nil {
+		if err := notifyAccountChange(ctx, tx.Tx, acct); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}
-	if out == billing.OutcomeApplied && !newer {
+	if out == billing.OutcomeApplied && !res.Changed {
 		out = billing.OutcomeStale
 	}
 	return out, nil
-}
-
-// subscriptionWrite is one version ready to be written.
-type subscriptionWrite struct {
-	s           *billing.Subscription
-	customerRef string
-	key         billing.VersionKey
-	mrr         int64
-	fixed       bool
-	items       string
-	discounts   string
-}
-
-// writeCurrent inserts or replaces current state and returns the
-// subscription_ref. The WHERE guard repeats the version comparison in SQL
-// (COLLATE "C": byte order, as in Go) so a replaced row is always older;
-// ok is false if the guard refused. Invoice facts are left alone on update:
-// they have their own ordering (applyInvoice). A first insert takes over
-// the invoice facts that arrived before the subscription
-// (pending_invoice_facts) and deletes them, in the same statement.
-func writeCurrent(ctx context.Context, tx *sqlx.Tx, w subscriptionWrite) (string, bool, error) {
-	const q = `
-WITH p AS (
-    DELETE FROM pending_invoice_facts WHERE stripe_subscription_id = $1
-    RETURNING latest_invoice_status, invoice_attempt_count, next_payment_attempt, invoice_version_at
-)
-INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_ref, livemode, status,
-    currency, items, items_incomplete, discounts, mrr_minor, mrr_fixed, created, start_date,
-    current_period_start, current_period_end, trial_start, trial_end, cancel_at, cancel_at_period_end,
-    canceled_at, ended_at, collection_paused, version_at, version_rank, version_event,
-    latest_invoice_status, invoice_attempt_count, next_payment_attempt, invoice_version_at)
-SELECT $1::text, $2::text, $3::uuid, $4::boolean, $5::text, $6::text, $7::jsonb, $8::boolean, $9::jsonb,
-    $10::bigint, $11::boolean, $12::timestamptz, $13::timestamptz, $14::timestamptz, $15::timestamptz,
-    $16::timestamptz, $17::timestamptz, $18::timestamptz, $19::boolean, $20::timestamptz, $21::timestamptz,
-    $22::boolean, $23::timestamptz, $24::smallint, $25::text,
-    p.latest_invoice_status, COALESCE(p.invoice_attempt_count, 0), p.next_payment_attempt, p.invoice_version_at
-FROM (VALUES (1)) AS one LEFT JOIN p ON true
-ON CONFLICT (stripe_subscription_id) DO UPDATE SET
-    livemode = EXCLUDED.livemode, status = EXCLUDED.status, currency = EXCLUDED.currency,
-    items = EXCLUDED.items, items_incomplete = EXCLUDED.items_incomplete, discounts = EXCLUDED.discounts,
-    mrr_minor = EXCLUDED.mrr_minor, mrr_fixed = EXCLUDED.mrr_fixed, created = EXCLUDED.created,
-    start_date = EXCLUDED.start_date, current_period_start = EXCLUDED.current_period_start,
-    current_period_end = EXCLUDED.current_period_end, trial_start = EXCLUDED.trial_start,
-    trial_end = EXCLUDED.trial_end, cancel_at = EXCLUDED.cancel_at,
-    cancel_at_period_end = EXCLUDED.cancel_at_period_end, canceled_at = EXCLUDED.canceled_at,
-    ended_at = EXCLUDED.ended_at, collection_paused = EXCLUDED.collection_paused,
-    version_at = EXCLUDED.version_at, version_rank = EXCLUDED.version_rank,
-    version_event = EXCLUDED.version_event, updated_at = now()
-WHERE (subscriptions.version_at, subscriptions.version_rank, subscriptions.version_event COLLATE "C")
-    < (EXCLUDED.version_at, EXCLUDED.version_rank, EXCLUDED.version_event COLLATE "C")
-RETURNING subscription_ref`
-	s := w.s
-	var ref string
-	err := tx.QueryRowxContext(ctx, q, s.ID, s.CustomerID, w.customerRef, s.Livemode, string(s.Status),
-		s.Currency, w.items, s.ItemsIncomplete, w.discounts, w.mrr, w.fixed, s.Created, s.StartDate,
-		s.CurrentPeriodStart, s.CurrentPeriodEnd, s.TrialStart, s.TrialEnd, s.CancelAt, s.CancelAtPeriodEnd,
-		s.CanceledAt, s.EndedAt, s.CollectionPaused, w.key.At, w.key.Rank, w.key.Event).Scan(&ref)
-	if err != nil {
-		if errNotFoundRow(err) {
-			return "", false, nil
-		}
-		return "", false, fmt.Errorf("write subscription: %w", translate(err))
-	}
-	return ref, true, nil
-}
-
-// insertVersion appends the version to the state history. A version
-// already recorded (same ref and key) is left as it is.
-func insertVersion(ctx context.Context, tx *sqlx.Tx, ref string, w subscriptionWrite) error {
-	const q = `
-INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items,
-    discounts, mrr_minor, mrr_fixed, current_period_start, current_period_end, trial_end, cancel_at,
-    cancel_at_period_end, ended_at, version_at, version_rank, version_event)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHING`
-	s := w.s
-	_, err := tx.ExecContext(ctx, q, ref, w.customerRef, s.Livemode, string(s.Status), s.Currency, w.items,
-		w.discounts, w.mrr, w.fixed, s.CurrentPeriodStart, s.CurrentPeriodEnd, s.TrialEnd, s.CancelAt,
-		s.CancelAtPeriodEnd, s.EndedAt, w.key.At, w.key.Rank, w.key.Event)
-	if err != nil {
-		return fmt.Errorf("insert subscription version: %w", translate(err))
-	}
-	return nil
 }
 
 // applyInvoice handles invoice.paid and invoice.payment_failed: it updates
@@ -272,12 +249,12 @@ ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHI
 // (writeCurrent), so the final state does not depend on delivery order.
 // One-off invoices (no subscription) and invoices without a customer are
 // ignored: nothing in them concerns entitlement.
-func applyInvoice(ctx context.Context, tx *sqlx.Tx, ev billing.Event) (billing.Outcome, error) {
+func applyInvoice(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	inv := ev.Invoice
 	if inv.CustomerID == "" || inv.SubscriptionID == "" {
 		return billing.OutcomeIgnored, nil
 	}
-	if dead, err := isTombstoned(ctx, tx, inv.CustomerID, inv.SubscriptionID); err != nil {
+	if dead, err := isTombstoned(ctx, tx.Tx, inv.CustomerID, inv.SubscriptionID); err != nil {
 		return "", fmt.Errorf("check tombstones: %w", err)
 	} else if dead {
 		return billing.OutcomeTombstoned, nil
@@ -299,7 +276,7 @@ FROM pending_invoice_facts WHERE stripe_subscription_id = $1`
 		Status   sql.NullString `db:"latest_invoice_status"`
 		Attempts int64          `db:"invoice_attempt_count"`
 	}
-	if err := sqlx.SelectContext(ctx, tx, &rows, qCur, inv.SubscriptionID); err != nil {
+	if err := sqlx.SelectContext(ctx, tx.Tx, &rows, qCur, inv.SubscriptionID); err != nil {
 		return "", fmt.Errorf("read invoice facts: %w", translate(err))
 	}
 	known := false
@@ -336,7 +313,7 @@ WHERE stripe_subscription_id = $1`
 		return "", fmt.Errorf("write invoice facts: %w", translate(err))
 	}
 	if c.AccountID.Valid && !c.Deleted {
-		if err := notifyAccountChange(ctx, tx, c.AccountID.String); err != nil {
+		if err := notifyAccountChange(ctx, tx.Tx, c.AccountID.String); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}
