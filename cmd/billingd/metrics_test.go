@@ -1,103 +1,88 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/billingd/billingd/billing"
-	"github.com/billingd/billingd/internal/metricstest"
 	"github.com/billingd/billingd/internal/pgtest"
-	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/webhooks/webhookstest"
 )
 
-func TestMetricsRebuildCommand(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	url := pgtest.URL(t)
-	st, err := postgres.Open(ctx, url, nil, postgres.Options{MaxOpenConns: 2})
+func scrape(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	if err := st.MigrateUp(); err != nil {
-		t.Fatal(err)
-	}
-	at := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
-	item := billing.Item{PriceID: "price_1", Quantity: 1, UnitAmount: 2000, Interval: billing.IntervalMonth, IntervalCount: 1}
-	live := billing.Subscription{Status: billing.StatusActive, Livemode: true, Currency: "usd", Items: []billing.Item{item}}
-	gone := live
-	gone.Status = billing.StatusCanceled
-	// An erased customer (no customers row) and a linked one.
-	erased, linked := "00000000-0000-4000-8000-0000000000e1", "00000000-0000-4000-8000-0000000000e2"
-	history := map[string][]billing.SubscriptionVersion{
-		erased: {
-			{SubscriptionRef: "10000000-0000-4000-8000-0000000000e1", At: at("2026-01-05T00:00:00Z"), Event: "evt_1", State: live},
-			{SubscriptionRef: "10000000-0000-4000-8000-0000000000e1", At: at("2026-03-05T00:00:00Z"), Event: "evt_2", State: gone},
-		},
-		linked: {{SubscriptionRef: "10000000-0000-4000-8000-0000000000e2", At: at("2026-02-05T00:00:00Z"), Event: "evt_3", State: live}},
-	}
-	if _, err := st.DB().Exec(`INSERT INTO customers (stripe_customer_id, customer_ref, livemode) VALUES ('cus_L1', $1, true)`, linked); err != nil {
-		t.Fatal(err)
-	}
-	for ref, vs := range history {
-		for _, v := range vs {
-			if err := metricstest.InsertVersion(ctx, st, ref, v); err != nil {
-				t.Fatal(err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// /metrics exposes the families the README's alerts use, after real
+// traffic, with bounded labels and no personal data or IDs.
+func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_metrics_test_0123456789"
+	url := pgtest.URL(t)
+
+	t.Run("OnListenAddr", func(t *testing.T) {
+		addr := freeAddr(t)
+		p := startBillingd(t, []string{"DATABASE_URL=" + url, "LISTEN_ADDR=" + addr, "STRIPE_WEBHOOK_SECRETS=" + secret, "LOG_LEVEL=warn"})
+		waitReady(t, p, addr, 60*time.Second)
+		webhookstest.ReplayFixtures(t, "http://"+addr, secret)
+		webhookstest.Post(t, "http://"+addr, "whsec_wrong_secret_000000", []byte(`{"id":"evt_x"}`))
+		code, body := scrape(t, "http://"+addr+"/metrics", "")
+		if code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d", code)
+		}
+		for _, family := range []string{
+			"billingd_http_requests_total", "billingd_http_request_duration_seconds_bucket",
+			"billingd_webhook_events_total", "billingd_webhook_signature_failures_total",
+			"go_sql_open_connections", "go_sql_wait_count_total",
+			"billingd_outbox_depth", "billingd_outbox_oldest_pending_age_seconds",
+			"billingd_cache_hits_total", "billingd_cache_listener_up",
+			"process_resident_memory_bytes",
+		} {
+			if !strings.Contains(body, "\n"+family) {
+				t.Errorf("family %s missing", family)
 			}
 		}
-	}
-	getenv := func(k string) string {
-		if k == "DATABASE_URL" {
-			return url
+		if !regexp.MustCompile(`billingd_webhook_events_total\{[^}]*outcome="applied"`).MatchString(body) {
+			t.Errorf("no applied webhook events counted")
 		}
-		return ""
-	}
-	count := func(q string) int {
-		var n int
-		if err := st.DB().Get(&n, q); err != nil {
-			t.Fatal(err)
+		if ids := regexp.MustCompile(`(cus_|sub_|acct_|evt_)[A-Za-z0-9]+`).FindAllString(body, 5); len(ids) > 0 {
+			t.Errorf("IDs in metric labels: %v", ids)
 		}
-		return n
-	}
-	tests := []struct {
-		name    string
-		args    []string
-		wantOut string
-		usage   bool
-	}{
-		{"NoSubcommand", []string{"metrics"}, "", true},
-		{"UnknownSubcommand", []string{"metrics", "recompute"}, "", true},
-		{"Rebuild", []string{"metrics", "rebuild"}, "rebuilt the revenue ledger of 2 customers", false},
-		{"RebuildAgainIsIdempotent", []string{"metrics", "rebuild"}, "rebuilt the revenue ledger of 2 customers", false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			err := run(ctx, tc.args, getenv, &out, &errb)
-			var ue usageError
-			if tc.usage {
-				if !errors.As(err, &ue) {
-					t.Fatalf("err = %v, want a usage error", err)
-				}
-				return
-			}
-			if err != nil || !strings.Contains(out.String(), tc.wantOut) {
-				t.Fatalf("err %v, stdout %q", err, out.String())
-			}
-			// new + churn for the erased customer, new for the linked one.
-			if n := count(`SELECT count(*) FROM mrr_movements`); n != 3 {
-				t.Fatalf("%d movements, want 3", n)
-			}
-			if mrr := count(`SELECT sum(mrr_delta) FROM revenue_daily`); mrr != 2000 {
-				t.Fatalf("rollup MRR %d, want 2000", mrr)
-			}
-			if n := count(`SELECT count(*) FROM (SELECT 1 FROM revenue_daily GROUP BY livemode, currency, day HAVING count(*) > 1) d`); n != 0 {
-				t.Fatalf("%d uncompacted rollup days", n)
-			}
-		})
-	}
+		if leaked := webhookstest.FindPII(t, body); len(leaked) > 0 {
+			t.Errorf("personal data in metrics: %v", leaked)
+		}
+	})
+
+	t.Run("OwnListenerWithToken", func(t *testing.T) {
+		addr, maddr := freeAddr(t), freeAddr(t)
+		p := startBillingd(t, []string{"DATABASE_URL=" + url, "LISTEN_ADDR=" + addr, "METRICS_ADDR=" + maddr,
+			"METRICS_TOKEN=metrics-secret-token", "LOG_LEVEL=warn"})
+		waitReady(t, p, addr, 60*time.Second)
+		if code, _ := scrape(t, "http://"+addr+"/metrics", "metrics-secret-token"); code != http.StatusNotFound {
+			t.Errorf("/metrics on LISTEN_ADDR with METRICS_ADDR set: %d, want 404", code)
+		}
+		if code, _ := scrape(t, "http://"+maddr+"/metrics", ""); code != http.StatusUnauthorized {
+			t.Errorf("no token: %d, want 401", code)
+		}
+		if code, _ := scrape(t, "http://"+maddr+"/metrics", "wrong"); code != http.StatusUnauthorized {
+			t.Errorf("wrong token: %d, want 401", code)
+		}
+		if code, body := scrape(t, "http://"+maddr+"/metrics", "metrics-secret-token"); code != http.StatusOK || !strings.Contains(body, "billingd_http_requests_total") {
+			t.Errorf("right token: %d", code)
+		}
+	})
 }
