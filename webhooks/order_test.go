@@ -128,6 +128,25 @@ WHERE s.stripe_subscription_id = $1 ORDER BY v.version_at, v.version_rank`, id)
 			t.Fatalf("order %v: history\n%s\nwant\n%s", order, got.versions, want.versions)
 		}
 	}
+	// All at once, as several replicas receive them: the customer's row
+	// lock serialises them, and the end state is the same.
+	for k := 41; k <= 50; k++ {
+		var wg sync.WaitGroup
+		for _, e := range events {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if r := b.post(t, renamed(e, k)); r.Status != http.StatusOK {
+					t.Errorf("concurrent: %d %s", r.Status, r.Body)
+				}
+			}()
+		}
+		wg.Wait()
+		got := read(k)
+		if !reflect.DeepEqual(got.state, want.state) || got.versions != want.versions {
+			t.Fatalf("concurrent delivery %d: state\n%+v\n%s\nwant\n%+v\n%s", k, got.state, got.versions, want.state, want.versions)
+		}
+	}
 }
 
 // Two changes of one subscription in the same second: whichever arrives
