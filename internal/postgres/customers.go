@@ -119,7 +119,7 @@ func applyCustomer(ctx context.Context, tx ptx, ev billing.Event) (billing.Outco
 		if c.Deleted {
 			return billing.OutcomeApplied, nil
 		}
-		if err := deleteCustomer(ctx, tx, cu.ID); err != nil {
+		if err := deleteCustomer(ctx, tx, cu.ID, c.AccountID.String); err != nil {
 			return "", err
 		}
 		if c.AccountID.Valid {
@@ -141,12 +141,28 @@ func applyCustomer(ctx context.Context, tx ptx, ev billing.Event) (billing.Outco
 	return out, nil
 }
 
-// deleteCustomer marks a customer deleted and removes its account link.
-func deleteCustomer(ctx context.Context, tx ptx, customerID string) error {
+// deleteCustomer marks a customer deleted and removes its account link,
+// keeping only the keyed hash of the former account so that erasing that
+// account later still finds (and removes) the customer's rows. ctx carries
+// the erasure key (withErasureKey), as for isTombstoned.
+func deleteCustomer(ctx context.Context, tx ptx, customerID, accountID string) error {
+	var former []byte
+	if accountID != "" {
+		s, ok := ctx.Value(erasureKeyCtx{}).(*Store)
+		if !ok {
+			return errors.New("delete customer: no erasure key in context")
+		}
+		key, err := s.erasureKeyTx(ctx, tx.Tx)
+		if err != nil {
+			return fmt.Errorf("delete customer: %w", err)
+		}
+		former = subjectHMAC(key, accountID)
+	}
 	const q = `
-UPDATE customers SET deleted = true, account_id = NULL, linked_via = NULL, linked_at = NULL, updated_at = now()
+UPDATE customers SET deleted = true, account_id = NULL, linked_via = NULL, linked_at = NULL,
+    former_account_hmac = coalesce($2, former_account_hmac), updated_at = now()
 WHERE stripe_customer_id = $1`
-	if _, err := tx.ExecContext(ctx, q, customerID); err != nil {
+	if _, err := tx.ExecContext(ctx, q, customerID, former); err != nil {
 		return fmt.Errorf("delete customer: %w", translate(err))
 	}
 	return nil

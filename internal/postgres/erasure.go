@@ -71,7 +71,7 @@ func (s *Store) EraseAccount(ctx context.Context, req billing.ErasureRequest) (b
 // eraseTx is the body of EraseAccount.
 func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billing.ErasureRequest) (billing.ErasureResult, error) {
 	var res billing.ErasureResult
-	customers, err := lockAccountCustomers(ctx, tx, req.AccountID)
+	customers, err := lockAccountCustomers(ctx, tx, req.AccountID, subjectHMAC(key, req.AccountID))
 	if err != nil {
 		return res, err
 	}
@@ -114,20 +114,23 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billin
 // isTombstoned, see there), then the rows. A customer linked to the account
 // while the locks were being taken shows up in the locked read; the loop
 // then takes its advisory lock too, until the set is stable.
-func lockAccountCustomers(ctx context.Context, tx *sqlx.Tx, accountID string) ([]erasedCustomer, error) {
+//
+// Customers Stripe deleted are no longer linked but keep the keyed hash of
+// their former account (former_account_hmac): they are the account's too.
+func lockAccountCustomers(ctx context.Context, tx *sqlx.Tx, accountID string, accountHMAC []byte) ([]erasedCustomer, error) {
 	const qIDs = `
-SELECT stripe_customer_id FROM customers WHERE account_id = $1 ORDER BY stripe_customer_id`
+SELECT stripe_customer_id FROM customers WHERE account_id = $1 OR former_account_hmac = $2 ORDER BY stripe_customer_id`
 	const qLock = `
 SELECT count(pg_advisory_xact_lock($1, k))
 FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`
 	const qRows = `
 SELECT stripe_customer_id, customer_ref, livemode
 FROM customers
-WHERE account_id = $1
+WHERE account_id = $1 OR former_account_hmac = $2
 ORDER BY stripe_customer_id
 FOR UPDATE`
 	var ids []string
-	if err := tx.SelectContext(ctx, &ids, qIDs, accountID); err != nil {
+	if err := tx.SelectContext(ctx, &ids, qIDs, accountID, accountHMAC); err != nil {
 		return nil, fmt.Errorf("list account customers: %w", translate(err))
 	}
 	locked := map[string]bool{}
@@ -147,7 +150,7 @@ FOR UPDATE`
 			}
 		}
 		var rows []erasedCustomer
-		if err := tx.SelectContext(ctx, &rows, qRows, accountID); err != nil {
+		if err := tx.SelectContext(ctx, &rows, qRows, accountID, accountHMAC); err != nil {
 			return nil, fmt.Errorf("lock account customers: %w", translate(err))
 		}
 		ids = ids[:0]

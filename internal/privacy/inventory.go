@@ -97,6 +97,7 @@ var tables = []Table{
 			{"linked_at", ops, "when the link was made"},
 			{"livemode", bf, "live or test mode customer"},
 			{"deleted", bf, "the customer was deleted in Stripe"},
+			{"former_account_hmac", id, "after Stripe deleted the customer: HMAC (erasure key) of the account it was linked to, so erasing that account still finds it; never the ID"},
 			{"version_at", ops, "time of the newest customer version applied (ordering)"},
 			{"version_event", ops, "event ID of that version (ordering tie-break)"},
 			{"created_at", ops, "row creation time"},
