@@ -51,6 +51,10 @@ func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outco
 	if err := s.prepare(ctx, eventStatements...); err != nil {
 		return "", fmt.Errorf("apply event %s: %w", ev.Type, err)
 	}
+	if err := s.prepare(ctx, hookStatements...); err != nil {
+		return "", fmt.Errorf("apply event %s: %w", ev.Type, err)
+	}
+	ctx = withStatements(ctx, s)
 	// Postgres keeps microseconds: compare versions at the precision stored.
 	ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
 	var out billing.Outcome

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 
@@ -51,6 +52,9 @@ type ptx struct {
 }
 
 func (t ptx) stmt(ctx context.Context, q string) *sqlx.Stmt {
+	if t.s == nil {
+		return nil
+	}
 	t.s.stmts.mu.Lock()
 	st := t.s.stmts.m[q]
 	t.s.stmts.mu.Unlock()
@@ -84,4 +88,62 @@ func (t ptx) execRows(ctx context.Context, q string, args ...any) (int64, error)
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// Hooks of the event transaction (recomputeMovements, enqueueSubscriptionSync,
+// notifyAccountChange, isTombstoned) have fixed signatures without the
+// Store, and a statement must be prepared before the transaction begins. So
+// a hook opts in by registering its statement text when the package loads
+// and running it through txExec / txQueryRowx / txSelect:
+//
+//	var qInsertInvalidation = eventStatement(`INSERT INTO ... VALUES ($1, $2)`)
+//	...
+//	_, err := txExec(ctx, tx, qInsertInvalidation, kind, bucket)
+//
+// Inside ApplyEvent that is one round trip with a cached plan; anywhere
+// else (other transactions, tests) the helpers run a plain query.
+var hookStatements []string
+
+// eventStatement registers q to be prepared with the event path's
+// statements and returns it unchanged. Call it only from package-level
+// variable initialisers.
+func eventStatement(q string) string {
+	hookStatements = append(hookStatements, q)
+	return q
+}
+
+// stmtStoreCtx carries the Store whose prepared statements the hooks use.
+type stmtStoreCtx struct{}
+
+func withStatements(ctx context.Context, s *Store) context.Context {
+	return context.WithValue(ctx, stmtStoreCtx{}, s)
+}
+
+// hookTx is tx with the prepared statements of ctx's Store, if any.
+func hookTx(ctx context.Context, tx *sqlx.Tx) ptx {
+	s, _ := ctx.Value(stmtStoreCtx{}).(*Store)
+	return ptx{Tx: tx, s: s}
+}
+
+// txExec runs q in tx, prepared when ApplyEvent prepared it.
+func txExec(ctx context.Context, tx *sqlx.Tx, q string, args ...any) (sql.Result, error) {
+	if st := hookTx(ctx, tx).stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
+}
+
+// txQueryRowx runs q in tx and returns its row, prepared when ApplyEvent
+// prepared it.
+func txQueryRowx(ctx context.Context, tx *sqlx.Tx, q string, args ...any) *sqlx.Row {
+	return hookTx(ctx, tx).queryRowx(ctx, q, args...)
+}
+
+// txSelect runs q in tx and scans every row into dest, prepared when
+// ApplyEvent prepared it.
+func txSelect(ctx context.Context, tx *sqlx.Tx, dest any, q string, args ...any) error {
+	if st := hookTx(ctx, tx).stmt(ctx, q); st != nil {
+		return st.SelectContext(ctx, dest, args...)
+	}
+	return tx.SelectContext(ctx, dest, q, args...)
 }
