@@ -34,7 +34,7 @@ func (e AccountExport) Empty() bool {
 type ExportCustomer struct {
 	StripeCustomerID string     `json:"stripe_customer_id" db:"stripe_customer_id"`
 	CustomerRef      string     `json:"customer_ref" db:"customer_ref"`
-	AccountID        string     `json:"account_id" db:"account_id"`
+	AccountID        *string    `json:"account_id" db:"account_id"` // null once Stripe deleted the customer
 	LinkedVia        *string    `json:"linked_via" db:"linked_via"`
 	LinkedAt         *time.Time `json:"linked_at" db:"linked_at"`
 	Livemode         *bool      `json:"livemode" db:"livemode"`

@@ -88,8 +88,8 @@ func TestAccountExport(t *testing.T) {
 		var cus, subs []string
 		for _, c := range exp.Customers {
 			cus = append(cus, c.StripeCustomerID)
-			if c.AccountID != "acct_a" {
-				t.Errorf("customer %s has account %q", c.StripeCustomerID, c.AccountID)
+			if c.AccountID == nil || *c.AccountID != "acct_a" {
+				t.Errorf("customer %s has account %v", c.StripeCustomerID, c.AccountID)
 			}
 		}
 		for _, s := range exp.Subscriptions {
