@@ -2,39 +2,138 @@ package webhooks_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/billingd/billingd/billing"
 	"github.com/billingd/billingd/webhooks/webhookstest"
 )
 
-// After an account is erased, Stripe's late and retried events about its
-// customer and subscription are acknowledged as tombstoned and store
-// nothing again (design invariant 4, enforced by the event path's order:
-// tombstones are checked before anything is written).
-func TestErasedCustomerStaysErased(t *testing.T) {
+// TestErasureThenReplayFixtures (issue 8): every account the fixtures link
+// is erased; then every fixture is delivered again, as Stripe's retries
+// (same event IDs) and as new events dated before and after the erasure.
+// Each is acknowledged; those about an erased customer or subscription are
+// tombstoned, and no erased account, customer or subscription ID is stored
+// again anywhere.
+func TestErasureThenReplayFixtures(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
 	b := setup(t)
-	for _, name := range []string{"v2023_01_customer.created", "v2023_03_customer.subscription.created"} {
-		if r := b.post(t, webhookstest.FixtureNamed(t, name).Payload); r.Outcome() != "applied" {
-			t.Fatalf("%s: %s", name, r.Body)
-		}
+	webhookstest.ReplayFixtures(t, b.handler, webhookstest.Secret)
+
+	var links []struct {
+		Account  string `db:"account_id"`
+		Customer string `db:"stripe_customer_id"`
 	}
-	if _, err := b.store.EraseAccount(context.Background(), billing.ErasureRequest{AccountID: "acct_life_1", Actor: "test"}); err != nil {
+	if err := b.store.DB().Select(&links, `SELECT account_id, stripe_customer_id FROM customers WHERE account_id IS NOT NULL ORDER BY 1, 2`); err != nil {
 		t.Fatal(err)
 	}
-	late := []string{"v2023_02_customer.updated", "v2023_05_customer.subscription.updated.active",
-		"v2023_07_invoice.payment_failed", "v2023_15_customer.subscription.deleted"}
-	for _, name := range late {
-		t.Run(name, func(t *testing.T) {
-			if r := b.post(t, webhookstest.FixtureNamed(t, name).Payload); r.Outcome() != "tombstoned" {
-				t.Fatalf("outcome %s", r.Body)
+	if len(links) == 0 {
+		t.Fatal("the fixtures link no account: nothing to erase")
+	}
+	erased := map[string]bool{}
+	for _, l := range links {
+		erased[l.Account], erased[l.Customer] = true, true
+		var subs []string
+		if err := b.store.DB().Select(&subs, `SELECT stripe_subscription_id FROM subscriptions WHERE stripe_customer_id = $1`, l.Customer); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range subs {
+			erased[s] = true
+		}
+	}
+	for _, l := range links {
+		if _, err := b.store.EraseAccount(ctx, billing.ErasureRequest{AccountID: l.Account, Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertGone := func(t *testing.T) {
+		t.Helper()
+		dump := b.dump(t)
+		for id := range erased {
+			if strings.Contains(dump, id) {
+				t.Errorf("the database holds %s after its erasure", id)
+			}
+		}
+	}
+	assertGone(t)
+	// History rows of the erased customers: erasure moved them to fresh
+	// references that no customers row holds.
+	history := func(t *testing.T) int {
+		t.Helper()
+		var n int
+		if err := b.store.DB().Get(&n, `SELECT
+			(SELECT count(*) FROM subscription_versions v WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.customer_ref = v.customer_ref))
+			+ (SELECT count(*) FROM mrr_movements m WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.customer_ref = m.customer_ref))`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	kept := history(t)
+	if kept == 0 {
+		t.Fatal("the erased customers have no history: the replay checks would prove nothing")
+	}
+
+	// about reports whether a payload names an erased customer or subscription.
+	about := func(payload []byte) bool {
+		for id := range erased {
+			if (strings.HasPrefix(id, "cus_") || strings.HasPrefix(id, "sub_")) && strings.Contains(string(payload), `"`+id+`"`) {
+				return true
+			}
+		}
+		return false
+	}
+	// redeliver gives the event a new ID and, when at is set, a new created time.
+	redeliver := func(t *testing.T, payload []byte, suffix string, at time.Time) []byte {
+		t.Helper()
+		var ev map[string]any
+		if err := json.Unmarshal(payload, &ev); err != nil {
+			t.Fatal(err)
+		}
+		ev["id"] = ev["id"].(string) + suffix
+		if !at.IsZero() {
+			ev["created"] = at.Unix()
+		}
+		out, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	rounds := []struct {
+		name      string
+		rewrite   func(t *testing.T, p []byte) []byte
+		wantAbout string // outcome wanted for fixtures about erased objects
+	}{
+		{"StripeRetries", func(t *testing.T, p []byte) []byte { return p }, "duplicate"},
+		{"NewEventsDatedBefore", func(t *testing.T, p []byte) []byte { return redeliver(t, p, "before", time.Time{}) }, "tombstoned"},
+		{"NewEventsDatedAfter", func(t *testing.T, p []byte) []byte { return redeliver(t, p, "after", time.Now().Add(time.Hour)) }, "tombstoned"},
+	}
+	for _, r := range rounds {
+		t.Run(r.name, func(t *testing.T) {
+			n := 0
+			for _, f := range webhookstest.Fixtures(t) {
+				resp := b.post(t, r.rewrite(t, f.Payload))
+				if resp.Status != 200 {
+					t.Errorf("%s: status %d: %s", f.Name, resp.Status, resp.Body)
+					continue
+				}
+				if about(f.Payload) {
+					n++
+					if o := resp.Outcome(); o != r.wantAbout {
+						t.Errorf("%s: outcome %q, want %q", f.Name, o, r.wantAbout)
+					}
+				}
+			}
+			if n == 0 {
+				t.Fatal("no fixture is about an erased object: the replay proves nothing")
+			}
+			assertGone(t)
+			if got := history(t); got != kept {
+				t.Errorf("the erased customers' history went from %d to %d rows: counted again", kept, got)
 			}
 		})
-	}
-	for _, table := range []string{"customers", "subscriptions", "pending_invoice_facts"} {
-		if n := b.count(t, table); n != 0 {
-			t.Errorf("%s has %d rows after erasure and late events", table, n)
-		}
 	}
 }
