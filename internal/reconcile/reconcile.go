@@ -243,7 +243,9 @@ func (s *Syncer) fix(ctx context.Context, d *billing.Drift, theirs map[string]fe
 	case err != nil:
 		d.Err = err.Error()
 	case out == billing.OutcomeStale:
-		d.Err = "a newer event arrived while reconciling; stored state kept"
+		// An event newer than Stripe's answer arrived meanwhile, or the
+		// stored version is from the same second as the answer.
+		d.Err = "stored state is at least as new as Stripe's answer; kept (run again to recheck)"
 	case out == billing.OutcomeTombstoned:
 		d.Err = "erased: never stored again"
 	default:

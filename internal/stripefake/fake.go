@@ -45,14 +45,14 @@ type Server struct {
 	limit429  int             // answer the next n requests with 429 rate_limit
 	failAfter int             // answer requests after this many with 400 (0: off)
 	gone      map[string]bool // IDs that answer 404 as if they never existed
-	now       func() time.Time
+	offset    time.Duration   // added to the clock behind the Date header
 	srv       *httptest.Server
 }
 
 // New starts a fake API server; it stops when Close is called.
 func New() *Server {
 	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{},
-		gone: map[string]bool{}, now: time.Now}
+		gone: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
@@ -96,6 +96,14 @@ func (s *Server) Forget(id string) {
 	s.gone[id] = true
 }
 
+// Advance moves the fake's clock (its Date header, which versions every
+// object it serves) forward by d, as if the next answer came later.
+func (s *Server) Advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset += d
+}
+
 // RateLimit makes the next n requests answer 429 (rate_limit).
 func (s *Server) RateLimit(n int) {
 	s.mu.Lock()
@@ -134,6 +142,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := r.URL.Query()
+	w.Header().Set("Date", time.Now().Add(s.offset).UTC().Format(http.TimeFormat))
 	status := s.handle(w, r, q)
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q, Status: status})
 }

@@ -1,0 +1,160 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/reconcile"
+	"github.com/billingd/billingd/internal/stripefake"
+)
+
+func kinds(r reconcile.Report) map[string]billing.DriftKind {
+	out := map[string]billing.DriftKind{}
+	for _, d := range r.Drift {
+		key := d.SubscriptionID
+		if key == "" {
+			key = d.CustomerID
+		}
+		out[key] = d.Kind
+	}
+	return out
+}
+
+func TestReconcile(t *testing.T) {
+	t.Parallel()
+	t.Run("NoDriftAfterBackfill", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.backfill(t)
+		rep, err := b.syncer.Reconcile(context.Background(), reconcile.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Drift) != 0 || rep.Checked != len(b.subs) {
+			t.Errorf("report %+v, want %d checked and no drift", rep, len(b.subs))
+		}
+	})
+	t.Run("FindsAndFixesDrift", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.backfill(t)
+		ctx := context.Background()
+		// Drift in the database: a lost cancellation, a lost deletion of
+		// a whole subscription row, a wrong quantity.
+		b.exec(t, (`UPDATE subscriptions SET status = 'active', ended_at = NULL, canceled_at = NULL WHERE stripe_subscription_id = 'sub_T02'`))
+		b.exec(t, (`DELETE FROM subscriptions WHERE stripe_subscription_id = 'sub_T09'`))
+		// Drift in Stripe: lost webhooks for an upgrade, a deletion of a
+		// customer, and a customer Stripe no longer knows at all.
+		b.fake.UpdateSubscription("sub_T00", func(s *stripefake.Subscription) { s.Items[0].Quantity = 7 })
+		c := b.custs[5]
+		c.Deleted = true
+		b.fake.PutCustomer(c)
+		b.fake.Forget(b.custs[6].ID)
+		// An extra subscription Stripe never had.
+		extra := billing.Subscription{ID: "sub_Ghost", CustomerID: "cus_T01", Status: billing.StatusActive, Currency: "eur",
+			Items: []billing.Item{{PriceID: "price_basic", Quantity: 1, UnitAmount: 900, Interval: billing.IntervalMonth, IntervalCount: 1}}}
+		if _, err := b.store.ApplyEvent(ctx, billing.Event{Type: "customer.subscription.updated", Created: time.Now().Add(-time.Hour), Subscription: &extra}); err != nil {
+			t.Fatal(err)
+		}
+		movementsBefore := b.count(t, `SELECT count(*) FROM mrr_movements`)
+		b.fake.Advance(time.Second) // Stripe answers after the backfill's second
+
+		rep, err := b.syncer.Reconcile(ctx, reconcile.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]billing.DriftKind{
+			"sub_T02": billing.DriftChanged, "sub_T09": billing.DriftMissing, "sub_T00": billing.DriftChanged,
+			"sub_Ghost": billing.DriftExtra, "cus_T05": billing.DriftCustomerDeleted, "cus_T06": billing.DriftCustomerDeleted,
+		}
+		if got := kinds(rep); !equalKinds(got, want) {
+			t.Fatalf("drift %v, want %v", got, want)
+		}
+		var table bytes.Buffer
+		if err := rep.WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"status: active → canceled", "quantity: 1 → 7", "1 missing, 2 changed, 1 extra, 2 customers deleted; 0 fixed"} {
+			if !strings.Contains(table.String(), s) {
+				t.Errorf("table lacks %q:\n%s", s, table.String())
+			}
+		}
+		if n := b.count(t, `SELECT count(*) FROM mrr_movements`); n != movementsBefore {
+			t.Errorf("a report-only run changed the ledger (%d → %d movements)", movementsBefore, n)
+		}
+
+		rep, err = b.syncer.Reconcile(ctx, reconcile.Options{Fix: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Fixed() != 5 || len(rep.Unfixed()) != 1 || rep.Unfixed()[0].SubscriptionID != "sub_Ghost" || rep.Unfixed()[0].Err == "" {
+			t.Fatalf("fix: %d fixed, unfixed %+v; want all but the ghost fixed", rep.Fixed(), rep.Unfixed())
+		}
+		if n := b.count(t, `SELECT count(*) FROM subscriptions WHERE stripe_subscription_id = 'sub_T02' AND status = 'canceled'`); n != 1 {
+			t.Error("sub_T02 not canceled again")
+		}
+		if n := b.count(t, `SELECT count(*) FROM subscriptions WHERE stripe_subscription_id = 'sub_T09'`); n != 1 {
+			t.Error("sub_T09 not restored")
+		}
+		if n := b.count(t, `SELECT count(*) FROM subscriptions WHERE stripe_subscription_id = 'sub_T00' AND items->0->>'quantity' = '7'`); n != 1 {
+			t.Error("sub_T00 quantity not repaired")
+		}
+		if n := b.count(t, `SELECT count(*) FROM customers WHERE stripe_customer_id IN ('cus_T05', 'cus_T06') AND deleted AND account_id IS NULL`); n != 2 {
+			t.Errorf("%d of 2 customers marked deleted", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM mrr_movements WHERE kind = 'expansion'`); n == 0 {
+			t.Error("the repaired upgrade recorded no expansion movement")
+		}
+
+		rep, err = b.syncer.Reconcile(ctx, reconcile.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kinds(rep); !equalKinds(got, map[string]billing.DriftKind{"sub_Ghost": billing.DriftExtra}) {
+			t.Errorf("after --fix: drift %v, want only the ghost", got)
+		}
+	})
+	t.Run("SinceLimitsToRecentSubscriptions", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.backfill(t)
+		b.exec(t, (`UPDATE subscriptions SET status = 'past_due' WHERE stripe_subscription_id IN ('sub_T00', 'sub_T10')`))
+		// sub_T10 was created 80 days ago, sub_T00 90 days ago.
+		b.fake.ResetRequests()
+		rep, err := b.syncer.Reconcile(context.Background(), reconcile.Options{Since: 85 * 24 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kinds(rep); !equalKinds(got, map[string]billing.DriftKind{"sub_T10": billing.DriftChanged}) || rep.Checked >= len(b.subs) {
+			t.Errorf("--since: drift %v after %d checked, want only sub_T10 among the recent ones", got, rep.Checked)
+		}
+		for _, r := range b.fake.Requests() {
+			if r.Path == "/v1/subscriptions" && r.Query.Get("status") == "all" && r.Query.Get("created[gte]") == "" {
+				t.Errorf("--since listed subscriptions without created[gte]: %v", r.Query)
+			}
+		}
+	})
+}
+
+func equalKinds(a, b map[string]billing.DriftKind) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *bundle) exec(t *testing.T, q string) {
+	t.Helper()
+	if _, err := b.store.DB().Exec(q); err != nil {
+		t.Fatal(err)
+	}
+}
