@@ -1,6 +1,7 @@
 package webhooks_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -64,6 +65,11 @@ func TestReplayFixtures(t *testing.T) {
 		c := b.customer(t, "cus_PiiLife1")
 		if !c.Deleted || c.AccountID != nil || c.LinkedVia != nil {
 			t.Fatalf("customer %+v", c)
+		}
+		// Its subscriptions no longer reach the account's entitlement.
+		subs, err := b.store.AccountSubscriptions(context.Background(), "acct_life_1", true)
+		if err != nil || len(subs) != 0 {
+			t.Fatalf("account still has %d subscriptions (err %v)", len(subs), err)
 		}
 	})
 	t.Run("CheckoutLinksTestModeCustomer", func(t *testing.T) {
