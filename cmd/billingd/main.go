@@ -30,6 +30,11 @@ commands:
                               new API token, printed alone on stdout's first line
   token list | token revoke ID
                               show or revoke API tokens
+  stripe backfill             apply every Stripe customer and subscription (resumable)
+  stripe reconcile [--since DURATION] [--fix]
+                              report drift from Stripe as a table; --fix applies Stripe's truth
+  simulate [--url URL] [--customers N]
+                              send signed fake life-cycle events to a running server
   metrics rebuild             re-derive the revenue ledger from the state history (safe while serving)
   profitwell worker           deliver the ProfitWell outbox (serve runs one too when a token is set)
   profitwell status           ProfitWell queue: pending, oldest, dead rows
@@ -79,6 +84,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.serve(ctx, rest)
 	case "migrate":
 		return e.migrate(ctx, rest)
+	case "stripe":
+		return e.stripeCmd(ctx, rest)
+	case "simulate":
+		return e.simulate(ctx, rest)
 	case "metrics":
 		return e.metrics(ctx, rest)
 	case "privacy":
