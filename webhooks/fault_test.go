@@ -64,3 +64,35 @@ func TestPostgresDown(t *testing.T) {
 		t.Fatalf("second redelivery: %s", r.Body)
 	}
 }
+
+// An event stuck behind a lock (here a long transaction holding its
+// customer's row) gives up after ApplyTimeout with 503 and leaves nothing;
+// Stripe's retry then applies it.
+func TestApplyTimeoutThenRetry(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, pgtest.Open(t), webhooks.Config{ApplyTimeout: 300 * time.Millisecond})
+	if r := b.post(t, webhookstest.FixtureNamed(t, "v2023_01_customer.created").Payload); r.Outcome() != "applied" {
+		t.Fatalf("%s", r.Body)
+	}
+	blocker, err := b.store.DB().Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blocker.Exec(`SELECT 1 FROM customers WHERE stripe_customer_id = 'cus_PiiLife1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	ev := webhookstest.FixtureNamed(t, "v2023_03_customer.subscription.created").Payload
+	if r := b.post(t, ev); r.Status != http.StatusServiceUnavailable {
+		blocker.Rollback()
+		t.Fatalf("while locked: %d %s, want 503", r.Status, r.Body)
+	}
+	if err := blocker.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.count(t, "subscriptions"); n != 0 {
+		t.Fatalf("%d subscriptions stored by a timed-out event", n)
+	}
+	if r := b.post(t, ev); r.Outcome() != "applied" {
+		t.Fatalf("retry: %d %s", r.Status, r.Body)
+	}
+}

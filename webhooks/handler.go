@@ -35,6 +35,10 @@ type Config struct {
 	Log *slog.Logger
 	// Registerer receives the webhook counters; nil: not collected.
 	Registerer prometheus.Registerer
+	// ApplyTimeout bounds one event's transaction (default 10s): past it
+	// the transaction rolls back and the answer is 503, before Stripe gives
+	// up on the request and retries anyway.
+	ApplyTimeout time.Duration
 }
 
 // Handler serves POST /webhooks/stripe.
@@ -59,6 +63,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = 10 * time.Second
 	}
 	return &Handler{cfg: cfg, m: newMetrics(cfg.Registerer)}, nil
 }
@@ -124,7 +131,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
 		return
 	}
-	out, err := h.cfg.Store.ApplyEvent(r.Context(), ev)
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ApplyTimeout)
+	defer cancel()
+	out, err := h.cfg.Store.ApplyEvent(ctx, ev)
 	if err != nil {
 		h.applyFailed(w, r.Context(), ev, err)
 		return
