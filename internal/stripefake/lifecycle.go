@@ -138,10 +138,10 @@ func invoiceJSON(id string, s Subscription, at time.Time, attempts int64, paid b
 		"id": id, "object": "invoice", "customer": s.CustomerID, "subscription": s.ID, "livemode": s.Livemode,
 		"status": map[bool]string{true: "paid", false: "open"}[paid], "paid": paid, "attempt_count": attempts,
 		"next_payment_attempt": next, "created": at.Unix(), "currency": s.Currency,
-		"amount_due": s.Items[0].UnitAmount * s.Items[0].Quantity,
+		"amount_due":     s.Items[0].UnitAmount * s.Items[0].Quantity,
 		"customer_email": PersonalEmail, "customer_name": PersonalName, "customer_phone": PersonalPhone,
 		"customer_address": address(), "customer_tax_ids": []any{map[string]any{"type": "gb_vat", "value": PersonalTaxID}},
 		"description": PersonalDescription,
-		"parent": map[string]any{"type": "subscription_details", "subscription_details": map[string]any{"subscription": s.ID}},
+		"parent":      map[string]any{"type": "subscription_details", "subscription_details": map[string]any{"subscription": s.ID}},
 	}
 }
