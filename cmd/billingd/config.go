@@ -124,6 +124,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 func (c Config) validateServe() error {
 	p := parser{getenv: func(string) string { return "" }}
 	p.checkAddr("LISTEN_ADDR", c.ListenAddr)
+	if c.ReconcileInterval > 0 && c.StripeAPIKey == "" {
+		p.fail("RECONCILE_INTERVAL", "scheduled reconcile needs STRIPE_API_KEY")
+	}
+	if c.ReconcileInterval > 0 && c.ReconcileInterval < time.Minute {
+		p.fail("RECONCILE_INTERVAL", "at least 1m (each run lists every subscription)")
+	}
 	return p.err()
 }
 

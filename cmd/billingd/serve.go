@@ -97,6 +97,12 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	srv.Eraser = db.store
 	stopErasure := e.startErasure(ctx, db.store, reg)
 	defer stopErasure()
+	// Scheduled reconcile with Stripe (RECONCILE_INTERVAL; off by default).
+	stopReconcile, err := e.startReconcile(ctx, db.store, reg)
+	if err != nil {
+		return err
+	}
+	defer stopReconcile()
 	// Finance metrics and the dashboard; its session cookies are signed
 	// with a key every replica shares (instance_keys).
 	sessionKey, err := db.store.DashboardSessionKey(ctx)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/billingd/billingd/internal/postgres"
 	"github.com/billingd/billingd/internal/reconcile"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // stripeCmd runs `billingd stripe backfill` and `billingd stripe reconcile
@@ -99,4 +100,26 @@ func (e *env) backfill(ctx context.Context, s *reconcile.Syncer) error {
 		sum.Subscriptions.Listed, sum.Subscriptions.Applied, sum.Subscriptions.Unchanged, sum.Subscriptions.Skipped,
 		len(sum.Failures), sum.Elapsed.Round(time.Millisecond))
 	return err
+}
+
+// startReconcile runs the scheduled reconcile (RECONCILE_INTERVAL) until
+// the returned stop is called; a no-op when the interval is 0.
+func (e *env) startReconcile(ctx context.Context, st *postgres.Store, reg prometheus.Registerer) (func(), error) {
+	if e.cfg.ReconcileInterval <= 0 {
+		return func() {}, nil
+	}
+	client, err := e.stripeClient()
+	if err != nil {
+		return nil, err
+	}
+	s := &reconcile.Syncer{Client: client, Store: st, Log: e.log}
+	m := reconcile.NewMetrics(reg)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Schedule(ctx, e.cfg.ReconcileInterval, m)
+	}()
+	e.log.Info("scheduled reconcile with Stripe", "interval", e.cfg.ReconcileInterval.String())
+	return func() { cancel(); <-done }, nil
 }
