@@ -5,6 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/billingd/billingd/billing"
 
 	"github.com/billingd/billingd/internal/reconcile"
 	"github.com/billingd/billingd/internal/stripefake"
@@ -91,6 +94,61 @@ func TestBackfill(t *testing.T) {
 		}
 		if n := b.count(t, `SELECT count(*) FROM subscriptions`); n != len(b.subs) {
 			t.Errorf("%d subscriptions after resuming, want %d", n, len(b.subs))
+		}
+	})
+	t.Run("PartialFailuresAreListedAndKeepTheRest", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		bad := b.subs[0]
+		bad.ID, bad.Status = "sub_Bad", "bogus_status"
+		b.fake.PutSubscription(bad)
+		sum, err := b.syncer.Backfill(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "1 objects could not be applied") {
+			t.Fatalf("err %v, want the failure counted", err)
+		}
+		if len(sum.Failures) != 1 || sum.Failures[0].ID != "sub_Bad" || !strings.Contains(sum.Failures[0].Err, "status") {
+			t.Errorf("failures %+v, want sub_Bad's status", sum.Failures)
+		}
+		if n := b.count(t, `SELECT count(*) FROM subscriptions`); n != len(b.subs) {
+			t.Errorf("%d subscriptions stored, want the %d good ones", n, len(b.subs))
+		}
+	})
+	t.Run("OrderedAgainstEvents", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.backfill(t) // Stripe answered at about now: sub_T00 active
+		ctx := context.Background()
+		sub := func(status billing.Status) *billing.Subscription {
+			s, err := b.store.SubscriptionStates(ctx, []string{"sub_T00"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := s["sub_T00"]
+			x.Status = status
+			return &x
+		}
+		apply := func(id string, at time.Time, s *billing.Subscription) billing.Outcome {
+			out, err := b.store.ApplyEvent(ctx, billing.Event{ID: id, Type: "customer.subscription.updated", Created: at, Subscription: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		// An event created before Stripe answered loses; one after wins.
+		if out := apply("evt_before", time.Now().Add(-time.Minute), sub(billing.StatusPastDue)); out != billing.OutcomeStale {
+			t.Errorf("event older than the fetch: %s, want stale", out)
+		}
+		if out := apply("evt_after", time.Now().Add(time.Minute), sub(billing.StatusCanceled)); out != billing.OutcomeApplied {
+			t.Errorf("event newer than the fetch: %s, want applied", out)
+		}
+		// Stripe still answers "active" (as of now, before that event):
+		// another backfill must not undo the newer event.
+		sum := b.backfill(t)
+		if sum.Subscriptions.Skipped != 1 {
+			t.Errorf("summary %+v, want the older API copy skipped", sum.Subscriptions)
+		}
+		if n := b.count(t, `SELECT count(*) FROM subscriptions WHERE stripe_subscription_id = 'sub_T00' AND status = 'canceled'`); n != 1 {
+			t.Error("a backfill answer older than an event replaced it")
 		}
 	})
 	t.Run("RetriesRateLimits", func(t *testing.T) {
