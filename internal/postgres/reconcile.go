@@ -92,3 +92,33 @@ func (s *Store) customerStates(ctx context.Context, q string, args ...any) (map[
 	}
 	return out, nil
 }
+
+// Tombstoned returns which of ids (customer or subscription IDs) belong
+// to an erased account: Stripe still lists them, but they are never
+// stored again, so reconcile must not call them missing.
+func (s *Store) Tombstoned(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	key, err := s.erasureKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check tombstones: %w", err)
+	}
+	byHash := make(map[string]string, len(ids))
+	hashes := make([][]byte, 0, len(ids))
+	for _, id := range ids {
+		h := subjectHMAC(key, id)
+		byHash[string(h)] = id
+		hashes = append(hashes, h)
+	}
+	const q = `SELECT subject_hmac FROM tombstones WHERE subject_hmac = ANY($1)`
+	var found [][]byte
+	if err := s.db.SelectContext(ctx, &found, q, pq.Array(hashes)); err != nil {
+		return nil, fmt.Errorf("check tombstones: %w", translate(err))
+	}
+	for _, h := range found {
+		out[byHash[string(h)]] = true
+	}
+	return out, nil
+}

@@ -25,6 +25,7 @@ type Store interface {
 	SaveBackfillCursor(ctx context.Context, c billing.BackfillCursor) error
 	ClearBackfillCursors(ctx context.Context) error
 	TryStripeSyncLock(ctx context.Context) (release func(), ok bool, err error)
+	Tombstoned(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
 // ErrBusy means another backfill or reconcile holds the lock.

@@ -30,6 +30,7 @@ type Report struct {
 	Checked  int // subscriptions Stripe listed
 	Drift    []billing.Drift
 	Failures []Failure // Stripe objects that could not be decoded
+	Erased   int       // Stripe subscriptions of erased accounts: not drift
 	Fix      bool
 }
 
@@ -115,7 +116,10 @@ func (s *Syncer) Reconcile(ctx context.Context, opt Options) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
-	drift := billing.CompareSubscriptions(slices.Collect(maps.Values(stored)), subsOf(theirs))
+	drift, err := s.withoutErased(ctx, billing.CompareSubscriptions(slices.Collect(maps.Values(stored)), subsOf(theirs)), &rep)
+	if err != nil {
+		return rep, err
+	}
 
 	// An extra subscription may simply be outside the list (Stripe lists
 	// what it lists); ask for it by ID before calling it extra, and ask
@@ -163,6 +167,33 @@ func (s *Syncer) Reconcile(ctx context.Context, opt Options) (Report, error) {
 	rep.Drift = drift
 	s.log().Info("reconcile done", "checked", rep.Checked, "drift", len(drift), "fixed", rep.Fixed(), "failures", len(rep.Failures))
 	return rep, nil
+}
+
+// withoutErased drops missing subscriptions of erased accounts: Stripe
+// keeps them, billingd never stores them again (design invariant 4).
+func (s *Syncer) withoutErased(ctx context.Context, drift []billing.Drift, rep *Report) ([]billing.Drift, error) {
+	var ids []string
+	for _, d := range drift {
+		if d.Kind == billing.DriftMissing {
+			ids = append(ids, d.SubscriptionID, d.CustomerID)
+		}
+	}
+	if len(ids) == 0 {
+		return drift, nil
+	}
+	dead, err := s.Store.Tombstoned(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := drift[:0]
+	for _, d := range drift {
+		if d.Kind == billing.DriftMissing && (dead[d.SubscriptionID] || dead[d.CustomerID]) {
+			rep.Erased++
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 func subsOf(m map[string]fetched) []billing.Subscription {
@@ -279,8 +310,8 @@ func (r Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	by := r.ByKind()
-	_, err := fmt.Fprintf(w, "checked %d subscriptions: %d missing, %d changed, %d extra, %d customers deleted; %d fixed, %d undecodable\n",
-		r.Checked, by[billing.DriftMissing], by[billing.DriftChanged], by[billing.DriftExtra], by[billing.DriftCustomerDeleted], r.Fixed(), len(r.Failures))
+	_, err := fmt.Fprintf(w, "checked %d subscriptions: %d missing, %d changed, %d extra, %d customers deleted; %d fixed, %d undecodable, %d of erased accounts (ignored)\n",
+		r.Checked, by[billing.DriftMissing], by[billing.DriftChanged], by[billing.DriftExtra], by[billing.DriftCustomerDeleted], r.Fixed(), len(r.Failures), r.Erased)
 	return err
 }
 

@@ -78,7 +78,7 @@ func TestReconcile(t *testing.T) {
 		if err := rep.WriteTable(&table); err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range []string{"status: active → canceled", "quantity: 1 → 7", "1 missing, 2 changed, 1 extra, 2 customers deleted; 0 fixed"} {
+		for _, s := range []string{"status: active → canceled", "quantity: 1 → 7", "1 missing, 2 changed, 1 extra, 2 customers deleted; 0 fixed, 0 undecodable, 0 of erased"} {
 			if !strings.Contains(table.String(), s) {
 				t.Errorf("table lacks %q:\n%s", s, table.String())
 			}
@@ -116,6 +116,32 @@ func TestReconcile(t *testing.T) {
 		}
 		if got := kinds(rep); !equalKinds(got, map[string]billing.DriftKind{"sub_Ghost": billing.DriftExtra}) {
 			t.Errorf("after --fix: drift %v, want only the ghost", got)
+		}
+	})
+	t.Run("ErasedAccountsAreNotDrift", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.backfill(t)
+		ctx := context.Background()
+		// acct_00 owns cus_T00, whose subscriptions are sub_T00 and sub_T07.
+		if _, err := b.store.EraseAccount(ctx, billing.ErasureRequest{AccountID: "acct_00", Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		b.fake.Advance(time.Second)
+		rep, err := b.syncer.Reconcile(ctx, reconcile.Options{Fix: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Drift) != 0 || rep.Erased != 2 {
+			t.Errorf("after erasure: drift %+v, %d erased; want no drift and 2 erased subscriptions ignored", rep.Drift, rep.Erased)
+		}
+		sum := b.backfill(t)
+		if sum.Subscriptions.Applied != 0 || sum.Customers.Applied != 0 {
+			t.Errorf("backfill after erasure applied %+v / %+v", sum.Customers, sum.Subscriptions)
+		}
+		if n := b.count(t, `SELECT count(*) FROM customers WHERE stripe_customer_id = 'cus_T00'`) +
+			b.count(t, `SELECT count(*) FROM subscriptions WHERE stripe_subscription_id IN ('sub_T00', 'sub_T07')`); n != 0 {
+			t.Errorf("%d rows of the erased account stored again", n)
 		}
 	})
 	t.Run("SinceLimitsToRecentSubscriptions", func(t *testing.T) {
