@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -88,16 +89,42 @@ var ErrUnhandled = errors.New("unhandled event type")
 // field, never its value: values may be personal data.
 func invalid(what string) error { return fmt.Errorf("%w: %s", billing.ErrInvalid, what) }
 
-// rawEvent is the envelope of a Stripe event. data.previous_attributes and
-// request are never read.
-type rawEvent struct {
+// rawEnvelope is the envelope of a Stripe event. data.previous_attributes
+// and request are never read.
+type rawEnvelope struct {
 	ID       string `json:"id"`
 	Object   string `json:"object"`
 	Type     string `json:"type"`
 	Created  int64  `json:"created"`
 	Livemode bool   `json:"livemode"`
 	Account  string `json:"account"`
-	Data     struct {
+}
+
+// rawObject is the union of the whitelisted fields of every object kind
+// billingd reads (their JSON names do not clash), so that an event and its
+// object decode in one pass over the payload.
+type rawObject struct {
+	rawSubscription
+	Deleted            bool       `json:"deleted"`              // customer
+	Subscription       ref        `json:"subscription"`         // invoice up to 2025-02-24, checkout session
+	AttemptCount       int64      `json:"attempt_count"`        // invoice
+	NextPaymentAttempt *int64     `json:"next_payment_attempt"` // invoice
+	Parent             *rawParent `json:"parent"`               // invoice from 2025-03-31
+	ClientReferenceID  string     `json:"client_reference_id"`  // checkout session
+}
+
+// rawEvent is an event decoded in one pass.
+type rawEvent struct {
+	rawEnvelope
+	Data struct {
+		Object *rawObject `json:"object"`
+	} `json:"data"`
+}
+
+// rawEventExact keeps the object's bytes for a decoder of its own kind.
+type rawEventExact struct {
+	rawEnvelope
+	Data struct {
 		Object json.RawMessage `json:"object"`
 	} `json:"data"`
 }
@@ -118,10 +145,54 @@ type DecodeOptions struct {
 func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	var re rawEvent
 	if err := json.Unmarshal(raw, &re); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// A field had an unexpected type: maybe one that only another
+			// object kind reads. Decode again, reading only this kind's.
+			return decodeEventExact(raw, opt)
+		}
 		return billing.Event{}, fmt.Errorf("%w: event is not valid JSON: %w", billing.ErrInvalid, err)
 	}
+	ev, kind, err := envelope(&re.rawEnvelope)
+	if err != nil || ev.Connect {
+		return ev, err
+	}
+	obj := re.Data.Object
+	if obj == nil {
+		return ev, invalid("event data.object missing")
+	}
+	switch kind {
+	case objectCustomer:
+		var c billing.Customer
+		c, err = customerFromRaw(&rawCustomer{ID: obj.ID, Object: obj.Object, Livemode: obj.Livemode, Deleted: obj.Deleted, Metadata: obj.Metadata})
+		c.Deleted = c.Deleted || re.Type == TypeCustomerDeleted
+		ev.Customer = &c
+	case objectSub:
+		var s billing.Subscription
+		s, err = subscriptionFromRaw(&obj.rawSubscription)
+		ev.Subscription = &s
+	case objectInvoice:
+		var inv billing.Invoice
+		inv, err = invoiceFromRaw(&rawInvoice{Object: obj.Object, Customer: obj.Customer, Subscription: obj.Subscription,
+			Livemode: obj.Livemode, AttemptCount: obj.AttemptCount, NextPaymentAttempt: obj.NextPaymentAttempt, Parent: obj.Parent}, re.Type)
+		ev.Invoice = &inv
+	case objectCheckoutSes:
+		var cs billing.CheckoutSession
+		cs, err = checkoutFromRaw(&rawCheckout{Object: obj.Object, Customer: obj.Customer, Subscription: obj.Subscription,
+			Livemode: obj.Livemode, ClientReferenceID: obj.ClientReferenceID}, opt.LinkSigningKey)
+		ev.Checkout = &cs
+	}
+	if err != nil {
+		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
+	}
+	return ev, nil
+}
+
+// envelope validates the envelope of an event and returns it with the kind
+// of its object; ErrUnhandled for types billingd does not read.
+func envelope(re *rawEnvelope) (billing.Event, string, error) {
 	if re.Type == "" || len(re.Type) > maxEventTypeLen {
-		return billing.Event{}, invalid("event type missing or too long")
+		return billing.Event{}, "", invalid("event type missing or too long")
 	}
 	ev := billing.Event{ID: re.ID, Type: re.Type, Livemode: re.Livemode, Connect: re.Account != ""}
 	if re.Created > 0 && re.Created <= maxUnix {
@@ -129,29 +200,42 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	}
 	kind, ok := objectOf[re.Type]
 	if !ok {
-		return ev, ErrUnhandled
+		return ev, "", ErrUnhandled
 	}
 	if !reEventID.MatchString(re.ID) {
-		return ev, invalid("event id")
+		return ev, "", invalid("event id")
 	}
 	if ev.Created.IsZero() {
-		return ev, invalid("event created")
+		return ev, "", invalid("event created")
 	}
-	if ev.Connect {
-		return ev, nil
+	return ev, kind, nil
+}
+
+// decodeEventExact decodes the envelope, then the object with the decoder
+// of its kind, which reads that kind's fields only.
+func decodeEventExact(raw []byte, opt DecodeOptions) (billing.Event, error) {
+	var re rawEventExact
+	if err := json.Unmarshal(raw, &re); err != nil {
+		var te *json.UnmarshalTypeError
+		if !errors.As(err, &te) || te.Field == "" || strings.HasPrefix(te.Field, "data") {
+			return billing.Event{}, fmt.Errorf("%w: event is not valid JSON: %w", billing.ErrInvalid, err)
+		}
+		// An envelope field of the wrong type: reported below if it
+		// matters (type, id, created), ignored if not.
+	}
+	ev, kind, err := envelope(&re.rawEnvelope)
+	if err != nil || ev.Connect {
+		return ev, err
 	}
 	obj := re.Data.Object
 	if len(obj) == 0 || bytes.Equal(obj, []byte("null")) {
 		return ev, invalid("event data.object missing")
 	}
-	var err error
 	switch kind {
 	case objectCustomer:
 		var c billing.Customer
 		c, err = DecodeCustomer(obj)
-		if re.Type == TypeCustomerDeleted {
-			c.Deleted = true
-		}
+		c.Deleted = c.Deleted || re.Type == TypeCustomerDeleted
 		ev.Customer = &c
 	case objectSub:
 		var s billing.Subscription
@@ -184,6 +268,11 @@ func (r *ref) UnmarshalJSON(b []byte) error {
 		*r = ""
 		return nil
 	case b[0] == '"':
+		// IDs never hold escapes; take the fast path when there are none.
+		if len(b) >= 2 && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
+			*r = ref(b[1 : len(b)-1])
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -248,6 +337,11 @@ func DecodeCustomer(raw []byte) (billing.Customer, error) {
 	if err := json.Unmarshal(raw, &rc); err != nil {
 		return billing.Customer{}, fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
 	}
+	return customerFromRaw(&rc)
+}
+
+// customerFromRaw validates and converts a decoded customer.
+func customerFromRaw(rc *rawCustomer) (billing.Customer, error) {
 	if rc.Object != "" && rc.Object != objectCustomer {
 		return billing.Customer{}, invalid("object is not a customer")
 	}

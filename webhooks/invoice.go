@@ -13,17 +13,20 @@ import (
 // "subscription" up to 2025-02-24 and at
 // "parent.subscription_details.subscription" from 2025-03-31.
 type rawInvoice struct {
-	Object             string `json:"object"`
-	Customer           ref    `json:"customer"`
-	Subscription       ref    `json:"subscription"`
-	Livemode           bool   `json:"livemode"`
-	AttemptCount       int64  `json:"attempt_count"`
-	NextPaymentAttempt *int64 `json:"next_payment_attempt"`
-	Parent             *struct {
-		SubscriptionDetails *struct {
-			Subscription ref `json:"subscription"`
-		} `json:"subscription_details"`
-	} `json:"parent"`
+	Object             string     `json:"object"`
+	Customer           ref        `json:"customer"`
+	Subscription       ref        `json:"subscription"`
+	Livemode           bool       `json:"livemode"`
+	AttemptCount       int64      `json:"attempt_count"`
+	NextPaymentAttempt *int64     `json:"next_payment_attempt"`
+	Parent             *rawParent `json:"parent"`
+}
+
+// rawParent is invoice.parent (2025-03-31+).
+type rawParent struct {
+	SubscriptionDetails *struct {
+		Subscription ref `json:"subscription"`
+	} `json:"subscription_details"`
 }
 
 // maxAttempts bounds attempt_count (an integer column); Stripe retries a
@@ -35,6 +38,11 @@ func decodeInvoice(raw []byte, eventType string) (billing.Invoice, error) {
 	if err := json.Unmarshal(raw, &ri); err != nil {
 		return billing.Invoice{}, fmt.Errorf("%w: invoice: %w", billing.ErrInvalid, err)
 	}
+	return invoiceFromRaw(&ri, eventType)
+}
+
+// invoiceFromRaw validates and converts a decoded invoice.
+func invoiceFromRaw(ri *rawInvoice, eventType string) (billing.Invoice, error) {
 	if ri.Object != "" && ri.Object != objectInvoice {
 		return billing.Invoice{}, invalid("object is not an invoice")
 	}
@@ -85,6 +93,11 @@ func decodeCheckout(raw []byte, linkKey []byte) (billing.CheckoutSession, error)
 	if err := json.Unmarshal(raw, &rc); err != nil {
 		return billing.CheckoutSession{}, fmt.Errorf("%w: checkout session: %w", billing.ErrInvalid, err)
 	}
+	return checkoutFromRaw(&rc, linkKey)
+}
+
+// checkoutFromRaw validates and converts a decoded checkout session.
+func checkoutFromRaw(rc *rawCheckout, linkKey []byte) (billing.CheckoutSession, error) {
 	if rc.Object != "" && rc.Object != objectCheckoutSes {
 		return billing.CheckoutSession{}, invalid("object is not a checkout session")
 	}

@@ -40,8 +40,8 @@ type rawSubscription struct {
 		Data    []rawItem `json:"data"`
 		HasMore bool      `json:"has_more"`
 	} `json:"items"`
-	Discount  *rawDiscount      `json:"discount"`
-	Discounts []json.RawMessage `json:"discounts"`
+	Discount  *rawDiscount    `json:"discount"`
+	Discounts []discountEntry `json:"discounts"`
 }
 
 type rawRecurring struct {
@@ -101,7 +101,7 @@ type rawCoupon struct {
 type rawDiscount struct {
 	Coupon *rawCoupon `json:"coupon"`
 	Source *struct {
-		Coupon json.RawMessage `json:"coupon"`
+		Coupon couponRef `json:"coupon"`
 	} `json:"source"`
 	Start *int64 `json:"start"`
 	End   *int64 `json:"end"`
@@ -122,6 +122,11 @@ func DecodeSubscription(raw []byte) (billing.Subscription, error) {
 	if err := json.Unmarshal(raw, &rs); err != nil {
 		return billing.Subscription{}, fmt.Errorf("%w: subscription: %w", billing.ErrInvalid, err)
 	}
+	return subscriptionFromRaw(&rs)
+}
+
+// subscriptionFromRaw validates and converts a decoded subscription.
+func subscriptionFromRaw(rs *rawSubscription) (billing.Subscription, error) {
 	if rs.Object != "" && rs.Object != objectSub {
 		return billing.Subscription{}, invalid("object is not a subscription")
 	}
@@ -262,22 +267,53 @@ func decodeItem(ri *rawItem) (billing.Item, string, error) {
 	return it, strings.ToLower(cur), nil
 }
 
+// discountEntry is one element of "discounts": a discount ID (no amounts
+// to read: d stays nil) or an expanded discount object. An element of any
+// other shape (checkout sessions list {coupon: ID} pairs) is skipped rather
+// than failing the event.
+type discountEntry struct{ d *rawDiscount }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (e *discountEntry) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil
+	}
+	var d rawDiscount
+	if json.Unmarshal(b, &d) == nil {
+		e.d = &d
+	}
+	return nil
+}
+
+// couponRef is discount.source.coupon (2025-03-31+): an ID, or the coupon
+// when expanded.
+type couponRef struct{ c *rawCoupon }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *couponRef) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil
+	}
+	var c rawCoupon
+	if json.Unmarshal(b, &c) == nil {
+		r.c = &c
+	}
+	return nil
+}
+
 // decodeDiscounts prefers the expanded "discounts" list (every discount in
 // force); otherwise the single legacy "discount".
-func decodeDiscounts(single *rawDiscount, list []json.RawMessage) ([]billing.Discount, error) {
+func decodeDiscounts(single *rawDiscount, list []discountEntry) ([]billing.Discount, error) {
 	out := []billing.Discount{}
 	expanded := false
-	for _, m := range list {
-		m = bytes.TrimSpace(m)
-		if len(m) == 0 || m[0] != '{' {
+	for _, e := range list {
+		if e.d == nil {
 			continue // an unexpanded ID: no amounts to read
 		}
-		var rd rawDiscount
-		if err := json.Unmarshal(m, &rd); err != nil {
-			return nil, fmt.Errorf("%w: discount: %w", billing.ErrInvalid, err)
-		}
 		expanded = true
-		if d, ok := toDiscount(&rd); ok {
+		if d, ok := toDiscount(e.d); ok {
 			out = append(out, d)
 		}
 	}
@@ -292,13 +328,7 @@ func decodeDiscounts(single *rawDiscount, list []json.RawMessage) ([]billing.Dis
 func toDiscount(rd *rawDiscount) (billing.Discount, bool) {
 	c := rd.Coupon
 	if c == nil && rd.Source != nil {
-		b := bytes.TrimSpace(rd.Source.Coupon)
-		if len(b) > 0 && b[0] == '{' {
-			c = new(rawCoupon)
-			if json.Unmarshal(b, c) != nil {
-				return billing.Discount{}, false
-			}
-		}
+		c = rd.Source.Coupon.c
 	}
 	if c == nil {
 		return billing.Discount{}, false
