@@ -2,12 +2,15 @@ package webhooks_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/billingd/billingd/internal/api"
 	"github.com/billingd/billingd/internal/pgtest"
+	"github.com/billingd/billingd/internal/postgres"
 	"github.com/billingd/billingd/webhooks"
 	"github.com/billingd/billingd/webhooks/webhookstest"
 )
@@ -30,7 +34,11 @@ func BenchmarkIngest(b *testing.B) {
 	tmpl := webhookstest.FixtureNamed(b, "v2023_03_customer.subscription.created").Payload
 	for _, c := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("c%d", c), func(b *testing.B) {
-			st := pgtest.Open(b)
+			st, err := postgres.Open(context.Background(), pgtest.URL(b), slog.New(slog.DiscardHandler), postgres.Options{MaxOpenConns: benchConns()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
 			h, err := webhooks.NewHandler(webhooks.Config{Secrets: []string{webhookstest.Secret}, Store: st,
 				Log: slog.New(slog.DiscardHandler)})
 			if err != nil {
@@ -104,4 +112,13 @@ func BenchmarkIngest(b *testing.B) {
 			fmt.Printf("ingest c=%d: %d events in %v: %.0f events/s, p50 %v, p99 %v\n", c, b.N, elapsed.Round(time.Millisecond), rate, p50, p99)
 		})
 	}
+}
+
+// benchConns is the pool size (BENCH_DB_CONNS, default 32 like
+// DB_MAX_CONNS): on few cores a smaller pool can beat more concurrency.
+func benchConns() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_DB_CONNS")); err == nil && n > 0 {
+		return n
+	}
+	return 32
 }
