@@ -32,7 +32,8 @@ import (
 //     (billing/order.go), recomputeMovements from the version's time, and
 //     when current state changed enqueueSubscriptionSync (live mode only).
 //     Invoices: update only the subscription's invoice facts, ordered by
-//     invoice_version_at.
+//     invoice_version_at; facts of a subscription not known yet wait in
+//     pending_invoice_facts until its first version takes them over.
 //  6. notifyAccountChange for the linked account whenever what it is
 //     entitled to may have changed.
 //  7. Commit. Nothing is acknowledged before.
@@ -40,6 +41,11 @@ import (
 // For an object fetched from the API (backfill, reconcile) pass an Event
 // with ID "" and Created = the moment Stripe answered: no stripe_events row
 // is written, and the version is newer than every event already seen.
+//
+// Erasure's tombstone locks, the customer row lock and the version order
+// make the result independent of delivery order and of concurrency:
+// replaying the same set of events in any order, on any replicas, ends in
+// the same rows (see the webhooks shuffle and storm tests).
 //
 // Errors wrap billing.ErrUnavailable when a retry can succeed (the caller
 // answers 503) and billing.ErrInvalid when the event can never be stored.
