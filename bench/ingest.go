@@ -81,8 +81,8 @@ func benchIngest(ctx context.Context, c *config) error {
 		if err != nil {
 			return err
 		}
-		addr := freeAddr()
-		p, err := startProcess(ctx, []string{"DATABASE_URL=" + dbURL, "LISTEN_ADDR=" + addr,
+		addr, pprofAddr := freeAddr(), freeAddr()
+		p, err := startProcess(ctx, []string{"DATABASE_URL=" + dbURL, "LISTEN_ADDR=" + addr, "PPROF_ADDR=" + pprofAddr,
 			"STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=warn", "DB_MAX_CONNS=40"}, c.bin, "serve")
 		if err != nil {
 			return err
@@ -95,6 +95,9 @@ func benchIngest(ctx context.Context, c *config) error {
 		if _, err := postEvents(ctx, conc, "http://"+addr+"/webhooks/stripe", warm); err != nil {
 			p.stop()
 			return fmt.Errorf("warm-up: %w", err)
+		}
+		if conc == 32 {
+			c.statementStats(ctx, dbURL, "c32", true)
 		}
 		var maxRSS float64
 		stopSampling := make(chan struct{})
@@ -113,12 +116,24 @@ func benchIngest(ctx context.Context, c *config) error {
 				}
 			}
 		}()
+		var profile chan string
+		if conc == 32 {
+			profile = make(chan string, 1)
+			go func() { profile <- c.cpuProfile(pprofAddr, 4) }()
+		}
 		res, err := postEvents(ctx, conc, "http://"+addr+"/webhooks/stripe", sign(events))
+		if profile != nil {
+			top := <-profile
+			defer c.print("pprof_c32_top", "\n%s", top)
+		}
 		close(stopSampling)
 		wg.Wait()
 		p.stop()
 		if err != nil {
 			return err
+		}
+		if conc == 32 {
+			defer c.statementStats(ctx, dbURL, "c32", false)
 		}
 		c.print(fmt.Sprintf("ingest_events_per_s_c%d", conc), "%.0f", res.rate())
 		c.print(fmt.Sprintf("ingest_p50_ms_c%d", conc), "%s", ms(res.p50))

@@ -64,7 +64,10 @@ func run(short bool, skip string) error {
 		if err != nil {
 			return err
 		}
-		srv.Settings = []string{"max_connections=300", "shared_buffers=512MB"}
+		// pg_stat_statements shows where database time goes per statement
+		// (printed after the c32 ingest run).
+		srv.Settings = []string{"max_connections=300", "shared_buffers=512MB",
+			"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"}
 		if err := srv.Start(ctx); err != nil {
 			return err
 		}

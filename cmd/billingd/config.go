@@ -43,6 +43,7 @@ type Config struct {
 
 	MetricsAddr  string // METRICS_ADDR: serve /metrics on its own listener
 	MetricsToken string // METRICS_TOKEN: bearer token required on /metrics
+	PprofAddr    string // PPROF_ADDR: serve net/http/pprof on this (loopback) address; off when unset
 }
 
 // LogValue keeps secrets out of logs: only whether each is set.
@@ -90,6 +91,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 
 		MetricsAddr:  getenv("METRICS_ADDR"),
 		MetricsToken: getenv("METRICS_TOKEN"),
+		PprofAddr:    getenv("PPROF_ADDR"),
 	}
 	for _, s := range strings.Split(getenv("STRIPE_WEBHOOK_SECRETS")+","+getenv("STRIPE_WEBHOOK_SECRET"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -116,6 +118,14 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.MetricsAddr != "" {
 		p.checkAddr("METRICS_ADDR", c.MetricsAddr)
+	}
+	if c.PprofAddr != "" {
+		p.checkAddr("PPROF_ADDR", c.PprofAddr)
+		if host, _, err := net.SplitHostPort(c.PprofAddr); err == nil {
+			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				p.fail("PPROF_ADDR", "must be a loopback address (profiles expose internals)")
+			}
+		}
 	}
 	return c, p.err()
 }

@@ -121,6 +121,11 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		}
 		defer stopMetrics()
 	}
+	stopPprof, err := e.servePprof()
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	if len(e.cfg.WebhookSecrets) == 0 {
 		e.log.Warn("webhooks off: STRIPE_WEBHOOK_SECRETS is not set; POST /webhooks/stripe answers 503")
 	} else {

@@ -233,6 +233,7 @@ func TestBadConfigFailsFast(t *testing.T) {
 		{"Duration", []string{"WEBHOOK_TOLERANCE=five"}, "WEBHOOK_TOLERANCE"},
 		{"WebhookSecret", []string{"STRIPE_WEBHOOK_SECRETS=notasecret"}, "STRIPE_WEBHOOK_SECRETS"},
 		{"ProfitWellTokenWithoutKey", []string{"PROFITWELL_API_TOKEN=abc"}, "PROFITWELL_ALIAS_KEY"},
+		{"PprofNotLoopback", []string{"PPROF_ADDR=0.0.0.0:6060"}, "PPROF_ADDR"},
 		{"UnknownCommand", nil, "unknown command"},
 	}
 	for _, tc := range cases {
