@@ -26,9 +26,10 @@ const (
 	invalidationToken   = 2
 )
 
+var qInsertInvalidation = eventStatement(`INSERT INTO cache_invalidations (kind, bucket) VALUES ($1, $2)`)
+
 func insertInvalidation(ctx context.Context, tx *sqlx.Tx, kind int, bucket uint16) error {
-	const q = `INSERT INTO cache_invalidations (kind, bucket) VALUES ($1, $2)`
-	if _, err := tx.ExecContext(ctx, q, kind, int(bucket)); err != nil {
+	if _, err := txExec(ctx, tx, qInsertInvalidation, kind, int(bucket)); err != nil {
 		return fmt.Errorf("record cache invalidation: %w", translate(err))
 	}
 	return nil

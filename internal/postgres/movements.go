@@ -76,17 +76,18 @@ func (r versionRow) toVersion() (billing.SubscriptionVersion, error) {
 	}, nil
 }
 
-// customerHistory loads every version of every subscription of a customer
-// in one mode (index subscription_versions_customer_idx).
-func customerHistory(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool) ([]billing.SubscriptionVersion, error) {
-	const q = `
+var qCustomerHistory = eventStatement(`
 SELECT subscription_ref, livemode, status, currency, items, discounts,
        current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
        version_at, version_rank, version_event
 FROM subscription_versions
-WHERE customer_ref = $1 AND livemode = $2`
+WHERE customer_ref = $1 AND livemode = $2`)
+
+// customerHistory loads every version of every subscription of a customer
+// in one mode (index subscription_versions_customer_idx).
+func customerHistory(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool) ([]billing.SubscriptionVersion, error) {
 	var rows []versionRow
-	if err := tx.SelectContext(ctx, &rows, q, customerRef, livemode); err != nil {
+	if err := txSelect(ctx, tx, &rows, qCustomerHistory, customerRef, livemode); err != nil {
 		return nil, fmt.Errorf("load history of customer %s: %w", customerRef, translate(err))
 	}
 	out := make([]billing.SubscriptionVersion, 0, len(rows))
@@ -100,15 +101,7 @@ WHERE customer_ref = $1 AND livemode = $2`
 	return out, nil
 }
 
-// replaceLedger deletes a customer's derived rows (movements and activity)
-// effective at or after from and inserts the derived ones in that range,
-// and appends the net change per day to the revenue_daily rollup, in one
-// statement. The DELETEs and INSERTs of one statement share a snapshot, so
-// the deletes cannot see (and remove) the rows being inserted. Rollup rows
-// are appended, never updated, so concurrent events never queue on a
-// shared day row; a day whose rows cancel out appends nothing.
-func replaceLedger(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool, from time.Time, l billing.Ledger) error {
-	const q = `
+var qReplaceLedger = eventStatement(`
 WITH del_m AS (
     DELETE FROM mrr_movements WHERE customer_ref = $1 AND livemode = $2 AND effective_at >= $3
     RETURNING -1 AS sign, currency, effective_at, kind, delta_minor
@@ -153,7 +146,16 @@ FROM (
 GROUP BY currency, day
 HAVING sum(mrr_delta) <> 0 OR sum(new_minor) <> 0 OR sum(expansion_minor) <> 0 OR sum(contraction_minor) <> 0
     OR sum(churn_minor) <> 0 OR sum(reactivation_minor) <> 0 OR sum(paying_delta) <> 0
-    OR sum(churned_customers) <> 0 OR sum(active_delta) <> 0`
+    OR sum(churned_customers) <> 0 OR sum(active_delta) <> 0`)
+
+// replaceLedger deletes a customer's derived rows (movements and activity)
+// effective at or after from and inserts the derived ones in that range,
+// and appends the net change per day to the revenue_daily rollup, in one
+// statement. The DELETEs and INSERTs of one statement share a snapshot, so
+// the deletes cannot see (and remove) the rows being inserted. Rollup rows
+// are appended, never updated, so concurrent events never queue on a
+// shared day row; a day whose rows cancel out appends nothing.
+func replaceLedger(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool, from time.Time, l billing.Ledger) error {
 	var (
 		mRef, mCur, mAt, mKind  []string
 		mDelta, mBefore, mAfter []int64
@@ -181,7 +183,7 @@ HAVING sum(mrr_delta) <> 0 OR sum(new_minor) <> 0 OR sum(expansion_minor) <> 0 O
 		aAt = append(aAt, a.At.UTC().Format(time.RFC3339Nano))
 		aDelta = append(aDelta, int64(a.Delta))
 	}
-	_, err := tx.ExecContext(ctx, q, customerRef, livemode, from,
+	_, err := txExec(ctx, tx, qReplaceLedger, customerRef, livemode, from,
 		pq.Array(mRef), pq.Array(mCur), pq.Array(mAt), pq.Array(mKind), pq.Array(mDelta), pq.Array(mBefore), pq.Array(mAfter),
 		pq.Array(aRef), pq.Array(aCur), pq.Array(aAt), pq.Array(aDelta))
 	if err != nil {

@@ -52,6 +52,11 @@ type OutboxEntry struct {
 	Payload     any    // marshalled to JSON: references and billing facts only
 }
 
+var qEnqueueOutbox = eventStatement(`
+INSERT INTO outbox (kind, ordering_key, action, payload)
+VALUES ($1, $2, $3, $4)
+RETURNING id`)
+
 // EnqueueOutbox appends e in the caller's transaction, so the row exists if
 // and only if the change it describes commits. The worker of e.Kind sends
 // rows of one ordering key one at a time in ID order; the caller must
@@ -59,10 +64,6 @@ type OutboxEntry struct {
 // commit) so that ID order is commit order. Generic by kind: the erasure
 // path uses it for Stripe jobs (billing.OutboxStripe).
 func EnqueueOutbox(ctx context.Context, tx *sqlx.Tx, e OutboxEntry) (int64, error) {
-	const q = `
-INSERT INTO outbox (kind, ordering_key, action, payload)
-VALUES ($1, $2, $3, $4)
-RETURNING id`
 	if e.Kind == "" || e.OrderingKey == "" || e.Action == "" || len(e.OrderingKey) > 80 || len(e.Action) > 40 {
 		return 0, fmt.Errorf("enqueue outbox row: kind, ordering key (≤80) and action (≤40) are required: %w", billing.ErrInvalid)
 	}
@@ -71,7 +72,7 @@ RETURNING id`
 		return 0, fmt.Errorf("enqueue outbox row: encode payload: %w", err)
 	}
 	var id int64
-	if err := tx.QueryRowxContext(ctx, q, e.Kind, e.OrderingKey, e.Action, b).Scan(&id); err != nil {
+	if err := txQueryRowx(ctx, tx, qEnqueueOutbox, e.Kind, e.OrderingKey, e.Action, b).Scan(&id); err != nil {
 		return 0, fmt.Errorf("enqueue outbox row: %w", translate(err))
 	}
 	return id, nil

@@ -56,6 +56,13 @@ func (s *Store) withErasureKey(ctx context.Context) context.Context {
 	return context.WithValue(ctx, erasureKeyCtx{}, s)
 }
 
+var qTombstoneLock = eventStatement(`
+SELECT count(pg_advisory_xact_lock_shared($1, k))
+FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`)
+
+var qTombstoneFind = eventStatement(`
+SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`)
+
 // isTombstoned reports whether any of the given Stripe IDs (customer or
 // subscription IDs) was erased: events about them are acknowledged and
 // ignored, never stored or re-linked. Empty IDs are skipped. ctx must come
@@ -72,11 +79,6 @@ func (s *Store) withErasureKey(ctx context.Context) context.Context {
 // pass the customer ID of every object it touches, and run at READ
 // COMMITTED (the default) so the check sees commits made while it waited.
 func isTombstoned(ctx context.Context, tx *sqlx.Tx, stripeIDs ...string) (bool, error) {
-	const qLock = `
-SELECT count(pg_advisory_xact_lock_shared($1, k))
-FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`
-	const q = `
-SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`
 	keys := sortedLockKeys(stripeIDs)
 	if len(keys) == 0 {
 		return false, nil
@@ -95,14 +97,14 @@ SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`
 			hashes = append(hashes, subjectHMAC(key, id))
 		}
 	}
-	if _, err := tx.ExecContext(ctx, qLock, subjectLockSpace, pq.Array(keys)); err != nil {
+	if _, err := txExec(ctx, tx, qTombstoneLock, subjectLockSpace, pq.Array(keys)); err != nil {
 		return false, fmt.Errorf("check tombstones: lock subjects: %w", translate(err))
 	}
 	// A separate statement: under READ COMMITTED it takes a fresh snapshot
 	// after the locks are held, so it sees an erasure that committed while
 	// this transaction waited for them.
 	var found bool
-	if err := tx.QueryRowxContext(ctx, q, pq.ByteaArray(hashes)).Scan(&found); err != nil {
+	if err := txQueryRowx(ctx, tx, qTombstoneFind, pq.ByteaArray(hashes)).Scan(&found); err != nil {
 		return false, fmt.Errorf("check tombstones: %w", translate(err))
 	}
 	return found, nil
