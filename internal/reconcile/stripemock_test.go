@@ -2,16 +2,12 @@ package reconcile_test
 
 import (
 	"context"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/reconcile"
+	"github.com/billingd/billingd/internal/stripemock"
 )
 
 // TestStripeMockSmoke runs backfill and reconcile against stripe-mock,
@@ -22,39 +18,10 @@ import (
 // one fixture object, so this checks shapes, not pagination.
 func TestStripeMockSmoke(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("stripe-mock")
-	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "stripe-mock")
-		if _, err := os.Stat(bin); err != nil {
-			t.Skip("stripe-mock not installed (scripts/install-deps.sh installs it): skipping the smoke test")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "-http-addr", addr)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 500 {
-			t.Fatalf("stripe-mock did not start on %s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	base := stripemock.Start(t)
 
 	st := pgtest.Open(t)
-	client, err := reconcile.NewClient(reconcile.ClientConfig{Key: "sk_test_123", Base: "http://" + addr})
+	client, err := reconcile.NewClient(reconcile.ClientConfig{Key: "sk_test_123", Base: base})
 	if err != nil {
 		t.Fatal(err)
 	}

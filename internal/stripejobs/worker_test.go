@@ -7,9 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +16,7 @@ import (
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
 	"github.com/billingd/billingd/internal/stripejobs"
+	"github.com/billingd/billingd/internal/stripemock"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -368,42 +366,13 @@ func TestStripeDownThenBack(t *testing.T) {
 // stripe-mock, which validates requests against Stripe's OpenAPI spec.
 func TestStripeMockSmoke(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("stripe-mock")
-	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "stripe-mock")
-		if _, err := os.Stat(bin); err != nil {
-			t.Skip("stripe-mock not installed (scripts/install-deps.sh installs it): skipping the smoke test")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "-http-addr", addr)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 300 {
-			t.Fatalf("stripe-mock did not start on %s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	base := stripemock.Start(t)
 
 	st := pgtest.Open(t)
 	seedErased(t, st, "acct_mock", []string{"cus_Mock1"}, billing.ErasureRequest{DeleteCustomer: true})
 	seedErased(t, st, "acct_mock2", []string{"cus_Mock2"}, billing.ErasureRequest{CancelSubscriptions: true})
-	w := newWorker(st, "http://"+addr)
-	w.Stripe = stripejobs.NewClient("sk_test_123", "http://"+addr, &http.Client{Timeout: 10 * time.Second})
+	w := newWorker(st, base)
+	w.Stripe = stripejobs.NewClient("sk_test_123", base, &http.Client{Timeout: 10 * time.Second})
 	drain(t, w)
 	rows := stripeRows(t, st)
 	if len(rows) != 2 {
