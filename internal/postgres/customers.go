@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
+	"github.com/lib/pq"
 )
 
 // Customers (customers table).
@@ -42,35 +43,67 @@ type lockedCustomer struct {
 	Inserted  bool           `db:"inserted"`
 }
 
+// qLockCustomer checks the event's tombstones ($7) and, only if none
+// matches, upserts the customer. The caller holds the subject locks
+// (ApplyEvent), and this statement's snapshot is taken after they were
+// granted, so it sees an erasure that committed while they were awaited;
+// a tombstoned event writes nothing about its IDs (isTombstoned's
+// protocol, in the round trip that locks the customer).
 const qLockCustomer = `
-INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at, version_at, version_event)
-VALUES ($1, $2, NULLIF($3::text, ''), $4::text,
-        CASE WHEN $3::text = '' THEN NULL ELSE now() END, $5::timestamptz,
-        CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE $6::text END)
-ON CONFLICT (stripe_customer_id) DO UPDATE SET
-    livemode      = EXCLUDED.livemode,
-    version_at    = CASE WHEN customers.version_at IS NULL OR EXCLUDED.version_at > customers.version_at
-                         THEN COALESCE(EXCLUDED.version_at, customers.version_at) ELSE customers.version_at END,
-    version_event = CASE WHEN customers.version_at IS NULL OR EXCLUDED.version_at > customers.version_at
-                         THEN COALESCE(EXCLUDED.version_event, customers.version_event) ELSE customers.version_event END,
-    updated_at    = now()
-RETURNING customer_ref, account_id, deleted, (xmax = 0) AS inserted`
+WITH t AS (
+    SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($7::bytea[])) AS dead
+), c AS (
+    INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at, version_at, version_event)
+    SELECT $1::text, $2::boolean, NULLIF($3::text, ''), $4::text,
+           CASE WHEN $3::text = '' THEN NULL ELSE now() END, $5::timestamptz,
+           CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE $6::text END
+    WHERE NOT (SELECT dead FROM t)
+    ON CONFLICT (stripe_customer_id) DO UPDATE SET
+        livemode      = EXCLUDED.livemode,
+        version_at    = CASE WHEN customers.version_at IS NULL OR EXCLUDED.version_at > customers.version_at
+                             THEN COALESCE(EXCLUDED.version_at, customers.version_at) ELSE customers.version_at END,
+        version_event = CASE WHEN customers.version_at IS NULL OR EXCLUDED.version_at > customers.version_at
+                             THEN COALESCE(EXCLUDED.version_event, customers.version_event) ELSE customers.version_event END,
+        updated_at    = now()
+    RETURNING customer_ref, account_id, deleted, (xmax = 0) AS inserted
+)
+SELECT t.dead, c.customer_ref, c.account_id, c.deleted, c.inserted
+FROM t LEFT JOIN c ON true`
 
-// lockCustomer upserts the customer's row and takes its row lock, which
-// serialises every event about one customer (a SELECT ... FOR UPDATE would
-// lock nothing for a first-seen customer). A first-seen customer is linked
-// to hint at once; for an existing one the caller decides (link). at, when
-// set, is a customer event's version time.
-func lockCustomer(ctx context.Context, tx ptx, customerID string, livemode bool, hint string, via linkVia, at *time.Time, eventID string) (lockedCustomer, error) {
-	var c lockedCustomer
+// lockCustomer checks the event's tombstones (tx.tombstones, whose subject
+// locks ApplyEvent holds) and, if none matches (dead false), upserts the
+// customer's row and takes its row lock, which serialises every event
+// about one customer (a SELECT ... FOR UPDATE would lock nothing for a
+// first-seen customer). A first-seen customer is linked to hint at once;
+// for an existing one the caller decides (link). at, when set, is a
+// customer event's version time.
+func lockCustomer(ctx context.Context, tx ptx, customerID string, livemode bool, hint string, via linkVia, at *time.Time, eventID string) (c lockedCustomer, dead bool, err error) {
 	var via_ any
 	if hint != "" {
 		via_ = string(via)
 	}
-	if err := tx.queryRowx(ctx, qLockCustomer, customerID, livemode, hint, via_, at, eventID).StructScan(&c); err != nil {
-		return c, fmt.Errorf("lock customer: %w", translate(err))
+	hashes := tx.tombstones
+	if hashes == nil {
+		hashes = [][]byte{}
 	}
-	return c, nil
+	var r struct {
+		Dead      bool           `db:"dead"`
+		Ref       sql.NullString `db:"customer_ref"`
+		AccountID sql.NullString `db:"account_id"`
+		Deleted   sql.NullBool   `db:"deleted"`
+		Inserted  sql.NullBool   `db:"inserted"`
+	}
+	if err := tx.queryRowx(ctx, qLockCustomer, customerID, livemode, hint, via_, at, eventID,
+		pq.ByteaArray(hashes)).StructScan(&r); err != nil {
+		return c, false, fmt.Errorf("lock customer: %w", translate(err))
+	}
+	if r.Dead {
+		return c, true, nil
+	}
+	if !r.Ref.Valid {
+		return c, false, fmt.Errorf("lock customer: upsert returned no row")
+	}
+	return lockedCustomer{Ref: r.Ref.String, AccountID: r.AccountID, Deleted: r.Deleted.Bool, Inserted: r.Inserted.Bool}, false, nil
 }
 
 // link applies an account hint to a locked customer and returns the
@@ -101,19 +134,17 @@ WHERE stripe_customer_id = $1 AND account_id IS NULL AND NOT deleted`
 // applyCustomer handles customer.created/updated/deleted.
 func applyCustomer(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	cu := ev.Customer
-	if dead, err := isTombstoned(ctx, tx.Tx, cu.ID); err != nil {
-		return "", fmt.Errorf("check tombstones: %w", err)
-	} else if dead {
-		return billing.OutcomeTombstoned, nil
-	}
 	hint := cu.AccountHint
 	if cu.Deleted {
 		hint = ""
 	}
 	at := ev.Created
-	c, err := lockCustomer(ctx, tx, cu.ID, cu.Livemode, hint, viaCustomerMetadata, &at, ev.ID)
+	c, dead, err := lockCustomer(ctx, tx, cu.ID, cu.Livemode, hint, viaCustomerMetadata, &at, ev.ID)
 	if err != nil {
 		return "", err
+	}
+	if dead {
+		return billing.OutcomeTombstoned, nil
 	}
 	if cu.Deleted {
 		if c.Deleted {
@@ -176,14 +207,12 @@ func applyCheckout(ctx context.Context, tx ptx, ev billing.Event) (billing.Outco
 	if cs.CustomerID == "" {
 		return billing.OutcomeIgnored, nil
 	}
-	if dead, err := isTombstoned(ctx, tx.Tx, cs.CustomerID, cs.SubscriptionID); err != nil {
-		return "", fmt.Errorf("check tombstones: %w", err)
-	} else if dead {
-		return billing.OutcomeTombstoned, nil
-	}
-	c, err := lockCustomer(ctx, tx, cs.CustomerID, cs.Livemode, cs.AccountHint, viaCheckout, nil, "")
+	c, dead, err := lockCustomer(ctx, tx, cs.CustomerID, cs.Livemode, cs.AccountHint, viaCheckout, nil, "")
 	if err != nil {
 		return "", err
+	}
+	if dead {
+		return billing.OutcomeTombstoned, nil
 	}
 	out, changed, err := link(ctx, tx, cs.CustomerID, &c, cs.AccountHint, viaCheckout)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // ApplyEvent applies one event in one transaction (design invariant 1) and
@@ -70,14 +71,32 @@ func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outco
 		if ev.Connect {
 			first = billing.OutcomeIgnored
 		}
+		// The subject locks of isTombstoned, taken in the statement that
+		// records the event (or alone for API fetches); lockCustomer then
+		// checks the tombstones in the statement that writes the customer,
+		// whose snapshot is taken after the locks are held: the protocol of
+		// isTombstoned with two round trips fewer.
+		ids := eventSubjects(ev)
+		keys := sortedLockKeys(ids)
+		if len(keys) > 0 {
+			hashes, err := subjectHashes(ctx, sqltx, ids)
+			if err != nil {
+				return err
+			}
+			tx.tombstones = hashes
+		}
 		if !ev.FromAPI() {
-			fresh, err := recordEvent(ctx, tx, ev, first)
+			fresh, err := recordEvent(ctx, tx, ev, first, keys)
 			if err != nil {
 				return err
 			}
 			if !fresh {
 				out = billing.OutcomeDuplicate
 				return nil
+			}
+		} else if len(keys) > 0 {
+			if _, err := tx.execRows(ctx, qTombstoneLock, subjectLockSpace, pq.Array(keys)); err != nil {
+				return fmt.Errorf("check tombstones: lock subjects: %w", translate(err))
 			}
 		}
 		o, err := applyEvent(ctx, tx, ev)
@@ -137,20 +156,39 @@ func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome,
 	}
 }
 
+// qRecordEvent records the event and, only for a first delivery, takes
+// the shared subject locks of isTombstoned ($6, $7: sorted keys, possibly
+// none) in the same round trip. The insert runs first (the lock subquery
+// reads its result), so a concurrent duplicate waits for the first
+// delivery's transaction before it locks anything, as before.
 const qRecordEvent = `
-INSERT INTO stripe_events (event_id, event_type, created, livemode, outcome)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (event_id) DO NOTHING`
+WITH e AS (
+    INSERT INTO stripe_events (event_id, event_type, created, livemode, outcome)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM e) AS fresh,
+       (SELECT count(pg_advisory_xact_lock_shared($6, k))
+        FROM (SELECT unnest($7::int[]) AS k ORDER BY 1) AS keys
+        WHERE EXISTS (SELECT 1 FROM e)) AS locked`
 
-// recordEvent inserts the event's row with a provisional outcome and
-// reports whether it is the first delivery. The row holds no customer,
-// subscription or account ID, so erasure has nothing to scrub here.
-func recordEvent(ctx context.Context, tx ptx, ev billing.Event, outcome billing.Outcome) (bool, error) {
-	n, err := tx.execRows(ctx, qRecordEvent, ev.ID, ev.Type, ev.Created, ev.Livemode, string(outcome))
+// recordEvent inserts the event's row with a provisional outcome, takes the
+// subject locks when it is the first delivery, and reports whether it is.
+// The row holds no customer, subscription or account ID, so erasure has
+// nothing to scrub here.
+func recordEvent(ctx context.Context, tx ptx, ev billing.Event, outcome billing.Outcome, keys []int64) (bool, error) {
+	var fresh bool
+	var locked int64
+	if keys == nil {
+		keys = []int64{}
+	}
+	err := tx.queryRowx(ctx, qRecordEvent, ev.ID, ev.Type, ev.Created, ev.Livemode, string(outcome),
+		subjectLockSpace, pq.Array(keys)).Scan(&fresh, &locked)
 	if err != nil {
 		return false, fmt.Errorf("record event: %w", translate(err))
 	}
-	return n == 1, nil
+	return fresh, nil
 }
 
 // setEventOutcome replaces the provisional outcome once it is known.

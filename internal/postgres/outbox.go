@@ -33,15 +33,39 @@ type SubscriptionChange struct {
 // caller's slip cannot send test data. The caller holds the customer's row
 // lock, which keeps one customer's row IDs in commit order.
 func enqueueSubscriptionSync(ctx context.Context, tx *sqlx.Tx, ch SubscriptionChange) error {
-	if !ch.Next.Livemode {
-		return nil
+	rows, err := subscriptionSyncRows(ch)
+	if err != nil {
+		return err
 	}
-	for _, a := range billing.SyncActions(ch.Prev, ch.Next, ch.At) {
-		if _, err := EnqueueProfitWell(ctx, tx, a.Kind, a.Payload(ch.CustomerRef, ch.SubscriptionRef)); err != nil {
-			return fmt.Errorf("enqueue profitwell %s: %w", a.Kind, err)
+	for _, r := range rows {
+		if _, err := insertOutbox(ctx, tx, r); err != nil {
+			return fmt.Errorf("enqueue profitwell %s: %w", r.Action, err)
 		}
 	}
 	return nil
+}
+
+// subscriptionSyncRows returns, validated and encoded, the outbox rows
+// enqueueSubscriptionSync appends for ch, in order; none for test mode.
+// The event path inserts them with the ledger rewrite (replaceLedger), in
+// the same round trip.
+func subscriptionSyncRows(ch SubscriptionChange) ([]outboxRow, error) {
+	if !ch.Next.Livemode {
+		return nil, nil
+	}
+	var rows []outboxRow
+	for _, a := range billing.SyncActions(ch.Prev, ch.Next, ch.At) {
+		e, err := profitWellEntry(a.Kind, a.Payload(ch.CustomerRef, ch.SubscriptionRef))
+		if err != nil {
+			return nil, fmt.Errorf("enqueue profitwell %s: %w", a.Kind, err)
+		}
+		r, err := encodeOutbox(e)
+		if err != nil {
+			return nil, fmt.Errorf("enqueue profitwell %s: %w", a.Kind, err)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
 }
 
 // OutboxEntry is one row to append to the outbox.
@@ -64,15 +88,34 @@ RETURNING id`)
 // commit) so that ID order is commit order. Generic by kind: the erasure
 // path uses it for Stripe jobs (billing.OutboxStripe).
 func EnqueueOutbox(ctx context.Context, tx *sqlx.Tx, e OutboxEntry) (int64, error) {
+	r, err := encodeOutbox(e)
+	if err != nil {
+		return 0, err
+	}
+	return insertOutbox(ctx, tx, r)
+}
+
+// outboxRow is an OutboxEntry checked and with its payload encoded.
+type outboxRow struct {
+	Kind, OrderingKey, Action string
+	Payload                   []byte
+}
+
+// encodeOutbox checks e and encodes its payload.
+func encodeOutbox(e OutboxEntry) (outboxRow, error) {
 	if e.Kind == "" || e.OrderingKey == "" || e.Action == "" || len(e.OrderingKey) > 80 || len(e.Action) > 40 {
-		return 0, fmt.Errorf("enqueue outbox row: kind, ordering key (≤80) and action (≤40) are required: %w", billing.ErrInvalid)
+		return outboxRow{}, fmt.Errorf("enqueue outbox row: kind, ordering key (≤80) and action (≤40) are required: %w", billing.ErrInvalid)
 	}
 	b, err := json.Marshal(e.Payload)
 	if err != nil {
-		return 0, fmt.Errorf("enqueue outbox row: encode payload: %w", err)
+		return outboxRow{}, fmt.Errorf("enqueue outbox row: encode payload: %w", err)
 	}
+	return outboxRow{Kind: e.Kind, OrderingKey: e.OrderingKey, Action: e.Action, Payload: b}, nil
+}
+
+func insertOutbox(ctx context.Context, tx *sqlx.Tx, r outboxRow) (int64, error) {
 	var id int64
-	if err := txQueryRowx(ctx, tx, qEnqueueOutbox, e.Kind, e.OrderingKey, e.Action, b).Scan(&id); err != nil {
+	if err := txQueryRowx(ctx, tx, qEnqueueOutbox, r.Kind, r.OrderingKey, r.Action, r.Payload).Scan(&id); err != nil {
 		return 0, fmt.Errorf("enqueue outbox row: %w", translate(err))
 	}
 	return id, nil
@@ -93,22 +136,32 @@ func ProfitWellOrderingKey(customerRef string) string { return "profitwell:" + c
 // surrogate UUIDs (customers.customer_ref, subscriptions.subscription_ref),
 // which the worker turns into keyed aliases at send time.
 func EnqueueProfitWell(ctx context.Context, tx *sqlx.Tx, action billing.SyncKind, p billing.SyncPayload) (int64, error) {
+	e, err := profitWellEntry(action, p)
+	if err != nil {
+		return 0, err
+	}
+	return EnqueueOutbox(ctx, tx, e)
+}
+
+// profitWellEntry checks a ProfitWell row's action and references and
+// returns the entry EnqueueProfitWell appends.
+func profitWellEntry(action billing.SyncKind, p billing.SyncPayload) (OutboxEntry, error) {
 	if !action.Valid() {
-		return 0, fmt.Errorf("enqueue profitwell row: unknown action %q: %w", action, billing.ErrInvalid)
+		return OutboxEntry{}, fmt.Errorf("enqueue profitwell row: unknown action %q: %w", action, billing.ErrInvalid)
 	}
 	subOK := refPattern.MatchString(p.SubscriptionRef)
 	if action == billing.SyncEraseUser {
 		subOK = p.SubscriptionRef == ""
 	}
 	if !refPattern.MatchString(p.CustomerRef) || !subOK {
-		return 0, fmt.Errorf("enqueue profitwell row: references must be surrogate UUIDs: %w", billing.ErrInvalid)
+		return OutboxEntry{}, fmt.Errorf("enqueue profitwell row: references must be surrogate UUIDs: %w", billing.ErrInvalid)
 	}
-	return EnqueueOutbox(ctx, tx, OutboxEntry{
+	return OutboxEntry{
 		Kind:        billing.OutboxProfitWell,
 		OrderingKey: ProfitWellOrderingKey(p.CustomerRef),
 		Action:      string(action),
 		Payload:     p,
-	})
+	}, nil
 }
 
 // EnqueueProfitWellChurn appends a churn of one subscription, for the

@@ -49,6 +49,9 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 type ptx struct {
 	*sqlx.Tx
 	s *Store
+	// tombstones are the keyed hashes of the event's subjects, whose
+	// shared locks ApplyEvent already holds: lockCustomer checks them.
+	tombstones [][]byte
 }
 
 func (t ptx) stmt(ctx context.Context, q string) *sqlx.Stmt {

@@ -77,7 +77,10 @@ func (r subscriptionRow) toSubscription() (billing.Subscription, error) {
 //     (the WHERE guard, byte-order collation as in Go's billing.VersionKey);
 //     a first insert takes over invoice facts that arrived before the
 //     subscription (pending_invoice_facts, deleted in the same statement);
-//   - v: the version into the state history, whether or not it was newer.
+//   - v: the version into the state history, whether or not it was newer;
+//   - h: the customer's history in the version's mode after the insert (for
+//     recomputeMovements): the rows this statement's snapshot shows plus v's,
+//     since a statement does not see its own inserts.
 //
 // One statement instead of four: the event path's cost is round trips.
 const qWriteSubscription = `
@@ -123,9 +126,21 @@ WITH old AS (
         $23::timestamptz, $24::smallint, $25::text
     FROM ref
     ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHING
+    RETURNING ` + historyColumns + `
+), h AS (
+    SELECT ` + historyColumns + ` FROM subscription_versions WHERE customer_ref = $3::uuid AND livemode = $4::boolean
+    UNION ALL
+    SELECT * FROM v
 )
-SELECT ref.r::text AS ref, EXISTS (SELECT 1 FROM up) AS changed, (SELECT state FROM old) AS old
+SELECT ref.r::text AS ref, EXISTS (SELECT 1 FROM up) AS changed, (SELECT state FROM old) AS old,
+       (SELECT json_agg(h) FROM h) AS history
 FROM ref`
+
+// historyColumns are the subscription_versions columns the derivation
+// reads (versionRow).
+const historyColumns = `subscription_ref, livemode, status, currency, items, discounts,
+    current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
+    version_at, version_rank, version_event`
 
 // oldState is a subscriptions row as to_jsonb renders it, for the change
 // record's Prev.
@@ -165,14 +180,12 @@ func (o oldState) toSubscription() billing.Subscription {
 // fetches of a subscription): history always, current state if newer.
 func applySubscription(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	s := *ev.Subscription
-	if dead, err := isTombstoned(ctx, tx.Tx, s.CustomerID, s.ID); err != nil {
-		return "", fmt.Errorf("check tombstones: %w", err)
-	} else if dead {
-		return billing.OutcomeTombstoned, nil
-	}
-	c, err := lockCustomer(ctx, tx, s.CustomerID, s.Livemode, s.AccountHint, viaSubscriptionMetadata, nil, "")
+	c, dead, err := lockCustomer(ctx, tx, s.CustomerID, s.Livemode, s.AccountHint, viaSubscriptionMetadata, nil, "")
 	if err != nil {
 		return "", err
+	}
+	if dead {
+		return billing.OutcomeTombstoned, nil
 	}
 	out, linked, err := link(ctx, tx, s.CustomerID, &c, s.AccountHint, viaSubscriptionMetadata)
 	if err != nil {
@@ -198,6 +211,7 @@ func applySubscription(ctx context.Context, tx ptx, ev billing.Event) (billing.O
 		Ref     string `db:"ref"`
 		Changed bool   `db:"changed"`
 		Old     []byte `db:"old"`
+		History []byte `db:"history"`
 	}
 	err = tx.queryRowx(ctx, qWriteSubscription, s.ID, s.CustomerID, c.Ref, s.Livemode, string(s.Status),
 		s.Currency, string(items), s.ItemsIncomplete, string(discounts), mrr, fixed, s.Created, s.StartDate,
@@ -206,9 +220,13 @@ func applySubscription(ctx context.Context, tx ptx, ev billing.Event) (billing.O
 	if err != nil {
 		return "", fmt.Errorf("write subscription: %w", translate(err))
 	}
-	if err := recomputeMovements(ctx, tx.Tx, c.Ref, s.Livemode, ev.Created); err != nil {
+	// recomputeMovements, from the history the write returned, and the
+	// outbox and invalidation rows in the ledger rewrite's statement.
+	versions, err := decodeHistory(res.History)
+	if err != nil {
 		return "", fmt.Errorf("recompute movements: %w", err)
 	}
+	q := &ledgerQueue{}
 	if res.Changed && s.Livemode {
 		ch := SubscriptionChange{Next: s, CustomerRef: c.Ref, SubscriptionRef: res.Ref, At: ev.Created}
 		if len(res.Old) > 0 {
@@ -219,18 +237,16 @@ func applySubscription(ctx context.Context, tx ptx, ev billing.Event) (billing.O
 			prev := o.toSubscription()
 			ch.Prev = &prev
 		}
-		if err := enqueueSubscriptionSync(ctx, tx.Tx, ch); err != nil {
+		if q.outbox, err = subscriptionSyncRows(ch); err != nil {
 			return "", fmt.Errorf("enqueue subscription sync: %w", err)
 		}
 	}
-	acct := linked
+	q.account = linked
 	if res.Changed && c.AccountID.Valid && !c.Deleted {
-		acct = c.AccountID.String
+		q.account = c.AccountID.String
 	}
-	if acct != "" {
-		if err := notifyAccountChange(ctx, tx.Tx, acct); err != nil {
-			return "", fmt.Errorf("notify account change: %w", err)
-		}
+	if err := replaceLedgerAndQueue(ctx, tx.Tx, c.Ref, s.Livemode, ev.Created, billing.DeriveLedger(versions), q); err != nil {
+		return "", fmt.Errorf("recompute movements: %w", err)
 	}
 	if out == billing.OutcomeApplied && !res.Changed {
 		out = billing.OutcomeStale
@@ -254,14 +270,12 @@ func applyInvoice(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcom
 	if inv.CustomerID == "" || inv.SubscriptionID == "" {
 		return billing.OutcomeIgnored, nil
 	}
-	if dead, err := isTombstoned(ctx, tx.Tx, inv.CustomerID, inv.SubscriptionID); err != nil {
-		return "", fmt.Errorf("check tombstones: %w", err)
-	} else if dead {
-		return billing.OutcomeTombstoned, nil
-	}
-	c, err := lockCustomer(ctx, tx, inv.CustomerID, inv.Livemode, "", "", nil, "")
+	c, dead, err := lockCustomer(ctx, tx, inv.CustomerID, inv.Livemode, "", "", nil, "")
 	if err != nil {
 		return "", err
+	}
+	if dead {
+		return billing.OutcomeTombstoned, nil
 	}
 	// Current facts: on the subscription if it is known, else pending.
 	const qCur = `

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"sort"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
@@ -83,19 +84,9 @@ func isTombstoned(ctx context.Context, tx *sqlx.Tx, stripeIDs ...string) (bool, 
 	if len(keys) == 0 {
 		return false, nil
 	}
-	s, ok := ctx.Value(erasureKeyCtx{}).(*Store)
-	if !ok {
-		return false, errors.New("check tombstones: no erasure key in context (wrap it with (*Store).withErasureKey)")
-	}
-	key, err := s.erasureKeyTx(ctx, tx)
+	hashes, err := subjectHashes(ctx, tx, stripeIDs)
 	if err != nil {
-		return false, fmt.Errorf("check tombstones: %w", err)
-	}
-	hashes := make([][]byte, 0, len(stripeIDs))
-	for _, id := range stripeIDs {
-		if id != "" {
-			hashes = append(hashes, subjectHMAC(key, id))
-		}
+		return false, err
 	}
 	if _, err := txExec(ctx, tx, qTombstoneLock, subjectLockSpace, pq.Array(keys)); err != nil {
 		return false, fmt.Errorf("check tombstones: lock subjects: %w", translate(err))
@@ -108,4 +99,50 @@ func isTombstoned(ctx context.Context, tx *sqlx.Tx, stripeIDs ...string) (bool, 
 		return false, fmt.Errorf("check tombstones: %w", translate(err))
 	}
 	return found, nil
+}
+
+// eventSubjects are the Stripe IDs an event's apply function writes about,
+// and so must check for tombstones: exactly the IDs the per-type code
+// passed to isTombstoned, none for events it ignores without a check.
+func eventSubjects(ev billing.Event) []string {
+	switch {
+	case ev.Connect:
+		return nil
+	case ev.Customer != nil:
+		return []string{ev.Customer.ID}
+	case ev.Subscription != nil:
+		return []string{ev.Subscription.CustomerID, ev.Subscription.ID}
+	case ev.Invoice != nil:
+		if ev.Invoice.CustomerID == "" || ev.Invoice.SubscriptionID == "" {
+			return nil
+		}
+		return []string{ev.Invoice.CustomerID, ev.Invoice.SubscriptionID}
+	case ev.Checkout != nil:
+		if ev.Checkout.CustomerID == "" {
+			return nil
+		}
+		return []string{ev.Checkout.CustomerID, ev.Checkout.SubscriptionID}
+	}
+	return nil
+}
+
+// subjectHashes returns the keyed hashes under which tombstones name ids,
+// skipping empty IDs; ctx must come from (*Store).withErasureKey, as for
+// isTombstoned.
+func subjectHashes(ctx context.Context, tx *sqlx.Tx, ids []string) ([][]byte, error) {
+	s, ok := ctx.Value(erasureKeyCtx{}).(*Store)
+	if !ok {
+		return nil, errors.New("check tombstones: no erasure key in context (wrap it with (*Store).withErasureKey)")
+	}
+	key, err := s.erasureKeyTx(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("check tombstones: %w", err)
+	}
+	hashes := make([][]byte, 0, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			hashes = append(hashes, subjectHMAC(key, id))
+		}
+	}
+	return hashes, nil
 }
