@@ -81,6 +81,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		if code, _ := scrape(t, "http://"+maddr+"/metrics", "wrong"); code != http.StatusUnauthorized {
 			t.Errorf("wrong token: %d, want 401", code)
 		}
+		if code, _ := scrape(t, "http://"+maddr+"/readyz", ""); code != http.StatusNotFound {
+			t.Errorf("/readyz on the metrics listener: %d, want 404 (it serves /metrics only)", code)
+		}
 		if code, body := scrape(t, "http://"+maddr+"/metrics", "metrics-secret-token"); code != http.StatusOK || !strings.Contains(body, "billingd_http_requests_total") {
 			t.Errorf("right token: %d", code)
 		}

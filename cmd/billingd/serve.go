@@ -174,7 +174,7 @@ func (e *env) serveMetrics(h http.Handler) (func(), error) {
 		return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", e.cfg.MetricsAddr, err)
 	}
 	ms := &api.Server{Log: e.log, Metrics: h, MetricsToken: e.cfg.MetricsToken}
-	hs := &http.Server{Handler: ms.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: ms.MetricsOnlyHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	e.log.Info("metrics serving", "metrics_addr", ln.Addr().String())
 	return func() { _ = hs.Close() }, nil

@@ -27,3 +27,21 @@ func (s *Server) metricsHandler() http.Handler {
 		s.Metrics.ServeHTTP(w, r)
 	})
 }
+
+// MetricsOnlyHandler serves /metrics and nothing else: the handler of the
+// separate METRICS_ADDR listener, which must not answer health or API
+// routes it cannot vouch for.
+func (s *Server) MetricsOnlyHandler() http.Handler {
+	h := s.metricsHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			writeError(w, http.StatusNotFound, "not_found", "this listener serves /metrics only")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
