@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -95,38 +94,17 @@ ORDER BY subscription_ref`
 	if len(one) == 0 {
 		return nil, nil
 	}
-	var rows []struct {
-		Ref               string     `db:"subscription_ref"`
-		CustomerRef       string     `db:"customer_ref"`
-		Livemode          bool       `db:"livemode"`
-		Status            string     `db:"status"`
-		Currency          string     `db:"currency"`
-		Items             []byte     `db:"items"`
-		ItemsIncomplete   bool       `db:"items_incomplete"`
-		Discounts         []byte     `db:"discounts"`
-		Created           *time.Time `db:"created"`
-		StartDate         *time.Time `db:"start_date"`
-		CurrentPeriodEnd  *time.Time `db:"current_period_end"`
-		CancelAt          *time.Time `db:"cancel_at"`
-		CancelAtPeriodEnd bool       `db:"cancel_at_period_end"`
-		CanceledAt        *time.Time `db:"canceled_at"`
-		EndedAt           *time.Time `db:"ended_at"`
-	}
+	var rows []subscriptionRow
 	if err := tx.SelectContext(ctx, &rows, q, cus); err != nil {
 		return nil, fmt.Errorf("read subscriptions for backfill: %w", translate(err))
 	}
 	out := make([]backfillSub, 0, len(rows))
 	for _, r := range rows {
-		s := billing.Subscription{Livemode: r.Livemode, Status: billing.Status(r.Status), Currency: r.Currency,
-			ItemsIncomplete: r.ItemsIncomplete, Created: r.Created, StartDate: r.StartDate, CurrentPeriodEnd: r.CurrentPeriodEnd,
-			CancelAt: r.CancelAt, CancelAtPeriodEnd: r.CancelAtPeriodEnd, CanceledAt: r.CanceledAt, EndedAt: r.EndedAt}
-		if err := json.Unmarshal(r.Items, &s.Items); err != nil {
-			return nil, fmt.Errorf("read subscription items: %w", err)
+		sub, err := r.toSubscription()
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(r.Discounts, &s.Discounts); err != nil {
-			return nil, fmt.Errorf("read subscription discounts: %w", err)
-		}
-		out = append(out, backfillSub{ref: r.Ref, customerRef: r.CustomerRef, sub: s})
+		out = append(out, backfillSub{ref: r.Ref, customerRef: r.CustomerRef, sub: sub})
 	}
 	return out, nil
 }
