@@ -3,11 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // ApplyEvent applies one event in one transaction (design invariant 1) and
@@ -54,63 +51,7 @@ func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outco
 	if err := checkEvent(ev); err != nil {
 		return "", err
 	}
-	ctx = s.withErasureKey(ctx) // isTombstoned hashes with the Store's cached key (issue 8)
-	if err := s.prepare(ctx, eventStatements...); err != nil {
-		return "", fmt.Errorf("apply event %s: %w", ev.Type, err)
-	}
-	if err := s.prepare(ctx, hookStatements...); err != nil {
-		return "", fmt.Errorf("apply event %s: %w", ev.Type, err)
-	}
-	ctx = withStatements(ctx, s)
-	// Postgres keeps microseconds: compare versions at the precision stored.
-	ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
-	var out billing.Outcome
-	err := s.inTx(ctx, func(sqltx *sqlx.Tx) error {
-		tx := ptx{Tx: sqltx, s: s}
-		first := billing.OutcomeApplied
-		if ev.Connect {
-			first = billing.OutcomeIgnored
-		}
-		// The subject locks of isTombstoned, taken in the statement that
-		// records the event (or alone for API fetches); lockCustomer then
-		// checks the tombstones in the statement that writes the customer,
-		// whose snapshot is taken after the locks are held: the protocol of
-		// isTombstoned with two round trips fewer.
-		ids := eventSubjects(ev)
-		keys := sortedLockKeys(ids)
-		if len(keys) > 0 {
-			hashes, err := subjectHashes(ctx, sqltx, ids)
-			if err != nil {
-				return err
-			}
-			tx.tombstones = hashes
-		}
-		if !ev.FromAPI() {
-			fresh, err := recordEvent(ctx, tx, ev, first, keys)
-			if err != nil {
-				return err
-			}
-			if !fresh {
-				out = billing.OutcomeDuplicate
-				return nil
-			}
-		} else if len(keys) > 0 {
-			if _, err := tx.execRows(ctx, qTombstoneLock, subjectLockSpace, pq.Array(keys)); err != nil {
-				return fmt.Errorf("check tombstones: lock subjects: %w", translate(err))
-			}
-		}
-		o, err := applyEvent(ctx, tx, ev)
-		if err != nil {
-			return err
-		}
-		if !ev.FromAPI() && o != first {
-			if err := setEventOutcome(ctx, tx, ev.ID, o); err != nil {
-				return err
-			}
-		}
-		out = o
-		return nil
-	})
+	out, err := s.group.apply(ctx, ev, s.applyBatch)
 	if err != nil {
 		return "", fmt.Errorf("apply event %s: %w", ev.Type, err)
 	}
@@ -138,7 +79,7 @@ func checkEvent(ev billing.Event) error {
 }
 
 // eventStatements are prepared once per pool (prepared.go).
-var eventStatements = []string{qRecordEvent, qLockCustomer, qWriteSubscription}
+var eventStatements = []string{qRecordEvents, qLockCustomers, qWriteSubscriptions, qLockCustomer}
 
 func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	switch {
@@ -148,56 +89,13 @@ func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome,
 	case ev.Customer != nil:
 		return applyCustomer(ctx, tx, ev)
 	case ev.Subscription != nil:
-		return applySubscription(ctx, tx, ev)
+		// Written in sets by the batch (applySubscriptions), never one by one.
+		return "", fmt.Errorf("apply event: subscription events go through applySubscriptions")
 	case ev.Invoice != nil:
 		return applyInvoice(ctx, tx, ev)
 	default:
 		return applyCheckout(ctx, tx, ev)
 	}
-}
-
-// qRecordEvent records the event and, only for a first delivery, takes
-// the shared subject locks of isTombstoned ($6, $7: sorted keys, possibly
-// none) in the same round trip. The insert runs first (the lock subquery
-// reads its result), so a concurrent duplicate waits for the first
-// delivery's transaction before it locks anything, as before.
-const qRecordEvent = `
-WITH e AS (
-    INSERT INTO stripe_events (event_id, event_type, created, livemode, outcome)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING 1
-)
-SELECT EXISTS (SELECT 1 FROM e) AS fresh,
-       (SELECT count(pg_advisory_xact_lock_shared($6, k))
-        FROM (SELECT unnest($7::int[]) AS k ORDER BY 1) AS keys
-        WHERE EXISTS (SELECT 1 FROM e)) AS locked`
-
-// recordEvent inserts the event's row with a provisional outcome, takes the
-// subject locks when it is the first delivery, and reports whether it is.
-// The row holds no customer, subscription or account ID, so erasure has
-// nothing to scrub here.
-func recordEvent(ctx context.Context, tx ptx, ev billing.Event, outcome billing.Outcome, keys []int64) (bool, error) {
-	var fresh bool
-	var locked int64
-	if keys == nil {
-		keys = []int64{}
-	}
-	err := tx.queryRowx(ctx, qRecordEvent, ev.ID, ev.Type, ev.Created, ev.Livemode, string(outcome),
-		subjectLockSpace, pq.Array(keys)).Scan(&fresh, &locked)
-	if err != nil {
-		return false, fmt.Errorf("record event: %w", translate(err))
-	}
-	return fresh, nil
-}
-
-// setEventOutcome replaces the provisional outcome once it is known.
-func setEventOutcome(ctx context.Context, tx ptx, eventID string, o billing.Outcome) error {
-	const q = `UPDATE stripe_events SET outcome = $2 WHERE event_id = $1`
-	if _, err := tx.ExecContext(ctx, q, eventID, string(o)); err != nil {
-		return fmt.Errorf("set event outcome: %w", translate(err))
-	}
-	return nil
 }
 
 // EventOutcome returns the stored outcome of an event, or ErrNotFound.

@@ -150,3 +150,11 @@ func txSelect(ctx context.Context, tx *sqlx.Tx, dest any, q string, args ...any)
 	}
 	return tx.SelectContext(ctx, dest, q, args...)
 }
+
+// stmtQueryx runs q (prepared if it was) and returns its rows.
+func (t ptx) stmtQueryx(ctx context.Context, q string, args ...any) (*sqlx.Rows, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryxContext(ctx, args...)
+	}
+	return t.Tx.QueryxContext(ctx, q, args...)
+}

@@ -24,12 +24,18 @@ type Store struct {
 	keys erasureKeys // issue 8: the erasure HMAC key, cached after first load (keys.go)
 
 	stmts stmtCache // issue 4: the event path's prepared statements (prepared.go)
+
+	group *groupApplier // issue 4: group commit of concurrent events (group.go)
 }
 
 // Options tunes the connection pool.
 type Options struct {
 	MaxOpenConns int
 	MaxIdleConns int
+	// EventBatchers is how many event batches run at once (group.go);
+	// 0 means 2. EventBatchMax caps a batch's events; 0 means 64.
+	EventBatchers int
+	EventBatchMax int
 }
 
 // Open connects to url and checks the connection. It does not migrate.
@@ -56,7 +62,7 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{db: db, log: log}, nil
+	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax)}, nil
 }
 
 // DB exposes the pool for code in this module that owns its own SQL

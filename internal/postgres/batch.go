@@ -1,0 +1,361 @@
+package postgres
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// applyBatch applies events in one transaction (group commit, group.go)
+// with the rules of ApplyEvent, in a fixed number of statements whatever
+// the batch's size for the common events (subscriptions):
+//
+//  1. qRecordEvents: every event ID (ON CONFLICT DO NOTHING: a duplicate,
+//     sequential or concurrent on any replica, stops there), then the
+//     shared subject locks of the first deliveries, sorted;
+//  2. qLockCustomers: the tombstone lookup (a new statement, so its
+//     snapshot sees an erasure that committed while the locks were
+//     awaited) and the upsert of every customer the events name, sorted by
+//     ID; a customer's row lock serialises everything about it;
+//  3. links from hints (a statement only when an existing, unlinked
+//     customer gets linked), then qWriteSubscriptions: every version into
+//     the history, each subscription's newest into current state when it
+//     is newer than what is stored, and the touched customers' histories;
+//  4. customer, invoice and checkout events, one by one (applyCustomer,
+//     applyInvoice, applyCheckout: rows already locked in step 2);
+//  5. qReplaceLedgers: the touched customers' ledgers re-derived from the
+//     first version time in the batch on, the day rollup, outbox rows,
+//     cache invalidations and the outcomes that differ from the provisional
+//     one.
+//
+// Locks are always taken in the same order (event IDs, subject locks,
+// customer IDs, each sorted), so two replicas' batches cannot deadlock on
+// each other; erasure takes subject locks before rows, as here.
+//
+// Several versions of one subscription in a batch are applied as they
+// would be one after another in version order: the ProfitWell sync gets
+// every transition, and each event's outcome (applied or stale) is what it
+// would be alone after the others older than it.
+func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
+	ctx = s.withErasureKey(ctx) // tombstone hashes use the Store's cached key (issue 8)
+	if err := s.prepare(ctx, eventStatements...); err != nil {
+		return nil, err
+	}
+	if err := s.prepare(ctx, hookStatements...); err != nil {
+		return nil, err
+	}
+	ctx = withStatements(ctx, s)
+	var res []batchResult
+	err := s.inTx(ctx, func(sqltx *sqlx.Tx) error {
+		b := &batch{tx: ptx{Tx: sqltx, s: s}}
+		var err error
+		res, err = b.run(ctx, evs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// batchItem is one event of a batch.
+type batchItem struct {
+	i        int // index in the batch (and its results)
+	ev       billing.Event
+	customer string   // the customer the event writes about; "" for none
+	keys     []int64  // subject lock keys, sorted
+	hashes   [][]byte // subject tombstone hashes
+	copyOf   int      // index of an earlier event of the batch with the same ID, or -1
+	fresh    bool     // first delivery (or API fetch): to be applied
+	first    billing.Outcome
+	out      billing.Outcome
+	linked   string // account whose link this event made ("" none)
+	conflict bool   // link_conflict
+}
+
+type batch struct {
+	tx        ptx
+	items     []*batchItem
+	customers map[string]*lockedCustomer
+	outbox    []outboxRow // ProfitWell sync rows, in the order applied
+	accounts  map[string]bool
+}
+
+func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
+	b.customers = map[string]*lockedCustomer{}
+	b.accounts = map[string]bool{}
+	seen := map[string]int{}
+	for i, ev := range evs {
+		// Postgres keeps microseconds: compare versions at the precision stored.
+		ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
+		it := &batchItem{i: i, ev: ev, copyOf: -1, first: billing.OutcomeApplied}
+		if ev.Connect {
+			it.first = billing.OutcomeIgnored
+		}
+		if !ev.FromAPI() {
+			if j, ok := seen[ev.ID]; ok {
+				it.copyOf = j
+			} else {
+				seen[ev.ID] = i
+			}
+		}
+		ids := eventSubjects(ev)
+		it.keys = sortedLockKeys(ids)
+		if len(it.keys) > 0 {
+			hashes, err := subjectHashes(ctx, b.tx.Tx, ids)
+			if err != nil {
+				return nil, err
+			}
+			it.hashes = hashes
+			it.customer = ids[0]
+		}
+		b.items = append(b.items, it)
+	}
+	if err := b.recordEvents(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.lockCustomers(ctx); err != nil {
+		return nil, err
+	}
+	live := make([]*batchItem, 0, len(b.items))
+	for _, it := range b.ordered() {
+		if it.fresh && it.copyOf < 0 && it.out == "" {
+			live = append(live, it)
+		}
+	}
+	var subs []*batchItem
+	for _, it := range live {
+		if it.ev.Subscription != nil && !it.ev.Connect {
+			subs = append(subs, it)
+		}
+	}
+	ledgers, err := b.applySubscriptions(ctx, subs)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range live {
+		if it.ev.Subscription != nil && !it.ev.Connect {
+			continue
+		}
+		tx := b.tx
+		tx.tombstones = it.hashes
+		o, err := applyEvent(ctx, tx, it.ev)
+		if err != nil {
+			return nil, err
+		}
+		it.out = o
+	}
+	if err := b.writeLedgers(ctx, ledgers); err != nil {
+		return nil, err
+	}
+	res := make([]batchResult, len(b.items))
+	for _, it := range b.items {
+		switch {
+		case it.copyOf >= 0:
+			res[it.i].out = billing.OutcomeDuplicate
+		case !it.fresh:
+			res[it.i].out = billing.OutcomeDuplicate
+		default:
+			res[it.i].out = it.out
+		}
+	}
+	return res, nil
+}
+
+// ordered returns the batch's events in the order it applies them: by
+// customer, then time, then ID; any fixed order would do, as deliveries
+// may come in any order.
+func (b *batch) ordered() []*batchItem {
+	out := slices.Clone(b.items)
+	slices.SortStableFunc(out, func(x, y *batchItem) int {
+		return cmp.Or(cmp.Compare(x.customer, y.customer), x.ev.Created.Compare(y.ev.Created), cmp.Compare(x.ev.ID, y.ev.ID))
+	})
+	return out
+}
+
+// qRecordEvents records the events ($1..$5, sorted by ID so that two
+// batches wait on each other's IDs in one order) and takes the subject
+// locks ($7 event ID or ” for API fetches, $8 key) of the first
+// deliveries only, in key order. A concurrent duplicate waits in the insert
+// for the first delivery's transaction.
+var qRecordEvents = `
+WITH e AS (
+    INSERT INTO stripe_events (event_id, event_type, created, livemode, outcome)
+    SELECT u.id, u.type, u.created, u.livemode, u.outcome
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::boolean[], $5::text[]) AS u(id, type, created, livemode, outcome)
+    ORDER BY u.id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), k AS (
+    SELECT DISTINCT l.k FROM unnest($7::text[], $8::int[]) AS l(event_id, k)
+    WHERE l.event_id = '' OR l.event_id IN (SELECT event_id FROM e)
+)
+SELECT (SELECT coalesce(array_agg(event_id), '{}') FROM e) AS fresh,
+       (SELECT count(pg_advisory_xact_lock_shared($6, k)) FROM (SELECT k FROM k ORDER BY 1) AS keys) AS locked`
+
+func (b *batch) recordEvents(ctx context.Context) error {
+	var (
+		ids, types, outcomes []string
+		created              []string
+		livemode             []bool
+		lockEvent            = []string{}
+		lockKey              = []int64{}
+	)
+	for _, it := range b.items {
+		if it.copyOf >= 0 {
+			continue
+		}
+		if !it.ev.FromAPI() {
+			ids = append(ids, it.ev.ID)
+			types = append(types, it.ev.Type)
+			created = append(created, it.ev.Created.Format(time.RFC3339Nano))
+			livemode = append(livemode, it.ev.Livemode)
+			outcomes = append(outcomes, string(it.first))
+		}
+		for _, k := range it.keys {
+			lockEvent = append(lockEvent, it.ev.ID)
+			lockKey = append(lockKey, k)
+		}
+	}
+	var fresh pq.StringArray
+	var locked int64
+	err := b.tx.queryRowx(ctx, qRecordEvents, pq.Array(ids), pq.Array(types), pq.Array(created), pq.Array(livemode),
+		pq.Array(outcomes), subjectLockSpace, pq.Array(lockEvent), pq.Array(lockKey)).Scan(&fresh, &locked)
+	if err != nil {
+		return fmt.Errorf("record events: %w", translate(err))
+	}
+	isFresh := make(map[string]bool, len(fresh))
+	for _, id := range fresh {
+		isFresh[id] = true
+	}
+	for _, it := range b.items {
+		it.fresh = it.ev.FromAPI() || isFresh[it.ev.ID]
+		if it.fresh && it.copyOf < 0 && it.ev.Connect {
+			it.out = billing.OutcomeIgnored // connected accounts: this service serves one platform
+		}
+	}
+	return nil
+}
+
+// qLockCustomers looks up the tombstones of every subject ($5) and upserts
+// each customer ($1..$4, sorted by ID: one lock order for every batch)
+// whose own ID is not tombstoned ($6, its hash). It runs after the subject
+// locks were granted (qRecordEvents), so its snapshot shows any erasure
+// that committed meanwhile. A first-seen customer is linked to its hint at
+// once; existing rows only get their row lock (link decides the rest).
+var qLockCustomers = `
+WITH t AS (
+    SELECT coalesce(array_agg(subject_hmac), '{}') AS found FROM tombstones WHERE subject_hmac = ANY($5::bytea[])
+), c AS (
+    INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at)
+    SELECT u.id, u.livemode, NULLIF(u.hint, ''), NULLIF(u.via, ''), CASE WHEN u.hint = '' THEN NULL ELSE now() END
+    FROM unnest($1::text[], $2::boolean[], $3::text[], $4::text[], $6::bytea[]) AS u(id, livemode, hint, via, hmac), t
+    WHERE NOT (u.hmac = ANY (t.found))
+    ORDER BY u.id
+    ON CONFLICT (stripe_customer_id) DO UPDATE SET livemode = EXCLUDED.livemode, updated_at = now()
+    RETURNING stripe_customer_id, customer_ref, account_id, deleted, (xmax = 0) AS inserted
+)
+SELECT c.stripe_customer_id, c.customer_ref::text, c.account_id, c.deleted, c.inserted, NULL::bytea[] AS found FROM c
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, t.found FROM t`
+
+func (b *batch) lockCustomers(ctx context.Context) error {
+	type input struct {
+		livemode  bool
+		hint, via string
+	}
+	in := map[string]*input{}
+	var all [][]byte
+	for _, it := range b.ordered() {
+		if !it.fresh || it.copyOf >= 0 || it.out != "" || it.customer == "" {
+			continue
+		}
+		all = append(all, it.hashes...)
+		c := in[it.customer]
+		if c == nil {
+			c = &input{livemode: it.ev.Livemode}
+			in[it.customer] = c
+		}
+		// A first-seen customer takes the hint of its first subscription
+		// event in the order the batch applies them; other event types
+		// link through their own code, as alone.
+		if s := it.ev.Subscription; s != nil && s.AccountHint != "" && c.hint == "" {
+			c.hint, c.via = s.AccountHint, string(viaSubscriptionMetadata)
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	key, err := b.tx.s.erasureKeyTx(ctx, b.tx.Tx)
+	if err != nil {
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	ids := make([]string, 0, len(in))
+	for id := range in {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	live, hints, vias := make([]bool, len(ids)), make([]string, len(ids)), make([]string, len(ids))
+	hmacs := make([][]byte, len(ids))
+	for i, id := range ids {
+		live[i], hints[i], vias[i] = in[id].livemode, in[id].hint, in[id].via
+		hmacs[i] = subjectHMAC(key, id)
+	}
+	if all == nil {
+		all = [][]byte{}
+	}
+	rows, err := b.tx.stmtQueryx(ctx, qLockCustomers, pq.Array(ids), pq.Array(live), pq.Array(hints), pq.Array(vias),
+		pq.ByteaArray(all), pq.ByteaArray(hmacs))
+	if err != nil {
+		return fmt.Errorf("lock customers: %w", translate(err))
+	}
+	defer rows.Close()
+	var found [][]byte
+	for rows.Next() {
+		var r struct {
+			ID        *string       `db:"stripe_customer_id"`
+			Ref       *string       `db:"customer_ref"`
+			AccountID *string       `db:"account_id"`
+			Deleted   *bool         `db:"deleted"`
+			Inserted  *bool         `db:"inserted"`
+			Found     pq.ByteaArray `db:"found"`
+		}
+		if err := rows.StructScan(&r); err != nil {
+			return fmt.Errorf("lock customers: %w", translate(err))
+		}
+		if r.ID == nil {
+			found = r.Found
+			continue
+		}
+		c := &lockedCustomer{Ref: *r.Ref, Deleted: *r.Deleted, Inserted: *r.Inserted}
+		if r.AccountID != nil {
+			c.AccountID.String, c.AccountID.Valid = *r.AccountID, true
+		}
+		b.customers[*r.ID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock customers: %w", translate(err))
+	}
+	for _, it := range b.items {
+		if !it.fresh || it.copyOf >= 0 || it.out != "" || it.customer == "" {
+			continue
+		}
+		for _, h := range it.hashes {
+			if slices.ContainsFunc(found, func(f []byte) bool { return bytes.Equal(f, h) }) {
+				it.out = billing.OutcomeTombstoned
+				break
+			}
+		}
+		if it.out == "" && b.customers[it.customer] == nil {
+			return fmt.Errorf("lock customers: no row for an event's customer")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,394 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+)
+
+// Subscription events of a batch: current state (subscriptions) and state
+// history (subscription_versions). Every version goes into the history,
+// late ones included, because metrics derive from it; current state moves
+// only to a newer version key (billing/order.go). All of it is written
+// under the owning customers' row locks (qLockCustomers), so versions of
+// one customer never interleave between transactions.
+
+// subVersionInput is one version as qWriteSubscriptions reads it
+// (jsonb_to_recordset). Items and discounts are written only from
+// billing.Item and billing.Discount.
+type subVersionInput struct {
+	SubID              string          `json:"sub_id"`
+	CusID              string          `json:"cus_id"`
+	CusRef             string          `json:"cus_ref"`
+	Livemode           bool            `json:"livemode"`
+	Status             string          `json:"status"`
+	Currency           string          `json:"currency"`
+	Items              json.RawMessage `json:"items"`
+	ItemsIncomplete    bool            `json:"items_incomplete"`
+	Discounts          json.RawMessage `json:"discounts"`
+	MRR                int64           `json:"mrr_minor"`
+	Fixed              bool            `json:"mrr_fixed"`
+	Created            *time.Time      `json:"created"`
+	StartDate          *time.Time      `json:"start_date"`
+	CurrentPeriodStart *time.Time      `json:"current_period_start"`
+	CurrentPeriodEnd   *time.Time      `json:"current_period_end"`
+	TrialStart         *time.Time      `json:"trial_start"`
+	TrialEnd           *time.Time      `json:"trial_end"`
+	CancelAt           *time.Time      `json:"cancel_at"`
+	CancelAtPeriodEnd  bool            `json:"cancel_at_period_end"`
+	CanceledAt         *time.Time      `json:"canceled_at"`
+	EndedAt            *time.Time      `json:"ended_at"`
+	CollectionPaused   bool            `json:"collection_paused"`
+	VersionAt          time.Time       `json:"version_at"`
+	VersionRank        int             `json:"version_rank"`
+	VersionEvent       string          `json:"version_event"`
+	Newest             bool            `json:"newest"` // the subscription's newest version in the batch
+}
+
+// qWriteSubscriptions writes a batch's versions ($1) in one statement:
+//
+//   - old: each subscription's current state before, for the change records;
+//   - up: each subscription's newest version of the batch inserted, or
+//     replacing current state when its version key is newer (the WHERE
+//     guard, byte-order collation as in Go's billing.VersionKey); a first
+//     insert takes over invoice facts that arrived before the subscription
+//     (pending_invoice_facts, deleted in the same statement);
+//   - v: every version into the state history, newer or not;
+//   - h: the touched customers' histories after the insert (for the
+//     ledgers): the rows this statement's snapshot shows plus v's, since a
+//     statement does not see its own inserts.
+var qWriteSubscriptions = `
+WITH u AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(
+        sub_id text, cus_id text, cus_ref uuid, livemode boolean, status text, currency text, items jsonb,
+        items_incomplete boolean, discounts jsonb, mrr_minor bigint, mrr_fixed boolean, created timestamptz,
+        start_date timestamptz, current_period_start timestamptz, current_period_end timestamptz,
+        trial_start timestamptz, trial_end timestamptz, cancel_at timestamptz, cancel_at_period_end boolean,
+        canceled_at timestamptz, ended_at timestamptz, collection_paused boolean, version_at timestamptz,
+        version_rank smallint, version_event text, newest boolean)
+), old AS (
+    SELECT s.stripe_subscription_id AS sub_id, s.subscription_ref, to_jsonb(s) AS state
+    FROM subscriptions s WHERE s.stripe_subscription_id IN (SELECT sub_id FROM u WHERE newest)
+), p AS (
+    DELETE FROM pending_invoice_facts WHERE stripe_subscription_id IN (SELECT sub_id FROM u WHERE newest)
+    RETURNING stripe_subscription_id AS sub_id, latest_invoice_status, invoice_attempt_count,
+              next_payment_attempt, invoice_version_at
+), up AS (
+    INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_ref, livemode, status,
+        currency, items, items_incomplete, discounts, mrr_minor, mrr_fixed, created, start_date,
+        current_period_start, current_period_end, trial_start, trial_end, cancel_at, cancel_at_period_end,
+        canceled_at, ended_at, collection_paused, version_at, version_rank, version_event,
+        latest_invoice_status, invoice_attempt_count, next_payment_attempt, invoice_version_at)
+    SELECT u.sub_id, u.cus_id, u.cus_ref, u.livemode, u.status, u.currency, u.items, u.items_incomplete,
+        u.discounts, u.mrr_minor, u.mrr_fixed, u.created, u.start_date, u.current_period_start,
+        u.current_period_end, u.trial_start, u.trial_end, u.cancel_at, u.cancel_at_period_end, u.canceled_at,
+        u.ended_at, u.collection_paused, u.version_at, u.version_rank, u.version_event,
+        p.latest_invoice_status, COALESCE(p.invoice_attempt_count, 0), p.next_payment_attempt, p.invoice_version_at
+    FROM u LEFT JOIN p ON p.sub_id = u.sub_id
+    WHERE u.newest
+    ORDER BY u.sub_id
+    ON CONFLICT (stripe_subscription_id) DO UPDATE SET
+        livemode = EXCLUDED.livemode, status = EXCLUDED.status, currency = EXCLUDED.currency,
+        items = EXCLUDED.items, items_incomplete = EXCLUDED.items_incomplete, discounts = EXCLUDED.discounts,
+        mrr_minor = EXCLUDED.mrr_minor, mrr_fixed = EXCLUDED.mrr_fixed, created = EXCLUDED.created,
+        start_date = EXCLUDED.start_date, current_period_start = EXCLUDED.current_period_start,
+        current_period_end = EXCLUDED.current_period_end, trial_start = EXCLUDED.trial_start,
+        trial_end = EXCLUDED.trial_end, cancel_at = EXCLUDED.cancel_at,
+        cancel_at_period_end = EXCLUDED.cancel_at_period_end, canceled_at = EXCLUDED.canceled_at,
+        ended_at = EXCLUDED.ended_at, collection_paused = EXCLUDED.collection_paused,
+        version_at = EXCLUDED.version_at, version_rank = EXCLUDED.version_rank,
+        version_event = EXCLUDED.version_event, updated_at = now()
+    WHERE (subscriptions.version_at, subscriptions.version_rank, subscriptions.version_event COLLATE "C")
+        < (EXCLUDED.version_at, EXCLUDED.version_rank, EXCLUDED.version_event COLLATE "C")
+    RETURNING stripe_subscription_id AS sub_id, subscription_ref
+), ref AS (
+    SELECT n.sub_id, COALESCE(up.subscription_ref, old.subscription_ref) AS r, up.sub_id IS NOT NULL AS changed,
+           old.state
+    FROM (SELECT sub_id FROM u WHERE newest) AS n LEFT JOIN up USING (sub_id) LEFT JOIN old USING (sub_id)
+), v AS (
+    INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items,
+        discounts, mrr_minor, mrr_fixed, current_period_start, current_period_end, trial_end, cancel_at,
+        cancel_at_period_end, ended_at, version_at, version_rank, version_event)
+    SELECT ref.r, u.cus_ref, u.livemode, u.status, u.currency, u.items, u.discounts, u.mrr_minor, u.mrr_fixed,
+        u.current_period_start, u.current_period_end, u.trial_end, u.cancel_at, u.cancel_at_period_end,
+        u.ended_at, u.version_at, u.version_rank, u.version_event
+    FROM u JOIN ref USING (sub_id)
+    ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHING
+    RETURNING customer_ref, ` + historyColumns + `
+), h AS (
+    SELECT customer_ref, ` + historyColumns + ` FROM subscription_versions
+    WHERE (customer_ref, livemode) IN (SELECT DISTINCT cus_ref, livemode FROM u)
+    UNION ALL
+    SELECT * FROM v
+)
+SELECT (SELECT json_agg(json_build_object('sub_id', sub_id, 'ref', r, 'changed', changed, 'old', state)) FROM ref) AS subs,
+       (SELECT json_agg(h) FROM h) AS history`
+
+// historyColumns are the subscription_versions columns the derivation
+// reads (versionRow).
+const historyColumns = `subscription_ref, livemode, status, currency, items, discounts,
+    current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
+    version_at, version_rank, version_event`
+
+// oldState is a subscriptions row as to_jsonb renders it, for the change
+// record's Prev and its version key.
+type oldState struct {
+	ID                 string             `json:"stripe_subscription_id"`
+	CustomerID         string             `json:"stripe_customer_id"`
+	Livemode           bool               `json:"livemode"`
+	Status             billing.Status     `json:"status"`
+	Currency           string             `json:"currency"`
+	Items              []billing.Item     `json:"items"`
+	ItemsIncomplete    bool               `json:"items_incomplete"`
+	Discounts          []billing.Discount `json:"discounts"`
+	Created            *time.Time         `json:"created"`
+	StartDate          *time.Time         `json:"start_date"`
+	CurrentPeriodStart *time.Time         `json:"current_period_start"`
+	CurrentPeriodEnd   *time.Time         `json:"current_period_end"`
+	TrialStart         *time.Time         `json:"trial_start"`
+	TrialEnd           *time.Time         `json:"trial_end"`
+	CancelAt           *time.Time         `json:"cancel_at"`
+	CancelAtPeriodEnd  bool               `json:"cancel_at_period_end"`
+	CanceledAt         *time.Time         `json:"canceled_at"`
+	EndedAt            *time.Time         `json:"ended_at"`
+	CollectionPaused   bool               `json:"collection_paused"`
+	VersionAt          time.Time          `json:"version_at"`
+	VersionRank        int                `json:"version_rank"`
+	VersionEvent       string             `json:"version_event"`
+}
+
+func (o oldState) toSubscription() billing.Subscription {
+	return billing.Subscription{
+		ID: o.ID, CustomerID: o.CustomerID, Livemode: o.Livemode, Status: o.Status, Currency: o.Currency,
+		Items: o.Items, ItemsIncomplete: o.ItemsIncomplete, Discounts: o.Discounts, Created: o.Created,
+		StartDate: o.StartDate, CurrentPeriodStart: o.CurrentPeriodStart, CurrentPeriodEnd: o.CurrentPeriodEnd,
+		TrialStart: o.TrialStart, TrialEnd: o.TrialEnd, CancelAt: o.CancelAt, CancelAtPeriodEnd: o.CancelAtPeriodEnd,
+		CanceledAt: o.CanceledAt, EndedAt: o.EndedAt, CollectionPaused: o.CollectionPaused,
+	}
+}
+
+// ledgerKey names one customer's ledger in one mode.
+type ledgerKey struct {
+	ref      string
+	livemode bool
+}
+
+// ledgerWork is a ledger to re-derive: from since (the batch's earliest
+// version of the customer) on, from the customer's history.
+type ledgerWork struct {
+	since    time.Time
+	versions []billing.SubscriptionVersion
+}
+
+// subscriptionGroup is the batch's versions of one subscription, oldest first.
+type subscriptionGroup struct {
+	id     string
+	items  []*batchItem
+	keys   []billing.VersionKey
+	newest int // index of the version written as current-state candidate
+}
+
+// applySubscriptions links and writes the batch's subscription events
+// (ordered as b.ordered) and returns the ledgers they touch. Each event's
+// outcome is set; the outbox rows and accounts to invalidate are queued on b.
+func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[ledgerKey]*ledgerWork, error) {
+	if len(subs) == 0 {
+		return nil, nil
+	}
+	var groups []*subscriptionGroup
+	byID := map[string]*subscriptionGroup{}
+	for _, it := range subs {
+		s := it.ev.Subscription
+		c := b.customers[s.CustomerID]
+		out, linked, err := link(ctx, b.tx, s.CustomerID, c, s.AccountHint, viaSubscriptionMetadata)
+		if err != nil {
+			return nil, err
+		}
+		it.conflict = out == billing.OutcomeLinkConflict
+		it.linked = linked
+		g := byID[s.ID]
+		if g == nil {
+			g = &subscriptionGroup{id: s.ID}
+			byID[s.ID] = g
+			groups = append(groups, g)
+		}
+		g.items = append(g.items, it)
+	}
+	var in []subVersionInput
+	for _, g := range groups {
+		slices.SortStableFunc(g.items, func(x, y *batchItem) int { return versionKey(x).Compare(versionKey(y)) })
+		for i, it := range g.items {
+			g.keys = append(g.keys, versionKey(it))
+			if i > 0 && g.keys[i].Compare(g.keys[i-1]) == 0 {
+				continue // same key twice (two API fetches in one microsecond): one version
+			}
+			row, err := versionInput(it, b.customers[it.ev.Subscription.CustomerID].Ref)
+			if err != nil {
+				return nil, err
+			}
+			in = append(in, row)
+			g.newest = i
+		}
+		in[len(in)-1].Newest = true
+	}
+	doc, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("write subscriptions: encode versions: %w", err)
+	}
+	var res struct {
+		Subs    []byte `db:"subs"`
+		History []byte `db:"history"`
+	}
+	if err := b.tx.queryRowx(ctx, qWriteSubscriptions, string(doc)).StructScan(&res); err != nil {
+		return nil, fmt.Errorf("write subscriptions: %w", translate(err))
+	}
+	var written []struct {
+		SubID   string          `json:"sub_id"`
+		Ref     string          `json:"ref"`
+		Changed bool            `json:"changed"`
+		Old     json.RawMessage `json:"old"`
+	}
+	if err := json.Unmarshal(res.Subs, &written); err != nil {
+		return nil, fmt.Errorf("write subscriptions: read result: %w", err)
+	}
+	type change struct {
+		it  *batchItem
+		row []outboxRow
+	}
+	var changes []change
+	for _, w := range written {
+		g := byID[w.SubID]
+		if g == nil {
+			return nil, fmt.Errorf("write subscriptions: result for a subscription not in the batch")
+		}
+		// Walk the batch's versions oldest first from the stored state, as
+		// one delivery after another: each newer one is a change.
+		var cur *billing.Subscription
+		var curKey *billing.VersionKey
+		if len(w.Old) > 0 && string(w.Old) != "null" {
+			var o oldState
+			if err := json.Unmarshal(w.Old, &o); err != nil {
+				return nil, fmt.Errorf("read previous subscription state: %w", err)
+			}
+			prev := o.toSubscription()
+			k := billing.VersionKey{At: o.VersionAt, Rank: o.VersionRank, Event: o.VersionEvent}
+			cur, curKey = &prev, &k
+		}
+		newest := false
+		for i, it := range g.items {
+			k := g.keys[i]
+			s := *it.ev.Subscription
+			c := b.customers[s.CustomerID]
+			applied := curKey == nil || k.NewerThan(*curKey)
+			switch {
+			case it.conflict:
+				it.out = billing.OutcomeLinkConflict
+			case applied:
+				it.out = billing.OutcomeApplied
+			default:
+				it.out = billing.OutcomeStale
+			}
+			if it.linked != "" {
+				b.accounts[it.linked] = true
+			}
+			if !applied {
+				continue
+			}
+			newest = i == g.newest
+			if c.AccountID.Valid && !c.Deleted {
+				b.accounts[c.AccountID.String] = true
+			}
+			if s.Livemode {
+				rows, err := subscriptionSyncRows(SubscriptionChange{Prev: cur, Next: s, CustomerRef: c.Ref, SubscriptionRef: w.Ref, At: it.ev.Created})
+				if err != nil {
+					return nil, fmt.Errorf("enqueue subscription sync: %w", err)
+				}
+				changes = append(changes, change{it: it, row: rows})
+			}
+			cur, curKey = &s, &k
+		}
+		if newest != w.Changed {
+			// The guard in SQL and billing.VersionKey disagree: a bug, and
+			// a loud one, rather than a sync that contradicts the rows.
+			return nil, fmt.Errorf("write subscriptions: version order in SQL and Go disagree")
+		}
+	}
+	// One customer's outbox rows in the order the batch applied its events.
+	slices.SortStableFunc(changes, func(x, y change) int {
+		return cmp.Or(cmp.Compare(x.it.customer, y.it.customer), x.it.ev.Created.Compare(y.it.ev.Created), cmp.Compare(x.it.ev.ID, y.it.ev.ID))
+	})
+	for _, ch := range changes {
+		b.outbox = append(b.outbox, ch.row...)
+	}
+
+	ledgers := map[ledgerKey]*ledgerWork{}
+	for _, it := range subs {
+		k := ledgerKey{ref: b.customers[it.ev.Subscription.CustomerID].Ref, livemode: it.ev.Subscription.Livemode}
+		l := ledgers[k]
+		if l == nil {
+			ledgers[k] = &ledgerWork{since: it.ev.Created}
+		} else if it.ev.Created.Before(l.since) {
+			l.since = it.ev.Created
+		}
+	}
+	if len(res.History) > 0 {
+		var rows []struct {
+			CustomerRef string `json:"customer_ref"`
+			historyRow
+		}
+		if err := json.Unmarshal(res.History, &rows); err != nil {
+			return nil, fmt.Errorf("decode customer history: %w", err)
+		}
+		for _, r := range rows {
+			l := ledgers[ledgerKey{ref: r.CustomerRef, livemode: r.Livemode}]
+			if l == nil {
+				continue
+			}
+			v, err := r.historyRow.toVersion()
+			if err != nil {
+				return nil, err
+			}
+			l.versions = append(l.versions, v)
+		}
+	}
+	return ledgers, nil
+}
+
+// versionKey is the version key of a subscription event.
+func versionKey(it *batchItem) billing.VersionKey {
+	return billing.SubscriptionVersionKey(*it.ev.Subscription, it.ev.Created, it.ev.ID)
+}
+
+// versionInput is it's version as qWriteSubscriptions reads it.
+func versionInput(it *batchItem, customerRef string) (subVersionInput, error) {
+	s := *it.ev.Subscription
+	if s.Items == nil {
+		s.Items = []billing.Item{}
+	}
+	if s.Discounts == nil {
+		s.Discounts = []billing.Discount{}
+	}
+	items, err := json.Marshal(s.Items)
+	if err != nil {
+		return subVersionInput{}, fmt.Errorf("encode items: %w", err)
+	}
+	discounts, err := json.Marshal(s.Discounts)
+	if err != nil {
+		return subVersionInput{}, fmt.Errorf("encode discounts: %w", err)
+	}
+	key := versionKey(it)
+	mrr, fixed := billing.SubscriptionMRR(s)
+	return subVersionInput{
+		SubID: s.ID, CusID: s.CustomerID, CusRef: customerRef, Livemode: s.Livemode, Status: string(s.Status),
+		Currency: s.Currency, Items: items, ItemsIncomplete: s.ItemsIncomplete, Discounts: discounts, MRR: mrr,
+		Fixed: fixed, Created: s.Created, StartDate: s.StartDate, CurrentPeriodStart: s.CurrentPeriodStart,
+		CurrentPeriodEnd: s.CurrentPeriodEnd, TrialStart: s.TrialStart, TrialEnd: s.TrialEnd, CancelAt: s.CancelAt,
+		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: s.CanceledAt, EndedAt: s.EndedAt,
+		CollectionPaused: s.CollectionPaused, VersionAt: key.At, VersionRank: key.Rank, VersionEvent: key.Event,
+	}, nil
+}
