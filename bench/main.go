@@ -68,6 +68,13 @@ func run(short bool, skip string) error {
 		// (printed after the c32 ingest run).
 		srv.Settings = []string{"max_connections=300", "shared_buffers=512MB",
 			"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"}
+		// BENCH_PG_SETTINGS adds server settings for an experiment
+		// (semicolon-separated, e.g. "auto_explain.log_min_duration=5").
+		for _, kv := range strings.Split(os.Getenv("BENCH_PG_SETTINGS"), ";") {
+			if kv = strings.TrimSpace(kv); kv != "" {
+				srv.Settings = append(srv.Settings, kv)
+			}
+		}
 		if err := srv.Start(ctx); err != nil {
 			return err
 		}

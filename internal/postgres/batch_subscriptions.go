@@ -62,6 +62,11 @@ type subVersionInput struct {
 //   - h: the touched customers' histories after the insert (for the
 //     ledgers): the rows this statement's snapshot shows plus v's, since a
 //     statement does not see its own inserts.
+//
+// Lookups are LATERAL subqueries with OFFSET 0 (and deletes go by ctid):
+// the statement is prepared once, and a generic plan made while a table
+// was small would otherwise hash-join a full scan of it on every batch.
+// This shape is an index probe per row whatever the statistics said.
 var qWriteSubscriptions = `
 WITH u AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(
@@ -72,10 +77,18 @@ WITH u AS (
         canceled_at timestamptz, ended_at timestamptz, collection_paused boolean, version_at timestamptz,
         version_rank smallint, version_event text, newest boolean)
 ), old AS (
-    SELECT s.stripe_subscription_id AS sub_id, s.subscription_ref, to_jsonb(s) AS state
-    FROM subscriptions s WHERE s.stripe_subscription_id IN (SELECT sub_id FROM u WHERE newest)
+    SELECT u.sub_id, s.subscription_ref, to_jsonb(s) AS state
+    FROM u CROSS JOIN LATERAL (
+        SELECT * FROM subscriptions s WHERE s.stripe_subscription_id = u.sub_id OFFSET 0
+    ) AS s
+    WHERE u.newest
 ), p AS (
-    DELETE FROM pending_invoice_facts WHERE stripe_subscription_id IN (SELECT sub_id FROM u WHERE newest)
+    DELETE FROM pending_invoice_facts d USING (
+        SELECT x.ctid AS row FROM u CROSS JOIN LATERAL (
+            SELECT ctid FROM pending_invoice_facts WHERE stripe_subscription_id = u.sub_id OFFSET 0
+        ) AS x
+        WHERE u.newest) AS x
+    WHERE d.ctid = x.row
     RETURNING stripe_subscription_id AS sub_id, latest_invoice_status, invoice_attempt_count,
               next_payment_attempt, invoice_version_at
 ), up AS (
@@ -121,8 +134,10 @@ WITH u AS (
     ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHING
     RETURNING customer_ref, ` + historyColumns + `
 ), h AS (
-    SELECT customer_ref, ` + historyColumns + ` FROM subscription_versions
-    WHERE (customer_ref, livemode) IN (SELECT DISTINCT cus_ref, livemode FROM u)
+    SELECT x.* FROM (SELECT DISTINCT cus_ref, livemode FROM u) AS c CROSS JOIN LATERAL (
+        SELECT customer_ref, ` + historyColumns + ` FROM subscription_versions
+        WHERE customer_ref = c.cus_ref AND livemode = c.livemode OFFSET 0
+    ) AS x
     UNION ALL
     SELECT * FROM v
 )

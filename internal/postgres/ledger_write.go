@@ -30,18 +30,30 @@ import (
 //
 // The DELETEs and INSERTs of one statement share a snapshot, so the
 // deletes cannot see (and remove) the rows being inserted. Unreferenced
-// data-modifying CTEs still run to completion.
+// data-modifying CTEs still run to completion. Rows are found by LATERAL
+// index probes and deleted or updated by ctid (the transaction holds the
+// customers' row locks, so nobody else moves them): the statement is
+// prepared once, and a generic plan made while the tables were small
+// would otherwise scan them whole on every batch.
 var qReplaceLedgers = eventStatement(`
 WITH f AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS f(cref uuid, livemode boolean, since timestamptz)
 ), del_m AS (
-    DELETE FROM mrr_movements m USING f
-    WHERE m.customer_ref = f.cref AND m.livemode = f.livemode AND m.effective_at >= f.since
-    RETURNING -1 AS sign, m.livemode, m.currency, m.effective_at, m.kind, m.delta_minor
+    DELETE FROM mrr_movements d USING (
+        SELECT x.ctid AS row FROM f CROSS JOIN LATERAL (
+            SELECT ctid FROM mrr_movements m
+            WHERE m.customer_ref = f.cref AND m.livemode = f.livemode AND m.effective_at >= f.since OFFSET 0
+        ) AS x) AS x
+    WHERE d.ctid = x.row
+    RETURNING -1 AS sign, d.livemode, d.currency, d.effective_at, d.kind, d.delta_minor
 ), del_a AS (
-    DELETE FROM subscription_activity a USING f
-    WHERE a.customer_ref = f.cref AND a.livemode = f.livemode AND a.effective_at >= f.since
-    RETURNING -1 AS sign, a.livemode, a.currency, a.effective_at, a.delta
+    DELETE FROM subscription_activity d USING (
+        SELECT x.ctid AS row FROM f CROSS JOIN LATERAL (
+            SELECT ctid FROM subscription_activity a
+            WHERE a.customer_ref = f.cref AND a.livemode = f.livemode AND a.effective_at >= f.since OFFSET 0
+        ) AS x) AS x
+    WHERE d.ctid = x.row
+    RETURNING -1 AS sign, d.livemode, d.currency, d.effective_at, d.delta
 ), ins_m AS (
     INSERT INTO mrr_movements (customer_ref, subscription_ref, livemode, currency, effective_at, kind,
                                delta_minor, customer_mrr_before, customer_mrr_after)
@@ -71,9 +83,12 @@ WITH f AS (
     INSERT INTO cache_invalidations (kind, bucket)
     SELECT u.kind, u.bucket FROM unnest($8::smallint[], $9::integer[]) AS u(kind, bucket)
 ), oc AS (
-    UPDATE stripe_events e SET outcome = u.outcome
-    FROM unnest($10::text[], $11::text[]) AS u(event_id, outcome)
-    WHERE e.event_id = u.event_id
+    UPDATE stripe_events e SET outcome = x.outcome
+    FROM (SELECT u.outcome, s.ctid AS row
+          FROM unnest($10::text[], $11::text[]) AS u(event_id, outcome) CROSS JOIN LATERAL (
+              SELECT ctid FROM stripe_events WHERE event_id = u.event_id OFFSET 0
+          ) AS s) AS x
+    WHERE e.ctid = x.row
 )
 INSERT INTO revenue_daily (livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
                            churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta)
