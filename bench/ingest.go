@@ -69,14 +69,17 @@ func (c *config) ingestSize(conc int) int {
 	if c.short {
 		sizes = map[int]int{1: 300, 8: 2000, 32: 4000}
 	}
-	return sizes[conc]
+	if n, ok := sizes[conc]; ok {
+		return n
+	}
+	return min(20000, conc*625)
 }
 
 // benchIngest measures signed events through billingd's HTTP endpoint, the
 // same writes applied directly through the store (the baseline: no HTTP,
 // no signature, no JSON), and the peer on the same events, per concurrency.
 func benchIngest(ctx context.Context, c *config) error {
-	for _, conc := range []int{1, 8, 32} {
+	for _, conc := range c.conc {
 		n := c.ingestSize(conc)
 		tag := fmt.Sprintf("c%d", conc)
 		events := benchEvents(tag, n)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,21 +30,32 @@ type config struct {
 	adminDB string // admin URL of the server used
 	bin     string
 	out     io.Writer
+	conc    []int // ingest concurrencies
 }
 
 func main() {
 	short := flag.Bool("short", false, "quick pass: fewer events and a smaller revenue seed")
 	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,revenue")
+	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	flag.Parse()
-	if err := run(*short, *skip); err != nil {
+	var cs []int
+	for _, f := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: bad -conc %q\n", *conc)
+			os.Exit(2)
+		}
+		cs = append(cs, n)
+	}
+	if err := run(*short, *skip, cs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(short bool, skip string) error {
+func run(short bool, skip string, conc []int) error {
 	ctx := context.Background()
-	cfg := &config{short: short, skip: map[string]bool{}, out: os.Stdout}
+	cfg := &config{short: short, skip: map[string]bool{}, out: os.Stdout, conc: conc}
 	for _, s := range strings.Split(skip, ",") {
 		if s != "" {
 			cfg.skip[s] = true

@@ -20,6 +20,8 @@ type Config struct {
 	LogLevel        slog.Level    // LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT (default 30s)
 	DBMaxConns      int           // DB_MAX_CONNS (default 32)
+	EventBatchers   int           // EVENT_BATCHERS (default 2): webhook event transactions at once per process
+	EventBatchMax   int           // EVENT_BATCH_MAX (default 64): events per transaction at most
 
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m)
@@ -69,6 +71,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 		DBMaxConns:      p.intRange("DB_MAX_CONNS", 32, 1, 1000),
+		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
+		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
 
 		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),

@@ -47,7 +47,8 @@ type subVersionInput struct {
 	VersionAt          time.Time       `json:"version_at"`
 	VersionRank        int             `json:"version_rank"`
 	VersionEvent       string          `json:"version_event"`
-	Newest             bool            `json:"newest"` // the subscription's newest version in the batch
+	Newest             bool            `json:"newest"`  // the subscription's newest version in the batch
+	CusNew             bool            `json:"cus_new"` // customer first seen in this batch: no history to read
 }
 
 // qWriteSubscriptions writes a batch's versions ($1) in one statement:
@@ -58,10 +59,12 @@ type subVersionInput struct {
 //     guard, byte-order collation as in Go's billing.VersionKey); a first
 //     insert takes over invoice facts that arrived before the subscription
 //     (pending_invoice_facts, deleted in the same statement);
-//   - v: every version into the state history, newer or not;
-//   - h: the touched customers' histories after the insert (for the
-//     ledgers): the rows this statement's snapshot shows plus v's, since a
-//     statement does not see its own inserts.
+//   - v: every version into the state history, newer or not (a version
+//     already there, same key, is skipped);
+//   - h: the touched customers' histories as they were before (the
+//     statement's snapshot does not show v's rows), none read for customers
+//     first seen in this batch; the caller adds the batch's versions, which
+//     it has, instead of decoding them back.
 //
 // Lookups are LATERAL subqueries with OFFSET 0 (and deletes go by ctid):
 // the statement is prepared once, and a generic plan made while a table
@@ -75,7 +78,7 @@ WITH u AS (
         start_date timestamptz, current_period_start timestamptz, current_period_end timestamptz,
         trial_start timestamptz, trial_end timestamptz, cancel_at timestamptz, cancel_at_period_end boolean,
         canceled_at timestamptz, ended_at timestamptz, collection_paused boolean, version_at timestamptz,
-        version_rank smallint, version_event text, newest boolean)
+        version_rank smallint, version_event text, newest boolean, cus_new boolean)
 ), old AS (
     SELECT u.sub_id, s.subscription_ref, to_jsonb(s) AS state
     FROM u CROSS JOIN LATERAL (
@@ -132,14 +135,11 @@ WITH u AS (
         u.ended_at, u.version_at, u.version_rank, u.version_event
     FROM u JOIN ref USING (sub_id)
     ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHING
-    RETURNING customer_ref, ` + historyColumns + `
 ), h AS (
-    SELECT x.* FROM (SELECT DISTINCT cus_ref, livemode FROM u) AS c CROSS JOIN LATERAL (
+    SELECT x.* FROM (SELECT DISTINCT cus_ref, livemode FROM u WHERE NOT cus_new) AS c CROSS JOIN LATERAL (
         SELECT customer_ref, ` + historyColumns + ` FROM subscription_versions
         WHERE customer_ref = c.cus_ref AND livemode = c.livemode OFFSET 0
     ) AS x
-    UNION ALL
-    SELECT * FROM v
 )
 SELECT (SELECT json_agg(json_build_object('sub_id', sub_id, 'ref', r, 'changed', changed, 'old', state)) FROM ref) AS subs,
        (SELECT json_agg(h) FROM h) AS history`
@@ -242,10 +242,12 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 			if i > 0 && g.keys[i].Compare(g.keys[i-1]) == 0 {
 				continue // same key twice (two API fetches in one microsecond): one version
 			}
-			row, err := versionInput(it, b.customers[it.ev.Subscription.CustomerID].Ref)
+			c := b.customers[it.ev.Subscription.CustomerID]
+			row, err := versionInput(it, c.Ref)
 			if err != nil {
 				return nil, err
 			}
+			row.CusNew = c.Inserted
 			in = append(in, row)
 			g.newest = i
 		}
@@ -351,13 +353,63 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 			l.since = it.ev.Created
 		}
 	}
-	if len(res.History) > 0 {
+	if err := addStoredHistory(ledgers, res.History); err != nil {
+		return nil, err
+	}
+	// The batch's versions, except those the history already had (same
+	// subscription and key: a redelivered API fetch), as the history
+	// stores them (historyState).
+	refs := make(map[string]string, len(written))
+	for _, w := range written {
+		refs[w.SubID] = w.Ref
+	}
+	for _, g := range groups {
+		for i, it := range g.items {
+			if i > 0 && g.keys[i].Compare(g.keys[i-1]) == 0 {
+				continue
+			}
+			s := it.ev.Subscription
+			l := ledgers[ledgerKey{ref: b.customers[s.CustomerID].Ref, livemode: s.Livemode}]
+			v := billing.SubscriptionVersion{SubscriptionRef: refs[s.ID], At: g.keys[i].At, Rank: g.keys[i].Rank,
+				Event: g.keys[i].Event, State: historyState(*s)}
+			if !slices.ContainsFunc(l.versions, func(o billing.SubscriptionVersion) bool {
+				return o.SubscriptionRef == v.SubscriptionRef && o.At.Equal(v.At) && o.Rank == v.Rank && o.Event == v.Event
+			}) {
+				l.versions = append(l.versions, v)
+			}
+		}
+	}
+	return ledgers, nil
+}
+
+// historyState is the part of a subscription's state that its history row
+// keeps (subscription_versions; versionRow.toVersion reads it back).
+func historyState(s billing.Subscription) billing.Subscription {
+	items, discounts := s.Items, s.Discounts
+	if items == nil {
+		items = []billing.Item{}
+	}
+	if discounts == nil {
+		discounts = []billing.Discount{}
+	}
+	return billing.Subscription{
+		Livemode: s.Livemode, Status: s.Status, Currency: s.Currency, Items: items, Discounts: discounts,
+		CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd, TrialEnd: s.TrialEnd,
+		CancelAt: s.CancelAt, CancelAtPeriodEnd: s.CancelAtPeriodEnd, EndedAt: s.EndedAt,
+	}
+}
+
+// addStoredHistory adds the stored versions qWriteSubscriptions returned
+// (a JSON array of customer_ref plus historyColumns, or NULL) to their
+// ledgers.
+func addStoredHistory(ledgers map[ledgerKey]*ledgerWork, history []byte) error {
+	if len(history) > 0 {
 		var rows []struct {
 			CustomerRef string `json:"customer_ref"`
 			historyRow
 		}
-		if err := json.Unmarshal(res.History, &rows); err != nil {
-			return nil, fmt.Errorf("decode customer history: %w", err)
+		if err := json.Unmarshal(history, &rows); err != nil {
+			return fmt.Errorf("decode customer history: %w", err)
 		}
 		for _, r := range rows {
 			l := ledgers[ledgerKey{ref: r.CustomerRef, livemode: r.Livemode}]
@@ -366,12 +418,12 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 			}
 			v, err := r.historyRow.toVersion()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			l.versions = append(l.versions, v)
 		}
 	}
-	return ledgers, nil
+	return nil
 }
 
 // versionKey is the version key of a subscription event.
