@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -13,4 +14,18 @@ func SetBeforeEraseCommit(s *Store, f func()) { s.keys.beforeEraseCommit = f }
 // IsTombstoned exposes the event path's tombstone check to the external tests.
 func IsTombstoned(ctx context.Context, s *Store, tx *sqlx.Tx, ids ...string) (bool, error) {
 	return isTombstoned(s.withErasureKey(ctx), tx, ids...)
+}
+
+// ApplyBatch applies evs as one group-commit batch (one transaction), as
+// concurrent deliveries would be, and returns each event's result.
+func ApplyBatch(ctx context.Context, s *Store, evs []billing.Event) ([]billing.Outcome, []error, error) {
+	res, err := s.applyBatch(ctx, evs)
+	if err != nil {
+		return nil, nil, err
+	}
+	outs, errs := make([]billing.Outcome, len(res)), make([]error, len(res))
+	for i, r := range res {
+		outs[i], errs[i] = r.out, r.err
+	}
+	return outs, errs, nil
 }
