@@ -22,33 +22,33 @@ import (
 // (jsonb_to_recordset). Items and discounts are written only from
 // billing.Item and billing.Discount.
 type subVersionInput struct {
-	SubID              string          `json:"sub_id"`
-	CusID              string          `json:"cus_id"`
-	CusRef             string          `json:"cus_ref"`
-	Livemode           bool            `json:"livemode"`
-	Status             string          `json:"status"`
-	Currency           string          `json:"currency"`
-	Items              json.RawMessage `json:"items"`
-	ItemsIncomplete    bool            `json:"items_incomplete"`
-	Discounts          json.RawMessage `json:"discounts"`
-	MRR                int64           `json:"mrr_minor"`
-	Fixed              bool            `json:"mrr_fixed"`
-	Created            *time.Time      `json:"created"`
-	StartDate          *time.Time      `json:"start_date"`
-	CurrentPeriodStart *time.Time      `json:"current_period_start"`
-	CurrentPeriodEnd   *time.Time      `json:"current_period_end"`
-	TrialStart         *time.Time      `json:"trial_start"`
-	TrialEnd           *time.Time      `json:"trial_end"`
-	CancelAt           *time.Time      `json:"cancel_at"`
-	CancelAtPeriodEnd  bool            `json:"cancel_at_period_end"`
-	CanceledAt         *time.Time      `json:"canceled_at"`
-	EndedAt            *time.Time      `json:"ended_at"`
-	CollectionPaused   bool            `json:"collection_paused"`
-	VersionAt          time.Time       `json:"version_at"`
-	VersionRank        int             `json:"version_rank"`
-	VersionEvent       string          `json:"version_event"`
-	Newest             bool            `json:"newest"`  // the subscription's newest version in the batch
-	CusNew             bool            `json:"cus_new"` // customer first seen in this batch: no history to read
+	SubID              string             `json:"sub_id"`
+	CusID              string             `json:"cus_id"`
+	CusRef             string             `json:"cus_ref"`
+	Livemode           bool               `json:"livemode"`
+	Status             string             `json:"status"`
+	Currency           string             `json:"currency"`
+	Items              []billing.Item     `json:"items"`
+	ItemsIncomplete    bool               `json:"items_incomplete"`
+	Discounts          []billing.Discount `json:"discounts"`
+	MRR                int64              `json:"mrr_minor"`
+	Fixed              bool               `json:"mrr_fixed"`
+	Created            *time.Time         `json:"created"`
+	StartDate          *time.Time         `json:"start_date"`
+	CurrentPeriodStart *time.Time         `json:"current_period_start"`
+	CurrentPeriodEnd   *time.Time         `json:"current_period_end"`
+	TrialStart         *time.Time         `json:"trial_start"`
+	TrialEnd           *time.Time         `json:"trial_end"`
+	CancelAt           *time.Time         `json:"cancel_at"`
+	CancelAtPeriodEnd  bool               `json:"cancel_at_period_end"`
+	CanceledAt         *time.Time         `json:"canceled_at"`
+	EndedAt            *time.Time         `json:"ended_at"`
+	CollectionPaused   bool               `json:"collection_paused"`
+	VersionAt          time.Time          `json:"version_at"`
+	VersionRank        int                `json:"version_rank"`
+	VersionEvent       string             `json:"version_event"`
+	Newest             bool               `json:"newest"`  // the subscription's newest version in the batch
+	CusNew             bool               `json:"cus_new"` // customer first seen in this batch: no history to read
 }
 
 // qWriteSubscriptions writes a batch's versions ($1) in one statement:
@@ -198,6 +198,7 @@ type ledgerKey struct {
 type ledgerWork struct {
 	since    time.Time
 	versions []billing.SubscriptionVersion
+	fresh    bool // customer first seen in this batch: no stored rows to replace
 }
 
 // subscriptionGroup is the batch's versions of one subscription, oldest first.
@@ -348,7 +349,7 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 		k := ledgerKey{ref: b.customers[it.ev.Subscription.CustomerID].Ref, livemode: it.ev.Subscription.Livemode}
 		l := ledgers[k]
 		if l == nil {
-			ledgers[k] = &ledgerWork{since: it.ev.Created}
+			ledgers[k] = &ledgerWork{since: it.ev.Created, fresh: b.customers[it.ev.Subscription.CustomerID].Inserted}
 		} else if it.ev.Created.Before(l.since) {
 			l.since = it.ev.Created
 		}
@@ -440,19 +441,11 @@ func versionInput(it *batchItem, customerRef string) (subVersionInput, error) {
 	if s.Discounts == nil {
 		s.Discounts = []billing.Discount{}
 	}
-	items, err := json.Marshal(s.Items)
-	if err != nil {
-		return subVersionInput{}, fmt.Errorf("encode items: %w", err)
-	}
-	discounts, err := json.Marshal(s.Discounts)
-	if err != nil {
-		return subVersionInput{}, fmt.Errorf("encode discounts: %w", err)
-	}
 	key := versionKey(it)
 	mrr, fixed := billing.SubscriptionMRR(s)
 	return subVersionInput{
 		SubID: s.ID, CusID: s.CustomerID, CusRef: customerRef, Livemode: s.Livemode, Status: string(s.Status),
-		Currency: s.Currency, Items: items, ItemsIncomplete: s.ItemsIncomplete, Discounts: discounts, MRR: mrr,
+		Currency: s.Currency, Items: s.Items, ItemsIncomplete: s.ItemsIncomplete, Discounts: s.Discounts, MRR: mrr,
 		Fixed: fixed, Created: s.Created, StartDate: s.StartDate, CurrentPeriodStart: s.CurrentPeriodStart,
 		CurrentPeriodEnd: s.CurrentPeriodEnd, TrialStart: s.TrialStart, TrialEnd: s.TrialEnd, CancelAt: s.CancelAt,
 		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: s.CanceledAt, EndedAt: s.EndedAt,

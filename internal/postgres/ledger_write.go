@@ -150,9 +150,12 @@ type activityInput struct {
 }
 
 // add replaces customerRef's ledger in one mode from `from` on with l's
-// rows in that range.
-func (w *ledgerWrite) add(customerRef string, livemode bool, from time.Time, l billing.Ledger) {
-	w.ledgers = append(w.ledgers, ledgerRange{CustomerRef: customerRef, Livemode: livemode, Since: from})
+// rows in that range; stored false: the customer has no rows yet, so
+// there is nothing to delete.
+func (w *ledgerWrite) add(customerRef string, livemode bool, from time.Time, l billing.Ledger, stored bool) {
+	if stored {
+		w.ledgers = append(w.ledgers, ledgerRange{CustomerRef: customerRef, Livemode: livemode, Since: from})
+	}
 	for _, m := range l.Movements {
 		if m.At.Before(from) || m.Livemode != livemode {
 			continue
@@ -171,7 +174,8 @@ func (w *ledgerWrite) add(customerRef string, livemode bool, from time.Time, l b
 }
 
 func (w *ledgerWrite) empty() bool {
-	return len(w.ledgers) == 0 && len(w.outbox) == 0 && len(w.accounts) == 0 && len(w.outcomes) == 0
+	return len(w.ledgers) == 0 && len(w.movements) == 0 && len(w.activity) == 0 && len(w.outbox) == 0 &&
+		len(w.accounts) == 0 && len(w.outcomes) == 0
 }
 
 // exec runs the statement in tx (prepared inside the event path).
@@ -233,7 +237,7 @@ func (w *ledgerWrite) exec(ctx context.Context, tx *sqlx.Tx) error {
 // the net change per day to the revenue_daily rollup, in one statement.
 func replaceLedger(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool, from time.Time, l billing.Ledger) error {
 	var w ledgerWrite
-	w.add(customerRef, livemode, from, l)
+	w.add(customerRef, livemode, from, l, true)
 	if err := w.exec(ctx, tx); err != nil {
 		return fmt.Errorf("customer %s: %w", customerRef, err)
 	}
@@ -266,7 +270,7 @@ func (b *batch) writeLedgers(ctx context.Context, ledgers map[ledgerKey]*ledgerW
 	})
 	for _, k := range keys {
 		l := ledgers[k]
-		w.add(k.ref, k.livemode, l.since, billing.DeriveLedger(l.versions))
+		w.add(k.ref, k.livemode, l.since, billing.DeriveLedger(l.versions), !l.fresh)
 	}
 	for a := range b.accounts {
 		w.accounts = append(w.accounts, a)
