@@ -154,6 +154,16 @@ func benchIngest(ctx context.Context, c *config) error {
 		c.print(fmt.Sprintf("ingest_ratio_c%d", conc), "%.2f", res.rate()/base.rate())
 
 		if conc == 32 {
+			// The yardstick, same server, same run: its goal of
+			// 5,000 events/s is about 0.34 of a bare two-statement
+			// transaction's rate (14,600/s on the reference machines).
+			bare, err := c.bareTwoStatement(ctx, conc, n)
+			if err != nil {
+				return fmt.Errorf("bare two-statement baseline: %w", err)
+			}
+			c.print("bare2_tx_per_s_c32", "%.0f", bare.rate())
+			c.print("ingest_bare2_ratio_c32", "%.2f", res.rate()/bare.rate())
+			c.print("ingest_per_s_c32_at_reference_speed", "%.0f (events/s × 14,600 / bare2_tx_per_s_c32)", res.rate()*14600/bare.rate())
 			c.print("rss_mib", "%.1f", maxRSS)
 			if c.skip["peer"] {
 				c.print("peer_ratio_c32", "skipped (-skip peer)")
