@@ -7,33 +7,39 @@ import (
 	"github.com/billingd/billingd/billing"
 )
 
-// ApplyEvent applies one event in one transaction (design invariant 1) and
-// reports what it did. It is the only write path for Stripe state: the
-// webhook handler calls it for delivered events, backfill and reconcile
-// for objects fetched from the API.
+// ApplyEvent applies one event and reports what it did, after its effects
+// are committed. It is the only write path for Stripe state: the webhook
+// handler calls it for delivered events, backfill and reconcile for objects
+// fetched from the API.
 //
-// The transaction, in order:
+// Events that arrive while others are being written are committed together
+// (group commit, group.go: one transaction for the batch, applyBatch), but
+// each is applied by these rules, as if alone:
 //
 //  1. Record the event ID (INSERT ... ON CONFLICT DO NOTHING). No row
 //     inserted means a duplicate, sequential or concurrent on any replica
 //     (the second insert waits for the first transaction): stop, change
 //     nothing, OutcomeDuplicate. Events with no ID (API fetches) skip this.
-//  2. isTombstoned on the customer and subscription IDs: stop, OutcomeTombstoned.
+//  2. Tombstones of the customer and subscription IDs (isTombstoned's
+//     protocol: shared subject locks, then a lookup in a later statement):
+//     stop, OutcomeTombstoned.
 //  3. Upsert the customer row (INSERT ... ON CONFLICT DO UPDATE ...
 //     RETURNING): its row lock serialises everything about one customer,
-//     first-seen ones included, so no two events of a customer interleave.
+//     first-seen ones included, so no two transactions' events of a
+//     customer interleave.
 //  4. Link the customer from the event's hint: only an unlinked, not
 //     deleted customer is linked; a customer linked to another account is
 //     never moved (OutcomeLinkConflict, the rest still applied).
 //  5. Subscriptions: insert the version into subscription_versions (late
 //     ones too), replace current state only if the version key is newer
-//     (billing/order.go), recomputeMovements from the version's time, and
-//     when current state changed enqueueSubscriptionSync (live mode only).
-//     Invoices: update only the subscription's invoice facts, ordered by
-//     invoice_version_at; facts of a subscription not known yet wait in
-//     pending_invoice_facts until its first version takes them over.
-//  6. notifyAccountChange for the linked account whenever what it is
-//     entitled to may have changed.
+//     (billing/order.go), re-derive the customer's ledger from the
+//     version's time, and when current state changed queue the ProfitWell
+//     sync (live mode only). Invoices: update only the subscription's
+//     invoice facts, ordered by invoice_version_at; facts of a subscription
+//     not known yet wait in pending_invoice_facts until its first version
+//     takes them over.
+//  6. Invalidate the linked account's entitlement caches whenever what it
+//     is entitled to may have changed.
 //  7. Commit. Nothing is acknowledged before.
 //
 // For an object fetched from the API (backfill, reconcile) pass an Event
@@ -41,9 +47,10 @@ import (
 // is written, and the version is newer than every event already seen.
 //
 // Erasure's tombstone locks, the customer row lock and the version order
-// make the result independent of delivery order and of concurrency:
-// replaying the same set of events in any order, on any replicas, ends in
-// the same rows (see the webhooks shuffle and storm tests).
+// make the result independent of delivery order, of concurrency and of how
+// events are batched: replaying the same set of events in any order, on any
+// replicas, ends in the same rows (the webhooks shuffle and storm tests,
+// TestBatchEqualsOneByOne, the replicas test).
 //
 // Errors wrap billing.ErrUnavailable when a retry can succeed (the caller
 // answers 503) and billing.ErrInvalid when the event can never be stored.
