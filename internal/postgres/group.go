@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -132,14 +133,14 @@ func (g *groupApplier) runBatch(ctx context.Context, batch []*groupWaiter, run b
 	for i, w := range batch {
 		evs[i] = w.ev
 	}
-	res, err := run(bctx, evs)
+	res, err := safeRun(bctx, evs, run)
 	if err != nil && len(batch) > 1 {
 		// One transaction per event: a deadlock or a serialisation failure
 		// between replicas is retried, and an event the database refuses
 		// (ErrInvalid) fails alone.
 		res = make([]batchResult, len(batch))
 		for i, ev := range evs {
-			r, err := run(bctx, []billing.Event{ev})
+			r, err := safeRun(bctx, []billing.Event{ev}, run)
 			if err != nil {
 				res[i] = batchResult{err: err}
 				continue
@@ -156,6 +157,21 @@ func (g *groupApplier) runBatch(ctx context.Context, batch []*groupWaiter, run b
 		}
 		close(w.done)
 	}
+}
+
+// safeRun is run with a panic turned into an error: a leader that
+// panicked would keep its slot and leave every queued caller waiting.
+func safeRun(ctx context.Context, evs []billing.Event, run batchFunc) (res []batchResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("apply event batch: panic: %v", p)
+		}
+	}()
+	res, err = run(ctx, evs)
+	if err == nil && len(res) != len(evs) {
+		return nil, fmt.Errorf("apply event batch: %d results for %d events", len(res), len(evs))
+	}
+	return res, err
 }
 
 // batchResult is one event's result in a batch.

@@ -78,3 +78,33 @@ func TestGroupApplierStress(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupApplierPanic: a batch that panics fails its callers with an
+// error and gives its slot back, so later events are still applied.
+func TestGroupApplierPanic(t *testing.T) {
+	g := newGroupApplier(1, 8)
+	boom := func(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
+		for _, ev := range evs {
+			if ev.ID == "evt_panic" {
+				panic("bug")
+			}
+		}
+		return make([]batchResult, len(evs)), nil
+	}
+	if _, err := g.apply(context.Background(), billing.Event{ID: "evt_panic"}, boom); err == nil {
+		t.Fatal("a panicking batch reported no error")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.apply(context.Background(), billing.Event{ID: "evt_ok"}, boom)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("event after the panic: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slot was not given back after a panic")
+	}
+}
