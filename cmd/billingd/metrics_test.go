@@ -51,10 +51,15 @@ func TestMetricsEndpoint(t *testing.T) {
 			"billingd_outbox_depth", "billingd_outbox_oldest_pending_age_seconds",
 			"billingd_cache_hits_total", "billingd_cache_listener_up",
 			"process_resident_memory_bytes",
+			"billingd_event_batch_size_bucket", "billingd_event_batch_duration_seconds_bucket",
+			"billingd_event_batch_failures_total",
 		} {
 			if !strings.Contains(body, "\n"+family) {
 				t.Errorf("family %s missing", family)
 			}
+		}
+		if !regexp.MustCompile(`\nbillingd_event_batch_size_count [1-9]`).MatchString(body) {
+			t.Errorf("no event batch observed")
 		}
 		if !regexp.MustCompile(`billingd_webhook_events_total\{[^}]*outcome="applied"`).MatchString(body) {
 			t.Errorf("no applied webhook events counted")

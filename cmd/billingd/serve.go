@@ -129,6 +129,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if len(e.cfg.WebhookSecrets) == 0 {
 		e.log.Warn("webhooks off: STRIPE_WEBHOOK_SECRETS is not set; POST /webhooks/stripe answers 503")
 	} else {
+		observeEventBatches(db.store, reg)
 		wh, err := webhooks.NewHandler(webhooks.Config{
 			Secrets: e.cfg.WebhookSecrets, Tolerance: e.cfg.WebhookTolerance,
 			MaxBodyBytes: e.cfg.WebhookMaxBodyBytes, LinkSigningKey: []byte(e.cfg.LinkSigningKey),
@@ -178,4 +179,30 @@ func (e *env) serveMetrics(h http.Handler) (func(), error) {
 	go func() { _ = hs.Serve(ln) }()
 	e.log.Info("metrics serving", "metrics_addr", ln.Addr().String())
 	return func() { _ = hs.Close() }, nil
+}
+
+// observeEventBatches exports the group commit's batches: their size says
+// how much concurrent load the webhook path sees, their duration how long a
+// delivery waits for its commit, failures how often a batch fell back to
+// one transaction per event.
+func observeEventBatches(st *postgres.Store, reg prometheus.Registerer) {
+	size := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "billingd_event_batch_size", Help: "Webhook events applied per transaction (group commit).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+	})
+	took := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "billingd_event_batch_duration_seconds", Help: "Time to apply and commit one batch of webhook events.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	failed := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "billingd_event_batch_failures_total", Help: "Batches whose transaction failed; their events were retried one per transaction.",
+	})
+	reg.MustRegister(size, took, failed)
+	st.ObserveEventBatches(func(events int, d time.Duration, err error) {
+		size.Observe(float64(events))
+		took.Observe(d.Seconds())
+		if err != nil {
+			failed.Inc()
+		}
+	})
 }

@@ -32,6 +32,8 @@ type groupApplier struct {
 	queue []*groupWaiter
 	free  int // leader slots not in use
 	max   int // events per batch
+
+	observe func(events int, took time.Duration, err error) // Store.ObserveEventBatches
 }
 
 type groupWaiter struct {
@@ -133,7 +135,11 @@ func (g *groupApplier) runBatch(ctx context.Context, batch []*groupWaiter, run b
 	for i, w := range batch {
 		evs[i] = w.ev
 	}
+	t0 := time.Now()
 	res, err := safeRun(bctx, evs, run)
+	if g.observe != nil {
+		g.observe(len(evs), time.Since(t0), err)
+	}
 	if err != nil && len(batch) > 1 {
 		// One transaction per event: a deadlock or a serialisation failure
 		// between replicas is retried, and an event the database refuses

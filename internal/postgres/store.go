@@ -65,6 +65,14 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax)}, nil
 }
 
+// ObserveEventBatches has f told of every event batch once it is over: how
+// many events it held, how long it took and whether it failed as a whole
+// (its events were then retried one by one). Call it before the first
+// ApplyEvent.
+func (s *Store) ObserveEventBatches(f func(events int, took time.Duration, err error)) {
+	s.group.observe = f
+}
+
 // DB exposes the pool for code in this module that owns its own SQL
 // (tests, benchmarks).
 func (s *Store) DB() *sqlx.DB { return s.db }
