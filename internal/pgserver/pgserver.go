@@ -153,6 +153,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if out, err := s.run(ctx, "pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", s.DataDir); err != nil {
 		return fmt.Errorf("stop postgres in %s: %w: %s", s.DataDir, err, out)
 	}
+	// The socket directory is empty once the server is down; Start makes
+	// it again. Left behind, one accumulated in /tmp per data directory.
+	_ = os.Remove(s.SocketDir)
 	return nil
 }
 
