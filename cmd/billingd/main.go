@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -44,6 +45,14 @@ commands:
 `
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// Webhook ingest allocates per request (JSON decoding, the batch's
+		// rows) with a live heap of a few MiB, so the default GOGC=100
+		// collects very often: at 200, c32 ingest measured about 10% more
+		// events/s (bench, back to back) for a few MiB more RSS. GOGC in
+		// the environment still wins.
+		debug.SetGCPercent(200)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
