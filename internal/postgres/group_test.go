@@ -72,8 +72,8 @@ func TestGroupApplierStress(t *testing.T) {
 			}
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			if g.free != slots || len(g.queue) != 0 {
-				t.Errorf("after the run: %d free slots of %d, %d queued", g.free, slots, len(g.queue))
+			if g.busy != 0 || len(g.queue) != 0 {
+				t.Errorf("after the run: %d busy slots of %d, %d queued", g.busy, slots, len(g.queue))
 			}
 		})
 	}
