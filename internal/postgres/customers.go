@@ -44,9 +44,10 @@ type lockedCustomer struct {
 }
 
 // qLockCustomer checks the event's tombstones ($7) and, only if none
-// matches, upserts the customer. The caller holds the subject locks
-// (ApplyEvent), and this statement's snapshot is taken after they were
-// granted, so it sees an erasure that committed while they were awaited;
+// matches, upserts the customer. The caller holds the subject locks (the
+// event batch's qRecordEvents), and this statement's snapshot is taken
+// after they were granted, so it sees an erasure that committed while they
+// were awaited;
 // a tombstoned event writes nothing about its IDs (isTombstoned's
 // protocol, in the round trip that locks the customer).
 const qLockCustomer = `
@@ -71,7 +72,7 @@ SELECT t.dead, c.customer_ref, c.account_id, c.deleted, c.inserted
 FROM t LEFT JOIN c ON true`
 
 // lockCustomer checks the event's tombstones (tx.tombstones, whose subject
-// locks ApplyEvent holds) and, if none matches (dead false), upserts the
+// locks the event batch holds) and, if none matches (dead false), upserts the
 // customer's row and takes its row lock, which serialises every event
 // about one customer (a SELECT ... FOR UPDATE would lock nothing for a
 // first-seen customer). A first-seen customer is linked to hint at once;

@@ -12,11 +12,12 @@ import (
 
 // recomputeMovements re-derives one customer's MRR movements (mrr_movements)
 // from its state history (subscription_versions) from time `from` onward, in
-// the caller's transaction. The event path calls it after inserting a
-// version, with from = that version's time, so a late version rewrites the
-// ledger after it and any delivery order ends with the same ledger.
-// The caller holds the customer's row lock, which serialises recomputes of
-// one customer.
+// the caller's transaction: the ledger rebuild's per-customer step. The
+// event path does the same for every customer of a batch at once, from the
+// batch's earliest version of each (applySubscriptions, writeLedgers), so
+// a late version rewrites the ledger after it and any delivery order ends
+// with the same ledger. The caller holds the customer's row lock, which
+// serialises recomputes of one customer.
 //
 // Two round trips: read the customer's history, then one statement that
 // deletes the derived rows from `from` on and inserts the new ones.
