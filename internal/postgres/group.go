@@ -115,8 +115,10 @@ func (g *groupApplier) apply(ctx context.Context, ev billing.Event, run batchFun
 
 type batchFunc func(context.Context, []billing.Event) ([]batchResult, error)
 
-// leadBatch applies one batch from the queue's head, then hands the slot to
-// the first queued caller that has none yet, or frees it.
+// leadBatch applies one batch from the queue's head, then frees its slot
+// and, if a batch may start now (canStart), hands a slot to the first
+// queued caller that has none yet. Otherwise the batch still running takes
+// the queue when it is done, and hands on from there.
 func (g *groupApplier) leadBatch(ctx context.Context, run batchFunc) {
 	g.mu.Lock()
 	n := min(len(g.queue), g.max)
