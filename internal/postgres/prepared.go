@@ -75,24 +75,6 @@ func (t ptx) queryRowx(ctx context.Context, q string, args ...any) *sqlx.Row {
 	return t.Tx.QueryRowxContext(ctx, q, args...)
 }
 
-// execRows runs q (prepared if it was) and returns the rows it affected.
-func (t ptx) execRows(ctx context.Context, q string, args ...any) (int64, error) {
-	var n int64
-	if st := t.stmt(ctx, q); st != nil {
-		res, err := st.ExecContext(ctx, args...)
-		if err != nil {
-			return 0, err
-		}
-		n, err = res.RowsAffected()
-		return n, err
-	}
-	res, err := t.Tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
 // Hooks of the event transaction (recomputeMovements, enqueueSubscriptionSync,
 // notifyAccountChange, isTombstoned) have fixed signatures without the
 // Store, and a statement must be prepared before the transaction begins. So
