@@ -250,6 +250,9 @@ func (b *batch) recordEvents(ctx context.Context) error {
 // locks were granted (qRecordEvents), so its snapshot shows any erasure
 // that committed meanwhile. A first-seen customer is linked to its hint at
 // once; existing rows only get their row lock (link decides the rest).
+// Events are dead when any of their subjects is tombstoned; the row is
+// skipped when the customer's own ID is. Erasure tombstones a customer
+// with its subscriptions, so the two never differ for a real event.
 var qLockCustomers = `
 WITH t AS (
     SELECT coalesce(array_agg(subject_hmac), '{}') AS found FROM tombstones WHERE subject_hmac = ANY($5::bytea[])
