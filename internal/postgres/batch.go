@@ -83,6 +83,7 @@ type batchItem struct {
 type batch struct {
 	tx        ptx
 	items     []*batchItem
+	order     []*batchItem // items in the order the batch applies them (ordered)
 	customers map[string]*lockedCustomer
 	outbox    []outboxRow // ProfitWell sync rows, in the order applied
 	accounts  map[string]bool
@@ -113,11 +114,12 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 			if err != nil {
 				return nil, err
 			}
-			it.hashes = hashes
+			it.hashes = hashes // hashes[0] is the customer's: eventSubjects puts it first, never empty
 			it.customer = ids[0]
 		}
 		b.items = append(b.items, it)
 	}
+	b.order = b.ordered()
 	if err := b.recordEvents(ctx); err != nil {
 		return nil, err
 	}
@@ -125,7 +127,7 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 		return nil, err
 	}
 	live := make([]*batchItem, 0, len(b.items))
-	for _, it := range b.ordered() {
+	for _, it := range b.order {
 		if it.fresh && it.copyOf < 0 && it.out == "" {
 			live = append(live, it)
 		}
@@ -273,17 +275,18 @@ func (b *batch) lockCustomers(ctx context.Context) error {
 	type input struct {
 		livemode  bool
 		hint, via string
+		hmac      []byte // the customer's tombstone hash (first of its events' subject hashes)
 	}
 	in := map[string]*input{}
 	var all [][]byte
-	for _, it := range b.ordered() {
+	for _, it := range b.order {
 		if !it.fresh || it.copyOf >= 0 || it.out != "" || it.customer == "" {
 			continue
 		}
 		all = append(all, it.hashes...)
 		c := in[it.customer]
 		if c == nil {
-			c = &input{livemode: it.ev.Livemode}
+			c = &input{livemode: it.ev.Livemode, hmac: it.hashes[0]}
 			in[it.customer] = c
 		}
 		// A first-seen customer takes the hint of its first subscription
@@ -296,10 +299,6 @@ func (b *batch) lockCustomers(ctx context.Context) error {
 	if len(in) == 0 {
 		return nil
 	}
-	key, err := b.tx.s.erasureKeyTx(ctx, b.tx.Tx)
-	if err != nil {
-		return fmt.Errorf("lock customers: %w", err)
-	}
 	ids := make([]string, 0, len(in))
 	for id := range in {
 		ids = append(ids, id)
@@ -309,7 +308,7 @@ func (b *batch) lockCustomers(ctx context.Context) error {
 	hmacs := make([][]byte, len(ids))
 	for i, id := range ids {
 		live[i], hints[i], vias[i] = in[id].livemode, in[id].hint, in[id].via
-		hmacs[i] = subjectHMAC(key, id)
+		hmacs[i] = in[id].hmac
 	}
 	if all == nil {
 		all = [][]byte{}

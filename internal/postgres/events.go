@@ -81,6 +81,10 @@ func checkEvent(ev billing.Event) error {
 		return nil
 	case n != 1:
 		return fmt.Errorf("%w: event must carry exactly one object, has %d", billing.ErrInvalid, n)
+	case ev.Subscription != nil && (ev.Subscription.ID == "" || ev.Subscription.CustomerID == ""):
+		return fmt.Errorf("%w: subscription without ID or customer", billing.ErrInvalid)
+	case ev.Customer != nil && ev.Customer.ID == "":
+		return fmt.Errorf("%w: customer without ID", billing.ErrInvalid)
 	}
 	return nil
 }
