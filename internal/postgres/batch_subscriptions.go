@@ -19,36 +19,18 @@ import (
 // one customer never interleave between transactions.
 
 // subVersionInput is one version as qWriteSubscriptions reads it
-// (jsonb_to_recordset). Items and discounts are written only from
-// billing.Item and billing.Discount.
+// (jsonb_to_recordset): the subscription under its own JSON names (the
+// account hint is not among them), and what the statement adds.
 type subVersionInput struct {
-	SubID              string             `json:"sub_id"`
-	CusID              string             `json:"cus_id"`
-	CusRef             string             `json:"cus_ref"`
-	Livemode           bool               `json:"livemode"`
-	Status             string             `json:"status"`
-	Currency           string             `json:"currency"`
-	Items              []billing.Item     `json:"items"`
-	ItemsIncomplete    bool               `json:"items_incomplete"`
-	Discounts          []billing.Discount `json:"discounts"`
-	MRR                int64              `json:"mrr_minor"`
-	Fixed              bool               `json:"mrr_fixed"`
-	Created            *time.Time         `json:"created"`
-	StartDate          *time.Time         `json:"start_date"`
-	CurrentPeriodStart *time.Time         `json:"current_period_start"`
-	CurrentPeriodEnd   *time.Time         `json:"current_period_end"`
-	TrialStart         *time.Time         `json:"trial_start"`
-	TrialEnd           *time.Time         `json:"trial_end"`
-	CancelAt           *time.Time         `json:"cancel_at"`
-	CancelAtPeriodEnd  bool               `json:"cancel_at_period_end"`
-	CanceledAt         *time.Time         `json:"canceled_at"`
-	EndedAt            *time.Time         `json:"ended_at"`
-	CollectionPaused   bool               `json:"collection_paused"`
-	VersionAt          time.Time          `json:"version_at"`
-	VersionRank        int                `json:"version_rank"`
-	VersionEvent       string             `json:"version_event"`
-	Newest             bool               `json:"newest"`  // the subscription's newest version in the batch
-	CusNew             bool               `json:"cus_new"` // customer first seen in this batch: no history to read
+	billing.Subscription
+	CusRef       string    `json:"cus_ref"`
+	MRR          int64     `json:"mrr_minor"`
+	Fixed        bool      `json:"mrr_fixed"`
+	VersionAt    time.Time `json:"version_at"`
+	VersionRank  int       `json:"version_rank"`
+	VersionEvent string    `json:"version_event"`
+	Newest       bool      `json:"newest"`  // the subscription's newest version in the batch
+	CusNew       bool      `json:"cus_new"` // customer first seen in this batch: no history to read
 }
 
 // qWriteSubscriptions writes a batch's versions ($1) in one statement:
@@ -72,8 +54,8 @@ type subVersionInput struct {
 // This shape is an index probe per row whatever the statistics said.
 var qWriteSubscriptions = `
 WITH u AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(
-        sub_id text, cus_id text, cus_ref uuid, livemode boolean, status text, currency text, items jsonb,
+    SELECT r.id AS sub_id, r.customer_id AS cus_id, r.* FROM jsonb_to_recordset($1::jsonb) AS r(
+        id text, customer_id text, cus_ref uuid, livemode boolean, status text, currency text, items jsonb,
         items_incomplete boolean, discounts jsonb, mrr_minor bigint, mrr_fixed boolean, created timestamptz,
         start_date timestamptz, current_period_start timestamptz, current_period_end timestamptz,
         trial_start timestamptz, trial_end timestamptz, cancel_at timestamptz, cancel_at_period_end boolean,
@@ -443,12 +425,6 @@ func versionInput(it *batchItem, customerRef string) (subVersionInput, error) {
 	}
 	key := versionKey(it)
 	mrr, fixed := billing.SubscriptionMRR(s)
-	return subVersionInput{
-		SubID: s.ID, CusID: s.CustomerID, CusRef: customerRef, Livemode: s.Livemode, Status: string(s.Status),
-		Currency: s.Currency, Items: s.Items, ItemsIncomplete: s.ItemsIncomplete, Discounts: s.Discounts, MRR: mrr,
-		Fixed: fixed, Created: s.Created, StartDate: s.StartDate, CurrentPeriodStart: s.CurrentPeriodStart,
-		CurrentPeriodEnd: s.CurrentPeriodEnd, TrialStart: s.TrialStart, TrialEnd: s.TrialEnd, CancelAt: s.CancelAt,
-		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: s.CanceledAt, EndedAt: s.EndedAt,
-		CollectionPaused: s.CollectionPaused, VersionAt: key.At, VersionRank: key.Rank, VersionEvent: key.Event,
-	}, nil
+	return subVersionInput{Subscription: s, CusRef: customerRef, MRR: mrr, Fixed: fixed,
+		VersionAt: key.At, VersionRank: key.Rank, VersionEvent: key.Event}, nil
 }
