@@ -62,7 +62,8 @@ WITH u AS (
         canceled_at timestamptz, ended_at timestamptz, collection_paused boolean, version_at timestamptz,
         version_rank smallint, version_event text, newest boolean, cus_new boolean)
 ), old AS (
-    SELECT u.sub_id, s.subscription_ref, to_jsonb(s) AS state
+    SELECT u.sub_id, s.subscription_ref,
+           to_jsonb(s) || jsonb_build_object('id', s.stripe_subscription_id, 'customer_id', s.stripe_customer_id) AS state
     FROM u CROSS JOIN LATERAL (
         SELECT * FROM subscriptions s WHERE s.stripe_subscription_id = u.sub_id OFFSET 0
     ) AS s
@@ -132,41 +133,15 @@ const historyColumns = `subscription_ref, livemode, status, currency, items, dis
     current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
     version_at, version_rank, version_event`
 
-// oldState is a subscriptions row as to_jsonb renders it, for the change
-// record's Prev and its version key.
+// oldState is a subscriptions row as the old CTE renders it: to_jsonb of
+// the row (columns named as billing.Subscription's JSON fields) plus its ID
+// and customer under those names, for the change record's Prev and its
+// version key.
 type oldState struct {
-	ID                 string             `json:"stripe_subscription_id"`
-	CustomerID         string             `json:"stripe_customer_id"`
-	Livemode           bool               `json:"livemode"`
-	Status             billing.Status     `json:"status"`
-	Currency           string             `json:"currency"`
-	Items              []billing.Item     `json:"items"`
-	ItemsIncomplete    bool               `json:"items_incomplete"`
-	Discounts          []billing.Discount `json:"discounts"`
-	Created            *time.Time         `json:"created"`
-	StartDate          *time.Time         `json:"start_date"`
-	CurrentPeriodStart *time.Time         `json:"current_period_start"`
-	CurrentPeriodEnd   *time.Time         `json:"current_period_end"`
-	TrialStart         *time.Time         `json:"trial_start"`
-	TrialEnd           *time.Time         `json:"trial_end"`
-	CancelAt           *time.Time         `json:"cancel_at"`
-	CancelAtPeriodEnd  bool               `json:"cancel_at_period_end"`
-	CanceledAt         *time.Time         `json:"canceled_at"`
-	EndedAt            *time.Time         `json:"ended_at"`
-	CollectionPaused   bool               `json:"collection_paused"`
-	VersionAt          time.Time          `json:"version_at"`
-	VersionRank        int                `json:"version_rank"`
-	VersionEvent       string             `json:"version_event"`
-}
-
-func (o oldState) toSubscription() billing.Subscription {
-	return billing.Subscription{
-		ID: o.ID, CustomerID: o.CustomerID, Livemode: o.Livemode, Status: o.Status, Currency: o.Currency,
-		Items: o.Items, ItemsIncomplete: o.ItemsIncomplete, Discounts: o.Discounts, Created: o.Created,
-		StartDate: o.StartDate, CurrentPeriodStart: o.CurrentPeriodStart, CurrentPeriodEnd: o.CurrentPeriodEnd,
-		TrialStart: o.TrialStart, TrialEnd: o.TrialEnd, CancelAt: o.CancelAt, CancelAtPeriodEnd: o.CancelAtPeriodEnd,
-		CanceledAt: o.CanceledAt, EndedAt: o.EndedAt, CollectionPaused: o.CollectionPaused,
-	}
+	billing.Subscription
+	VersionAt    time.Time `json:"version_at"`
+	VersionRank  int       `json:"version_rank"`
+	VersionEvent string    `json:"version_event"`
 }
 
 // ledgerKey names one customer's ledger in one mode.
@@ -275,7 +250,7 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 			if err := json.Unmarshal(w.Old, &o); err != nil {
 				return nil, fmt.Errorf("read previous subscription state: %w", err)
 			}
-			prev := o.toSubscription()
+			prev := o.Subscription
 			k := billing.VersionKey{At: o.VersionAt, Rank: o.VersionRank, Event: o.VersionEvent}
 			cur, curKey = &prev, &k
 		}
