@@ -52,7 +52,7 @@ type groupWaiter struct {
 }
 
 // Defaults: two leaders keep the database busy while one of them commits,
-// and batches rarely reach maxBatch except in a storm.
+// and batches rarely reach defaultGroupMax except in a storm.
 const (
 	defaultGroupSlots = 2
 	defaultGroupMax   = 64
