@@ -11,7 +11,7 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 stop_pg() {
   # The shared test server (internal/pgtest) outlives each package's test
   # binary so packages share it; stop it once everything has run.
-  local data=/tmp/billingd-pgtest/data
+  local data="${BILLINGD_PGTEST_DIR:-/tmp/billingd-pgtest}/data"
   [ -f "$data/postmaster.pid" ] || return 0
   local pgctl
   pgctl=$(command -v pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl | sort -V | tail -n1)

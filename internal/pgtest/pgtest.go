@@ -1,7 +1,7 @@
 // Package pgtest gives tests a real, isolated PostgreSQL database.
 //
 // With TEST_DATABASE_URL unset, the first test binary of a run starts one
-// shared server under /tmp/billingd-pgtest (guarded by a file lock, so
+// shared server under SharedDir (guarded by a file lock, so
 // parallel packages agree on one server) and leaves it running for the
 // others; scripts/test.sh stops it at the end. Each test gets its own
 // database, cloned from a migrated template whose name is a hash of the
@@ -32,8 +32,18 @@ import (
 	_ "github.com/lib/pq" // driver
 )
 
-// SharedDir is where the shared test server lives when TEST_DATABASE_URL is unset.
-const SharedDir = "/tmp/billingd-pgtest"
+// SharedDir is where the shared test server lives when TEST_DATABASE_URL is
+// unset: BILLINGD_PGTEST_DIR, or /tmp/billingd-pgtest. Two checkouts tested
+// at once need different directories, since scripts/test.sh stops its
+// server when it ends.
+var SharedDir = sharedDir()
+
+func sharedDir() string {
+	if d := os.Getenv("BILLINGD_PGTEST_DIR"); d != "" {
+		return d
+	}
+	return "/tmp/billingd-pgtest"
+}
 
 // FastSettings trade durability for speed: test data is disposable.
 var FastSettings = []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=400", "shared_buffers=256MB"}
