@@ -26,7 +26,10 @@ type Config struct {
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m)
 	WebhookMaxBodyBytes int64         // WEBHOOK_MAX_BODY_BYTES (default 1 MiB)
-	LinkSigningKey      string        // LINK_SIGNING_KEY: HMAC key for client_reference_id
+	// LINK_SIGNING_KEYS (or LINK_SIGNING_KEY): checkout reference keys,
+	// first signs; "generated" names the instance key; nil: generated alone.
+	LinkSigningKeys      []string
+	LinkRequireSignature bool // LINK_REQUIRE_SIGNATURE (default true)
 
 	EntitlementGrace time.Duration // ENTITLEMENT_GRACE_PERIOD (default 72h): past_due still entitled this long
 
@@ -39,7 +42,7 @@ type Config struct {
 	StripeAPIBase     string        // STRIPE_API_BASE
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
 
-	ErasureKey                string // ERASURE_KEY; empty: generated and kept in the database
+	ErasureKeys               []string // ERASURE_KEYS (or ERASURE_KEY), first writes; nil: generated and kept in the database
 	WebhookEventRetentionDays int    // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
 	MetricsRetentionDays      int    // METRICS_RETENTION_DAYS (0: keep)
 
@@ -57,6 +60,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("webhook_secrets", len(c.WebhookSecrets)),
 		slog.Bool("profitwell_token_set", c.ProfitWellToken != ""),
 		slog.Bool("stripe_api_key_set", c.StripeAPIKey != ""),
+		slog.Int("erasure_keys", len(c.ErasureKeys)),
+		slog.Int("link_signing_keys", len(c.LinkSigningKeys)),
+		slog.Bool("link_require_signature", c.LinkRequireSignature),
 	)
 }
 
@@ -76,7 +82,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 
 		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
-		LinkSigningKey:      getenv("LINK_SIGNING_KEY"),
+		LinkSigningKeys:      p.keyRing("LINK_SIGNING_KEYS", "LINK_SIGNING_KEY"),
+		LinkRequireSignature: p.boolean("LINK_REQUIRE_SIGNATURE", true),
 
 		EntitlementGrace: p.duration("ENTITLEMENT_GRACE_PERIOD", 72*time.Hour),
 
@@ -89,7 +96,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		StripeAPIBase:     p.url("STRIPE_API_BASE", ""),
 		ReconcileInterval: p.duration("RECONCILE_INTERVAL", 0),
 
-		ErasureKey:                getenv("ERASURE_KEY"),
+		ErasureKeys:               p.keyRing("ERASURE_KEYS", "ERASURE_KEY"),
 		WebhookEventRetentionDays: p.intRange("WEBHOOK_EVENT_RETENTION_DAYS", 30, 3, 36500),
 		MetricsRetentionDays:      p.intRange("METRICS_RETENTION_DAYS", 0, 0, 36500),
 
@@ -116,9 +123,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.ProfitWellAliasKey != "" && len(c.ProfitWellAliasKey) < 16 {
 		p.fail("PROFITWELL_ALIAS_KEY", "at least 16 characters")
-	}
-	if c.ErasureKey != "" && len(c.ErasureKey) < 16 {
-		p.fail("ERASURE_KEY", "at least 16 characters")
 	}
 	if c.MetricsAddr != "" {
 		p.checkAddr("METRICS_ADDR", c.MetricsAddr)
@@ -194,6 +198,61 @@ func (p *parser) intRange(name string, def, min, max int) int {
 		return def
 	}
 	return n
+}
+
+// generatedKey in a key ring names the key billingd generated and keeps in
+// the database (shorter than any key, so it cannot be one).
+const generatedKey = "generated"
+
+// keyRing reads a comma-separated ring of HMAC keys (list) or its
+// one-key alias (single, read verbatim, as before rings existed). Each key
+// is at least 16 characters, or "generated"; nil when neither is set.
+func (p *parser) keyRing(list, single string) []string {
+	l, one := strings.TrimSpace(p.getenv(list)), p.getenv(single)
+	if l != "" && one != "" {
+		p.fail(list, "set "+list+" or "+single+", not both")
+		return nil
+	}
+	name, keys := list, []string(nil)
+	if one != "" {
+		name, keys = single, []string{one}
+	} else if l != "" {
+		for _, k := range strings.Split(l, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				keys = append(keys, k)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		switch {
+		case seen[k]:
+			p.fail(name, "a key is listed twice")
+			return nil
+		case k != generatedKey && len(k) < 16:
+			p.fail(name, `each key at least 16 characters (or "generated")`)
+			return nil
+		}
+		seen[k] = true
+	}
+	if l != "" && len(keys) == 0 {
+		p.fail(list, "no key in the list")
+	}
+	return keys
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	switch v := strings.TrimSpace(p.getenv(name)); v {
+	case "":
+		return def
+	case "true":
+		return true
+	case "false":
+		return false
+	default:
+		p.fail(name, fmt.Sprintf("%q is not true or false", v))
+		return def
+	}
 }
 
 func (p *parser) level(name string, def slog.Level) slog.Level {

@@ -95,6 +95,12 @@ func (e *env) profitwellCmd(ctx context.Context, args []string) error {
 	if err := db.store.MigrateUp(); err != nil {
 		return err
 	}
+	if (args[0] == "worker" || args[0] == "backfill") && e.cfg.ProfitWellToken != "" {
+		// About to send aliases: they must be the ones ProfitWell knows.
+		if err := db.store.CheckProfitWellAliasKey(ctx, []byte(e.cfg.ProfitWellAliasKey)); err != nil {
+			return err
+		}
+	}
 	return run(db.store)
 }
 

@@ -61,6 +61,11 @@ func (e *env) stripeCmd(ctx context.Context, args []string) error {
 	if dirty || v < postgres.RequiredSchemaVersion() {
 		return fmt.Errorf("stripe %s: schema version %d, need %d: run billingd migrate up first", args[0], v, postgres.RequiredSchemaVersion())
 	}
+	// Objects go through the event path: its tombstone checks need the
+	// erasure keys that made them.
+	if err := db.store.PrepareKeys(ctx); err != nil {
+		return err
+	}
 	s := &reconcile.Syncer{Client: client, Store: db.store, Log: e.log, Progress: e.stderr}
 	if args[0] == "backfill" {
 		return e.backfill(ctx, s)

@@ -275,15 +275,16 @@ var tables = []Table{
 	},
 	{
 		Name:        "tombstones",
-		Purpose:     "erasure is final: keyed hashes of erased Stripe IDs, so later events cannot relink them",
-		Retention:   "forever (as long as the erasure key exists)",
+		Purpose:     "erasure is final: keyed hashes of erased account, customer and subscription IDs, so no later event or hint can relink them",
+		Retention:   "forever (as long as the erasure keys exist: they stay in ERASURE_KEYS for good)",
 		OnErasure:   "written",
 		Export:      "-",
-		NotExported: "written only once an account is erased, as keyed hashes of Stripe IDs; nothing links them to an account",
+		NotExported: "keyed hashes written once an account is erased; customer and subscription ones name IDs the account no longer has, and the account's own (kind account) is the erasure its audit entry, which the export lists, records",
 		Columns: []Column{
-			{"subject_hmac", id, "HMAC of an erased customer or subscription ID (not reversible without the key)"},
-			{"kind", ops, "customer or subscription"},
+			{"subject_hmac", id, "HMAC of an erased account, customer or subscription ID under the erasure ring's first key (not reversible without the key)"},
+			{"kind", ops, "account, customer or subscription"},
 			{"deleted_at", ops, "when it was erased"},
+			{"reused_at", ops, "accounts only: when the app reused the erased ID on purpose (audited); hints still never link to it"},
 		},
 	},
 	{
@@ -320,7 +321,7 @@ var tables = []Table{
 	},
 	{
 		Name:        "instance_keys",
-		Purpose:     "keys billingd generates for itself (e.g. the erasure HMAC key) so replicas agree",
+		Purpose:     "keys billingd generates for itself (the erasure and link signing HMAC keys, the dashboard session key) so replicas agree",
 		Retention:   "for the life of the deployment",
 		OnErasure:   "not about accounts",
 		Export:      "-",
@@ -372,6 +373,21 @@ var tables = []Table{
 			{"kind", ops, "account or token change"},
 			{"bucket", ops, "16-bit hash bucket of the account ID (0 for tokens)"},
 			{"at", ops, "when written, for the 10-minute purge"},
+		},
+	},
+	{
+		Name:        "key_fingerprints",
+		Purpose:     "keys cannot change silently: fingerprints of the HMAC keys tombstones, audit subjects, ProfitWell aliases and link references were made with; billingd refuses to start without them",
+		Retention:   "erasure keys for good; link keys until the operator forgets them (needed while their references are valid); the ProfitWell alias key until it is rotated on purpose",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "fingerprints of keys; names no customer, subscription or account",
+		Columns: []Column{
+			{"purpose", ops, "erasure, link_signing or profitwell_alias"},
+			{"fingerprint", ops, "HMAC-SHA256(key, \"billingd key fingerprint\"), first 16 bytes in hex: names the key, never reveals it"},
+			{"first_used_at", ops, "when the key first made something billingd depends on"},
+			{"valid_until", ops, "link keys: the latest expiry of a reference signed through the API, plus an hour"},
+			{"legacy_until", ops, "link keys: references of the form without expiry link until then (24 h after the upgrade)"},
 		},
 	},
 }

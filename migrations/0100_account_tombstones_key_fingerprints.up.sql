@@ -1,0 +1,30 @@
+-- Issue 16: erasure is permanent for the account too, and keys cannot
+-- change silently.
+--
+-- Account tombstones: erasing an account also writes the keyed hash of its
+-- ID (kind 'account', the same HMAC as audit_log.subject_hmac), so no hint
+-- links anything to it again. An app that reuses the ID on purpose
+-- (PUT .../billing with reuse_erased_account) sets reused_at: API links
+-- work again, hints still never do. An account ID may equal a customer ID
+-- (an app that uses Stripe's), so the key includes the kind.
+ALTER TABLE tombstones DROP CONSTRAINT tombstones_pkey;
+ALTER TABLE tombstones ADD PRIMARY KEY (subject_hmac, kind);
+ALTER TABLE tombstones DROP CONSTRAINT tombstones_kind_check,
+    ADD CONSTRAINT tombstones_kind_check CHECK (kind IN ('customer', 'subscription', 'account'));
+ALTER TABLE tombstones ADD COLUMN reused_at timestamptz NULL,
+    ADD CONSTRAINT tombstones_reused_check CHECK (reused_at IS NULL OR kind = 'account');
+
+-- Fingerprints (HMAC(key, "billingd key fingerprint"), truncated; never
+-- the key) of the keys that made what billingd keeps or handed out:
+-- erasure keys that wrote tombstones and audit subjects, link keys that
+-- signed references still valid, the ProfitWell alias key. billingd
+-- refuses to start when its configured keys no longer include one it
+-- still needs.
+CREATE TABLE key_fingerprints (
+    purpose        text NOT NULL CHECK (purpose IN ('erasure', 'link_signing', 'profitwell_alias')),
+    fingerprint    text NOT NULL CHECK (fingerprint ~ '^[0-9a-f]+$' AND char_length(fingerprint) = 32),
+    first_used_at  timestamptz NOT NULL DEFAULT now(),
+    valid_until    timestamptz NULL,
+    legacy_until   timestamptz NULL,
+    PRIMARY KEY (purpose, fingerprint)
+);
