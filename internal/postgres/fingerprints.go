@@ -92,6 +92,7 @@ func (s *Store) checkErasureKeys(ctx context.Context, r billing.KeyRing) error {
 	if err != nil && !errors.Is(err, errNoGeneratedKey) {
 		return err
 	}
+	var bootstrap []string
 	if len(recorded) == 0 {
 		const qData = `
 SELECT EXISTS (SELECT 1 FROM tombstones)
@@ -102,19 +103,15 @@ SELECT EXISTS (SELECT 1 FROM tombstones)
 			return fmt.Errorf("check erasure keys: %w", translate(err))
 		}
 		if hasData {
-			var fps []string
 			for i, e := range s.erasureSpecOrDefault() {
 				if !e.Generated {
-					fps = append(fps, r.Fingerprints()[i])
+					bootstrap = append(bootstrap, r.Fingerprints()[i])
 				}
 			}
 			if generated != nil {
-				fps = append(fps, billing.KeyFingerprint(generated))
+				bootstrap = append(bootstrap, billing.KeyFingerprint(generated))
 			}
-			if err := s.recordFingerprints(ctx, PurposeErasure, fps); err != nil {
-				return err
-			}
-			recorded = fps
+			recorded = bootstrap
 		}
 	}
 	for _, fp := range recorded {
@@ -128,7 +125,9 @@ SELECT EXISTS (SELECT 1 FROM tombstones)
 		return fmt.Errorf("%w: the erasure keys (ERASURE_KEYS or ERASURE_KEY) do not include %s, which existing tombstones and audit entries were made with: erased customers could be linked again; keep it in the ring after the new key: %s",
 			ErrKeyChanged, which, fix)
 	}
-	return nil
+	// Recorded only once accepted: a refused configuration leaves nothing
+	// behind that the fixed one would have to carry.
+	return s.recordFingerprints(ctx, PurposeErasure, bootstrap)
 }
 
 func (s *Store) erasureSpecOrDefault() []RingEntry {
@@ -223,6 +222,9 @@ func (s *Store) recordedFingerprints(ctx context.Context, purpose string) ([]str
 }
 
 func (s *Store) recordFingerprints(ctx context.Context, purpose string, fps []string) error {
+	if len(fps) == 0 {
+		return nil
+	}
 	const q = `
 INSERT INTO key_fingerprints (purpose, fingerprint)
 SELECT $1, fp FROM unnest($2::text[]) AS fp
