@@ -43,8 +43,8 @@ type Config struct {
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
 
 	ErasureKeys               []string // ERASURE_KEYS (or ERASURE_KEY), first writes; nil: generated and kept in the database
-	WebhookEventRetentionDays int    // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
-	MetricsRetentionDays      int    // METRICS_RETENTION_DAYS (0: keep)
+	WebhookEventRetentionDays int      // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
+	MetricsRetentionDays      int      // METRICS_RETENTION_DAYS (0: keep)
 
 	MetricsAddr  string // METRICS_ADDR: serve /metrics on its own listener
 	MetricsToken string // METRICS_TOKEN: bearer token required on /metrics
@@ -80,8 +80,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
 		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
 
-		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
-		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		WebhookTolerance:     p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
+		WebhookMaxBodyBytes:  int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
 		LinkSigningKeys:      p.keyRing("LINK_SIGNING_KEYS", "LINK_SIGNING_KEY"),
 		LinkRequireSignature: p.boolean("LINK_REQUIRE_SIGNATURE", true),
 

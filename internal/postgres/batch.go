@@ -362,10 +362,10 @@ func (b *batch) lockCustomers(ctx context.Context) error {
 	var found [][]byte
 	for rows.Next() {
 		var r struct {
-			ID        *string       `db:"stripe_customer_id"`
-			Ref       *string       `db:"customer_ref"`
-			AccountID *string       `db:"account_id"`
-			Deleted   *bool         `db:"deleted"`
+			ID        *string        `db:"stripe_customer_id"`
+			Ref       *string        `db:"customer_ref"`
+			AccountID *string        `db:"account_id"`
+			Deleted   *bool          `db:"deleted"`
 			Inserted  *bool          `db:"inserted"`
 			Found     pq.ByteaArray  `db:"found"`
 			Erased    pq.StringArray `db:"erased"`
