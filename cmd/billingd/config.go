@@ -26,10 +26,13 @@ type Config struct {
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m)
 	WebhookMaxBodyBytes int64         // WEBHOOK_MAX_BODY_BYTES (default 1 MiB)
-	// LINK_SIGNING_KEYS (or LINK_SIGNING_KEY): checkout reference keys,
-	// first signs; "generated" names the instance key; nil: generated alone.
-	LinkSigningKeys      []string
-	LinkRequireSignature bool // LINK_REQUIRE_SIGNATURE (default true)
+
+	// Key rings (issue 16): the first key writes or signs, every key checks
+	// or verifies; "generated" names the key billingd keeps in the
+	// database; nil: that key alone.
+	ErasureKeys          []string // ERASURE_KEYS, or ERASURE_KEY for one key
+	LinkSigningKeys      []string // LINK_SIGNING_KEYS, or LINK_SIGNING_KEY for one key
+	LinkRequireSignature bool     // LINK_REQUIRE_SIGNATURE (default true)
 
 	EntitlementGrace time.Duration // ENTITLEMENT_GRACE_PERIOD (default 72h): past_due still entitled this long
 
@@ -42,9 +45,8 @@ type Config struct {
 	StripeAPIBase     string        // STRIPE_API_BASE
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
 
-	ErasureKeys               []string // ERASURE_KEYS (or ERASURE_KEY), first writes; nil: generated and kept in the database
-	WebhookEventRetentionDays int      // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
-	MetricsRetentionDays      int      // METRICS_RETENTION_DAYS (0: keep)
+	WebhookEventRetentionDays int // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
+	MetricsRetentionDays      int // METRICS_RETENTION_DAYS (0: keep)
 
 	MetricsAddr  string // METRICS_ADDR: serve /metrics on its own listener
 	MetricsToken string // METRICS_TOKEN: bearer token required on /metrics
@@ -80,8 +82,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
 		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
 
-		WebhookTolerance:     p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
-		WebhookMaxBodyBytes:  int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
+		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+
+		ErasureKeys:          p.keyRing("ERASURE_KEYS", "ERASURE_KEY"),
 		LinkSigningKeys:      p.keyRing("LINK_SIGNING_KEYS", "LINK_SIGNING_KEY"),
 		LinkRequireSignature: p.boolean("LINK_REQUIRE_SIGNATURE", true),
 
@@ -96,7 +100,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		StripeAPIBase:     p.url("STRIPE_API_BASE", ""),
 		ReconcileInterval: p.duration("RECONCILE_INTERVAL", 0),
 
-		ErasureKeys:               p.keyRing("ERASURE_KEYS", "ERASURE_KEY"),
 		WebhookEventRetentionDays: p.intRange("WEBHOOK_EVENT_RETENTION_DAYS", 30, 3, 36500),
 		MetricsRetentionDays:      p.intRange("METRICS_RETENTION_DAYS", 0, 0, 36500),
 

@@ -42,6 +42,9 @@ commands:
   profitwell retry --all|ID   re-queue dead-lettered ProfitWell rows
   profitwell backfill [--dry-run]
                               send every live subscription's current state to ProfitWell
+  keys status                 key rings in use and recorded key fingerprints (never keys)
+  keys forget link_signing|profitwell_alias FINGERPRINT
+                              stop requiring a key rotated out on purpose
 `
 
 func main() {
@@ -107,6 +110,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.tokenCmd(ctx, rest)
 	case "profitwell":
 		return e.profitwellCmd(ctx, rest)
+	case "keys":
+		return e.keysCmd(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
