@@ -14,6 +14,18 @@ ALTER TABLE tombstones DROP CONSTRAINT tombstones_kind_check,
 ALTER TABLE tombstones ADD COLUMN reused_at timestamptz NULL,
     ADD CONSTRAINT tombstones_reused_check CHECK (reused_at IS NULL OR kind = 'account');
 
+-- Accounts erased before this migration: each erasure's audit entry names
+-- the account by the same keyed hash (audit_log.subject_hmac, erasure
+-- key), so their tombstones can be written now, and hints naming them are
+-- refused from the upgrade on. Links made to them again since (by the
+-- hints this fixes, or by the app) are left in place; a new API link then
+-- needs reuse_erased_account once.
+INSERT INTO tombstones (subject_hmac, kind, deleted_at)
+SELECT subject_hmac, 'account', max(at) FROM audit_log
+WHERE action = 'account.erase' AND subject_hmac IS NOT NULL
+GROUP BY subject_hmac
+ON CONFLICT (subject_hmac, kind) DO NOTHING;
+
 -- Fingerprints (HMAC(key, "billingd key fingerprint"), truncated; never
 -- the key) of the keys that made what billingd keeps or handed out:
 -- erasure keys that wrote tombstones and audit subjects, link keys that

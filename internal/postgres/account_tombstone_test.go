@@ -263,3 +263,29 @@ func TestEraseRacesHint(t *testing.T) {
 		}
 	})
 }
+
+// TestAccountTombstoneUpgrade: an account erased before migration 0100
+// (no account tombstone then) gets its tombstone from its erasure's audit
+// entry when the migration runs, so hints naming it are refused from the
+// upgrade on.
+func TestAccountTombstoneUpgrade(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	f := newFixture("UPA", 1)
+	applyAll(t, st, f.history())
+	erase(t, st, billing.ErasureRequest{AccountID: f.account})
+	if err := st.MigrateDown(1); err != nil { // back to before account tombstones
+		t.Fatal(err)
+	}
+	if n := countRows(t, st, `SELECT count(*) FROM tombstones`); n != 2 {
+		t.Fatalf("before the upgrade: %d tombstones, want the customer's and the subscription's", n)
+	}
+	if err := st.MigrateUp(); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range applyAll(t, st, hintEvents(f.account, "UPA", time.Now())) {
+		if o != billing.OutcomeLinkErased {
+			t.Errorf("hint %d for an account erased before the upgrade: %s", i, o)
+		}
+	}
+}
