@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -160,7 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.writeHelp(stdout, fs)
 	}
 	if err := fs.Parse(rest); err != nil {
-		return c.usageErr(err.Error())
+		return c.usageErr(flagError(err))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -277,7 +278,7 @@ func (c *command) writeHelp(w io.Writer, fs *flag.FlagSet) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nenvironment:\n%s\n", wrapList(append(slices.Clone(c.env), commonEnv...), "  ", 76))
-	fmt.Fprintln(w, "\nEvery variable is validated at start, a bad one is one line and exit 1 (README.md, Configuration).")
+	fmt.Fprintln(w, "\nEvery command validates all of billingd's variables at start (README.md, Configuration).")
 	return nil
 }
 
@@ -376,4 +377,26 @@ func configEnv() []string {
 		return ""
 	})
 	return names
+}
+
+// Go's flag package names flags with one dash; billingd's help writes two.
+var (
+	flagUndefined = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	flagNoValue   = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+	flagBadValue  = regexp.MustCompile(`^invalid (boolean )?value (".*") for (?:flag )?-+([^:]*): (.*)$`)
+)
+
+// flagError words a flag parsing error the way the help does.
+func flagError(err error) string {
+	msg := err.Error()
+	if m := flagUndefined.FindStringSubmatch(msg); m != nil {
+		return "unknown flag --" + m[1]
+	}
+	if m := flagNoValue.FindStringSubmatch(msg); m != nil {
+		return "--" + m[1] + " needs a value"
+	}
+	if m := flagBadValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("invalid value %s for --%s: %s", m[2], m[3], m[4])
+	}
+	return msg
 }

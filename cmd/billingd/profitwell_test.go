@@ -31,7 +31,7 @@ func TestProfitWellCommandUsage(t *testing.T) {
 		{"RetryNotBoth", []string{"profitwell", "retry", "--all", "7"}, nil, true, "--all or one outbox row ID"},
 		{"RetryBadID", []string{"profitwell", "retry", "x7"}, nil, true, "not an outbox row ID"},
 		{"BackfillExtraArg", []string{"profitwell", "backfill", "now"}, nil, true, "unexpected argument"},
-		{"BackfillUnknownFlag", []string{"profitwell", "backfill", "--force"}, nil, true, "flag provided but not defined"},
+		{"BackfillUnknownFlag", []string{"profitwell", "backfill", "--force"}, nil, true, "profitwell backfill: unknown flag --force"},
 		{"WorkerArgs", []string{"profitwell", "worker", "fast"}, nil, true, `profitwell worker: unexpected argument "fast"`},
 		{"WorkerNeedsToken", []string{"profitwell", "worker"}, nil, false, "PROFITWELL_API_TOKEN is not set"},
 		{"BackfillNeedsToken", []string{"profitwell", "backfill"}, nil, false, "PROFITWELL_API_TOKEN is not set"},

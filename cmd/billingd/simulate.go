@@ -28,7 +28,7 @@ development secret serve keeps in BILLINGD_DATA_DIR/webhook-secret.`,
 		env: []string{"LISTEN_ADDR", "STRIPE_WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "BILLINGD_DATA_DIR"},
 		setup: func(fs *flag.FlagSet) runFunc {
 			base := fs.String("url", "", "base `URL` of a running billingd (default http://$LISTEN_ADDR)")
-			n := fs.Int("customers", 10, "fake customers to simulate, 1 to 10000")
+			n := fs.Int("customers", 10, "simulate `N` fake customers (1 to 10000)")
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err

@@ -22,7 +22,7 @@ func tokenCreateCommand() *command {
 		env:      dbEnv,
 		setup: func(fs *flag.FlagSet) runFunc {
 			scope := fs.String("scope", "", "what the token may do: `app|finance`")
-			name := fs.String("name", "", "who uses it, 1-64 characters of A-Z a-z 0-9 _ . : -")
+			name := fs.String("name", "", "the `name` of who uses it: 1-64 characters of A-Z a-z 0-9 _ . : -")
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
