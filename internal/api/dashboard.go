@@ -105,7 +105,7 @@ func (s *Server) requireFinance(next http.HandlerFunc) http.HandlerFunc {
 			bearer(w, r)
 			return
 		}
-		if !s.dashboardHost(r) {
+		if _, err := r.Cookie(sessionCookie); err == nil && !s.dashboardHost(r) {
 			hostNotAllowed(w)
 			return
 		}

@@ -322,6 +322,24 @@ func TestDashboardForeignHost(t *testing.T) {
 			t.Errorf("dashboard under a foreign Host: %d, want 403", resp.StatusCode)
 		}
 	})
+	t.Run("BearerAPIUnaffected", func(t *testing.T) {
+		// API clients reach billingd by whatever name (a service name);
+		// only the cookie is bound to the dashboard's host.
+		hr, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/v1/metrics/summary", nil)
+		hr.Host = "billingd.internal" + port
+		hr.Header.Set("Authorization", "Bearer "+f.finance)
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("bearer token under another Host: %d, want 200", resp.StatusCode)
+		}
+		if resp, _ := f.do(t, f.srv, req{method: http.MethodGet, path: "/v1/metrics/summary", host: "billingd.internal" + port}); resp.StatusCode != 401 {
+			t.Errorf("no credentials under another Host: %d, want 401", resp.StatusCode)
+		}
+	})
 
 	t.Run("PublicURL", func(t *testing.T) {
 		t.Parallel()
