@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -13,47 +14,57 @@ import (
 	"github.com/billingd/billingd/internal/postgres"
 )
 
-// keysCmd: billingd keys status | forget link_signing|profitwell_alias FINGERPRINT.
-// Fingerprints name keys without revealing them (billing.KeyFingerprint);
-// the README's "Secrets and key rotation" says when to use which.
-func (e *env) keysCmd(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{"keys needs status or forget"}
-	}
-	var run func(st *postgres.Store) error
-	switch args[0] {
-	case "status":
-		if len(args) != 1 {
-			return usageError{"keys status takes no arguments"}
-		}
-		run = func(st *postgres.Store) error { return e.keysStatus(ctx, st, e.stdout) }
-	case "forget":
-		if len(args) != 3 {
-			return usageError{"keys forget needs a purpose (link_signing or profitwell_alias) and a fingerprint (see keys status)"}
-		}
-		run = func(st *postgres.Store) error {
-			err := st.ForgetKey(ctx, args[1], args[2])
-			if errors.Is(err, billing.ErrNotFound) {
-				return fmt.Errorf("keys forget: no %s key with fingerprint %s is recorded", args[1], args[2])
+// keysEnv: the keys commands' variables.
+var keysEnv = append(slices.Clone(dbEnv), "PROFITWELL_ALIAS_KEY")
+
+// The keys commands show and retire key fingerprints (billing.KeyFingerprint:
+// they name keys without revealing them); README "Secrets and key
+// rotation" says when to use which.
+func keysStatusCommand() *command {
+	return &command{
+		name:    "keys status",
+		summary: "the erasure and link key rings in use and every recorded key fingerprint (never a key): configured or not, needed until when",
+		about: `A start refused with "key changed" names a key the configuration lacks; this
+lists every key billingd recorded, whether the configuration has it, and
+until when it is needed. It changes nothing, except generating an instance
+key a ring names and the database lacks.`,
+		env: keysEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error { return e.keysStatus(ctx, st, e.stdout) })
 			}
-			if err != nil {
-				return err
+		},
+	}
+}
+
+func keysForgetCommand() *command {
+	return &command{
+		name:    "keys forget",
+		args:    "link_signing|profitwell_alias FINGERPRINT",
+		summary: "stop requiring a link or ProfitWell alias key rotated out on purpose (erasure keys are never forgotten)",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) != 2 {
+					return usageError{"needs a purpose (link_signing or profitwell_alias) and a fingerprint (see keys status)"}
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error {
+					err := st.ForgetKey(ctx, args[0], args[1])
+					if errors.Is(err, billing.ErrNotFound) {
+						return fmt.Errorf("keys forget: no %s key with fingerprint %s is recorded", args[0], args[1])
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "forgot %s key %s\n", args[0], args[1])
+					return nil
+				})
 			}
-			fmt.Fprintf(e.stdout, "forgot %s key %s\n", args[1], args[2])
-			return nil
-		}
-	default:
-		return usageError{fmt.Sprintf("unknown keys command %q", args[0])}
+		},
 	}
-	db, err := e.openDatabase(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.close(ctx)
-	if err := db.store.MigrateUp(); err != nil {
-		return err
-	}
-	return run(db.store)
 }
 
 // keysStatus prints the configured rings and every recorded key, and

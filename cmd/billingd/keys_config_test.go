@@ -30,10 +30,11 @@ func TestKeyRingConfig(t *testing.T) {
 	}{
 		{"Defaults", nil, nil, nil, true, ""},
 		{"Rings", map[string]string{"ERASURE_KEYS": k1 + ", generated", "LINK_SIGNING_KEYS": k2 + "," + k1}, []string{k1, "generated"}, []string{k2, k1}, true, ""},
-		{"OneKeyAliases", map[string]string{"ERASURE_KEY": " " + k1, "LINK_SIGNING_KEY": k2}, []string{" " + k1}, []string{k2}, true, ""},
+		{"OneKeyAliases", map[string]string{"ERASURE_KEY": k1, "LINK_SIGNING_KEY": k2}, []string{k1}, []string{k2}, true, ""},
+		{"ErrOneKeyWhitespace", map[string]string{"ERASURE_KEY": k1 + "\n"}, nil, nil, true, "ERASURE_KEY: has leading or trailing whitespace"},
 		{"OptOutOfSignatures", map[string]string{"LINK_REQUIRE_SIGNATURE": "false"}, nil, nil, false, ""},
-		{"ErrShortErasureKey", map[string]string{"ERASURE_KEY": "short"}, nil, nil, true, "ERASURE_KEY: each key at least 16 characters"},
-		{"ErrShortLinkKey", map[string]string{"LINK_SIGNING_KEY": "x"}, nil, nil, true, "LINK_SIGNING_KEY: each key at least 16 characters"},
+		{"ErrShortErasureKey", map[string]string{"ERASURE_KEY": "short"}, nil, nil, true, "ERASURE_KEY: at least 16 characters"},
+		{"ErrShortLinkKey", map[string]string{"LINK_SIGNING_KEY": "x"}, nil, nil, true, "LINK_SIGNING_KEY: at least 16 characters"},
 		{"ErrShortKeyInRing", map[string]string{"LINK_SIGNING_KEYS": k1 + ",tooshort"}, nil, nil, true, "LINK_SIGNING_KEYS: each key"},
 		{"ErrBothForms", map[string]string{"ERASURE_KEYS": k1, "ERASURE_KEY": k2}, nil, nil, true, "ERASURE_KEYS: set ERASURE_KEYS or ERASURE_KEY, not both"},
 		{"ErrKeyTwice", map[string]string{"ERASURE_KEYS": k1 + "," + k1}, nil, nil, true, "ERASURE_KEYS: a key is listed twice"},
@@ -95,7 +96,7 @@ func TestKeysForgetCommand(t *testing.T) {
 	}{
 		{"ErrErasureKey", []string{"keys", "forget", "erasure", billing.KeyFingerprint(old)}, "", "erasure keys stay in the ring for good"},
 		{"ErrUnknown", []string{"keys", "forget", "profitwell_alias", strings.Repeat("0", 32)}, "", "no profitwell_alias key with fingerprint"},
-		{"ErrUsage", []string{"keys", "forget", "profitwell_alias"}, "", "keys forget needs"},
+		{"ErrUsage", []string{"keys", "forget", "profitwell_alias"}, "", "keys forget: needs a purpose"},
 		{"Forgets", []string{"keys", "forget", "profitwell_alias", billing.KeyFingerprint(old)}, "forgot profitwell_alias key", ""},
 	}
 	for _, tt := range tests {

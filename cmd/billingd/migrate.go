@@ -2,46 +2,76 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strconv"
 
 	"github.com/billingd/billingd/internal/postgres"
 )
 
-func (e *env) migrate(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{"migrate needs up, down N or version"}
+func migrateUpCommand() *command {
+	return &command{
+		name:    "migrate up",
+		summary: "apply every pending migration (serve does it too)",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.migrate(ctx, func(st *postgres.Store) error { return st.MigrateUp() })
+			}
+		},
 	}
-	var n int
-	switch args[0] {
-	case "up", "version":
-		if len(args) != 1 {
-			return usageError{"migrate " + args[0] + " takes no arguments"}
-		}
-	case "down":
-		if len(args) != 2 {
-			return usageError{"migrate down needs N, the number of migrations to roll back"}
-		}
-		v, err := strconv.Atoi(args[1])
-		if err != nil || v < 1 {
-			return usageError{fmt.Sprintf("migrate down: %q is not a positive number", args[1])}
-		}
-		n = v
-	default:
-		return usageError{fmt.Sprintf("unknown migrate command %q", args[0])}
+}
+
+func migrateDownCommand() *command {
+	return &command{
+		name:    "migrate down",
+		args:    "N",
+		summary: "roll back the last N migrations",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) != 1 {
+					return usageError{"needs N, the number of migrations to roll back"}
+				}
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n < 1 {
+					return usageError{fmt.Sprintf("%q is not a positive number", args[0])}
+				}
+				return e.migrate(ctx, func(st *postgres.Store) error { return st.MigrateDown(n) })
+			}
+		},
 	}
+}
+
+func migrateVersionCommand() *command {
+	return &command{
+		name:    "migrate version",
+		summary: "print the schema version and the one this binary needs",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.migrate(ctx, nil)
+			}
+		},
+	}
+}
+
+// migrate opens the database, runs change (nil: none) and prints the
+// schema version.
+func (e *env) migrate(ctx context.Context, change func(st *postgres.Store) error) error {
 	db, err := e.openDatabase(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.close(ctx)
-	switch args[0] {
-	case "up":
-		if err := db.store.MigrateUp(); err != nil {
-			return err
-		}
-	case "down":
-		if err := db.store.MigrateDown(n); err != nil {
+	if change != nil {
+		if err := change(db.store); err != nil {
 			return err
 		}
 	}
