@@ -336,7 +336,7 @@ var tables = []Table{
 	},
 	{
 		Name:        "instance_keys",
-		Purpose:     "keys billingd generates for itself (the erasure and link signing HMAC keys, the dashboard session key) so replicas agree",
+		Purpose:     "keys billingd generates for itself (the erasure and link signing HMAC keys) so replicas agree",
 		Retention:   "for the life of the deployment",
 		OnErasure:   "not about accounts",
 		Export:      "-",
