@@ -274,8 +274,17 @@ func TestAccountTombstoneUpgrade(t *testing.T) {
 	f := newFixture("UPA", 1)
 	applyAll(t, st, f.history())
 	erase(t, st, billing.ErasureRequest{AccountID: f.account})
-	if err := st.MigrateDown(1); err != nil { // back to before account tombstones
-		t.Fatal(err)
+	for { // back to before account tombstones (0100), whatever came after it
+		v, _, err := st.SchemaVersion()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v < 100 {
+			break
+		}
+		if err := st.MigrateDown(1); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := countRows(t, st, `SELECT count(*) FROM tombstones`); n != 2 {
 		t.Fatalf("before the upgrade: %d tombstones, want the customer's and the subscription's", n)
