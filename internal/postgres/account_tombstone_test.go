@@ -67,7 +67,7 @@ func TestAccountTombstone(t *testing.T) {
 		t.Fatalf("erased %+v", res)
 	}
 	erase(t, st, billing.ErasureRequest{AccountID: "acct_neverseen"})
-	if n := countRows(t, st, `SELECT count(*) FROM tombstones WHERE kind = 'account'`); n != 2 {
+	if n := countRows(t, st, `SELECT count(*) FROM account_tombstones`); n != 2 {
 		t.Fatalf("%d account tombstones, want 2 (a known and an unknown account)", n)
 	}
 

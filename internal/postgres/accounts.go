@@ -113,8 +113,8 @@ func (s *Store) reuseErasedAccount(ctx context.Context, tx *sqlx.Tx, accountID, 
 		return false, err
 	}
 	const q = `
-UPDATE tombstones SET reused_at = now()
-WHERE subject_hmac = ANY($1) AND kind = 'account' AND reused_at IS NULL`
+UPDATE account_tombstones SET reused_at = now()
+WHERE subject_hmac = ANY($1) AND reused_at IS NULL`
 	r, err := tx.ExecContext(ctx, q, pq.ByteaArray(ringHashes(ring, accountID)))
 	if err != nil {
 		return false, fmt.Errorf("reuse erased account: %w", translate(err))

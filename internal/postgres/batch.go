@@ -273,15 +273,14 @@ func (b *batch) recordEvents(ctx context.Context) error {
 // subscriptions, so the two never differ for a real event.
 var qLockCustomers = `
 WITH t AS (
-    SELECT coalesce(array_agg(subject_hmac), '{}') AS found FROM tombstones
-    WHERE subject_hmac = ANY($5::bytea[]) AND kind <> 'account'
+    SELECT coalesce(array_agg(subject_hmac), '{}') AS found FROM tombstones WHERE subject_hmac = ANY($5::bytea[])
 ), d AS (
     SELECT coalesce(array_agg(DISTINCT o.cus), '{}') AS ids
     FROM unnest($6::bytea[], $7::text[]) AS o(hmac, cus), t WHERE o.hmac = ANY (t.found)
 ), e AS (
     SELECT coalesce(array_agg(DISTINCT a.acct), '{}') AS accts
     FROM unnest($8::bytea[], $9::text[]) AS a(hmac, acct)
-    WHERE EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = a.hmac AND kind = 'account')
+    WHERE EXISTS (SELECT 1 FROM account_tombstones WHERE subject_hmac = a.hmac)
 ), c AS (
     INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at)
     SELECT u.id, u.livemode, CASE WHEN u.erased THEN NULL ELSE NULLIF(u.hint, '') END,

@@ -54,7 +54,7 @@ type lockedCustomer struct {
 // protocol, in the round trip that locks the customer).
 const qLockCustomer = `
 WITH t AS (
-    SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($7::bytea[]) AND kind <> 'account') AS dead
+    SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($7::bytea[])) AS dead
 ), c AS (
     INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at, version_at, version_event)
     SELECT $1::text, $2::boolean, NULLIF($3::text, ''), $4::text,

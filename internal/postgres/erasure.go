@@ -210,7 +210,7 @@ func writeTombstones(ctx context.Context, tx *sqlx.Tx, key []byte, customers []e
 	const q = `
 INSERT INTO tombstones (subject_hmac, kind)
 SELECT h, k FROM unnest($1::bytea[], $2::text[]) AS t (h, k)
-ON CONFLICT (subject_hmac, kind) DO NOTHING`
+ON CONFLICT (subject_hmac) DO NOTHING`
 	var hashes [][]byte
 	var kinds []string
 	for _, c := range customers {
@@ -238,8 +238,8 @@ ON CONFLICT (subject_hmac, kind) DO NOTHING`
 // again.
 func writeAccountTombstone(ctx context.Context, tx *sqlx.Tx, key []byte, accountID string) error {
 	const q = `
-INSERT INTO tombstones (subject_hmac, kind) VALUES ($1, 'account')
-ON CONFLICT (subject_hmac, kind) DO UPDATE SET reused_at = NULL, deleted_at = now()`
+INSERT INTO account_tombstones (subject_hmac) VALUES ($1)
+ON CONFLICT (subject_hmac) DO UPDATE SET reused_at = NULL, erased_at = now()`
 	if _, err := tx.ExecContext(ctx, q, subjectHMAC(key, accountID)); err != nil {
 		return fmt.Errorf("write account tombstone: %w", translate(err))
 	}

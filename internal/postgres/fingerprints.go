@@ -96,6 +96,7 @@ func (s *Store) checkErasureKeys(ctx context.Context, r billing.KeyRing) error {
 	if len(recorded) == 0 {
 		const qData = `
 SELECT EXISTS (SELECT 1 FROM tombstones)
+    OR EXISTS (SELECT 1 FROM account_tombstones)
     OR EXISTS (SELECT 1 FROM audit_log WHERE subject_hmac IS NOT NULL)
     OR EXISTS (SELECT 1 FROM customers WHERE former_account_hmac IS NOT NULL)`
 		var hasData bool

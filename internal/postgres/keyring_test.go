@@ -93,7 +93,7 @@ func TestErasureKeyRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := countRows(t, rotated, `SELECT count(*) FROM tombstones WHERE subject_hmac = $1 AND kind = 'account'`, subject); n != 1 {
+		if n := countRows(t, rotated, `SELECT count(*) FROM account_tombstones WHERE subject_hmac = $1`, subject); n != 1 {
 			t.Fatal("the account tombstone is not under the ring's first key")
 		}
 	})

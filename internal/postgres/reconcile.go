@@ -113,7 +113,7 @@ func (s *Store) Tombstoned(ctx context.Context, ids []string) (map[string]bool, 
 			hashes = append(hashes, h)
 		}
 	}
-	const q = `SELECT subject_hmac FROM tombstones WHERE subject_hmac = ANY($1) AND kind <> 'account'`
+	const q = `SELECT subject_hmac FROM tombstones WHERE subject_hmac = ANY($1)`
 	var found [][]byte
 	if err := s.db.SelectContext(ctx, &found, q, pq.Array(hashes)); err != nil {
 		return nil, fmt.Errorf("check tombstones: %w", translate(err))

@@ -76,7 +76,7 @@ SELECT count(pg_advisory_xact_lock_shared($1, k))
 FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`)
 
 var qTombstoneFind = eventStatement(`
-SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1) AND kind <> 'account')`)
+SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`)
 
 // isTombstoned reports whether any of the given Stripe IDs (customer or
 // subscription IDs) was erased: events about them are acknowledged and
@@ -202,17 +202,17 @@ func subjectHashes(ctx context.Context, tx *sqlx.Tx, ids []string) ([][]byte, er
 	return hashes, nil
 }
 
-// accountTombstone is what the tombstones say about one account ID.
+// accountTombstone is what account_tombstones say about one account ID.
 type accountTombstone struct {
 	Erased bool // an account tombstone exists: hints never link to it
 	Reused bool // every one of them was lifted by an explicit reuse
 }
 
 // qAccountTombstone reads an account's tombstones ($1: its hashes under
-// every key of the ring).
+// every key of the ring; one per key that erased it).
 const qAccountTombstone = `
 SELECT count(*) > 0 AS erased, count(*) > 0 AND bool_and(reused_at IS NOT NULL) AS reused
-FROM tombstones WHERE subject_hmac = ANY($1) AND kind = 'account'`
+FROM account_tombstones WHERE subject_hmac = ANY($1)`
 
 // readAccountTombstone looks up an account's tombstones in tx. Callers
 // that go on to link the account hold its shared lock (sortedLockKeys'

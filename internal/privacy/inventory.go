@@ -275,16 +275,28 @@ var tables = []Table{
 	},
 	{
 		Name:        "tombstones",
-		Purpose:     "erasure is final: keyed hashes of erased account, customer and subscription IDs, so no later event or hint can relink them",
+		Purpose:     "erasure is final: keyed hashes of erased Stripe IDs, so later events cannot relink them",
 		Retention:   "forever (as long as the erasure keys exist: they stay in ERASURE_KEYS for good)",
 		OnErasure:   "written",
 		Export:      "-",
-		NotExported: "keyed hashes written once an account is erased; customer and subscription ones name IDs the account no longer has, and the account's own (kind account) is the erasure its audit entry, which the export lists, records",
+		NotExported: "written only once an account is erased, as keyed hashes of Stripe IDs; nothing links them to an account",
 		Columns: []Column{
-			{"subject_hmac", id, "HMAC of an erased account, customer or subscription ID under the erasure ring's first key (not reversible without the key)"},
-			{"kind", ops, "account, customer or subscription"},
+			{"subject_hmac", id, "HMAC of an erased customer or subscription ID under the erasure ring's first key (not reversible without the key)"},
+			{"kind", ops, "customer or subscription"},
 			{"deleted_at", ops, "when it was erased"},
-			{"reused_at", ops, "accounts only: when the app reused the erased ID on purpose (audited); hints still never link to it"},
+		},
+	},
+	{
+		Name:        "account_tombstones",
+		Purpose:     "erasure is final for the account: keyed hashes of erased account IDs, so no hint (metadata, checkout reference) links anything to them again",
+		Retention:   "forever (as long as the erasure keys exist)",
+		OnErasure:   "written (and a reuse undone)",
+		Export:      "-",
+		NotExported: "a keyed hash of the account ID and two times: the erasure and any reuse, which the audit entries in the export already report",
+		Columns: []Column{
+			{"subject_hmac", id, "HMAC of an erased account ID (the same as audit_log.subject_hmac; not reversible without the key)"},
+			{"erased_at", ops, "when it was (last) erased"},
+			{"reused_at", ops, "when the app reused the erased ID on purpose (audited); hints still never link to it"},
 		},
 	},
 	{
