@@ -111,8 +111,10 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Ready.Ready(r.Context()); err != nil {
+		// The reason goes to the log: /readyz is public, and a readiness
+		// error may carry a driver's words.
 		s.Log.Warn("not ready", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "not ready: the database is unreachable or its schema is older than this binary needs")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
