@@ -27,6 +27,8 @@ type Store struct {
 	stmts stmtCache // issue 4: the event path's prepared statements (prepared.go)
 
 	group *groupApplier // issue 4: group commit of concurrent events (group.go)
+
+	onAccounts func(accountIDs []string) // issue 15: read your writes (notify.go)
 }
 
 // Options tunes the connection pool.
@@ -73,6 +75,16 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 func (s *Store) ObserveEventBatches(f func(events int, took time.Duration, err error)) {
 	s.group.observe = f
 }
+
+// OnAccountsChanged has f told, after every commit of this Store that may
+// have changed what accounts are entitled to (webhook events, links,
+// erasures, backfill and reconcile), which accounts those were, before the
+// write returns to its caller. serve wires it to its entitlement cache, so
+// a replica reads its own writes at once; other replicas learn of them
+// through the cache-invalidation feed within its bound. An account may be
+// named twice. f must be fast and must not call back into the Store. Call
+// it before the first write.
+func (s *Store) OnAccountsChanged(f func(accountIDs []string)) { s.onAccounts = f }
 
 // DB exposes the pool for code in this module that owns its own SQL
 // (tests, benchmarks).
