@@ -21,7 +21,9 @@ import (
 // store only to inject the error whose mapping is under test.
 type failingStore struct{ err error }
 
-func (f failingStore) ApplyEvent(context.Context, billing.Event) (billing.Outcome, error) { return "", f.err }
+func (f failingStore) ApplyEvent(context.Context, billing.Event) (billing.Outcome, error) {
+	return "", f.err
+}
 func (f failingStore) AccountLink(context.Context, string, string) (billing.LinkResult, error) {
 	return 0, f.err
 }

@@ -90,7 +90,7 @@ type batch struct {
 	order     []*batchItem // items in the order the batch applies them (ordered)
 	customers map[string]*lockedCustomer
 	outbox    []outboxRow // ProfitWell sync rows, in the order applied
-	accounts  accountSet // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
+	accounts  accountSet  // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
 }
 
 func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
