@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -293,9 +294,57 @@ func (r *ref) UnmarshalJSON(b []byte) error {
 }
 
 // metadata reads metadata.account_id and nothing else: every other key is
-// merchant free text.
+// merchant free text. Its own decoder (UnmarshalJSON) takes the key
+// exactly: encoding/json matches struct fields case-insensitively, so a
+// plain field would link "ACCOUNT_ID" or "Account_Id" too, keys a merchant
+// may use for something else; and it links nothing when the key appears
+// more than once (encoding/json keeps the last), since a link must not
+// depend on which duplicate a parser happens to keep.
 type metadata struct {
-	AccountID string `json:"account_id"`
+	AccountID string
+}
+
+// UnmarshalJSON implements json.Unmarshaler: null is no metadata, an
+// object is read as above, and any other value is a type error, as for a
+// plain field (the event decoder then reads the object by its kind alone).
+func (m *metadata) UnmarshalJSON(b []byte) error {
+	m.AccountID = ""
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		return nil
+	case len(b) == 0 || b[0] != '{':
+		return &json.UnmarshalTypeError{Value: "non-object", Type: reflect.TypeFor[metadata]()}
+	case bytes.IndexByte(b, '\\') < 0 && !bytes.Contains(b, []byte(`"account_id"`)):
+		// No key can read account_id without an escape: the common case,
+		// answered without tokenising.
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	var found int
+	var value string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		if key, _ := t.(string); key == "account_id" {
+			found++
+			value = ""
+			_ = json.Unmarshal(raw, &value) // a non-string value is no hint
+		}
+	}
+	if found == 1 {
+		m.AccountID = value
+	}
+	return nil
 }
 
 // hint returns the account hint if it is a well-formed account ID.

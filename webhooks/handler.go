@@ -126,11 +126,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: billing.OutcomeUnhandled})
 		return
 	}
+	if errors.Is(err, ErrOutOfRange) {
+		// Amounts or quantities Stripe never sends (limits.go): refused,
+		// and counted apart from malformed payloads.
+		h.m.rejected.WithLabelValues("out_of_range").Inc()
+		h.cfg.Log.Warn("webhook payload rejected: value out of range", "stripe_event_id", safeID(ev.ID), "event_type", labelType(ev.Type), "err", err)
+		httpjson.WriteError(w, http.StatusBadRequest, "value_out_of_range", err.Error())
+		return
+	}
 	if err != nil {
 		h.m.rejected.WithLabelValues("invalid_payload").Inc()
 		h.cfg.Log.Warn("webhook payload rejected", "stripe_event_id", safeID(ev.ID), "event_type", labelType(ev.Type), "err", err)
 		httpjson.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
 		return
+	}
+	if futureDated(ev.Created, time.Now(), r.Header.Get("Stripe-Signature"), h.cfg.Tolerance) {
+		// Recorded by ID only, so it can neither become a version nor be
+		// applied by a redelivery later (future.go).
+		h.cfg.Log.Warn("webhook event created in the future: acknowledged, not applied",
+			"stripe_event_id", ev.ID, "event_type", ev.Type)
+		ev = billing.Event{ID: ev.ID, Type: ev.Type, Created: ev.Created, Livemode: ev.Livemode, Connect: ev.Connect, FutureDated: true}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ApplyTimeout)
 	defer cancel()

@@ -101,7 +101,10 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 		// Postgres keeps microseconds: compare versions at the precision stored.
 		ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
 		it := &batchItem{i: i, ev: ev, copyOf: -1, first: billing.OutcomeApplied}
-		if ev.Connect {
+		switch {
+		case ev.FutureDated:
+			it.first = billing.OutcomeFutureDated // recorded, never applied (billing.Event.FutureDated)
+		case ev.Connect:
 			it.first = billing.OutcomeIgnored
 		}
 		if !ev.FromAPI() {
@@ -243,7 +246,11 @@ func (b *batch) recordEvents(ctx context.Context) error {
 	}
 	for _, it := range b.items {
 		it.fresh = it.ev.FromAPI() || isFresh[it.ev.ID]
-		if it.fresh && it.copyOf < 0 && it.ev.Connect {
+		switch {
+		case !it.fresh || it.copyOf >= 0:
+		case it.ev.FutureDated:
+			it.out = billing.OutcomeFutureDated
+		case it.ev.Connect:
 			it.out = billing.OutcomeIgnored // connected accounts: this service serves one platform
 		}
 	}
