@@ -78,10 +78,12 @@ type response struct {
 }
 
 // ServeHTTP verifies, decodes and applies one event. Status codes: 200 once
-// the event's effects are committed (duplicates, unhandled types and
-// ignored events included); 400 for a bad signature or a payload that can
-// never be stored; 405, 413, 415 for the wrong method, size or type; 503
-// when the database is unavailable, so Stripe retries.
+// the event's effects are committed (duplicates, unhandled types, ignored
+// and future-dated events included); 400 for a bad signature or a payload
+// that can never be stored (value_out_of_range for amounts beyond Stripe's
+// limits); 405, 413, 415 for the wrong method, size or type; 503 with
+// Retry-After when a retry can succeed (httpjson.Classify), so Stripe
+// retries.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		h.m.rejected.WithLabelValues("bad_method").Inc()

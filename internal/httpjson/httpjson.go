@@ -60,7 +60,7 @@ const retryAfterSeconds = 5
 // The answers of Classify, one per class of error.
 var (
 	Unavailable  = Problem{http.StatusServiceUnavailable, "unavailable", "temporarily unavailable, retry", retryAfterSeconds}
-	Invalid      = Problem{http.StatusBadRequest, "invalid_request", "the request holds values that cannot be stored", 0}
+	Invalid      = Problem{http.StatusBadRequest, "invalid_request", "the request holds values billingd cannot accept", 0}
 	NotFound     = Problem{http.StatusNotFound, "not_found", "not found", 0}
 	Conflict     = Problem{http.StatusConflict, "conflict", "conflict", 0}
 	Unauthorized = Problem{http.StatusUnauthorized, "unauthorized", "missing or invalid token", 0}
