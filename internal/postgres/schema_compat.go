@@ -218,4 +218,3 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	}
 	return nil
 }
-
