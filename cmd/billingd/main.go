@@ -107,6 +107,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.tokenCmd(ctx, rest)
 	case "profitwell":
 		return e.profitwellCmd(ctx, rest)
+	case "version":
+		return e.versionCmd(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

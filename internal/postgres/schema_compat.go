@@ -18,6 +18,10 @@ import (
 // and one of the newer migrations says this binary may not run against it.
 var ErrSchemaIncompatible = errors.New("schema incompatible with this binary")
 
+// ErrSchemaBehind: the database's schema is older than this binary, or a
+// migration this binary knows failed part-way (dirty).
+var ErrSchemaBehind = errors.New("schema behind this binary")
+
 // migration is one embedded migration and what it declares.
 type migration struct {
 	Version uint
@@ -212,9 +216,9 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 		// was written before it started, and is what counts here.
 		return s.checkNewer(ctx, v, known)
 	case dirty:
-		return fmt.Errorf("schema version %d is dirty: a migration failed part-way or is running", v)
+		return fmt.Errorf("%w: schema version %d is dirty: a migration failed part-way or is running", ErrSchemaBehind, v)
 	case v < known:
-		return fmt.Errorf("schema version %d, need %d", v, known)
+		return fmt.Errorf("%w: schema version %d, need %d", ErrSchemaBehind, v, known)
 	}
 	return nil
 }
