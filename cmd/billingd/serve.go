@@ -57,7 +57,8 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.close(ctx)
-	// serve owns the embedded server, even one a killed run left behind.
+	// serve owns the embedded server, even one a killed run left behind;
+	// it is stopped when the last process using it ends (pgserver.Use).
 	db.stopEmbedded = db.embedded != nil
 	if err := db.store.MigrateUp(); err != nil {
 		return err
