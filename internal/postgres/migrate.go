@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/billingd/billingd/migrations"
@@ -20,13 +21,17 @@ import (
 // migrations.Known): /readyz reports ready only when the database is at
 // least this new, and newer only when the newer migrations say this binary
 // may still run against them (schema_compat.go).
-func RequiredSchemaVersion() uint {
+func RequiredSchemaVersion() uint { return requiredSchemaVersion() }
+
+// requiredSchemaVersion reads the embedded files once: readiness asks on
+// every probe.
+var requiredSchemaVersion = sync.OnceValue(func() uint {
 	set, err := loadMigrations(migrations.Known())
-	if err != nil || len(set) == 0 {
+	if err != nil {
 		return 0
 	}
-	return set[len(set)-1].Version
-}
+	return set.latest()
+})
 
 // MigrateUp applies every pending migration this binary knows, logging each
 // with its version and duration. A database already newer than the binary

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,5 +248,40 @@ func TestMigrationDirectives(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// breakingStmt finds the statements that usually break older binaries (see
+// migrations/README.md): a migration using one must say which binaries
+// may still run against it, so the default "compatible" is never applied
+// to it by oversight.
+var breakingStmt = regexp.MustCompile(`(?i)\b(DROP\s+TABLE|DROP\s+COLUMN|RENAME\s+COLUMN|RENAME\s+TO|SET\s+NOT\s+NULL|ALTER\s+COLUMN\s+\w+\s+(?:SET\s+DATA\s+)?TYPE)\b`)
+
+var declared = regexp.MustCompile(`(?m)^--\s*oldest-compatible-binary:`)
+
+func TestBreakingMigrationsDeclareCompatibility(t *testing.T) {
+	t.Parallel()
+	entries, err := fs.ReadDir(migrations.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".up.sql") {
+			continue
+		}
+		b, err := fs.ReadFile(migrations.FS, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := regexp.MustCompile(`--[^\n]*`).ReplaceAll(b, nil)
+		if m := breakingStmt.Find(code); m != nil && !declared.Match(b) {
+			t.Errorf("%s uses %q but declares no oldest-compatible-binary (migrations/README.md)", e.Name(), m)
+		}
+	}
+	// The check sees what it is for.
+	if !breakingStmt.MatchString("ALTER TABLE customers RENAME COLUMN account_id TO app_account_id") ||
+		!breakingStmt.MatchString("alter table subscriptions alter column quantity type bigint") ||
+		breakingStmt.MatchString("ALTER TABLE customers ADD COLUMN note_ref uuid NULL") {
+		t.Fatal("the pattern does not tell breaking statements from additive ones")
 	}
 }
