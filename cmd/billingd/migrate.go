@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -9,72 +10,64 @@ import (
 	"github.com/billingd/billingd/internal/postgres"
 )
 
-func (e *env) migrate(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{"migrate needs up, down N [--yes] or version"}
-	}
-	var n int
-	var yes bool
-	switch args[0] {
-	case "up", "version":
-		if len(args) != 1 {
-			return usageError{"migrate " + args[0] + " takes no arguments"}
-		}
-	case "down":
-		var rest []string
-		for _, a := range args[1:] {
-			if a == "--yes" || a == "-yes" {
-				yes = true
-				continue
+func migrateUpCommand() *command {
+	return &command{
+		name:    "migrate up",
+		summary: "apply every pending migration (serve does it too)",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.migrate(ctx, func(st *postgres.Store) error { return st.MigrateUp() })
 			}
-			rest = append(rest, a)
-		}
-		if len(rest) != 1 {
-			return usageError{"migrate down needs N, the number of migrations to roll back (and --yes to do it)"}
-		}
-		v, err := strconv.Atoi(rest[0])
-		if err != nil || v < 1 {
-			return usageError{fmt.Sprintf("migrate down: %q is not a positive number", rest[0])}
-		}
-		n = v
-	default:
-		return usageError{fmt.Sprintf("unknown migrate command %q", args[0])}
+		},
 	}
-	db, err := e.openDatabase(ctx)
-	if err != nil {
-		return err
+}
+
+func migrateDownCommand() *command {
+	return &command{
+		name:    "migrate down",
+		args:    "N",
+		summary: "roll back the last N migrations: prints what they drop, changes nothing without --yes",
+		about: `Rolling back drops tables and columns, with their data; migrate up
+recreates them empty. Without --yes, prints each migration it would roll
+back and the tables and columns it drops (with their row counts) and
+changes nothing. An N larger than the number of applied migrations is
+refused before anything changes. instance_keys (the keys billingd
+generated for itself, such as the erasure key) is never dropped, whatever N.`,
+		env: dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			yes := fs.Bool("yes", false, "roll back and drop what the plan lists")
+			return func(ctx context.Context, e *env, args []string) error {
+				// --yes after N counts too: `migrate down 2 --yes`.
+				if len(args) == 2 && (args[1] == "--yes" || args[1] == "-yes") {
+					args, *yes = args[:1], true
+				}
+				if len(args) != 1 {
+					return usageError{"needs N, the number of migrations to roll back"}
+				}
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n < 1 {
+					return usageError{fmt.Sprintf("%q is not a positive number", args[0])}
+				}
+				return e.migrate(ctx, func(st *postgres.Store) error {
+					// Dropping tables cannot be undone: show what goes
+					// first, and only go on when the operator said so.
+					plan, err := st.PlanDown(ctx, n)
+					if err != nil {
+						return err
+					}
+					printDownPlan(e.stdout, n, plan)
+					if !*yes {
+						return fmt.Errorf("migrate down %d: nothing changed; run it again with --yes to roll back and drop the above", n)
+					}
+					return st.MigrateDown(n)
+				})
+			}
+		},
 	}
-	defer db.close(ctx)
-	switch args[0] {
-	case "up":
-		if err := db.store.MigrateUp(); err != nil {
-			return err
-		}
-	case "down":
-		// Dropping tables cannot be undone: show what goes first, and only
-		// go on when the operator said so.
-		plan, err := db.store.PlanDown(ctx, n)
-		if err != nil {
-			return err
-		}
-		printDownPlan(e.stdout, n, plan)
-		if !yes {
-			return fmt.Errorf("migrate down %d: nothing changed; run it again with --yes to roll back and drop the above", n)
-		}
-		if err := db.store.MigrateDown(n); err != nil {
-			return err
-		}
-	}
-	v, dirty, err := db.store.SchemaVersion()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "schema version %d (this binary knows %d)", v, postgres.RequiredSchemaVersion())
-	if dirty {
-		fmt.Fprint(e.stdout, " DIRTY: a migration failed part-way; fix it and force the version")
-	}
-	fmt.Fprintln(e.stdout)
-	return nil
 }
 
 // printDownPlan lists each migration to roll back and the data it drops.
@@ -103,4 +96,45 @@ func printDownPlan(w io.Writer, n int, p *postgres.DownPlan) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "instance_keys (the keys billingd generated for itself) is kept, whatever is rolled back.")
+}
+
+func migrateVersionCommand() *command {
+	return &command{
+		name:    "migrate version",
+		summary: "print the schema version and the one this binary knows",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.migrate(ctx, nil)
+			}
+		},
+	}
+}
+
+// migrate opens the database, runs change (nil: none) and prints the
+// schema version.
+func (e *env) migrate(ctx context.Context, change func(st *postgres.Store) error) error {
+	db, err := e.openDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.close(ctx)
+	if change != nil {
+		if err := change(db.store); err != nil {
+			return err
+		}
+	}
+	v, dirty, err := db.store.SchemaVersion()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "schema version %d (this binary knows %d)", v, postgres.RequiredSchemaVersion())
+	if dirty {
+		fmt.Fprint(e.stdout, " DIRTY: a migration failed part-way; fix it and force the version")
+	}
+	fmt.Fprintln(e.stdout)
+	return nil
 }

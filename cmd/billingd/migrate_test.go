@@ -20,8 +20,11 @@ func TestMigrateDownCommand(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
 	st := openStore(t, url)
-	key, err := st.DashboardSessionKey(ctx)
-	if err != nil {
+	if err := st.PrepareErasureKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var key []byte
+	if err := st.DB().Get(&key, `SELECT key FROM instance_keys WHERE name = 'erasure_hmac'`); err != nil {
 		t.Fatal(err)
 	}
 	head := postgres.RequiredSchemaVersion()
@@ -80,8 +83,8 @@ func TestMigrateDownCommand(t *testing.T) {
 			t.Fatalf("output:\n%s", out)
 		}
 		var got []byte
-		if err := st.DB().Get(&got, `SELECT key FROM instance_keys WHERE name = 'dashboard_session'`); err != nil || !bytes.Equal(got, key) {
-			t.Fatalf("dashboard session key after rolling back everything: %v", err)
+		if err := st.DB().Get(&got, `SELECT key FROM instance_keys WHERE name = 'erasure_hmac'`); err != nil || !bytes.Equal(got, key) {
+			t.Fatalf("erasure key after rolling back everything: %v", err)
 		}
 		if out, err := cli("migrate", "up"); err != nil || version() != head {
 			t.Fatalf("up again: %v\n%s", err, out)

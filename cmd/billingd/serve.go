@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/billingd/billingd/internal/api"
 	"github.com/billingd/billingd/internal/entcache"
 	"github.com/billingd/billingd/internal/postgres"
@@ -38,10 +40,27 @@ func (r readiness) Ready(ctx context.Context) error {
 	return err
 }
 
-func (e *env) serve(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		return usageError{fmt.Sprintf("serve takes no arguments, got %q", args[0])}
+func serveCommand() *command {
+	return &command{
+		name:    "serve",
+		summary: "run the HTTP server (the default); applies migrations first",
+		about: `Serves the webhook endpoint, the app and finance APIs, the dashboard and
+/metrics; runs the ProfitWell worker, the Stripe jobs, the hourly retention
+purge and the scheduled reconcile as configured. Several replicas may serve
+one database.`,
+		env: configEnv(),
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.serve(ctx)
+			}
+		},
 	}
+}
+
+func (e *env) serve(ctx context.Context) error {
 	if err := e.cfg.validateServe(); err != nil {
 		return err
 	}
@@ -63,6 +82,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if err := db.store.MigrateUp(); err != nil {
 		return err
 	}
+	e.warnStripeKeyMode(ctx, db.store)
 	// Before any webhook: the event path then never loads the key itself.
 	if err := db.store.PrepareErasureKey(ctx); err != nil {
 		return err
@@ -106,13 +126,10 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopReconcile()
-	// Finance metrics and the dashboard; its session cookies are signed
-	// with a key every replica shares (instance_keys).
-	sessionKey, err := db.store.DashboardSessionKey(ctx)
-	if err != nil {
-		return err
-	}
-	srv.Revenue, srv.SessionKey = db.store, sessionKey
+	// Finance metrics and the dashboard; its sessions are rows every
+	// replica reads (dashboard_sessions).
+	srv.Revenue, srv.Sessions, srv.PublicURL = db.store, db.store, e.cfg.PublicURL
+	srv.SessionPolicy = billing.SessionPolicy{Lifetime: e.cfg.DashboardSessionTTL, Idle: e.cfg.DashboardSessionIdle}
 	// Subject access export (GET /v1/accounts/{id}/export).
 	srv.Exporter = db.store
 	if e.cfg.MetricsAddr == "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -56,13 +57,21 @@ func buildInfo() build {
 	return b
 }
 
-func (e *env) versionCmd(_ context.Context, args []string) error {
-	if len(args) > 0 {
-		return usageError{fmt.Sprintf("version takes no arguments, got %q", args[0])}
+func versionCommand() *command {
+	return &command{
+		name:    "version",
+		summary: "print the module version, VCS revision, Go version and the schema version this binary knows",
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(_ context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				b := buildInfo()
+				fmt.Fprintf(e.stdout, "version: %s\nrevision: %s\nmodified: %v\ngo: %s\nschema: %d\n", b.Version, b.Revision, b.Modified, b.Go, b.Schema)
+				return nil
+			}
+		},
 	}
-	b := buildInfo()
-	fmt.Fprintf(e.stdout, "version: %s\nrevision: %s\nmodified: %v\ngo: %s\nschema: %d\n", b.Version, b.Revision, b.Modified, b.Go, b.Schema)
-	return nil
 }
 
 // registerBuildInfo exports billingd_build_info, constant 1, whose labels

@@ -82,7 +82,7 @@ func (s *Store) migrateUp(ctx context.Context, fsys fs.FS) error {
 // MigrateDown rolls back the n newest applied migrations. It refuses, before
 // changing anything, when fewer than n are applied or the database is newer
 // than this binary. No down migration drops instance_keys (the keys erasure
-// tombstones and dashboard sessions depend on): see migrations/README.md.
+// tombstones and audit subjects depend on): see migrations/README.md.
 func (s *Store) MigrateDown(n int) error {
 	return s.migrateDown(migrations.Known(), n)
 }

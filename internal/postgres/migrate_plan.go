@@ -11,8 +11,8 @@ import (
 	"github.com/lib/pq"
 )
 
-// keysTable holds the keys tombstones, audit subjects and dashboard
-// sessions are made with. Losing it while tombstones survive elsewhere (a
+// keysTable holds the keys billingd generates for itself (the erasure key
+// tombstones and audit subjects are made with). Losing it while tombstones survive elsewhere (a
 // backup, a replica's memory) would make new replicas hash with a new key,
 // so no down migration may drop it, and MigrateDown refuses one that would.
 const keysTable = "instance_keys"

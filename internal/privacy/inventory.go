@@ -304,6 +304,21 @@ var tables = []Table{
 		},
 	},
 	{
+		Name:        "dashboard_sessions",
+		Purpose:     "finance dashboard sign-ins, held server-side so signing out or revoking the token ends them",
+		Retention:   "deleted at sign-out, with their token's revocation, and by the purge once past DASHBOARD_SESSION_TTL or DASHBOARD_SESSION_IDLE",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "about finance users of the dashboard, not accounts; no IP address or user agent is kept",
+		Columns: []Column{
+			{"session_hash", ops, "SHA-256 of the random session ID; the ID itself is only in the browser's cookie"},
+			{"token_id", ops, "the finance token (api_tokens.id) that signed in"},
+			{"created_at", ops, "sign-in time"},
+			{"expires_at", ops, "lifetime cap (DASHBOARD_SESSION_TTL), never extended"},
+			{"idle_expires_at", ops, "idle expiry (DASHBOARD_SESSION_IDLE), moved forward by use up to the cap"},
+		},
+	},
+	{
 		Name:      "audit_log",
 		Purpose:   "accountability for links, erasures and token changes, without personal data",
 		Retention: "kept for accountability",
