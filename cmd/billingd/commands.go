@@ -53,6 +53,7 @@ func commands() []*command {
 		simulateCommand(),
 		metricsRebuildCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),
+		versionCommand(),
 	}
 }
 

@@ -389,4 +389,17 @@ var tables = []Table{
 			{"at", ops, "when written, for the 10-minute purge"},
 		},
 	},
+	{
+		Name:        "schema_compat",
+		Purpose:     "safe rollbacks: per applied migration, the oldest binary (by the schema version it knows) that may still run against it",
+		Retention:   "one row per migration, for the life of the deployment (the migrator's bookkeeping, like schema_migrations)",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "migration numbers; names no customer, subscription or account",
+		Columns: []Column{
+			{"version", ops, "migration version"},
+			{"oldest_binary", ops, "oldest binary schema version compatible with it (0: any)"},
+			{"recorded_at", ops, "when the applying binary recorded it"},
+		},
+	},
 }
