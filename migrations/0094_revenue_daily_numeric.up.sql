@@ -7,6 +7,12 @@
 -- counters become bigint, the type their sums have anyway.
 -- The table is compacted (about one row per mode, currency and day): the
 -- rewrite is short.
+--
+-- Older binaries keep working (migrations/README.md): they insert sums that
+-- are numeric already (sum() of bigint is numeric) into wider columns, and
+-- read sums that lib/pq hands over as text either way; only a sum beyond
+-- int64, which failed them before too, fails their reports.
+-- oldest-compatible-binary: 1
 ALTER TABLE revenue_daily
     ALTER COLUMN mrr_delta TYPE numeric,
     ALTER COLUMN new_minor TYPE numeric,
