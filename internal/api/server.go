@@ -15,7 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Readiness reports whether the service can take traffic.
+// Readiness reports whether the service can take traffic. Its error's text
+// is the /readyz answer (operators read why a replica is out), so an
+// implementation returns fixed, curated messages and never a driver's
+// error (serve's readiness maps those to "database unreachable").
 type Readiness interface {
 	Ready(ctx context.Context) error
 }
@@ -120,10 +123,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Ready.Ready(r.Context()); err != nil {
-		// The reason goes to the log: /readyz is public, and a readiness
-		// error may carry a driver's words.
 		s.Log.Warn("not ready", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "not_ready", "not ready: the database is unreachable or its schema is older than this binary needs")
+		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
