@@ -113,6 +113,11 @@ func (e *env) serve(ctx context.Context) error {
 	// App API: tokens and entitlements answered from memory, kept fresh by
 	// polling the cache-invalidation feed (entcache).
 	cache := entcache.New(db.store, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
+	// Read your writes: every commit of this process that changes an
+	// account (webhook, link, erasure, scheduled reconcile) drops its
+	// cached answers before the write is acknowledged. Set before anything
+	// below can write.
+	db.store.OnAccountsChanged(cache.InvalidateAccounts)
 	go cache.Run(ctx)
 	srv.Tokens, srv.Entitlements, srv.Accounts = cache, cache, db.store
 	// Erasure (DELETE /v1/accounts/{id}), its Stripe jobs and the hourly
