@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/billingd/billingd/internal/api"
+	"github.com/billingd/billingd/internal/httpjson"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v76/webhook"
 )
@@ -79,20 +79,22 @@ type response struct {
 }
 
 // ServeHTTP verifies, decodes and applies one event. Status codes: 200 once
-// the event's effects are committed (duplicates, unhandled types and
-// ignored events included); 400 for a bad signature or a payload that can
-// never be stored; 405, 413, 415 for the wrong method, size or type; 503
-// when the database is unavailable, so Stripe retries.
+// the event's effects are committed (duplicates, unhandled types, ignored
+// and future-dated events included); 400 for a bad signature or a payload
+// that can never be stored (value_out_of_range for amounts beyond Stripe's
+// limits); 405, 413, 415 for the wrong method, size or type; 503 with
+// Retry-After when a retry can succeed (httpjson.Classify), so Stripe
+// retries.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		h.m.rejected.WithLabelValues("bad_method").Inc()
 		w.Header().Set("Allow", http.MethodPost)
-		api.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		httpjson.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		h.m.rejected.WithLabelValues("bad_content_type").Inc()
-		api.WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		httpjson.WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
@@ -107,31 +109,46 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.m.rejected.WithLabelValues("read").Inc()
-		api.WriteError(w, http.StatusBadRequest, "unreadable_body", "could not read the request body")
+		httpjson.WriteError(w, http.StatusBadRequest, "unreadable_body", "could not read the request body")
 		return
 	}
 	if len(body) == 0 {
 		h.m.rejected.WithLabelValues("empty").Inc()
-		api.WriteError(w, http.StatusBadRequest, "empty_body", "the request body is empty")
+		httpjson.WriteError(w, http.StatusBadRequest, "empty_body", "the request body is empty")
 		return
 	}
 	if reason, err := h.verify(body, r.Header.Get("Stripe-Signature")); err != nil {
 		h.m.sigFails.WithLabelValues(reason).Inc()
-		api.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
 		return
 	}
 	ev, err := DecodeEvent(body, DecodeOptions{Links: h.cfg.Links})
 	if errors.Is(err, ErrUnhandled) {
 		// Unhandled types (charge.succeeded, ...) leave no trace but a counter.
 		h.m.event(typeOther, billing.OutcomeUnhandled)
-		api.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: billing.OutcomeUnhandled})
+		httpjson.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: billing.OutcomeUnhandled})
+		return
+	}
+	if errors.Is(err, ErrOutOfRange) {
+		// Amounts or quantities Stripe never sends (limits.go): refused,
+		// and counted apart from malformed payloads.
+		h.m.rejected.WithLabelValues("out_of_range").Inc()
+		h.cfg.Log.Warn("webhook payload rejected: value out of range", "stripe_event_id", safeID(ev.ID), "event_type", labelType(ev.Type), "err", err)
+		httpjson.WriteError(w, http.StatusBadRequest, "value_out_of_range", err.Error())
 		return
 	}
 	if err != nil {
 		h.m.rejected.WithLabelValues("invalid_payload").Inc()
 		h.cfg.Log.Warn("webhook payload rejected", "stripe_event_id", safeID(ev.ID), "event_type", labelType(ev.Type), "err", err)
-		api.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
 		return
+	}
+	if futureDated(ev.Created, time.Now(), r.Header.Get("Stripe-Signature"), h.cfg.Tolerance) {
+		// Recorded by ID only, so it can neither become a version nor be
+		// applied by a redelivery later (future.go).
+		h.cfg.Log.Warn("webhook event created in the future: acknowledged, not applied",
+			"stripe_event_id", ev.ID, "event_type", ev.Type)
+		ev = billing.Event{ID: ev.ID, Type: ev.Type, Created: ev.Created, Livemode: ev.Livemode, Connect: ev.Connect, FutureDated: true}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ApplyTimeout)
 	defer cancel()
@@ -156,7 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case h.cfg.Log.Enabled(r.Context(), slog.LevelDebug):
 		h.cfg.Log.Debug("webhook event", "stripe_event_id", ev.ID, "event_type", ev.Type, "outcome", string(out))
 	}
-	api.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: out})
+	httpjson.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: out})
 }
 
 // readBody reads at most max bytes, in one allocation when the client sent
@@ -173,7 +190,7 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 
 func (h *Handler) tooLarge(w http.ResponseWriter) {
 	h.m.rejected.WithLabelValues("too_large").Inc()
-	api.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large",
+	httpjson.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large",
 		fmt.Sprintf("the body is larger than %d bytes", h.cfg.MaxBodyBytes))
 }
 
@@ -201,24 +218,28 @@ func (h *Handler) verify(body []byte, header string) (string, error) {
 	return "invalid", errors.New("no signature matches a configured secret")
 }
 
-// applyFailed answers a failed apply: 503 when a retry can succeed, 400 for
-// an event that can never be stored, 500 otherwise (Stripe retries too).
+// applyFailed answers a failed apply with httpjson.Classify, the table the
+// API uses too: 503 with Retry-After when a retry can succeed (the database
+// unavailable, the deadline passed, the client gone), 400 for an event that
+// can never be stored, 500 otherwise (Stripe retries those too). The error's
+// text goes to the log only.
 func (h *Handler) applyFailed(w http.ResponseWriter, ctx context.Context, ev billing.Event, err error) {
-	switch {
-	case errors.Is(err, billing.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	p := httpjson.Classify(err)
+	switch p {
+	case httpjson.Unavailable:
 		h.m.rejected.WithLabelValues("unavailable").Inc()
 		h.cfg.Log.Warn("webhook event not applied: database unavailable", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
-		w.Header().Set("Retry-After", "5")
-		api.WriteError(w, http.StatusServiceUnavailable, "unavailable", "temporarily unavailable, retry")
-	case errors.Is(err, billing.ErrInvalid):
+	case httpjson.Invalid:
 		h.m.rejected.WithLabelValues("invalid_payload").Inc()
 		h.cfg.Log.Warn("webhook event rejected by the store", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
-		api.WriteError(w, http.StatusBadRequest, "invalid_payload", "the event holds values that cannot be stored")
 	default:
+		// Not found, conflict and the like never come out of ApplyEvent;
+		// if one did, it is a fault here, not the sender's.
+		p = httpjson.Internal
 		h.m.rejected.WithLabelValues("internal").Inc()
 		h.cfg.Log.ErrorContext(ctx, "webhook event not applied", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "internal", "internal error")
 	}
+	httpjson.Write(w, p)
 }
 
 // labelType bounds an event type for logs of rejected payloads.

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billingd_webhook_rejected_total",
-			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, empty, invalid_payload, unavailable, internal).",
+			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, empty, invalid_payload, out_of_range, unavailable, internal).",
 		}, []string{"reason"}),
 		refs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billingd_link_references_rejected_total",
@@ -43,7 +43,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	// Resolve every (type, outcome) counter once: the hot path then does a
 	// map lookup instead of hashing label values.
 	outcomes := []billing.Outcome{billing.OutcomeApplied, billing.OutcomeStale, billing.OutcomeIgnored,
-		billing.OutcomeLinkConflict, billing.OutcomeLinkErased, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled}
+		billing.OutcomeLinkConflict, billing.OutcomeLinkErased, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled,
+		billing.OutcomeFutureDated}
 	m.byOutcome = map[string]map[billing.Outcome]prometheus.Counter{}
 	for _, t := range append(HandledTypes(), typeOther) {
 		m.byOutcome[t] = map[billing.Outcome]prometheus.Counter{}

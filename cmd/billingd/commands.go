@@ -54,6 +54,7 @@ func commands() []*command {
 		metricsRebuildCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),
 		keysStatusCommand(), keysForgetCommand(),
+		versionCommand(),
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// readiness: the database answers and its schema is at least what this
-// binary needs (newer is fine: a rolling deploy keeps old replicas ready).
+// readiness: the database answers and its schema is what this binary knows,
+// or newer and compatible with it (a rolling deploy or a rollback keeps old
+// replicas ready).
 type readiness struct{ store *postgres.Store }
 
 func (r readiness) Ready(ctx context.Context) error {
@@ -29,14 +30,14 @@ func (r readiness) Ready(ctx context.Context) error {
 	if err := r.store.Ping(ctx); err != nil {
 		return errors.New("database unreachable")
 	}
-	v, dirty, err := r.store.SchemaVersion()
-	if err != nil {
+	// At the schema this binary knows, or a newer one its migrations say
+	// this binary may still use: checked on every probe, so an old replica
+	// stops taking traffic once an incompatible migration lands.
+	err := r.store.CheckSchema(ctx)
+	if err != nil && !errors.Is(err, postgres.ErrSchemaIncompatible) && !errors.Is(err, postgres.ErrSchemaBehind) {
 		return errors.New("schema version unreadable")
 	}
-	if dirty || v < postgres.RequiredSchemaVersion() {
-		return fmt.Errorf("schema version %d, need %d", v, postgres.RequiredSchemaVersion())
-	}
-	return nil
+	return err
 }
 
 func serveCommand() *command {
@@ -75,7 +76,8 @@ func (e *env) serve(ctx context.Context) error {
 		return err
 	}
 	defer db.close(ctx)
-	// serve owns the embedded server, even one a killed run left behind.
+	// serve owns the embedded server, even one a killed run left behind;
+	// it is stopped when the last process using it ends (pgserver.Use).
 	db.stopEmbedded = db.embedded != nil
 	if err := db.store.MigrateUp(); err != nil {
 		return err
@@ -107,6 +109,7 @@ func (e *env) serve(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.store.DB().DB, "billingd"))
+	registerBuildInfo(reg)
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	// ProfitWell outbox worker (off without PROFITWELL_API_TOKEN); stopped
 	// before the database closes.
@@ -117,6 +120,11 @@ func (e *env) serve(ctx context.Context) error {
 	// App API: tokens and entitlements answered from memory, kept fresh by
 	// polling the cache-invalidation feed (entcache).
 	cache := entcache.New(db.store, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
+	// Read your writes: every commit of this process that changes an
+	// account (webhook, link, erasure, scheduled reconcile) drops its
+	// cached answers before the write is acknowledged. Set before anything
+	// below can write.
+	db.store.OnAccountsChanged(cache.InvalidateAccounts)
 	go cache.Run(ctx)
 	srv.Tokens, srv.Entitlements, srv.Accounts, srv.LinkReferences = cache, cache, db.store, db.store
 	// Erasure (DELETE /v1/accounts/{id}), its Stripe jobs and the hourly
@@ -174,7 +182,8 @@ func (e *env) serve(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	e.log.Info("billingd serving", "listen_addr", ln.Addr().String(), "config", e.cfg)
+	b := buildInfo()
+	e.log.Info("billingd serving", "listen_addr", ln.Addr().String(), "version", b.Version, "revision", b.Revision, "schema_version", b.Schema, "config", e.cfg)
 
 	select {
 	case err := <-errc:

@@ -15,7 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Readiness reports whether the service can take traffic.
+// Readiness reports whether the service can take traffic. Its error's text
+// is the /readyz answer (operators read why a replica is out), so an
+// implementation returns fixed, curated messages and never a driver's
+// error (serve's readiness maps those to "database unreachable").
 type Readiness interface {
 	Ready(ctx context.Context) error
 }

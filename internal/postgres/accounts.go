@@ -33,6 +33,7 @@ func (s *Store) AccountLink(ctx context.Context, accountID, customerID string, o
 	}
 	var res billing.LinkResult
 	ctx = s.withErasureKey(ctx) // isTombstoned needs it
+	changed := accountSet{}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Before writing anything about the customer or the account (see
 		// isTombstoned): an erasure of either then either committed before
@@ -92,11 +93,12 @@ WHERE stripe_customer_id = $1`
 		if reused {
 			res = billing.LinkReused
 		}
-		return notifyAccountChange(ctx, tx, accountID)
+		return notifyAccountChange(ctx, tx, changed, accountID)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("link account: %w", err)
 	}
+	s.accountsCommitted(changed)
 	return res, nil
 }
 

@@ -54,8 +54,9 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchRes
 	}
 	ctx = withStatements(ctx, s)
 	var res []batchResult
+	var b *batch
 	err := s.inTx(ctx, func(sqltx *sqlx.Tx) error {
-		b := &batch{tx: ptx{Tx: sqltx, s: s}}
+		b = &batch{tx: ptx{Tx: sqltx, s: s, changed: accountSet{}}}
 		var err error
 		res, err = b.run(ctx, evs)
 		if err == nil && s.keys.beforeBatchCommit != nil {
@@ -66,6 +67,9 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchRes
 	if err != nil {
 		return nil, err
 	}
+	// Before any of the batch's callers is answered (group.go closes their
+	// waits after this returns): each then reads its own write.
+	s.accountsCommitted(b.accounts, b.tx.changed)
 	return res, nil
 }
 
@@ -91,14 +95,14 @@ type batch struct {
 	items     []*batchItem
 	order     []*batchItem // items in the order the batch applies them (ordered)
 	customers map[string]*lockedCustomer
-	outbox    []outboxRow // ProfitWell sync rows, in the order applied
-	accounts  map[string]bool
+	outbox    []outboxRow     // ProfitWell sync rows, in the order applied
+	accounts  accountSet      // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
 	ring      billing.KeyRing // the erasure ring
 }
 
 func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
 	b.customers = map[string]*lockedCustomer{}
-	b.accounts = map[string]bool{}
+	b.accounts = accountSet{}
 	b.tx.erased = map[string]bool{}
 	ring, err := ctxErasureRing(ctx, b.tx.Tx)
 	if err != nil {
@@ -110,7 +114,10 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 		// Postgres keeps microseconds: compare versions at the precision stored.
 		ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
 		it := &batchItem{i: i, ev: ev, copyOf: -1, first: billing.OutcomeApplied}
-		if ev.Connect {
+		switch {
+		case ev.FutureDated:
+			it.first = billing.OutcomeFutureDated // recorded, never applied (billing.Event.FutureDated)
+		case ev.Connect:
 			it.first = billing.OutcomeIgnored
 		}
 		if !ev.FromAPI() {
@@ -253,7 +260,11 @@ func (b *batch) recordEvents(ctx context.Context) error {
 	}
 	for _, it := range b.items {
 		it.fresh = it.ev.FromAPI() || isFresh[it.ev.ID]
-		if it.fresh && it.copyOf < 0 && it.ev.Connect {
+		switch {
+		case !it.fresh || it.copyOf >= 0:
+		case it.ev.FutureDated:
+			it.out = billing.OutcomeFutureDated
+		case it.ev.Connect:
 			it.out = billing.OutcomeIgnored // connected accounts: this service serves one platform
 		}
 	}

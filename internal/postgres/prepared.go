@@ -55,6 +55,9 @@ type ptx struct {
 	// erased are the accounts the batch's hints name that were erased
 	// (read under their shared locks): link never links to them.
 	erased map[string]bool
+	// changed collects the accounts the transaction's hooks notified
+	// (notifyAccountChange), for the Store to tell its cache after commit.
+	changed accountSet
 }
 
 func (t ptx) stmt(ctx context.Context, q string) *sqlx.Stmt {

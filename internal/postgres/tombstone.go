@@ -138,7 +138,7 @@ func checkTombstones(ctx context.Context, tx *sqlx.Tx, stripeIDs []string, accou
 // passed to isTombstoned, none for events it ignores without a check.
 func eventSubjects(ev billing.Event) []string {
 	switch {
-	case ev.Connect:
+	case ev.Connect, ev.FutureDated:
 		return nil
 	case ev.Customer != nil:
 		return []string{ev.Customer.ID}

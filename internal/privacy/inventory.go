@@ -403,6 +403,19 @@ var tables = []Table{
 		},
 	},
 	{
+		Name:        "schema_compat",
+		Purpose:     "safe rollbacks: per applied migration, the oldest binary (by the schema version it knows) that may still run against it",
+		Retention:   "one row per migration, for the life of the deployment (the migrator's bookkeeping, like schema_migrations)",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "migration numbers; names no customer, subscription or account",
+		Columns: []Column{
+			{"version", ops, "migration version"},
+			{"oldest_binary", ops, "oldest binary schema version compatible with it (0: any)"},
+			{"recorded_at", ops, "when the applying binary recorded it"},
+		},
+	},
+	{
 		Name:        "key_fingerprints",
 		Purpose:     "keys cannot change silently: fingerprints of the HMAC keys tombstones, audit subjects, ProfitWell aliases and link references were made with; billingd refuses to start without them",
 		Retention:   "erasure keys for good; link keys until the operator forgets them (needed while their references are valid); the ProfitWell alias key until it is rotated on purpose",
