@@ -11,6 +11,7 @@ type metrics struct {
 	events    *prometheus.CounterVec
 	sigFails  *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
+	refs      *prometheus.CounterVec
 	byOutcome map[string]map[billing.Outcome]prometheus.Counter
 }
 
@@ -28,14 +29,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "billingd_webhook_rejected_total",
 			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, empty, invalid_payload, out_of_range, unavailable, internal).",
 		}, []string{"reason"}),
+		refs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billingd_link_references_rejected_total",
+			Help: "Checkout client_reference_ids that did not link, by reason (unsigned, malformed, unknown_key, bad_signature, expired, legacy).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.sigFails, m.rejected)
+		reg.MustRegister(m.events, m.sigFails, m.rejected, m.refs)
+	}
+	for _, r := range billing.LinkRejections() {
+		m.refs.WithLabelValues(string(r)) // present at 0, so alerts can use rate()
 	}
 	// Resolve every (type, outcome) counter once: the hot path then does a
 	// map lookup instead of hashing label values.
 	outcomes := []billing.Outcome{billing.OutcomeApplied, billing.OutcomeStale, billing.OutcomeIgnored,
-		billing.OutcomeLinkConflict, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled,
+		billing.OutcomeLinkConflict, billing.OutcomeLinkErased, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled,
 		billing.OutcomeFutureDated}
 	m.byOutcome = map[string]map[billing.Outcome]prometheus.Counter{}
 	for _, t := range append(HandledTypes(), typeOther) {
@@ -58,3 +66,5 @@ func (m *metrics) event(eventType string, o billing.Outcome) {
 	}
 	m.events.WithLabelValues(typeOther, "other").Inc()
 }
+
+func (m *metrics) reference(why billing.LinkRejection) { m.refs.WithLabelValues(string(why)).Inc() }
