@@ -45,13 +45,6 @@ var (
 
 const accountIDRule = "account_id must be 1-128 characters of A-Z a-z 0-9 _ . : -"
 
-func (s *Server) accountRoutes(r *mux.Router) {
-	r.HandleFunc("/v1/accounts/{account_id}/billing", s.requireScope(billing.ScopeApp, s.handleLink)).Methods(http.MethodPut)
-	r.HandleFunc("/v1/accounts/{account_id}/billing", s.requireScope(billing.ScopeApp, s.handleBilling)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/accounts/{account_id}/entitlement", s.requireScope(billing.ScopeApp, s.handleEntitlement)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/accounts/{account_id}/link-reference", s.requireScope(billing.ScopeApp, s.handleLinkReference)).Methods(http.MethodPost)
-}
-
 // accountID returns the validated {account_id}, or answers 400.
 func accountID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := mux.Vars(r)["account_id"]

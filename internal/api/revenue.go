@@ -1,3 +1,7 @@
+// Revenue endpoints: GET /v1/metrics/revenue and /v1/metrics/summary, the
+// finance API the dashboard reads too. (Prometheus metrics are in
+// prometheus.go: the paths say "metrics", the numbers are revenue.)
+
 package api
 
 import (
@@ -10,7 +14,6 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/gorilla/mux"
 )
 
 // maxRevenueRange caps a report's span: ten years of daily buckets is
@@ -277,17 +280,4 @@ func (s *Server) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
-}
-
-// financeRoutes registers the finance endpoints and the dashboard.
-func (s *Server) financeRoutes(r *mux.Router) {
-	if s.finm == nil {
-		s.finm = newFinanceMetrics(s.Registerer)
-	}
-	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)
-	r.HandleFunc("/dashboard", s.handleDashboard).Methods(http.MethodGet)
-	r.HandleFunc("/dashboard/login", s.handleLogin).Methods(http.MethodPost)
-	r.HandleFunc("/dashboard/logout", s.handleLogout).Methods(http.MethodPost)
-	r.PathPrefix("/dashboard/static/").Handler(s.handleDashboardStatic()).Methods(http.MethodGet, http.MethodHead)
 }
