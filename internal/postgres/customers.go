@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -233,6 +232,3 @@ func applyCheckout(ctx context.Context, tx ptx, ev billing.Event) (billing.Outco
 	}
 	return out, nil
 }
-
-// errNotFoundRow reports whether err is "no rows".
-func errNotFoundRow(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -20,7 +20,7 @@ import (
 )
 
 // ErrAuth means Stripe refused the API key: retrying cannot help.
-var ErrAuth = errors.New("Stripe rejected STRIPE_API_KEY")
+var ErrAuth = errors.New("the Stripe API rejected STRIPE_API_KEY")
 
 // ClientConfig configures Client.
 type ClientConfig struct {

@@ -5,7 +5,8 @@ import (
 	"sort"
 )
 
-// Check compares the inventory with the live schema (table name → column
+// Check (test code: the inventory tests run it against the migrated
+// schema) compares the inventory with the live schema (table name → column
 // names, as information_schema reports them) and returns one line per
 // difference: a column or table the inventory does not describe, one it
 // describes that no longer exists, or an entry without a category or
