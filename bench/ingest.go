@@ -154,7 +154,7 @@ func benchIngest(ctx context.Context, c *config) error {
 		c.print(fmt.Sprintf("ingest_ratio_c%d", conc), "%.2f", res.rate()/base.rate())
 
 		if conc == 32 {
-			// The yardstick, same server, same run: its goal of
+			// The yardstick, same server, same run: the ingest goal of
 			// 5,000 events/s is about 0.34 of a bare two-statement
 			// transaction's rate (14,600/s on the reference machines).
 			bare, err := c.bareTwoStatement(ctx, conc, n)

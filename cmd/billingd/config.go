@@ -31,7 +31,7 @@ type Config struct {
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m, at most 1h)
 	WebhookMaxBodyBytes int64         // WEBHOOK_MAX_BODY_BYTES (default 1 MiB)
 
-	// Key rings (issue 16): the first key writes or signs, every key checks
+	// Key rings: the first key writes or signs, every key checks
 	// or verifies; "generated" names the key billingd keeps in the
 	// database; nil: that key alone.
 	ErasureKeys          []string // ERASURE_KEYS, or ERASURE_KEY for one key

@@ -84,7 +84,7 @@ func (e *env) serve(ctx context.Context) error {
 	}
 	e.warnStripeKeyMode(ctx, db.store)
 	// Before any webhook: the event path then never loads a key itself,
-	// and a changed erasure or link key stops serve here (issue 16).
+	// and a changed erasure or link key stops serve here.
 	links, err := e.prepareKeys(ctx, db.store)
 	if err != nil {
 		return err
