@@ -35,7 +35,7 @@ type config struct {
 
 func main() {
 	short := flag.Bool("short", false, "quick pass: fewer events and a smaller revenue seed")
-	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,revenue")
+	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,handler,revenue")
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	flag.Parse()
 	var cs []int
@@ -106,6 +106,7 @@ func run(short bool, skip string, conc []int) error {
 	}{
 		{"ingest", benchIngest},
 		{"entitlement", benchEntitlement},
+		{"handler", benchHandler},
 		{"revenue", benchRevenue},
 	}
 	for _, st := range stages {

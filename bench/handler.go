@@ -1,10 +1,4 @@
-// Package apibench measures the app API's hot path, GET
-// /v1/accounts/{id}/entitlement, over loopback against two baselines in
-// the same run: the same reads as bare SQL on the same PostgreSQL, and a
-// bare net/http handler answering from an in-memory map (the ceiling for
-// any HTTP answer on the machine). `go test -bench Entitlement
-// ./internal/apibench` runs it; bench/ can call Entitlement directly.
-package apibench
+package main
 
 import (
 	"context"
@@ -26,37 +20,64 @@ import (
 	"github.com/billingd/billingd/internal/postgres"
 )
 
-// Config sizes a run. Zero values take the issue's figures.
-type Config struct {
-	// DatabaseURL is a migrated, empty database; Entitlement seeds it.
+// benchHandler measures GET /v1/accounts/{id}/entitlement through the
+// API's handler stack inside this process (token, router, cache, ETag:
+// api.Server over entcache and the store) against a bare net/http handler
+// answering the same bodies from a map and bare SQL reads of the same rows,
+// in interleaved rounds so that load from elsewhere on a shared machine hits
+// each alike. The entitlement stage measures the built binary over
+// loopback; this one leaves process and seeding effects out and isolates
+// what the handler costs.
+func benchHandler(ctx context.Context, c *config) error {
+	dbURL, err := c.freshDB("bench_handler")
+	if err != nil {
+		return err
+	}
+	st, err := postgres.Open(ctx, dbURL, slog.New(slog.DiscardHandler), postgres.Options{MaxOpenConns: 4})
+	if err != nil {
+		return err
+	}
+	err = st.MigrateUp()
+	st.Close()
+	if err != nil {
+		return err
+	}
+	cfg := handlerConfig{DatabaseURL: dbURL}
+	if c.short {
+		cfg.Requests = 40_000
+	}
+	res, err := measureHandler(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	bd, sq, bare := res[0], res[1], res[2]
+	c.print("handler_entitlement_rps_c32", "%.0f", bd.rate())
+	c.print("handler_entitlement_p50_ms_c32", "%s", ms(bd.p50))
+	c.print("handler_entitlement_p99_ms_c32", "%s", ms(bd.p99))
+	c.print("handler_bare_rps_c32", "%.0f", bare.rate())
+	c.print("handler_bare_p99_ms_c32", "%s", ms(bare.p99))
+	c.print("handler_sql_rps_c32", "%.0f", sq.rate())
+	c.print("handler_sql_p99_ms_c32", "%s", ms(sq.p99))
+	c.print("handler_ratio_c32", "%.2f", bd.rate()/bare.rate())
+	c.print("handler_p99_ratio_c32", "%.2f", float64(bd.p99)/float64(bare.p99))
+	c.print("handler_sql_ratio_c32", "%.2f", bd.rate()/sq.rate())
+	return nil
+}
+
+// handlerConfig sizes a measureHandler run. Zero values take the figures
+// of the entitlement goal.
+type handlerConfig struct {
+	// DatabaseURL is a migrated, empty database; measureHandler seeds it.
 	DatabaseURL string
 	Accounts    int // default 10,000
 	Concurrency int // default 32
 	Requests    int // per measured HTTP stage; default 120,000 (SQL: a quarter)
-	Out         io.Writer
 }
 
-// Result is one stage's figures.
-type Result struct {
-	Name     string
-	Requests int
-	Elapsed  time.Duration
-	P50, P99 time.Duration
-}
-
-// Rate is requests per second.
-func (r Result) Rate() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
-
-func (r Result) String() string {
-	return fmt.Sprintf("%s: %.0f req/s, p50 %.3f ms, p99 %.3f ms (%d requests)", r.Name, r.Rate(),
-		float64(r.P50.Microseconds())/1000, float64(r.P99.Microseconds())/1000, r.Requests)
-}
-
-// Entitlement seeds cfg.Accounts accounts, then measures billingd's
-// entitlement endpoint (auth, routing, cache, ETag), bare SQL and a bare
-// handler, prints each stage and the two ratios to cfg.Out, and returns the
+// measureHandler seeds cfg.Accounts accounts, then measures billingd's
+// entitlement handler stack, bare SQL and a bare handler, and returns the
 // three results (billingd, sql, bare).
-func Entitlement(ctx context.Context, cfg Config) ([]Result, error) {
+func measureHandler(ctx context.Context, cfg handlerConfig) ([]loadResult, error) {
 	if cfg.Accounts == 0 {
 		cfg.Accounts = 10_000
 	}
@@ -66,16 +87,13 @@ func Entitlement(ctx context.Context, cfg Config) ([]Result, error) {
 	if cfg.Requests == 0 {
 		cfg.Requests = 120_000
 	}
-	if cfg.Out == nil {
-		cfg.Out = io.Discard
-	}
 	log := slog.New(slog.DiscardHandler)
 	st, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Options{MaxOpenConns: cfg.Concurrency})
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	if err := seed(ctx, st, cfg.Accounts); err != nil {
+	if err := seedEntitlements(ctx, st, cfg.Accounts); err != nil {
 		return nil, err
 	}
 	tok, hash, err := billing.NewToken(billing.ScopeApp)
@@ -101,7 +119,7 @@ func Entitlement(ctx context.Context, cfg Config) ([]Result, error) {
 		}
 	}
 	srv := &api.Server{Log: log, Tokens: cache, Entitlements: cache, Accounts: st}
-	billingdURL, closeB, err := serve(srv.Handler())
+	billingdURL, closeB, err := serveLoopback(srv.Handler())
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +134,7 @@ func Entitlement(ctx context.Context, cfg Config) ([]Result, error) {
 		}
 		bodies[a] = ans.Body
 	}
-	bareURL, closeBare, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	bareURL, closeBare, err := serveLoopback(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/accounts/"), "/entitlement")
 		b, ok := bodies[id]
 		if !ok {
@@ -170,13 +188,13 @@ func Entitlement(ctx context.Context, cfg Config) ([]Result, error) {
 	lats := make([][]time.Duration, len(stages))
 	elapsed := make([]time.Duration, len(stages))
 	for _, s := range stages {
-		if _, _, err := load(ctx, cfg.Concurrency, min(s.n, 5_000), s.fn); err != nil {
+		if _, _, err := latencies(ctx, cfg.Concurrency, min(s.n, 5_000), s.fn); err != nil {
 			return nil, fmt.Errorf("%s warm-up: %w", s.name, err)
 		}
 	}
 	for range rounds {
 		for i, s := range stages {
-			lat, d, err := load(ctx, cfg.Concurrency, s.n/rounds, s.fn)
+			lat, d, err := latencies(ctx, cfg.Concurrency, s.n/rounds, s.fn)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", s.name, err)
 			}
@@ -184,22 +202,18 @@ func Entitlement(ctx context.Context, cfg Config) ([]Result, error) {
 			elapsed[i] += d
 		}
 	}
-	results := make([]Result, len(stages))
-	for i, s := range stages {
+	results := make([]loadResult, len(stages))
+	for i := range stages {
 		l := lats[i]
 		sort.Slice(l, func(a, b int) bool { return l[a] < l[b] })
-		results[i] = Result{Name: s.name, Requests: len(l), Elapsed: elapsed[i], P50: l[len(l)/2], P99: l[len(l)*99/100]}
-		fmt.Fprintln(cfg.Out, results[i])
+		results[i] = loadResult{n: len(l), elapsed: elapsed[i], p50: l[len(l)/2], p99: l[len(l)*99/100]}
 	}
-	bare, bd, sq := results[0], results[1], results[2]
-	fmt.Fprintf(cfg.Out, "billingd/bare_handler: rate %.2f, p99 %.2fx\n", bd.Rate()/bare.Rate(), float64(bd.P99)/float64(bare.P99))
-	fmt.Fprintf(cfg.Out, "billingd/bare_sql: rate %.2f, p99 %.2fx\n", bd.Rate()/sq.Rate(), float64(bd.P99)/float64(sq.P99))
-	return []Result{bd, sq, bare}, nil
+	return []loadResult{results[1], results[2], results[0]}, nil
 }
 
-// seed creates n accounts, each with one customer and one subscription:
+// seedEntitlements creates n accounts, each with one customer and one subscription:
 // mostly active, some trialing, past_due and canceled.
-func seed(ctx context.Context, st *postgres.Store, n int) error {
+func seedEntitlements(ctx context.Context, st *postgres.Store, n int) error {
 	const qc = `
 INSERT INTO customers (stripe_customer_id, account_id, livemode, linked_via, linked_at)
 SELECT 'cus_bench' || i, 'acct_' || i, true, 'api', now() FROM generate_series(0, $1 - 1) AS i`
@@ -222,8 +236,8 @@ FROM customers c WHERE c.stripe_customer_id LIKE 'cus_bench%'`
 	return err
 }
 
-// serve runs h on a loopback listener.
-func serve(h http.Handler) (string, func(), error) {
+// serveLoopback runs h on a loopback listener.
+func serveLoopback(h http.Handler) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -233,9 +247,10 @@ func serve(h http.Handler) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = hs.Close() }, nil
 }
 
-// load calls fn(i) for i in [0,n) from c workers and returns each call's
-// latency and the wall time.
-func load(ctx context.Context, c, n int, fn func(context.Context, int) error) ([]time.Duration, time.Duration, error) {
+// latencies calls fn(i) for i in [0,n) from c workers and returns each
+// call's latency and the wall time: runLoad's measurement, kept per call so
+// that rounds can be pooled.
+func latencies(ctx context.Context, c, n int, fn func(context.Context, int) error) ([]time.Duration, time.Duration, error) {
 	lat := make([]time.Duration, n)
 	var next atomic.Int64
 	var firstErr atomic.Pointer[error]
