@@ -109,7 +109,7 @@ func measureHandler(ctx context.Context, cfg handlerConfig) ([]loadResult, error
 	}
 
 	// billingd: the real handler stack with its cache and listener.
-	cache := entcache.New(st, entcache.Options{Grace: 72 * time.Hour, Log: log})
+	cache := entcache.New(st, api.RenderEntitlement, entcache.Options{Grace: 72 * time.Hour, Log: log})
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go cache.Run(lctx)

@@ -119,7 +119,7 @@ func (e *env) serve(ctx context.Context) error {
 	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken, Registerer: reg}
 	// App API: tokens and entitlements answered from memory, kept fresh by
 	// polling the cache-invalidation feed (entcache).
-	cache := entcache.New(db.store, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
+	cache := entcache.New(db.store, api.RenderEntitlement, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
 	// Read your writes: every commit of this process that changes an
 	// account (webhook, link, erasure, scheduled reconcile) drops its
 	// cached answers before the write is acknowledged. Set before anything
