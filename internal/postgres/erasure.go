@@ -279,7 +279,7 @@ func enqueueErasureProfitWell(ctx context.Context, tx *sqlx.Tx, req billing.Eras
 }
 
 // enqueueErasureStripe queues the Stripe calls the request asked for. They
-// run after commit (internal/stripejobs), so a Stripe outage never leaves a
+// run after commit (stripeapi.JobWorker), so a Stripe outage never leaves a
 // half-erased account. Deleting a customer cancels its subscriptions in
 // Stripe, so cancel jobs are queued only without DeleteCustomer.
 func enqueueErasureStripe(ctx context.Context, tx *sqlx.Tx, req billing.ErasureRequest, customers []erasedCustomer, subs []erasedSubscription, res *billing.ErasureResult) error {

@@ -1,4 +1,4 @@
-package reconcile_test
+package stripeapi_test
 
 import (
 	"bytes"
@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/billingd/billingd/internal/reconcile"
+	"github.com/billingd/billingd/internal/stripeapi"
 	"github.com/billingd/billingd/internal/stripefake"
 )
 
-func kinds(r reconcile.Report) map[string]billing.DriftKind {
+func kinds(r stripeapi.ReconcileReport) map[string]billing.DriftKind {
 	out := map[string]billing.DriftKind{}
 	for _, d := range r.Drift {
 		key := d.SubscriptionID
@@ -31,7 +31,7 @@ func TestReconcile(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.backfill(t)
-		rep, err := b.syncer.Reconcile(context.Background(), reconcile.Options{})
+		rep, err := b.syncer.Reconcile(context.Background(), stripeapi.ReconcileOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestReconcile(t *testing.T) {
 		movementsBefore := b.count(t, `SELECT count(*) FROM mrr_movements`)
 		b.fake.Advance(time.Second) // Stripe answers after the backfill's second
 
-		rep, err := b.syncer.Reconcile(ctx, reconcile.Options{})
+		rep, err := b.syncer.Reconcile(ctx, stripeapi.ReconcileOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestReconcile(t *testing.T) {
 			t.Errorf("a report-only run changed the ledger (%d → %d movements)", movementsBefore, n)
 		}
 
-		rep, err = b.syncer.Reconcile(ctx, reconcile.Options{Fix: true})
+		rep, err = b.syncer.Reconcile(ctx, stripeapi.ReconcileOptions{Fix: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestReconcile(t *testing.T) {
 			t.Error("the repaired upgrade recorded no expansion movement")
 		}
 
-		rep, err = b.syncer.Reconcile(ctx, reconcile.Options{})
+		rep, err = b.syncer.Reconcile(ctx, stripeapi.ReconcileOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestReconcile(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.fake.Advance(time.Second)
-		rep, err := b.syncer.Reconcile(ctx, reconcile.Options{Fix: true})
+		rep, err := b.syncer.Reconcile(ctx, stripeapi.ReconcileOptions{Fix: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ func TestReconcile(t *testing.T) {
 		b.exec(t, (`UPDATE subscriptions SET status = 'past_due' WHERE stripe_subscription_id IN ('sub_T00', 'sub_T10')`))
 		// sub_T10 was created 80 days ago, sub_T00 90 days ago.
 		b.fake.ResetRequests()
-		rep, err := b.syncer.Reconcile(context.Background(), reconcile.Options{Since: 85 * 24 * time.Hour})
+		rep, err := b.syncer.Reconcile(context.Background(), stripeapi.ReconcileOptions{Since: 85 * 24 * time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +182,7 @@ func TestReconcileCountsAddUp(t *testing.T) {
 	// so the run asks for each by ID and finds it changed.
 	b.exec(t, `UPDATE subscriptions SET created = now() - interval '1 day' WHERE stripe_subscription_id IN ('sub_T00', 'sub_T01')`)
 	b.exec(t, `UPDATE subscriptions SET status = 'past_due' WHERE stripe_subscription_id = 'sub_T10'`)
-	rep, err := b.syncer.Reconcile(ctx, reconcile.Options{Since: 85 * 24 * time.Hour})
+	rep, err := b.syncer.Reconcile(ctx, stripeapi.ReconcileOptions{Since: 85 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package reconcile_test
+package stripeapi_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
-	"github.com/billingd/billingd/internal/reconcile"
+	"github.com/billingd/billingd/internal/stripeapi"
 	"github.com/billingd/billingd/internal/stripefake"
 	"github.com/lib/pq"
 )
@@ -20,7 +20,7 @@ import (
 type bundle struct {
 	fake   *stripefake.Server
 	store  *postgres.Store
-	syncer *reconcile.Syncer
+	syncer *stripeapi.Syncer
 	subs   []stripefake.Subscription
 	custs  []stripefake.Customer
 }
@@ -71,11 +71,11 @@ func setup(t *testing.T) *bundle {
 		fake.PutSubscription(s)
 	}
 	var err error
-	client, err := reconcile.NewClient(reconcile.ClientConfig{Key: stripefake.Key, Base: fake.URL, PageSize: 3, RateLimitBackoff: time.Millisecond})
+	client, err := stripeapi.New(stripeapi.Config{Key: stripefake.Key, Base: fake.URL, PageSize: 3, RateLimitBackoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.syncer = &reconcile.Syncer{Client: client, Store: b.store}
+	b.syncer = &stripeapi.Syncer{Client: client, Store: b.store}
 	return b
 }
 
@@ -108,7 +108,7 @@ func (b *bundle) count(t *testing.T, q string, args ...any) int {
 	return n
 }
 
-func (b *bundle) backfill(t *testing.T) reconcile.BackfillSummary {
+func (b *bundle) backfill(t *testing.T) stripeapi.BackfillSummary {
 	t.Helper()
 	sum, err := b.syncer.Backfill(context.Background())
 	if err != nil {

@@ -1,4 +1,4 @@
-package reconcile
+package stripeapi
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"github.com/billingd/billingd/webhooks"
 )
 
-// Store is what backfill and reconcile need from the database
+// SyncStore is what backfill and reconcile need from the database
 // (*postgres.Store implements it).
-type Store interface {
+type SyncStore interface {
 	billing.EventApplier
 	SubscriptionStates(ctx context.Context, ids []string) (map[string]billing.Subscription, error)
 	CustomerStates(ctx context.Context, ids []string) (map[string]billing.StoredCustomer, error)
@@ -34,7 +34,7 @@ var ErrBusy = errors.New("another backfill or reconcile is running (it holds the
 // Syncer runs backfill and reconcile.
 type Syncer struct {
 	Client *Client
-	Store  Store
+	Store  SyncStore
 	Log    *slog.Logger
 	// Progress, when set, receives one line per page (counts, objects/s).
 	Progress io.Writer

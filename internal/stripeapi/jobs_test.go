@@ -1,4 +1,4 @@
-package stripejobs_test
+package stripeapi_test
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,84 +14,40 @@ import (
 	"github.com/billingd/billingd/billing"
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
-	"github.com/billingd/billingd/internal/stripejobs"
-	"github.com/billingd/billingd/internal/stripemock"
+	"github.com/billingd/billingd/internal/stripeapi"
+	"github.com/billingd/billingd/internal/stripefake"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// fakeStripe records every request and answers like Stripe: deleted and
-// canceled objects, 404 for objects already gone, 503 while down.
-type fakeStripe struct {
-	mu    sync.Mutex
-	calls []string // "METHOD /path"
-	gone  map[string]bool
-	// refuse answers 400 for these IDs: a request Stripe will never accept.
-	refuse map[string]bool
-	down   bool
-	srv    *httptest.Server
-}
-
-func newFakeStripe(t *testing.T) *fakeStripe {
-	f := &fakeStripe{gone: map[string]bool{}, refuse: map[string]bool{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+// newFake starts the Stripe fake holding the customers the jobs will
+// delete, each with its subscription sub_<suffix> (seedErased's).
+func newFake(t *testing.T, customers ...string) *stripefake.Server {
+	t.Helper()
+	f := stripefake.New()
+	t.Cleanup(f.Close)
+	for _, cus := range customers {
+		f.PutCustomer(stripefake.Customer{ID: cus, Livemode: true})
+		f.PutSubscription(stripefake.Subscription{ID: "sub_" + strings.TrimPrefix(cus, "cus_"), CustomerID: cus, Status: "active",
+			Livemode: true, Currency: "usd", Items: []stripefake.Item{{PriceID: "price_1", UnitAmount: 500, Interval: "month", Quantity: 1}}})
+	}
 	return f
 }
 
-func (f *fakeStripe) serve(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
-	w.Header().Set("Content-Type", "application/json")
-	if f.down {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, `{"error":{"type":"api_error","message":"Stripe is down"}}`)
-		return
-	}
-	if r.Header.Get("Authorization") != "Bearer sk_test_fake" {
-		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprint(w, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided"}}`)
-		return
-	}
-	id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-	if f.refuse[id] {
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"error":{"type":"invalid_request_error","code":"parameter_invalid","message":"Cannot delete '%s'"}}`, id)
-		return
-	}
-	if f.gone[id] {
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, `{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such object: '%s'"}}`, id)
-		return
-	}
-	switch {
-	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/customers/"):
-		f.gone[id] = true
-		fmt.Fprintf(w, `{"id":%q,"object":"customer","deleted":true}`, id)
-	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/subscriptions/"):
-		fmt.Fprintf(w, `{"id":%q,"object":"subscription","status":"canceled"}`, id)
-	default:
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `{"error":{"type":"invalid_request_error","message":"Unrecognized request URL"}}`)
-	}
+// count is how many times the fake saw call ("METHOD /path").
+func count(f *stripefake.Server, call string) int {
+	method, path, _ := strings.Cut(call, " ")
+	return f.Count(method, path)
 }
 
-func (f *fakeStripe) count(call string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		if c == call {
-			n++
-		}
+// jobClient is the jobs' Stripe client for key at base.
+func jobClient(t *testing.T, key, base string) *stripeapi.Client {
+	t.Helper()
+	c, err := stripeapi.New(stripeapi.Config{Key: key, Base: base, NetworkRetries: stripeapi.NoNetworkRetries,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n
-}
-
-func (f *fakeStripe) setDown(down bool) {
-	f.mu.Lock()
-	f.down = down
-	f.mu.Unlock()
+	return c
 }
 
 // seedErased links customers (each with one active live subscription) to
@@ -122,15 +77,15 @@ func seedErased(t *testing.T, st *postgres.Store, account string, customers []st
 	}
 }
 
-func newWorker(st *postgres.Store, base string) *stripejobs.Worker {
-	w := &stripejobs.Worker{Store: st, Stripe: stripejobs.NewClient("sk_test_fake", base, &http.Client{Timeout: 10 * time.Second}),
+func newWorker(t *testing.T, st *postgres.Store, base string) *stripeapi.JobWorker {
+	w := &stripeapi.JobWorker{Store: st, Stripe: jobClient(t, stripefake.Key, base),
 		Log: slog.New(slog.DiscardHandler), Interval: 10 * time.Millisecond}
 	w.Register(prometheus.NewRegistry())
 	return w
 }
 
 // drain runs workers until no job is due.
-func drain(t *testing.T, workers ...*stripejobs.Worker) {
+func drain(t *testing.T, workers ...*stripeapi.JobWorker) {
 	t.Helper()
 	var wg sync.WaitGroup
 	for _, w := range workers {
@@ -191,8 +146,8 @@ func TestDeleteCustomerExactlyOnce(t *testing.T) {
 		return st
 	}
 	st, st2 := replica(), replica()
-	fake := newFakeStripe(t)
 	customers := []string{"cus_Once1", "cus_Once2", "cus_Once3"}
+	fake := newFake(t, customers...)
 	seedErased(t, st, "acct_once", customers, billing.ErasureRequest{DeleteCustomer: true})
 
 	rows := stripeRows(t, st)
@@ -200,14 +155,14 @@ func TestDeleteCustomerExactlyOnce(t *testing.T) {
 		t.Fatalf("before the worker: %d jobs (%v), want 3 holding the customer IDs", len(rows), rows)
 	}
 	// The two replicas' workers race for the same jobs.
-	drain(t, newWorker(st, fake.srv.URL), newWorker(st2, fake.srv.URL))
+	drain(t, newWorker(t, st, fake.URL), newWorker(t, st2, fake.URL))
 
 	for _, cus := range customers {
-		if n := fake.count("DELETE /v1/customers/" + cus); n != 1 {
+		if n := count(fake, "DELETE /v1/customers/"+cus); n != 1 {
 			t.Errorf("DELETE %s called %d times, want exactly once", cus, n)
 		}
 	}
-	if n := fake.count("DELETE /v1/subscriptions/sub_Once1"); n != 0 {
+	if n := count(fake, "DELETE /v1/subscriptions/sub_Once1"); n != 0 {
 		t.Errorf("subscription cancelled separately %d times; deleting the customer cancels it", n)
 	}
 	assertScrubbed(t, stripeRows(t, st), "sent")
@@ -264,14 +219,17 @@ func TestStripeJobOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			st := pgtest.Open(t)
-			fake := newFakeStripe(t)
 			cus := fmt.Sprintf("cus_Out%d", i)
-			fake.gone[cus], fake.refuse[cus] = tt.gone, tt.refuse
+			fake := newFake(t, cus)
+			if tt.gone {
+				fake.Forget(cus)
+			}
+			fake.Refuse(cus, tt.refuse)
 			seedErased(t, st, fmt.Sprintf("acct_out%d", i), []string{cus}, tt.req)
-			w := newWorker(st, fake.srv.URL)
-			w.Stripe = stripejobs.NewClient(tt.key, fake.srv.URL, nil)
+			w := newWorker(t, st, fake.URL)
+			w.Stripe = jobClient(t, tt.key, fake.URL)
 			drain(t, w)
-			if n := fake.count(tt.call); n != 1 {
+			if n := count(fake, tt.call); n != 1 {
 				t.Errorf("%s called %d times, want once", tt.call, n)
 			}
 			rows := stripeRows(t, st)
@@ -304,10 +262,10 @@ func TestDeadJobRetried(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t)
-	fake := newFakeStripe(t)
-	fake.refuse["cus_Dead1"] = true
+	fake := newFake(t, "cus_Dead1")
+	fake.Refuse("cus_Dead1", true)
 	seedErased(t, st, "acct_dead", []string{"cus_Dead1"}, billing.ErasureRequest{DeleteCustomer: true})
-	w := newWorker(st, fake.srv.URL)
+	w := newWorker(t, st, fake.URL)
 	drain(t, w)
 	rows := stripeRows(t, st)
 	if len(rows) != 1 || rows[0].State != "dead" || !strings.Contains(string(rows[0].Payload), "cus_Dead1") {
@@ -315,17 +273,15 @@ func TestDeadJobRetried(t *testing.T) {
 	}
 	// Nothing retries a dead job by itself.
 	drain(t, w)
-	if n := fake.count("DELETE /v1/customers/cus_Dead1"); n != 1 {
+	if n := count(fake, "DELETE /v1/customers/cus_Dead1"); n != 1 {
 		t.Fatalf("dead job called Stripe %d times, want once", n)
 	}
-	fake.mu.Lock()
-	fake.refuse["cus_Dead1"] = false
-	fake.mu.Unlock()
+	fake.Refuse("cus_Dead1", false)
 	if n, err := st.OutboxRetryDead(ctx, billing.OutboxStripe, 0); err != nil || n != 1 {
 		t.Fatalf("re-queue: %d, %v", n, err)
 	}
 	drain(t, w)
-	if n := fake.count("DELETE /v1/customers/cus_Dead1"); n != 2 {
+	if n := count(fake, "DELETE /v1/customers/cus_Dead1"); n != 2 {
 		t.Errorf("re-queued job called Stripe %d times in all, want twice", n)
 	}
 	assertScrubbed(t, stripeRows(t, st), "sent")
@@ -338,7 +294,7 @@ func TestStripeDownThenBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := pgtest.Open(t)
-	fake := newFakeStripe(t)
+	fake := newFake(t, "cus_Down1")
 	seedErased(t, st, "acct_down", []string{"cus_Down1"}, billing.ErasureRequest{DeleteCustomer: true})
 
 	// Nothing listens on a closed listener's address: connection refused.
@@ -356,18 +312,18 @@ func TestStripeDownThenBack(t *testing.T) {
 		state  string
 		status int // last_status; 0: none
 	}{
-		{"Down503", fake.srv.URL, true, "pending", 503},
+		{"Down503", fake.URL, true, "pending", 503},
 		{"Unreachable", closed, false, "pending", 0},
-		{"Back", fake.srv.URL, false, "sent", 200},
+		{"Back", fake.URL, false, "sent", 200},
 	}
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			fake.setDown(s.down)
+			fake.Down(s.down)
 			// Time passes: the backoff delay is over.
 			if _, err := st.DB().ExecContext(ctx, `UPDATE outbox SET next_attempt_at = now() WHERE kind = 'stripe'`); err != nil {
 				t.Fatal(err)
 			}
-			if n, err := newWorker(st, s.base).RunOnce(ctx); err != nil || n != 1 {
+			if n, err := newWorker(t, st, s.base).RunOnce(ctx); err != nil || n != 1 {
 				t.Fatalf("RunOnce = %d, %v; want one job claimed", n, err)
 			}
 			rows := stripeRows(t, st)
@@ -393,22 +349,23 @@ func TestStripeDownThenBack(t *testing.T) {
 		})
 	}
 	assertScrubbed(t, stripeRows(t, st), "sent")
-	if n := fake.count("DELETE /v1/customers/cus_Down1"); n != 2 {
+	if n := count(fake, "DELETE /v1/customers/cus_Down1"); n != 2 {
 		t.Errorf("DELETE reached the fake %d times, want 2 (503, then success)", n)
 	}
 }
 
-// TestStripeMockSmoke runs the real client's delete and cancel against
-// stripe-mock, which validates requests against Stripe's OpenAPI spec.
-func TestStripeMockSmoke(t *testing.T) {
+// TestJobsAgainstStripeMock runs the real client's delete and cancel
+// against stripe-mock, which validates requests against Stripe's OpenAPI
+// spec.
+func TestJobsAgainstStripeMock(t *testing.T) {
 	t.Parallel()
-	base := stripemock.Start(t)
+	base := stripefake.StartStripeMock(t)
 
 	st := pgtest.Open(t)
 	seedErased(t, st, "acct_mock", []string{"cus_Mock1"}, billing.ErasureRequest{DeleteCustomer: true})
 	seedErased(t, st, "acct_mock2", []string{"cus_Mock2"}, billing.ErasureRequest{CancelSubscriptions: true})
-	w := newWorker(st, base)
-	w.Stripe = stripejobs.NewClient("sk_test_123", base, &http.Client{Timeout: 10 * time.Second})
+	w := newWorker(t, st, base)
+	w.Stripe = jobClient(t, "sk_test_123", base)
 	drain(t, w)
 	rows := stripeRows(t, st)
 	if len(rows) != 2 {

@@ -1,11 +1,11 @@
-package reconcile_test
+package stripeapi_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/billingd/billingd/internal/reconcile"
+	"github.com/billingd/billingd/internal/stripeapi"
 	"github.com/billingd/billingd/internal/stripefake"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -19,7 +19,7 @@ func TestSchedule(t *testing.T) {
 		b.fake.Advance(time.Second)
 		b.fake.UpdateSubscription("sub_T01", func(s *stripefake.Subscription) { s.Status = "active"; s.TrialStart, s.TrialEnd = nil, nil })
 		reg := prometheus.NewRegistry()
-		m := reconcile.NewMetrics(reg)
+		m := stripeapi.NewReconcileMetrics(reg)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { b.syncer.Schedule(ctx, 20*time.Millisecond, m); close(done) }()
@@ -41,7 +41,7 @@ func TestSchedule(t *testing.T) {
 		}
 		defer release()
 		reg := prometheus.NewRegistry()
-		m := reconcile.NewMetrics(reg)
+		m := stripeapi.NewReconcileMetrics(reg)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { b.syncer.Schedule(ctx, 10*time.Millisecond, m); close(done) }()

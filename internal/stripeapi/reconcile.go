@@ -1,4 +1,4 @@
-package reconcile
+package stripeapi
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/billingd/billingd/webhooks"
 )
 
-// Options configures one reconcile run.
-type Options struct {
+// ReconcileOptions configures one reconcile run.
+type ReconcileOptions struct {
 	// Since, when positive, limits the run to subscriptions Stripe created
 	// in the last Since (a cheap check of recent sign-ups); deleted
 	// customers are then looked for only among their customers. Zero: all.
@@ -25,10 +25,10 @@ type Options struct {
 	Fix bool
 }
 
-// Report is the result of a reconcile run. Every subscription checked is
+// ReconcileReport is the result of a reconcile run. Every subscription checked is
 // counted exactly once: Checked = Listed + Fetched = InStep + missing +
 // changed + extra (by kind in Drift) + len(Failures) + Erased.
-type Report struct {
+type ReconcileReport struct {
 	Checked  int // subscriptions compared: Listed + Fetched
 	Listed   int // distinct subscriptions Stripe listed
 	Fetched  int // stored subscriptions Stripe did not list, asked for by ID
@@ -41,10 +41,10 @@ type Report struct {
 
 // Differences counts what a run found wrong: drift and objects that could
 // not be decoded (so could not be compared).
-func (r Report) Differences() int { return len(r.Drift) + len(r.Failures) }
+func (r ReconcileReport) Differences() int { return len(r.Drift) + len(r.Failures) }
 
 // Fixed counts the drift repaired.
-func (r Report) Fixed() int {
+func (r ReconcileReport) Fixed() int {
 	n := 0
 	for _, d := range r.Drift {
 		if d.Fixed {
@@ -55,7 +55,7 @@ func (r Report) Fixed() int {
 }
 
 // Unfixed lists drift a --fix run could not repair.
-func (r Report) Unfixed() []billing.Drift {
+func (r ReconcileReport) Unfixed() []billing.Drift {
 	var out []billing.Drift
 	for _, d := range r.Drift {
 		if !d.Fixed {
@@ -66,7 +66,7 @@ func (r Report) Unfixed() []billing.Drift {
 }
 
 // ByKind counts drift per kind.
-func (r Report) ByKind() map[billing.DriftKind]int {
+func (r ReconcileReport) ByKind() map[billing.DriftKind]int {
 	out := map[billing.DriftKind]int{}
 	for _, d := range r.Drift {
 		out[d.Kind]++
@@ -87,8 +87,8 @@ type fetched struct {
 // a failure is recorded on its drift row and the run goes on, so what
 // succeeded stays. Extra subscriptions Stripe has no record of cannot be
 // fixed from Stripe and are only reported.
-func (s *Syncer) Reconcile(ctx context.Context, opt Options) (Report, error) {
-	rep := Report{Fix: opt.Fix}
+func (s *Syncer) Reconcile(ctx context.Context, opt ReconcileOptions) (ReconcileReport, error) {
+	rep := ReconcileReport{Fix: opt.Fix}
 	release, ok, err := s.Store.TryStripeSyncLock(ctx)
 	if err != nil {
 		return rep, err
@@ -204,7 +204,7 @@ func (s *Syncer) Reconcile(ctx context.Context, opt Options) (Report, error) {
 
 // withoutErased drops missing subscriptions of erased accounts: Stripe
 // keeps them, billingd never stores them again (design invariant 4).
-func (s *Syncer) withoutErased(ctx context.Context, drift []billing.Drift, rep *Report) ([]billing.Drift, error) {
+func (s *Syncer) withoutErased(ctx context.Context, drift []billing.Drift, rep *ReconcileReport) ([]billing.Drift, error) {
 	var ids []string
 	for _, d := range drift {
 		if d.Kind == billing.DriftMissing {
@@ -319,7 +319,7 @@ func (s *Syncer) fix(ctx context.Context, d *billing.Drift, theirs map[string]fe
 
 // WriteTable prints the report as a table, one drift per line, and a
 // summary line.
-func (r Report) WriteTable(w io.Writer) error {
+func (r ReconcileReport) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tCUSTOMER\tSUBSCRIPTION\tDIFFERENCE\tFIX")
 	for _, d := range r.Drift {

@@ -1,7 +1,10 @@
-// Package stripemock starts Stripe's official API mock (stripe-mock) for
-// smoke tests of the real stripe-go client. scripts/install-deps.sh installs
-// it with `go install github.com/stripe/stripe-mock@v0.203.0`.
-package stripemock
+package stripefake
+
+// Stripe's official API mock (stripe-mock), for smoke tests of the real
+// stripe-go client: it validates every request against Stripe's OpenAPI
+// spec and answers with fixtures of the real API version, but keeps no
+// state. scripts/install-deps.sh installs it with
+// `go install github.com/stripe/stripe-mock@v0.203.0`.
 
 import (
 	"net"
@@ -9,14 +12,25 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
 )
 
-// Start runs stripe-mock on a free loopback port for the rest of t and
-// returns its base URL. It skips t, saying why, only when the binary is not
-// installed.
-func Start(t testing.TB) string {
+// TB is the part of testing.TB StartStripeMock uses: the package is
+// linked into billingd (Lifecycle), which must not import testing.
+type TB interface {
+	Helper()
+	Skip(args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Failed() bool
+	Cleanup(func())
+}
+
+// StartStripeMock runs stripe-mock on a free loopback port for the rest of
+// t and returns its base URL. It skips t, saying why, only when the binary
+// is not installed.
+func StartStripeMock(t TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("stripe-mock")
 	if err != nil {
@@ -26,7 +40,7 @@ func Start(t testing.TB) string {
 			t.Skip("stripe-mock not installed (scripts/install-deps.sh installs it): skipping the smoke test")
 		}
 	}
-	addr, tlsAddr := freeAddr(t), freeAddr(t)
+	addr, tlsAddr := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	// Both listeners on loopback, free ports: given only -http-addr,
 	// stripe-mock still binds HTTPS on :12112 on every interface, so two
 	// packages' smoke tests running at once collided there.
@@ -55,7 +69,7 @@ func Start(t testing.TB) string {
 	}
 }
 
-func freeAddr(t testing.TB) string {
+func freeLoopbackAddr(t TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

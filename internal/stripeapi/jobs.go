@@ -1,9 +1,10 @@
-// Package stripejobs runs the Stripe calls an account erasure asks for
-// (cancel subscriptions, delete customers) from the durable outbox, after
-// the local erasure has committed: a Stripe outage delays them, never
-// half-erases an account. Jobs are claimed with SKIP LOCKED and a lease, so
-// any number of replicas may run a worker and each call is made once.
-package stripejobs
+package stripeapi
+
+// The Stripe jobs of erasures: the Stripe calls an account erasure asks for
+// (cancel subscriptions, delete customers), run from the durable outbox
+// after the local erasure has committed. Jobs are claimed with SKIP LOCKED
+// and a lease, so any number of replicas may run a worker and each call is
+// made once.
 
 import (
 	"context"
@@ -19,42 +20,22 @@ import (
 	"github.com/billingd/billingd/billing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/client"
 )
 
-// Store is the outbox API the worker needs (internal/postgres).
-type Store interface {
+// JobStore is the outbox API the job worker needs (internal/postgres).
+type JobStore interface {
 	OutboxClaim(ctx context.Context, kind string, limit int, lease time.Duration) ([]billing.OutboxJob, error)
 	OutboxRetryLater(ctx context.Context, id int64, attempt int, delay time.Duration, status int, summary string, counted bool) error
 	StripeJobDone(ctx context.Context, id int64, attempt, status int) error
 	StripeJobDead(ctx context.Context, id int64, attempt, status int, summary string) error
 }
 
-// NewClient builds the stripe-go client for key; base (STRIPE_API_BASE),
-// when set, points it at another server (stripe-mock, a test fake).
-// stripe-go's own retries are off (the outbox retries, durably) and so is
-// its logger: its error lines quote Stripe's messages, which name IDs.
-func NewClient(key, base string, hc *http.Client) *client.API {
-	cfg := &stripe.BackendConfig{
-		HTTPClient:        hc,
-		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
-		MaxNetworkRetries: stripe.Int64(0),
-	}
-	if base != "" {
-		cfg.URL = stripe.String(base)
-	}
-	backends := &stripe.Backends{
-		API:     stripe.GetBackendWithConfig(stripe.APIBackend, cfg),
-		Connect: stripe.GetBackendWithConfig(stripe.ConnectBackend, cfg),
-		Uploads: stripe.GetBackendWithConfig(stripe.UploadsBackend, cfg),
-	}
-	return client.New(key, backends)
-}
-
-// Worker claims and runs Stripe jobs.
-type Worker struct {
-	Store  Store
-	Stripe *client.API
+// JobWorker claims and runs Stripe jobs.
+type JobWorker struct {
+	Store JobStore
+	// Stripe makes the calls: a Client with NoNetworkRetries (the outbox
+	// retries, durably).
+	Stripe *Client
 	Log    *slog.Logger
 	// Interval is the pause when no job is due (default 5s).
 	Interval time.Duration
@@ -67,23 +48,23 @@ type Worker struct {
 	// Stripe was down for a day.
 	MaxBackoff time.Duration
 
-	m *metrics
+	m *jobMetrics
 }
 
-type metrics struct {
+type jobMetrics struct {
 	jobs *prometheus.CounterVec
 }
 
 // Register adds the worker's metrics to reg. Call once, before Run.
-func (w *Worker) Register(reg prometheus.Registerer) {
-	w.m = &metrics{jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+func (w *JobWorker) Register(reg prometheus.Registerer) {
+	w.m = &jobMetrics{jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "billingd_stripe_jobs_total",
 		Help: "Stripe job attempts by action and outcome (done, retry, dead).",
 	}, []string{"action", "outcome"})}
 	reg.MustRegister(w.m.jobs)
 }
 
-func (w *Worker) defaults() {
+func (w *JobWorker) defaults() {
 	if w.Interval <= 0 {
 		w.Interval = 5 * time.Second
 	}
@@ -99,7 +80,7 @@ func (w *Worker) defaults() {
 }
 
 // Run works jobs until ctx ends.
-func (w *Worker) Run(ctx context.Context) {
+func (w *JobWorker) Run(ctx context.Context) {
 	w.defaults()
 	for ctx.Err() == nil {
 		n, err := w.RunOnce(ctx)
@@ -118,7 +99,7 @@ func (w *Worker) Run(ctx context.Context) {
 
 // RunOnce claims the due jobs (up to 10) and runs them; it returns how many
 // it claimed.
-func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+func (w *JobWorker) RunOnce(ctx context.Context) (int, error) {
 	w.defaults()
 	jobs, err := w.Store.OutboxClaim(ctx, billing.OutboxStripe, 10, w.Lease)
 	if err != nil {
@@ -133,25 +114,25 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 // idPattern is the shape of the Stripe IDs a job may hold.
 var idPattern = regexp.MustCompile(`^(cus|sub)_[A-Za-z0-9]{1,250}$`)
 
-// outcome is what one attempt decided.
-type outcome int
+// jobOutcomeKind is what one attempt decided.
+type jobOutcomeKind int
 
 const (
-	done outcome = iota
-	retry
-	dead
+	jobDone jobOutcomeKind = iota
+	jobRetry
+	jobDead
 )
 
-func (w *Worker) run(ctx context.Context, j billing.OutboxJob) {
+func (w *JobWorker) run(ctx context.Context, j billing.OutboxJob) {
 	status, summary, oc := w.call(j)
 	var err error
 	switch oc {
-	case done:
+	case jobDone:
 		err = w.Store.StripeJobDone(ctx, j.ID, j.Attempts, status)
-	case dead:
+	case jobDead:
 		err = w.Store.StripeJobDead(ctx, j.ID, j.Attempts, status, summary)
 		w.Log.Error("stripe job refused: dead until re-queued (billingd stripe-jobs retry)", "outbox_id", j.ID, "action", j.Action, "status", status, "summary", summary)
-	case retry:
+	case jobRetry:
 		delay := w.backoff(j.Attempts)
 		err = w.Store.OutboxRetryLater(ctx, j.ID, j.Attempts, delay, status, summary, true)
 		w.Log.Warn("stripe job failed; will retry", "outbox_id", j.ID, "action", j.Action, "attempt", j.Attempts,
@@ -170,56 +151,56 @@ func (w *Worker) run(ctx context.Context, j billing.OutboxJob) {
 // call makes the job's Stripe request and classifies the answer. The
 // summary names the action, status and Stripe error code only: Stripe's
 // messages quote the IDs, which must not reach logs or last_error.
-func (w *Worker) call(j billing.OutboxJob) (int, string, outcome) {
+func (w *JobWorker) call(j billing.OutboxJob) (int, string, jobOutcomeKind) {
 	var p billing.StripeJobPayload
 	if err := json.Unmarshal(j.Payload, &p); err != nil {
-		return 0, "malformed payload", dead
+		return 0, "malformed payload", jobDead
 	}
 	var err error
 	switch j.Action {
 	case billing.StripeDeleteCustomer:
 		if !idPattern.MatchString(p.CustomerID) {
-			return 0, "payload has no customer ID", dead
+			return 0, "payload has no customer ID", jobDead
 		}
-		_, err = w.Stripe.Customers.Del(p.CustomerID, nil)
+		err = w.Stripe.DeleteCustomer(p.CustomerID)
 	case billing.StripeCancelSubscription:
 		if !idPattern.MatchString(p.SubscriptionID) {
-			return 0, "payload has no subscription ID", dead
+			return 0, "payload has no subscription ID", jobDead
 		}
-		_, err = w.Stripe.Subscriptions.Cancel(p.SubscriptionID, nil)
+		err = w.Stripe.CancelSubscription(p.SubscriptionID)
 	default:
-		return 0, "unknown action", dead
+		return 0, "unknown action", jobDead
 	}
-	return classify(j.Action, err)
+	return jobOutcome(j.Action, err)
 }
 
-// classify maps a stripe-go result onto an outcome. 404 (resource_missing)
+// jobOutcome maps a stripe-go result onto an outcome. 404 (resource_missing)
 // is success: the object is already gone, e.g. a second replica's call or
 // a deletion in the Dashboard. Rate limits, conflicts, auth problems (a key
 // can be fixed) and 5xx are retried; other 4xx are refused for good.
-func classify(action string, err error) (int, string, outcome) {
+func jobOutcome(action string, err error) (int, string, jobOutcomeKind) {
 	if err == nil {
-		return http.StatusOK, "", done
+		return http.StatusOK, "", jobDone
 	}
 	var se *stripe.Error
 	if !errors.As(err, &se) {
-		return 0, action + ": no answer from Stripe", retry
+		return 0, action + ": no answer from Stripe", jobRetry
 	}
 	st := se.HTTPStatusCode
 	summary := fmt.Sprintf("%s: stripe %d %s %s", action, st, se.Type, se.Code)
 	switch {
 	case st == http.StatusNotFound || se.Code == stripe.ErrorCodeResourceMissing:
-		return st, "", done
+		return st, "", jobDone
 	case st == http.StatusTooManyRequests, st == http.StatusConflict, st == http.StatusUnauthorized,
 		st == http.StatusForbidden, st >= 500, st == 0:
-		return st, summary, retry
+		return st, summary, jobRetry
 	}
-	return st, summary, dead
+	return st, summary, jobDead
 }
 
 // backoff is the delay after attempt n: 5s doubling, capped, with jitter so
 // replicas retrying together spread out.
-func (w *Worker) backoff(n int) time.Duration {
+func (w *JobWorker) backoff(n int) time.Duration {
 	d := 5 * time.Second
 	for i := 1; i < n && d < w.MaxBackoff; i++ {
 		d *= 2

@@ -1,4 +1,4 @@
-package reconcile_test
+package stripeapi_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/billingd/billingd/billing"
 
-	"github.com/billingd/billingd/internal/reconcile"
+	"github.com/billingd/billingd/internal/stripeapi"
 	"github.com/billingd/billingd/internal/stripefake"
 )
 
@@ -172,13 +172,13 @@ func TestBackfill(t *testing.T) {
 	t.Run("ErrAuthIsOneClearLine", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		c, err := reconcile.NewClient(reconcile.ClientConfig{Key: "sk_test_wrong", Base: b.fake.URL})
+		c, err := stripeapi.New(stripeapi.Config{Key: "sk_test_wrong", Base: b.fake.URL})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &reconcile.Syncer{Client: c, Store: b.store}
+		s := &stripeapi.Syncer{Client: c, Store: b.store}
 		_, err = s.Backfill(context.Background())
-		if !errors.Is(err, reconcile.ErrAuth) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "STRIPE_API_KEY") {
+		if !errors.Is(err, stripeapi.ErrAuth) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "STRIPE_API_KEY") {
 			t.Errorf("wrong key: err %v, want one line wrapping ErrAuth", err)
 		}
 	})
@@ -190,7 +190,7 @@ func TestBackfill(t *testing.T) {
 			t.Fatalf("lock: %v %v", ok, err)
 		}
 		defer release()
-		if _, err := b.syncer.Backfill(context.Background()); !errors.Is(err, reconcile.ErrBusy) {
+		if _, err := b.syncer.Backfill(context.Background()); !errors.Is(err, stripeapi.ErrBusy) {
 			t.Errorf("err %v, want ErrBusy", err)
 		}
 	})

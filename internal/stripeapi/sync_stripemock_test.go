@@ -1,4 +1,4 @@
-package reconcile_test
+package stripeapi_test
 
 import (
 	"context"
@@ -6,26 +6,26 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/internal/pgtest"
-	"github.com/billingd/billingd/internal/reconcile"
-	"github.com/billingd/billingd/internal/stripemock"
+	"github.com/billingd/billingd/internal/stripeapi"
+	"github.com/billingd/billingd/internal/stripefake"
 )
 
-// TestStripeMockSmoke runs backfill and reconcile against stripe-mock,
+// TestSyncAgainstStripeMock runs backfill and reconcile against stripe-mock,
 // which validates every request against Stripe's OpenAPI spec and answers
 // with fixtures of the real API version: it proves the real client's
 // requests (status=all, limit, created ranges, retrieve by ID) and that
 // the decoder reads what Stripe sends. stripe-mock is stateless and lists
 // one fixture object, so this checks shapes, not pagination.
-func TestStripeMockSmoke(t *testing.T) {
+func TestSyncAgainstStripeMock(t *testing.T) {
 	t.Parallel()
-	base := stripemock.Start(t)
+	base := stripefake.StartStripeMock(t)
 
 	st := pgtest.Open(t)
-	client, err := reconcile.NewClient(reconcile.ClientConfig{Key: "sk_test_123", Base: base})
+	client, err := stripeapi.New(stripeapi.Config{Key: "sk_test_123", Base: base})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &reconcile.Syncer{Client: client, Store: st}
+	s := &stripeapi.Syncer{Client: client, Store: st}
 	sum, err := s.Backfill(context.Background())
 	if err != nil {
 		t.Fatalf("backfill against stripe-mock: %v (%+v)", err, sum)
@@ -37,7 +37,7 @@ func TestStripeMockSmoke(t *testing.T) {
 	if err := st.DB().Get(&n, `SELECT count(*) FROM subscriptions`); err != nil || n == 0 {
 		t.Fatalf("%d subscriptions stored (%v)", n, err)
 	}
-	rep, err := s.Reconcile(context.Background(), reconcile.Options{})
+	rep, err := s.Reconcile(context.Background(), stripeapi.ReconcileOptions{})
 	if err != nil {
 		t.Fatalf("reconcile against stripe-mock: %v", err)
 	}
@@ -46,7 +46,7 @@ func TestStripeMockSmoke(t *testing.T) {
 	}
 	// --since sends created[gte]; stripe-mock rejects parameters the spec
 	// does not allow.
-	if _, err := s.Reconcile(context.Background(), reconcile.Options{Since: 24 * time.Hour}); err != nil {
+	if _, err := s.Reconcile(context.Background(), stripeapi.ReconcileOptions{Since: 24 * time.Hour}); err != nil {
 		t.Fatalf("reconcile --since against stripe-mock: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package stripejobs
+package stripeapi
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package reconcile
+package stripeapi
 
 import (
 	"context"
@@ -9,21 +9,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the scheduled reconcile's Prometheus metrics. Labels are
+// ReconcileMetrics are the scheduled reconcile's Prometheus metrics. Labels are
 // bounded: a run's result and the four drift kinds.
-type Metrics struct {
+type ReconcileMetrics struct {
 	runs    *prometheus.CounterVec
 	drift   *prometheus.CounterVec
 	fixed   prometheus.Counter
 	lastRun prometheus.Gauge
 }
 
-// NewMetrics registers the metrics on reg (nil: a private registry).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewReconcileMetrics registers the metrics on reg (nil: a private registry).
+func NewReconcileMetrics(reg prometheus.Registerer) *ReconcileMetrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	m := &Metrics{
+	m := &ReconcileMetrics{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "billingd_reconcile_runs_total",
 			Help: "Scheduled reconcile runs by result: ok, error, or skipped (another replica held the lock)."}, []string{"result"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "billingd_reconcile_drift_total",
@@ -47,9 +47,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // (RECONCILE_INTERVAL). Replicas all schedule it; the Stripe sync lock
 // lets one run at a time and the others skip that tick. Results are
 // logged as counts (no IDs) and counted in m.
-func (s *Syncer) Schedule(ctx context.Context, every time.Duration, m *Metrics) {
+func (s *Syncer) Schedule(ctx context.Context, every time.Duration, m *ReconcileMetrics) {
 	if m == nil {
-		m = NewMetrics(nil)
+		m = NewReconcileMetrics(nil)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -59,7 +59,7 @@ func (s *Syncer) Schedule(ctx context.Context, every time.Duration, m *Metrics) 
 			return
 		case <-t.C:
 		}
-		rep, err := s.Reconcile(ctx, Options{Fix: true})
+		rep, err := s.Reconcile(ctx, ReconcileOptions{Fix: true})
 		switch {
 		case errors.Is(err, ErrBusy):
 			m.runs.WithLabelValues("skipped").Inc()

@@ -1,10 +1,4 @@
-// Package reconcile rebuilds and repairs billingd's state from the Stripe
-// API: backfill (apply every customer and subscription Stripe lists) and
-// reconcile (report drift between stored and Stripe state, and optionally
-// apply Stripe's truth). Both decode Stripe's raw JSON with the webhook
-// decoders and write through the same ApplyEvent path as webhooks, so the
-// same privacy whitelist, ordering, ledger and outbox rules hold.
-package reconcile
+package stripeapi
 
 import (
 	"context"
@@ -22,29 +16,36 @@ import (
 // ErrAuth means Stripe refused the API key: retrying cannot help.
 var ErrAuth = errors.New("the Stripe API rejected STRIPE_API_KEY")
 
-// ClientConfig configures Client.
-type ClientConfig struct {
+// Config configures a Client.
+type Config struct {
 	Key  string // STRIPE_API_KEY
 	Base string // STRIPE_API_BASE; empty: Stripe itself
-	// MaxNetworkRetries is stripe-go's own retry budget (network errors,
-	// 409, lock timeouts, 5xx on GET). Default 2.
-	MaxNetworkRetries int64
-	// RateLimitRetries is how often a rate-limited (429) request is
-	// retried with exponential backoff from RateLimitBackoff: stripe-go
+	// NetworkRetries is stripe-go's own retry budget per request (network
+	// errors, 409, lock timeouts, 5xx on GET). 0 takes 2, right for the
+	// reads of backfill and reconcile; NoNetworkRetries turns them off, for
+	// the erasure jobs, whose outbox retries durably instead.
+	NetworkRetries int64
+	// RateLimitRetries is how often a rate-limited (429) read is retried
+	// with exponential backoff from RateLimitBackoff: stripe-go
 	// deliberately does not retry rate limits, so this client does.
-	// Defaults 8 and 1s.
+	// Defaults 8 and 1s. Writes are not retried here (the jobs' outbox
+	// does).
 	RateLimitRetries int
 	RateLimitBackoff time.Duration
 	// PageSize is the list limit (1-100, default 100).
 	PageSize int64
-	// HTTPClient overrides the HTTP client (tests); nil: a client with a
-	// 80 s timeout, as stripe-go's default.
+	// HTTPClient overrides the HTTP client; nil: a client with a 80 s
+	// timeout, as stripe-go's default.
 	HTTPClient *http.Client
 }
 
-// Client reads customers and subscriptions from the Stripe API as raw
-// JSON: stripe-go's typed objects drop the fields of API versions other
-// than its own, so the webhook decoders read the bytes Stripe sent.
+// NoNetworkRetries is Config.NetworkRetries for no stripe-go retries.
+const NoNetworkRetries = -1
+
+// Client talks to the Stripe API. Reads (customers and subscriptions)
+// return raw JSON: stripe-go's typed objects drop the fields of API
+// versions other than its own, so the webhook decoders read the bytes
+// Stripe sent. Writes are the erasure jobs' two calls.
 type Client struct {
 	api      *client.API
 	live     bool
@@ -53,13 +54,18 @@ type Client struct {
 	pageSize int64
 }
 
-// NewClient builds a client. It makes no request.
-func NewClient(cfg ClientConfig) (*Client, error) {
+// New builds a client: the one stripe-go client configuration of billingd
+// (its logger off, since its lines quote Stripe's messages, which name IDs;
+// no telemetry). It makes no request.
+func New(cfg Config) (*Client, error) {
 	if strings.TrimSpace(cfg.Key) == "" {
 		return nil, errors.New("STRIPE_API_KEY is not set")
 	}
-	if cfg.MaxNetworkRetries == 0 {
-		cfg.MaxNetworkRetries = 2
+	switch {
+	case cfg.NetworkRetries == 0:
+		cfg.NetworkRetries = 2
+	case cfg.NetworkRetries < 0:
+		cfg.NetworkRetries = 0
 	}
 	if cfg.RateLimitRetries == 0 {
 		cfg.RateLimitRetries = 8
@@ -75,11 +81,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	bc := &stripe.BackendConfig{
 		HTTPClient:        cfg.HTTPClient,
-		MaxNetworkRetries: stripe.Int64(cfg.MaxNetworkRetries),
-		// stripe-go's logger prints request details to stderr; our own
-		// errors say what failed, without payloads.
-		LeveledLogger:   &stripe.LeveledLogger{Level: stripe.LevelNull},
-		EnableTelemetry: stripe.Bool(false),
+		MaxNetworkRetries: stripe.Int64(cfg.NetworkRetries),
+		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
+		EnableTelemetry:   stripe.Bool(false),
 	}
 	if cfg.Base != "" {
 		bc.URL = stripe.String(cfg.Base)
@@ -175,7 +179,7 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 			return nil
 		}
 		if !rateLimited(err) || attempt >= c.retries {
-			return classify("list "+what, err)
+			return readError("list "+what, err)
 		}
 		if err := c.sleep(ctx, attempt); err != nil {
 			return err
@@ -278,7 +282,7 @@ func (c *Client) get(ctx context.Context, what string, call func() (*stripe.APIR
 			return Object{}, nil
 		}
 		if !rateLimited(err) || attempt >= c.retries {
-			return Object{}, classify(what, err)
+			return Object{}, readError(what, err)
 		}
 		if err := c.sleep(ctx, attempt); err != nil {
 			return Object{}, err
@@ -291,9 +295,9 @@ func rateLimited(err error) bool {
 	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusTooManyRequests
 }
 
-// classify turns a stripe-go error into one clear line. Stripe's own
-// message is kept only for errors that are not about the key.
-func classify(what string, err error) error {
+// readError turns a stripe-go error of a read into one clear line.
+// Stripe's own message is kept only for errors that are not about the key.
+func readError(what string, err error) error {
 	var se *stripe.Error
 	if !errors.As(err, &se) {
 		return fmt.Errorf("%s: %w", what, err)
@@ -307,4 +311,19 @@ func classify(what string, err error) error {
 		return fmt.Errorf("%s: still rate limited by Stripe after retries; run again later", what)
 	}
 	return fmt.Errorf("%s: Stripe answered %d %s: %s", what, se.HTTPStatusCode, se.Type, se.Msg)
+}
+
+// DeleteCustomer deletes a customer in Stripe; the error is stripe-go's
+// (*stripe.Error for an answer), for jobOutcome to classify. No context on
+// purpose, for both writes: a call under way when serve stops finishes and
+// its outcome is recorded, within the HTTP client's timeout.
+func (c *Client) DeleteCustomer(id string) error {
+	_, err := c.api.Customers.Del(id, nil)
+	return err
+}
+
+// CancelSubscription cancels a subscription in Stripe at once.
+func (c *Client) CancelSubscription(id string) error {
+	_, err := c.api.Subscriptions.Cancel(id, nil)
+	return err
 }
