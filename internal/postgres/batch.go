@@ -127,9 +127,9 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 				seen[ev.ID] = i
 			}
 		}
-		ids := eventSubjects(ev)
-		if len(ids) > 0 { // eventSubjects puts the customer first, never empty
-			it.customer, it.hint = ids[0], eventHint(ev)
+		ids := ev.Subjects()
+		if len(ids) > 0 { // the customer first, never empty
+			it.customer, it.hint = ids[0], ev.LinkHint()
 			it.keys = sortedLockKeys(ids, it.hint)
 			for _, id := range ids {
 				if id != "" {

@@ -141,14 +141,10 @@ WHERE stripe_customer_id = $1 AND account_id IS NULL AND NOT deleted`
 }
 
 // applyCustomer handles customer.created/updated/deleted.
-func applyCustomer(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
-	cu := ev.Customer
-	hint := cu.AccountHint
-	if cu.Deleted {
-		hint = ""
-	}
-	at := ev.Created
-	c, dead, err := lockCustomer(ctx, tx, cu.ID, cu.Livemode, hint, viaCustomerMetadata, &at, ev.ID)
+// at and eventID are the event's: the customer's version.
+func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu *billing.Customer) (billing.Outcome, error) {
+	hint := cu.LinkHint()
+	c, dead, err := lockCustomer(ctx, tx, cu.ID, cu.Livemode, hint, viaCustomerMetadata, &at, eventID)
 	if err != nil {
 		return "", err
 	}
@@ -210,8 +206,7 @@ WHERE stripe_customer_id = $1`
 // applyCheckout handles checkout.session.completed: it records the
 // customer and links it from a (signed) client_reference_id. A session
 // without a customer (guest checkout, one-off payment) is ignored.
-func applyCheckout(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
-	cs := ev.Checkout
+func applyCheckout(ctx context.Context, tx ptx, cs *billing.CheckoutSession) (billing.Outcome, error) {
 	if cs.CustomerID == "" {
 		return billing.OutcomeIgnored, nil
 	}

@@ -68,12 +68,7 @@ func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outco
 // checkEvent rejects events that name no object or two: a decoder bug, not
 // something a retry fixes.
 func checkEvent(ev billing.Event) error {
-	n := 0
-	for _, set := range []bool{ev.Customer != nil, ev.Subscription != nil, ev.Invoice != nil, ev.Checkout != nil} {
-		if set {
-			n++
-		}
-	}
+	_, n := ev.Object()
 	switch {
 	case ev.Created.IsZero():
 		return fmt.Errorf("%w: event without created time", billing.ErrInvalid)
@@ -94,6 +89,9 @@ func checkEvent(ev billing.Event) error {
 // eventStatements are prepared once per pool (prepared.go).
 var eventStatements = []string{qRecordEvents, qLockCustomers, qWriteSubscriptions, qLockCustomer}
 
+// applyEvent applies one event other than a subscription's, by the kind
+// of object it carries (billing.EventObject): a new kind is a case here and
+// its apply function.
 func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	switch {
 	case ev.FutureDated:
@@ -101,16 +99,20 @@ func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome,
 	case ev.Connect:
 		// Connected accounts' events: this service serves one platform.
 		return billing.OutcomeIgnored, nil
-	case ev.Customer != nil:
-		return applyCustomer(ctx, tx, ev)
-	case ev.Subscription != nil:
+	}
+	obj, _ := ev.Object()
+	switch obj := obj.(type) {
+	case *billing.Customer:
+		return applyCustomer(ctx, tx, ev.Created, ev.ID, obj)
+	case *billing.Invoice:
+		return applyInvoice(ctx, tx, ev.Created, obj)
+	case *billing.CheckoutSession:
+		return applyCheckout(ctx, tx, obj)
+	case *billing.Subscription:
 		// Written in sets by the batch (applySubscriptions), never one by one.
 		return "", fmt.Errorf("apply event: subscription events go through applySubscriptions")
-	case ev.Invoice != nil:
-		return applyInvoice(ctx, tx, ev)
-	default:
-		return applyCheckout(ctx, tx, ev)
 	}
+	return "", fmt.Errorf("%w: event carries no object billingd applies", billing.ErrInvalid)
 }
 
 // EventOutcome returns the stored outcome of an event, or ErrNotFound.

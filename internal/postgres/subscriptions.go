@@ -77,9 +77,9 @@ func (r subscriptionRow) toSubscription() (billing.Subscription, error) {
 // ordering rule, and the subscription's first version takes them over
 // (writeCurrent), so the final state does not depend on delivery order.
 // One-off invoices (no subscription) and invoices without a customer are
-// ignored: nothing in them concerns entitlement.
-func applyInvoice(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
-	inv := ev.Invoice
+// ignored: nothing in them concerns entitlement. at is the event's
+// creation, the facts' version.
+func applyInvoice(ctx context.Context, tx ptx, at time.Time, inv *billing.Invoice) (billing.Outcome, error) {
 	if inv.CustomerID == "" || inv.SubscriptionID == "" {
 		return billing.OutcomeIgnored, nil
 	}
@@ -115,7 +115,7 @@ FROM pending_invoice_facts WHERE stripe_subscription_id = $1`
 			known, curAt, curStatus, curAttempts = r.Known, r.At, billing.InvoiceStatus(r.Status.String), r.Attempts
 		}
 	}
-	if len(rows) > 0 && !billing.InvoiceFactsNewer(ev.Created, inv.Status, inv.AttemptCount, curAt, curStatus, curAttempts) {
+	if len(rows) > 0 && !billing.InvoiceFactsNewer(at, inv.Status, inv.AttemptCount, curAt, curStatus, curAttempts) {
 		return billing.OutcomeStale, nil
 	}
 	if !known {
@@ -127,7 +127,7 @@ ON CONFLICT (stripe_subscription_id) DO UPDATE SET
     latest_invoice_status = EXCLUDED.latest_invoice_status, invoice_attempt_count = EXCLUDED.invoice_attempt_count,
     next_payment_attempt = EXCLUDED.next_payment_attempt, invoice_version_at = EXCLUDED.invoice_version_at`
 		if _, err := tx.ExecContext(ctx, qPending, inv.SubscriptionID, inv.CustomerID, string(inv.Status),
-			inv.AttemptCount, inv.NextPaymentAttempt, ev.Created); err != nil {
+			inv.AttemptCount, inv.NextPaymentAttempt, at); err != nil {
 			return "", fmt.Errorf("hold invoice facts: %w", translate(err))
 		}
 		return billing.OutcomeApplied, nil
@@ -136,7 +136,7 @@ ON CONFLICT (stripe_subscription_id) DO UPDATE SET
 UPDATE subscriptions SET latest_invoice_status = $2, invoice_attempt_count = $3,
     next_payment_attempt = $4, invoice_version_at = $5, updated_at = now()
 WHERE stripe_subscription_id = $1`
-	if _, err := tx.ExecContext(ctx, q, inv.SubscriptionID, string(inv.Status), inv.AttemptCount, inv.NextPaymentAttempt, ev.Created); err != nil {
+	if _, err := tx.ExecContext(ctx, q, inv.SubscriptionID, string(inv.Status), inv.AttemptCount, inv.NextPaymentAttempt, at); err != nil {
 		return "", fmt.Errorf("write invoice facts: %w", translate(err))
 	}
 	if c.AccountID.Valid && !c.Deleted {

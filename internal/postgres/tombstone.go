@@ -133,48 +133,6 @@ func checkTombstones(ctx context.Context, tx *sqlx.Tx, stripeIDs []string, accou
 	return found, at, err
 }
 
-// eventSubjects are the Stripe IDs an event's apply function writes about,
-// and so must check for tombstones: exactly the IDs the per-type code
-// passed to isTombstoned, none for events it ignores without a check.
-func eventSubjects(ev billing.Event) []string {
-	switch {
-	case ev.Connect, ev.FutureDated:
-		return nil
-	case ev.Customer != nil:
-		return []string{ev.Customer.ID}
-	case ev.Subscription != nil:
-		return []string{ev.Subscription.CustomerID, ev.Subscription.ID}
-	case ev.Invoice != nil:
-		if ev.Invoice.CustomerID == "" || ev.Invoice.SubscriptionID == "" {
-			return nil
-		}
-		return []string{ev.Invoice.CustomerID, ev.Invoice.SubscriptionID}
-	case ev.Checkout != nil:
-		if ev.Checkout.CustomerID == "" {
-			return nil
-		}
-		return []string{ev.Checkout.CustomerID, ev.Checkout.SubscriptionID}
-	}
-	return nil
-}
-
-// eventHint is the account an event's hint names ("" for none): the
-// customer's metadata (not for a deletion), the subscription's metadata
-// or the checkout's verified client_reference_id.
-func eventHint(ev billing.Event) string {
-	switch {
-	case ev.Connect:
-		return ""
-	case ev.Customer != nil && !ev.Customer.Deleted:
-		return ev.Customer.AccountHint
-	case ev.Subscription != nil:
-		return ev.Subscription.AccountHint
-	case ev.Checkout != nil && ev.Checkout.CustomerID != "":
-		return ev.Checkout.AccountHint
-	}
-	return ""
-}
-
 // ctxErasureRing returns the erasure ring of the Store in ctx
 // ((*Store).withErasureKey), read on tx's connection on first use.
 func ctxErasureRing(ctx context.Context, tx *sqlx.Tx) (billing.KeyRing, error) {
