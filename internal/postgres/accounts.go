@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -158,10 +157,9 @@ func (r accountSubRow) toSubscription() (billing.Subscription, error) {
 		Currency: r.Currency, CurrentPeriodStart: r.CurrentPeriodStart, CurrentPeriodEnd: r.CurrentPeriodEnd,
 		TrialEnd: r.TrialEnd, CancelAt: r.CancelAt, CancelAtPeriodEnd: r.CancelAtPeriodEnd,
 	}
-	if err := json.Unmarshal(r.Items, &s.Items); err != nil {
-		return s, fmt.Errorf("read subscription items: %w", err)
-	}
-	return s, nil
+	var err error
+	s.Items, err = decodeItems(r.Items)
+	return s, err
 }
 
 // AccountBilling returns the account's customers and their subscriptions,

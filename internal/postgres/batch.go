@@ -111,8 +111,7 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 	b.ring = ring
 	seen := map[string]int{}
 	for i, ev := range evs {
-		// Postgres keeps microseconds: compare versions at the precision stored.
-		ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
+		ev.Created = versionTime(ev.Created)
 		it := &batchItem{i: i, ev: ev, copyOf: -1, first: billing.OutcomeApplied}
 		switch {
 		case ev.FutureDated:

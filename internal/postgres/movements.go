@@ -65,11 +65,12 @@ func (r versionRow) toVersion() (billing.SubscriptionVersion, error) {
 		CancelAtPeriodEnd:  r.CancelAtPeriodEnd,
 		EndedAt:            r.EndedAt,
 	}
-	if err := json.Unmarshal(r.Items, &s.Items); err != nil {
-		return billing.SubscriptionVersion{}, fmt.Errorf("decode items of subscription %s: %w", r.SubscriptionRef, err)
+	var err error
+	if s.Items, err = decodeItems(r.Items); err != nil {
+		return billing.SubscriptionVersion{}, fmt.Errorf("subscription %s: %w", r.SubscriptionRef, err)
 	}
-	if err := json.Unmarshal(r.Discounts, &s.Discounts); err != nil {
-		return billing.SubscriptionVersion{}, fmt.Errorf("decode discounts of subscription %s: %w", r.SubscriptionRef, err)
+	if s.Discounts, err = decodeDiscounts(r.Discounts); err != nil {
+		return billing.SubscriptionVersion{}, fmt.Errorf("subscription %s: %w", r.SubscriptionRef, err)
 	}
 	return billing.SubscriptionVersion{
 		SubscriptionRef: r.SubscriptionRef, At: r.VersionAt, Rank: r.VersionRank, Event: r.VersionEvent, State: s,

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 // interleave.
 
 // subscriptionRow is a subscriptions row; items and discounts are jsonb
-// written only from billing.Item and billing.Discount. Also read by
+// documents of itemDoc and discountDoc (subscription_doc.go). Also read by
 // reconcile.go.
 type subscriptionRow struct {
 	ID                 string     `db:"stripe_subscription_id"`
@@ -58,11 +57,12 @@ func (r subscriptionRow) toSubscription() (billing.Subscription, error) {
 		CancelAtPeriodEnd: r.CancelAtPeriodEnd, CanceledAt: r.CanceledAt, EndedAt: r.EndedAt,
 		CollectionPaused: r.CollectionPaused,
 	}
-	if err := json.Unmarshal(r.Items, &s.Items); err != nil {
-		return s, fmt.Errorf("read subscription items: %w", err)
+	var err error
+	if s.Items, err = decodeItems(r.Items); err != nil {
+		return s, err
 	}
-	if err := json.Unmarshal(r.Discounts, &s.Discounts); err != nil {
-		return s, fmt.Errorf("read subscription discounts: %w", err)
+	if s.Discounts, err = decodeDiscounts(r.Discounts); err != nil {
+		return s, err
 	}
 	return s, nil
 }
