@@ -31,11 +31,11 @@ func (s *Store) AccountLink(ctx context.Context, accountID, customerID string, o
 		opt.Actor = "api"
 	}
 	var res billing.LinkResult
-	ctx = s.withErasureKey(ctx) // isTombstoned needs it
+	ctx = s.withErasureKey(ctx) // checkTombstones needs it
 	changed := accountSet{}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Before writing anything about the customer or the account (see
-		// isTombstoned): an erasure of either then either committed before
+		// checkTombstones): an erasure of either then either committed before
 		// and is seen here, or waits for this transaction and erases the link.
 		dead, acct, err := checkTombstones(ctx, tx, []string{customerID}, accountID)
 		if err != nil {

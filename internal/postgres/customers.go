@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -228,6 +227,3 @@ func applyCheckout(ctx context.Context, tx ptx, cs *billing.CheckoutSession) (bi
 	}
 	return out, nil
 }
-
-// errNotFoundRow reports whether err is "no rows".
-func errNotFoundRow(err error) bool { return errors.Is(err, sql.ErrNoRows) }

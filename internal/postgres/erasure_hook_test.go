@@ -11,9 +11,11 @@ import (
 // before it commits, to race it against the event path deterministically.
 func SetBeforeEraseCommit(s *Store, f func()) { s.keys.beforeEraseCommit = f }
 
-// IsTombstoned exposes the event path's tombstone check to the external tests.
+// IsTombstoned exposes the tombstone check (checkTombstones, IDs only) to
+// the external tests.
 func IsTombstoned(ctx context.Context, s *Store, tx *sqlx.Tx, ids ...string) (bool, error) {
-	return isTombstoned(s.withErasureKey(ctx), tx, ids...)
+	dead, _, err := checkTombstones(s.withErasureKey(ctx), tx, ids, "")
+	return dead, err
 }
 
 // ApplyBatch applies evs as one group-commit batch (one transaction), as

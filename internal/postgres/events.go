@@ -20,7 +20,7 @@ import (
 //     inserted means a duplicate, sequential or concurrent on any replica
 //     (the second insert waits for the first transaction): stop, change
 //     nothing, OutcomeDuplicate. Events with no ID (API fetches) skip this.
-//  2. Tombstones of the customer and subscription IDs (isTombstoned's
+//  2. Tombstones of the customer and subscription IDs (checkTombstones's
 //     protocol: shared subject locks, then a lookup in a later statement):
 //     stop, OutcomeTombstoned.
 //  3. Upsert the customer row (INSERT ... ON CONFLICT DO UPDATE ...

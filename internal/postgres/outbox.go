@@ -25,30 +25,14 @@ type SubscriptionChange struct {
 	At              time.Time // the version's time (event created, or API fetch time)
 }
 
-// enqueueSubscriptionSync appends the outbox rows (ProfitWell sync) that a
-// change of a subscription's current state calls for, in the caller's
-// transaction: create, update, churn or unchurn (billing.SyncActions).
-// Called only when current state changed (not for stale versions) and only
-// for live-mode subscriptions; test mode is refused here as well, so a
-// caller's slip cannot send test data. The caller holds the customer's row
-// lock, which keeps one customer's row IDs in commit order.
-func enqueueSubscriptionSync(ctx context.Context, tx *sqlx.Tx, ch SubscriptionChange) error {
-	rows, err := subscriptionSyncRows(ch)
-	if err != nil {
-		return err
-	}
-	for _, r := range rows {
-		if _, err := insertOutbox(ctx, tx, r); err != nil {
-			return fmt.Errorf("enqueue profitwell %s: %w", r.Action, err)
-		}
-	}
-	return nil
-}
-
 // subscriptionSyncRows returns, validated and encoded, the outbox rows
-// enqueueSubscriptionSync appends for ch, in order; none for test mode.
-// The event path inserts them with the ledger rewrite (replaceLedger), in
-// the same round trip.
+// (ProfitWell sync) that a change of a subscription's current state calls
+// for, in order: create, update, churn or unchurn (billing.SyncActions).
+// The event path asks only when current state changed (not for stale
+// versions); test mode gets none, so a caller's slip cannot send test
+// data. The batch appends them, in the order it applied its events, with
+// the ledger rewrite (qReplaceLedgers), under the customers' row locks,
+// which keep one customer's row IDs in commit order.
 func subscriptionSyncRows(ch SubscriptionChange) ([]outboxRow, error) {
 	if !ch.Next.Livemode {
 		return nil, nil
@@ -81,13 +65,13 @@ INSERT INTO outbox (kind, ordering_key, action, payload)
 VALUES ($1, $2, $3, $4)
 RETURNING id`)
 
-// EnqueueOutbox appends e in the caller's transaction, so the row exists if
+// enqueueOutbox appends e in the caller's transaction, so the row exists if
 // and only if the change it describes commits. The worker of e.Kind sends
 // rows of one ordering key one at a time in ID order; the caller must
 // serialise writers of one key (e.g. hold the customer's row lock until
 // commit) so that ID order is commit order. Generic by kind: the erasure
 // path uses it for Stripe jobs (billing.OutboxStripe).
-func EnqueueOutbox(ctx context.Context, tx *sqlx.Tx, e OutboxEntry) (int64, error) {
+func enqueueOutbox(ctx context.Context, tx *sqlx.Tx, e OutboxEntry) (int64, error) {
 	r, err := encodeOutbox(e)
 	if err != nil {
 		return 0, err
@@ -131,7 +115,7 @@ var refPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 func ProfitWellOrderingKey(customerRef string) string { return "profitwell:" + customerRef }
 
 // EnqueueProfitWell appends one ProfitWell sync row in the caller's
-// transaction (see EnqueueOutbox for the ordering contract). The payload's
+// transaction (see enqueueOutbox for the ordering contract). The payload's
 // shape per action is documented on billing.SyncPayload; references must be
 // surrogate UUIDs (customers.customer_ref, subscriptions.subscription_ref),
 // which the worker turns into keyed aliases at send time.
@@ -140,7 +124,7 @@ func EnqueueProfitWell(ctx context.Context, tx *sqlx.Tx, action billing.SyncKind
 	if err != nil {
 		return 0, err
 	}
-	return EnqueueOutbox(ctx, tx, e)
+	return enqueueOutbox(ctx, tx, e)
 }
 
 // profitWellEntry checks a ProfitWell row's action and references and
@@ -184,13 +168,13 @@ func EnqueueProfitWellEraseUser(ctx context.Context, tx *sqlx.Tx, customerRef st
 	return nil
 }
 
-// OutboxEnqueue appends e in its own transaction (commands and tests; the
-// event path uses EnqueueOutbox inside its transaction).
+// OutboxEnqueue appends e in its own transaction (commands and tests;
+// erasure and backfill use enqueueOutbox inside theirs).
 func (s *Store) OutboxEnqueue(ctx context.Context, e OutboxEntry) (int64, error) {
 	var id int64
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var err error
-		id, err = EnqueueOutbox(ctx, tx, e)
+		id, err = enqueueOutbox(ctx, tx, e)
 		return err
 	})
 	return id, err

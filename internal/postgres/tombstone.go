@@ -78,31 +78,28 @@ FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`)
 var qTombstoneFind = eventStatement(`
 SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`)
 
-// isTombstoned reports whether any of the given Stripe IDs (customer or
-// subscription IDs) was erased: events about them are acknowledged and
-// ignored, never stored or re-linked. Empty IDs are skipped. Hashes under
-// every key of the erasure ring are looked up, so a rotated key still
-// finds the tombstones its predecessors wrote. ctx must come
-// from (*Store).withErasureKey; without it the check fails rather than
-// hash with a wrong key and let an erased customer back in.
+// checkTombstones reports whether any of the given Stripe IDs (customer
+// or subscription IDs) was erased, and, for account (when not ""), what
+// its tombstones say: a transaction that writes about those IDs or links a
+// customer to account calls it first. Events about erased IDs are
+// acknowledged and ignored, never stored or re-linked. Empty IDs are
+// skipped. Hashes under every key of the erasure ring are looked up, so a
+// rotated key still finds the tombstones its predecessors wrote. ctx must
+// come from (*Store).withErasureKey; without it the check fails rather
+// than hash with a wrong key and let an erased customer back in. (The
+// event path does the same for a whole batch in its statements:
+// qRecordEvents takes the locks, qLockCustomers reads the tombstones.)
 //
 // Why it cannot race an erasure: it first takes a shared transaction-level
-// advisory lock per ID, and EraseAccount takes the same locks exclusively
-// before it writes tombstones and deletes rows. So either the erasure
-// committed before this check (which then runs in a new statement, sees the
-// tombstone, and the event is ignored), or the erasure waits until the
-// caller's transaction has committed and then deletes what it wrote. The
-// caller must therefore call it before it writes anything about the IDs,
-// pass the customer ID of every object it touches, and run at READ
-// COMMITTED (the default) so the check sees commits made while it waited.
-func isTombstoned(ctx context.Context, tx *sqlx.Tx, stripeIDs ...string) (bool, error) {
-	dead, _, err := checkTombstones(ctx, tx, stripeIDs, "")
-	return dead, err
-}
-
-// checkTombstones is isTombstoned that also takes the shared lock of
-// account (when not "") with the Stripe IDs' and reads its tombstones
-// after them: what a transaction that links a customer to account needs.
+// advisory lock per ID (and the account's), and EraseAccount takes the
+// same locks exclusively before it writes tombstones and deletes rows. So
+// either the erasure committed before this check (which then runs in a
+// new statement, sees the tombstone, and the write is refused), or the
+// erasure waits until the caller's transaction has committed and then
+// deletes what it wrote. The caller must therefore call it before it
+// writes anything about the IDs, pass the customer ID of every object it
+// touches, and run at READ COMMITTED (the default) so the check sees
+// commits made while it waited.
 func checkTombstones(ctx context.Context, tx *sqlx.Tx, stripeIDs []string, account string) (bool, accountTombstone, error) {
 	keys := sortedLockKeys(stripeIDs, account)
 	if len(keys) == 0 {
