@@ -30,7 +30,7 @@ import (
 //     the history, each subscription's newest into current state when it
 //     is newer than what is stored, and the touched customers' histories;
 //  4. customer, invoice and checkout events, one by one (applyCustomer,
-//     applyInvoice, applyCheckout: rows already locked in step 2);
+//     applyInvoice, applyCheckout), on the rows locked in step 2;
 //  5. qReplaceLedgers: the touched customers' ledgers re-derived from the
 //     first version time in the batch on, the day rollup, outbox rows,
 //     cache invalidations and the outcomes that differ from the provisional
@@ -166,9 +166,7 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 		if it.ev.Subscription != nil && !it.ev.Connect {
 			continue
 		}
-		tx := b.tx
-		tx.tombstones = it.hashes
-		o, err := applyEvent(ctx, tx, it.ev)
+		o, err := applyEvent(ctx, b.tx, it.ev, b.customers[it.customer])
 		if err != nil {
 			return nil, err
 		}

@@ -163,7 +163,7 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 	for _, it := range subs {
 		s := it.ev.Subscription
 		c := b.customers[s.CustomerID]
-		out, linked, err := link(ctx, b.tx, s.CustomerID, c, s.AccountHint, viaSubscriptionMetadata)
+		out, linked, err := link(ctx, b.tx, s.CustomerID, c, s.AccountHint, viaSubscriptionMetadata, c.Inserted)
 		if err != nil {
 			return nil, err
 		}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/lib/pq"
 )
 
 // Customers (customers table).
@@ -44,84 +43,31 @@ type lockedCustomer struct {
 	Inserted  bool           `db:"inserted"`
 }
 
-// qLockCustomer checks the event's tombstones ($7) and, only if none
-// matches, upserts the customer. The caller holds the subject locks (the
-// event batch's qRecordEvents), and this statement's snapshot is taken
-// after they were granted, so it sees an erasure that committed while they
-// were awaited;
-// a tombstoned event writes nothing about its IDs (isTombstoned's
-// protocol, in the round trip that locks the customer).
-const qLockCustomer = `
-WITH t AS (
-    SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($7::bytea[])) AS dead
-), c AS (
-    INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at, version_at, version_event)
-    SELECT $1::text, $2::boolean, NULLIF($3::text, ''), $4::text,
-           CASE WHEN $3::text = '' THEN NULL ELSE now() END, $5::timestamptz,
-           CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE $6::text END
-    WHERE NOT (SELECT dead FROM t)
-    ON CONFLICT (stripe_customer_id) DO UPDATE SET
-        livemode      = EXCLUDED.livemode,
-        version_at    = CASE WHEN customers.version_at IS NULL OR EXCLUDED.version_at > customers.version_at
-                             THEN COALESCE(EXCLUDED.version_at, customers.version_at) ELSE customers.version_at END,
-        version_event = CASE WHEN customers.version_at IS NULL OR EXCLUDED.version_at > customers.version_at
-                             THEN COALESCE(EXCLUDED.version_event, customers.version_event) ELSE customers.version_event END,
-        updated_at    = now()
-    RETURNING customer_ref, account_id, deleted, (xmax = 0) AS inserted
-)
-SELECT t.dead, c.customer_ref, c.account_id, c.deleted, c.inserted
-FROM t LEFT JOIN c ON true`
-
-// lockCustomer checks the event's tombstones (tx.tombstones, whose subject
-// locks the event batch holds) and, if none matches (dead false), upserts the
-// customer's row and takes its row lock, which serialises every event
-// about one customer (a SELECT ... FOR UPDATE would lock nothing for a
-// first-seen customer). A first-seen customer is linked to hint at once;
-// for an existing one the caller decides (link). at, when set, is a
-// customer event's version time.
-func lockCustomer(ctx context.Context, tx ptx, customerID string, livemode bool, hint string, via linkVia, at *time.Time, eventID string) (c lockedCustomer, dead bool, err error) {
-	if tx.erased[hint] {
-		hint = "" // link reports it
-	}
-	var via_ any
-	if hint != "" {
-		via_ = string(via)
-	}
-	hashes := tx.tombstones
-	if hashes == nil {
-		hashes = [][]byte{}
-	}
-	var r struct {
-		Dead      bool           `db:"dead"`
-		Ref       sql.NullString `db:"customer_ref"`
-		AccountID sql.NullString `db:"account_id"`
-		Deleted   sql.NullBool   `db:"deleted"`
-		Inserted  sql.NullBool   `db:"inserted"`
-	}
-	if err := tx.queryRowx(ctx, qLockCustomer, customerID, livemode, hint, via_, at, eventID,
-		pq.ByteaArray(hashes)).StructScan(&r); err != nil {
-		return c, false, fmt.Errorf("lock customer: %w", translate(err))
-	}
-	if r.Dead {
-		return c, true, nil
-	}
-	if !r.Ref.Valid {
-		return c, false, fmt.Errorf("lock customer: upsert returned no row")
-	}
-	return lockedCustomer{Ref: r.Ref.String, AccountID: r.AccountID, Deleted: r.Deleted.Bool, Inserted: r.Inserted.Bool}, false, nil
-}
+// qCustomerVersion records a customer event on its row, which the batch
+// locked (qLockCustomers): its mode, and its version when newer than the
+// one recorded (every SET expression reads the row as it was).
+const qCustomerVersion = `
+UPDATE customers SET livemode = $2,
+    version_at    = CASE WHEN version_at IS NULL OR $3 > version_at THEN $3 ELSE version_at END,
+    version_event = CASE WHEN version_at IS NULL OR $3 > version_at THEN $4 ELSE version_event END,
+    updated_at    = now()
+WHERE stripe_customer_id = $1`
 
 // link applies an account hint to a locked customer and returns the
 // outcome and the account whose state changed ("" if none). A deleted
 // customer is never linked; an already linked one is never moved; nothing
-// is linked to an erased account (OutcomeLinkErased).
-func link(ctx context.Context, tx ptx, customerID string, c *lockedCustomer, hint string, via linkVia) (billing.Outcome, string, error) {
+// is linked to an erased account (OutcomeLinkErased). linkedAtInsert says
+// that a link c already has was made by the insert that locked it
+// (qLockCustomers links a first-seen customer from its first subscription
+// event's hint), which the subscription events report as theirs. c is
+// updated with the link it gets.
+func link(ctx context.Context, tx ptx, customerID string, c *lockedCustomer, hint string, via linkVia, linkedAtInsert bool) (billing.Outcome, string, error) {
 	switch {
 	case hint == "" || c.Deleted:
 		return billing.OutcomeApplied, "", nil
 	case c.AccountID.Valid && c.AccountID.String == hint:
-		if c.Inserted {
-			return billing.OutcomeApplied, hint, nil // linked by lockCustomer's insert
+		if linkedAtInsert {
+			return billing.OutcomeApplied, hint, nil
 		}
 		return billing.OutcomeApplied, "", nil
 	case c.AccountID.Valid:
@@ -139,32 +85,30 @@ WHERE stripe_customer_id = $1 AND account_id IS NULL AND NOT deleted`
 	return billing.OutcomeApplied, hint, nil
 }
 
-// applyCustomer handles customer.created/updated/deleted.
-// at and eventID are the event's: the customer's version.
-func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu *billing.Customer) (billing.Outcome, error) {
-	hint := cu.LinkHint()
-	c, dead, err := lockCustomer(ctx, tx, cu.ID, cu.Livemode, hint, viaCustomerMetadata, &at, eventID)
-	if err != nil {
-		return "", err
-	}
-	if dead {
-		return billing.OutcomeTombstoned, nil
+// applyCustomer handles customer.created/updated/deleted on the
+// customer's row as the batch locked it (c, kept up to date): at and
+// eventID are the event's, the customer's version.
+func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu *billing.Customer, c *lockedCustomer) (billing.Outcome, error) {
+	if _, err := tx.ExecContext(ctx, qCustomerVersion, cu.ID, cu.Livemode, at, eventID); err != nil {
+		return "", fmt.Errorf("record customer version: %w", translate(err))
 	}
 	if cu.Deleted {
 		if c.Deleted {
 			return billing.OutcomeApplied, nil
 		}
-		if err := deleteCustomer(ctx, tx, cu.ID, c.AccountID.String); err != nil {
+		former := c.AccountID
+		if err := deleteCustomer(ctx, tx, cu.ID, former.String); err != nil {
 			return "", err
 		}
-		if c.AccountID.Valid {
-			if err := notifyAccountChange(ctx, tx.Tx, tx.changed, c.AccountID.String); err != nil {
+		c.Deleted, c.AccountID = true, sql.NullString{}
+		if former.Valid {
+			if err := notifyAccountChange(ctx, tx.Tx, tx.changed, former.String); err != nil {
 				return "", fmt.Errorf("notify account change: %w", err)
 			}
 		}
 		return billing.OutcomeApplied, nil
 	}
-	out, changed, err := link(ctx, tx, cu.ID, &c, hint, viaCustomerMetadata)
+	out, changed, err := link(ctx, tx, cu.ID, c, cu.LinkHint(), viaCustomerMetadata, false)
 	if err != nil {
 		return "", err
 	}
@@ -202,21 +146,15 @@ WHERE stripe_customer_id = $1`
 	return nil
 }
 
-// applyCheckout handles checkout.session.completed: it records the
-// customer and links it from a (signed) client_reference_id. A session
-// without a customer (guest checkout, one-off payment) is ignored.
-func applyCheckout(ctx context.Context, tx ptx, cs *billing.CheckoutSession) (billing.Outcome, error) {
+// applyCheckout handles checkout.session.completed: it links the
+// customer, whose row the batch recorded and locked (c), from a (signed)
+// client_reference_id. A session without a customer (guest checkout,
+// one-off payment) is ignored.
+func applyCheckout(ctx context.Context, tx ptx, cs *billing.CheckoutSession, c *lockedCustomer) (billing.Outcome, error) {
 	if cs.CustomerID == "" {
 		return billing.OutcomeIgnored, nil
 	}
-	c, dead, err := lockCustomer(ctx, tx, cs.CustomerID, cs.Livemode, cs.AccountHint, viaCheckout, nil, "")
-	if err != nil {
-		return "", err
-	}
-	if dead {
-		return billing.OutcomeTombstoned, nil
-	}
-	out, changed, err := link(ctx, tx, cs.CustomerID, &c, cs.AccountHint, viaCheckout)
+	out, changed, err := link(ctx, tx, cs.CustomerID, c, cs.AccountHint, viaCheckout, false)
 	if err != nil {
 		return "", err
 	}

@@ -87,12 +87,13 @@ func checkEvent(ev billing.Event) error {
 }
 
 // eventStatements are prepared once per pool (prepared.go).
-var eventStatements = []string{qRecordEvents, qLockCustomers, qWriteSubscriptions, qLockCustomer}
+var eventStatements = []string{qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion}
 
 // applyEvent applies one event other than a subscription's, by the kind
 // of object it carries (billing.EventObject): a new kind is a case here and
-// its apply function.
-func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
+// its apply function. c is the row of the event's customer as the batch
+// locked it (nil when the event names none: it is then ignored).
+func applyEvent(ctx context.Context, tx ptx, ev billing.Event, c *lockedCustomer) (billing.Outcome, error) {
 	switch {
 	case ev.FutureDated:
 		return billing.OutcomeFutureDated, nil
@@ -101,13 +102,16 @@ func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome,
 		return billing.OutcomeIgnored, nil
 	}
 	obj, _ := ev.Object()
+	if c == nil && len(ev.Subjects()) > 0 {
+		return "", fmt.Errorf("apply event: the batch locked no row for its customer")
+	}
 	switch obj := obj.(type) {
 	case *billing.Customer:
-		return applyCustomer(ctx, tx, ev.Created, ev.ID, obj)
+		return applyCustomer(ctx, tx, ev.Created, ev.ID, obj, c)
 	case *billing.Invoice:
-		return applyInvoice(ctx, tx, ev.Created, obj)
+		return applyInvoice(ctx, tx, ev.Created, obj, c)
 	case *billing.CheckoutSession:
-		return applyCheckout(ctx, tx, obj)
+		return applyCheckout(ctx, tx, obj, c)
 	case *billing.Subscription:
 		// Written in sets by the batch (applySubscriptions), never one by one.
 		return "", fmt.Errorf("apply event: subscription events go through applySubscriptions")

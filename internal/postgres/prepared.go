@@ -49,9 +49,6 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 type ptx struct {
 	*sqlx.Tx
 	s *Store
-	// tombstones are the keyed hashes of the event's subjects, whose
-	// shared locks ApplyEvent already holds: lockCustomer checks them.
-	tombstones [][]byte
 	// erased are the accounts the batch's hints name that were erased
 	// (read under their shared locks): link never links to them.
 	erased map[string]bool

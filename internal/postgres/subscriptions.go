@@ -14,7 +14,7 @@ import (
 // (subscription_versions). Every version goes into the history, late ones
 // included, because metrics derive from it; current state moves only to a
 // newer version key (billing/order.go). Both are written under the owning
-// customer's row lock (lockCustomer), so versions of one customer never
+// customer's row lock (qLockCustomers), so versions of one customer never
 // interleave.
 
 // subscriptionRow is a subscriptions row; items and discounts are jsonb
@@ -78,17 +78,11 @@ func (r subscriptionRow) toSubscription() (billing.Subscription, error) {
 // (writeCurrent), so the final state does not depend on delivery order.
 // One-off invoices (no subscription) and invoices without a customer are
 // ignored: nothing in them concerns entitlement. at is the event's
-// creation, the facts' version.
-func applyInvoice(ctx context.Context, tx ptx, at time.Time, inv *billing.Invoice) (billing.Outcome, error) {
+// creation, the facts' version; c is the customer's row as the batch
+// locked it, which serialises the facts of its subscriptions.
+func applyInvoice(ctx context.Context, tx ptx, at time.Time, inv *billing.Invoice, c *lockedCustomer) (billing.Outcome, error) {
 	if inv.CustomerID == "" || inv.SubscriptionID == "" {
 		return billing.OutcomeIgnored, nil
-	}
-	c, dead, err := lockCustomer(ctx, tx, inv.CustomerID, inv.Livemode, "", "", nil, "")
-	if err != nil {
-		return "", err
-	}
-	if dead {
-		return billing.OutcomeTombstoned, nil
 	}
 	// Current facts: on the subscription if it is known, else pending.
 	const qCur = `
