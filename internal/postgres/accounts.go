@@ -31,13 +31,16 @@ func (s *Store) AccountLink(ctx context.Context, accountID, customerID string, o
 		opt.Actor = "api"
 	}
 	var res billing.LinkResult
-	ctx = s.withErasureKey(ctx) // checkTombstones needs it
 	changed := accountSet{}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Before writing anything about the customer or the account (see
 		// checkTombstones): an erasure of either then either committed before
 		// and is seen here, or waits for this transaction and erases the link.
-		dead, acct, err := checkTombstones(ctx, tx, []string{customerID}, accountID)
+		ring, err := s.erasureRingTx(ctx, tx)
+		if err != nil {
+			return err
+		}
+		dead, acct, err := checkTombstones(ctx, tx, ring, []string{customerID}, accountID)
 		if err != nil {
 			return err
 		}

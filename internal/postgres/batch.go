@@ -45,19 +45,19 @@ import (
 // every transition, and each event's outcome (applied or stale) is what it
 // would be alone after the others older than it.
 func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
-	ctx = s.withErasureKey(ctx) // tombstone hashes use the Store's cached key (issue 8)
-	if err := s.prepare(ctx, eventStatements...); err != nil {
+	if err := s.prepare(ctx, eventStatements[:]...); err != nil {
 		return nil, err
 	}
-	if err := s.prepare(ctx, hookStatements...); err != nil {
-		return nil, err
-	}
-	ctx = withStatements(ctx, s)
 	var res []batchResult
 	var b *batch
 	err := s.inTx(ctx, func(sqltx *sqlx.Tx) error {
-		b = &batch{tx: ptx{Tx: sqltx, s: s, changed: accountSet{}}}
-		var err error
+		// The ring is cached in the Store; a first load reads it on this
+		// transaction's connection (erasureRingTx).
+		ring, err := s.erasureRingTx(ctx, sqltx)
+		if err != nil {
+			return fmt.Errorf("check tombstones: %w", err)
+		}
+		b = &batch{tx: ptx{Tx: sqltx, s: s, ring: ring, erased: map[string]bool{}, changed: accountSet{}}}
 		res, err = b.run(ctx, evs)
 		if err == nil && s.keys.beforeBatchCommit != nil {
 			s.keys.beforeBatchCommit()
@@ -95,20 +95,14 @@ type batch struct {
 	items     []*batchItem
 	order     []*batchItem // items in the order the batch applies them (ordered)
 	customers map[string]*lockedCustomer
-	outbox    []outboxRow     // ProfitWell sync rows, in the order applied
-	accounts  accountSet      // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
-	ring      billing.KeyRing // the erasure ring
+	outbox    []outboxRow // ProfitWell sync rows, in the order applied
+	accounts  accountSet  // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
 }
 
 func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
 	b.customers = map[string]*lockedCustomer{}
 	b.accounts = accountSet{}
-	b.tx.erased = map[string]bool{}
-	ring, err := ctxErasureRing(ctx, b.tx.Tx)
-	if err != nil {
-		return nil, fmt.Errorf("check tombstones: %w", err)
-	}
-	b.ring = ring
+	ring := b.tx.ring
 	seen := map[string]int{}
 	for i, ev := range evs {
 		ev.Created = versionTime(ev.Created)
@@ -246,7 +240,7 @@ func (b *batch) recordEvents(ctx context.Context) error {
 	}
 	var fresh pq.StringArray
 	var locked int64
-	err := b.tx.queryRowx(ctx, qRecordEvents, pq.Array(ids), pq.Array(types), pq.Array(created), pq.Array(livemode),
+	err := b.tx.QueryRowxContext(ctx, qRecordEvents, pq.Array(ids), pq.Array(types), pq.Array(created), pq.Array(livemode),
 		pq.Array(outcomes), subjectLockSpace, pq.Array(lockEvent), pq.Array(lockKey)).Scan(&fresh, &locked)
 	if err != nil {
 		return fmt.Errorf("record events: %w", translate(err))
@@ -353,14 +347,14 @@ func (b *batch) lockCustomers(ctx context.Context) error {
 	}
 	hintHashes, hintOf := [][]byte{}, []string{}
 	for acct := range hints {
-		for _, h := range ringHashes(b.ring, acct) {
+		for _, h := range ringHashes(b.tx.ring, acct) {
 			hintHashes, hintOf = append(hintHashes, h), append(hintOf, acct)
 		}
 	}
 	if all == nil {
 		all = [][]byte{}
 	}
-	rows, err := b.tx.stmtQueryx(ctx, qLockCustomers, pq.Array(ids), pq.Array(live), pq.Array(firstHints), pq.Array(vias),
+	rows, err := b.tx.QueryxContext(ctx, qLockCustomers, pq.Array(ids), pq.Array(live), pq.Array(firstHints), pq.Array(vias),
 		pq.ByteaArray(all), pq.ByteaArray(own), pq.Array(ownOf), pq.ByteaArray(hintHashes), pq.Array(hintOf))
 	if err != nil {
 		return fmt.Errorf("lock customers: %w", translate(err))

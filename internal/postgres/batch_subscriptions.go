@@ -206,7 +206,7 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 		Subs    []byte `db:"subs"`
 		History []byte `db:"history"`
 	}
-	if err := b.tx.queryRowx(ctx, qWriteSubscriptions, string(doc)).StructScan(&res); err != nil {
+	if err := b.tx.QueryRowxContext(ctx, qWriteSubscriptions, string(doc)).StructScan(&res); err != nil {
 		return nil, fmt.Errorf("write subscriptions: %w", translate(err))
 	}
 	var written []struct {

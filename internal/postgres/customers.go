@@ -102,7 +102,7 @@ func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu
 		}
 		c.Deleted, c.AccountID = true, sql.NullString{}
 		if former.Valid {
-			if err := notifyAccountChange(ctx, tx.Tx, tx.changed, former.String); err != nil {
+			if err := notifyAccountChange(ctx, tx, tx.changed, former.String); err != nil {
 				return "", fmt.Errorf("notify account change: %w", err)
 			}
 		}
@@ -113,7 +113,7 @@ func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu
 		return "", err
 	}
 	if changed != "" {
-		if err := notifyAccountChange(ctx, tx.Tx, tx.changed, changed); err != nil {
+		if err := notifyAccountChange(ctx, tx, tx.changed, changed); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}
@@ -121,18 +121,14 @@ func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu
 }
 
 // deleteCustomer marks a customer deleted and removes its account link,
-// keeping only the keyed hash of the former account so that erasing that
-// account later still finds (and removes) the customer's rows. ctx carries
-// the erasure ring (withErasureKey), as for isTombstoned.
+// keeping only the keyed hash of the former account (under the erasure
+// ring's writer, tx.ring) so that erasing that account later still finds
+// (and removes) the customer's rows.
 func deleteCustomer(ctx context.Context, tx ptx, customerID, accountID string) error {
 	var former []byte
 	if accountID != "" {
-		r, err := ctxErasureRing(ctx, tx.Tx)
-		if err != nil {
-			return fmt.Errorf("delete customer: %w", err)
-		}
-		former = subjectHMAC(r.Writer(), accountID)
-		if err := recordKeyUse(ctx, tx.Tx, PurposeErasure, r.Fingerprints()[0]); err != nil {
+		former = subjectHMAC(tx.ring.Writer(), accountID)
+		if err := recordKeyUse(ctx, tx.Tx, PurposeErasure, tx.ring.Fingerprints()[0]); err != nil {
 			return fmt.Errorf("delete customer: %w", err)
 		}
 	}
@@ -159,7 +155,7 @@ func applyCheckout(ctx context.Context, tx ptx, cs *billing.CheckoutSession, c *
 		return "", err
 	}
 	if changed != "" {
-		if err := notifyAccountChange(ctx, tx.Tx, tx.changed, changed); err != nil {
+		if err := notifyAccountChange(ctx, tx, tx.changed, changed); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}

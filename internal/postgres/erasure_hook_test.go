@@ -14,7 +14,11 @@ func SetBeforeEraseCommit(s *Store, f func()) { s.keys.beforeEraseCommit = f }
 // IsTombstoned exposes the tombstone check (checkTombstones, IDs only) to
 // the external tests.
 func IsTombstoned(ctx context.Context, s *Store, tx *sqlx.Tx, ids ...string) (bool, error) {
-	dead, _, err := checkTombstones(s.withErasureKey(ctx), tx, ids, "")
+	ring, err := s.erasureRingTx(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	dead, _, err := checkTombstones(ctx, tx, ring, ids, "")
 	return dead, err
 }
 

@@ -86,9 +86,6 @@ func checkEvent(ev billing.Event) error {
 	return nil
 }
 
-// eventStatements are prepared once per pool (prepared.go).
-var eventStatements = []string{qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion}
-
 // applyEvent applies one event other than a subscription's, by the kind
 // of object it carries (billing.EventObject): a new kind is a case here and
 // its apply function. c is the row of the event's customer as the batch

@@ -106,18 +106,18 @@ func (r historyRow) toVersion() (billing.SubscriptionVersion, error) {
 	}.toVersion()
 }
 
-var qCustomerHistory = eventStatement(`
+const qCustomerHistory = `
 SELECT subscription_ref, livemode, status, currency, items, discounts,
        current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
        version_at, version_rank, version_event
 FROM subscription_versions
-WHERE customer_ref = $1 AND livemode = $2`)
+WHERE customer_ref = $1 AND livemode = $2`
 
 // customerHistory loads every version of every subscription of a customer
 // in one mode (index subscription_versions_customer_idx).
 func customerHistory(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool) ([]billing.SubscriptionVersion, error) {
 	var rows []versionRow
-	if err := txSelect(ctx, tx, &rows, qCustomerHistory, customerRef, livemode); err != nil {
+	if err := tx.SelectContext(ctx, &rows, qCustomerHistory, customerRef, livemode); err != nil {
 		return nil, fmt.Errorf("load history of customer %s: %w", customerRef, translate(err))
 	}
 	out := make([]billing.SubscriptionVersion, 0, len(rows))

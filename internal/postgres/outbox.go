@@ -60,10 +60,10 @@ type OutboxEntry struct {
 	Payload     any    // marshalled to JSON: references and billing facts only
 }
 
-var qEnqueueOutbox = eventStatement(`
+const qEnqueueOutbox = `
 INSERT INTO outbox (kind, ordering_key, action, payload)
 VALUES ($1, $2, $3, $4)
-RETURNING id`)
+RETURNING id`
 
 // enqueueOutbox appends e in the caller's transaction, so the row exists if
 // and only if the change it describes commits. The worker of e.Kind sends
@@ -99,7 +99,7 @@ func encodeOutbox(e OutboxEntry) (outboxRow, error) {
 
 func insertOutbox(ctx context.Context, tx *sqlx.Tx, r outboxRow) (int64, error) {
 	var id int64
-	if err := txQueryRowx(ctx, tx, qEnqueueOutbox, r.Kind, r.OrderingKey, r.Action, r.Payload).Scan(&id); err != nil {
+	if err := tx.QueryRowxContext(ctx, qEnqueueOutbox, r.Kind, r.OrderingKey, r.Action, r.Payload).Scan(&id); err != nil {
 		return 0, fmt.Errorf("enqueue outbox row: %w", translate(err))
 	}
 	return id, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -44,19 +45,32 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 	return nil
 }
 
-// ptx is a transaction of the event path with access to the prepared
-// statements; queries not prepared run as plain queries.
+// eventStatements are the statements the event path runs on every
+// batch, prepared once per pool before its first transaction (prepare).
+// This is the one list: a statement that is not on it runs unprepared.
+var eventStatements = [...]string{qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion,
+	qReplaceLedgers, qInsertInvalidation}
+
+// ptx is the event path's transaction with what its steps need, passed
+// as one parameter: the Store, whose prepared statements its ExecContext,
+// QueryxContext and QueryRowxContext use for eventStatements (a function
+// that takes a sqlx.ExecerContext, like notifyAccountChange, gets them by
+// being handed a ptx rather than a *sqlx.Tx); the erasure key ring; and
+// what the batch learns on the way.
 type ptx struct {
 	*sqlx.Tx
-	s *Store
+	s    *Store
+	ring billing.KeyRing // the erasure ring: tombstone and former-account hashes
 	// erased are the accounts the batch's hints name that were erased
 	// (read under their shared locks): link never links to them.
 	erased map[string]bool
-	// changed collects the accounts the transaction's hooks notified
+	// changed collects the accounts the transaction's writes notified
 	// (notifyAccountChange), for the Store to tell its cache after commit.
 	changed accountSet
 }
 
+// stmt returns q prepared on the transaction's connection, or nil when q
+// is not one of eventStatements.
 func (t ptx) stmt(ctx context.Context, q string) *sqlx.Stmt {
 	if t.s == nil {
 		return nil
@@ -70,74 +84,26 @@ func (t ptx) stmt(ctx context.Context, q string) *sqlx.Stmt {
 	return t.Tx.StmtxContext(ctx, st)
 }
 
-// queryRowx runs q (prepared if it was) and returns its row.
-func (t ptx) queryRowx(ctx context.Context, q string, args ...any) *sqlx.Row {
+// ExecContext runs q, prepared when it is one of eventStatements.
+func (t ptx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, q, args...)
+}
+
+// QueryRowxContext runs q, prepared when it is one of eventStatements, and
+// returns its row.
+func (t ptx) QueryRowxContext(ctx context.Context, q string, args ...any) *sqlx.Row {
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryRowxContext(ctx, args...)
 	}
 	return t.Tx.QueryRowxContext(ctx, q, args...)
 }
 
-// Hooks of the event transaction (recomputeMovements, enqueueSubscriptionSync,
-// notifyAccountChange, isTombstoned) have fixed signatures without the
-// Store, and a statement must be prepared before the transaction begins. So
-// a hook opts in by registering its statement text when the package loads
-// and running it through txExec / txQueryRowx / txSelect:
-//
-//	var qInsertInvalidation = eventStatement(`INSERT INTO ... VALUES ($1, $2)`)
-//	...
-//	_, err := txExec(ctx, tx, qInsertInvalidation, kind, bucket)
-//
-// Inside ApplyEvent that is one round trip with a cached plan; anywhere
-// else (other transactions, tests) the helpers run a plain query.
-var hookStatements []string
-
-// eventStatement registers q to be prepared with the event path's
-// statements and returns it unchanged. Call it only from package-level
-// variable initialisers.
-func eventStatement(q string) string {
-	hookStatements = append(hookStatements, q)
-	return q
-}
-
-// stmtStoreCtx carries the Store whose prepared statements the hooks use.
-type stmtStoreCtx struct{}
-
-func withStatements(ctx context.Context, s *Store) context.Context {
-	return context.WithValue(ctx, stmtStoreCtx{}, s)
-}
-
-// hookTx is tx with the prepared statements of ctx's Store, if any.
-func hookTx(ctx context.Context, tx *sqlx.Tx) ptx {
-	s, _ := ctx.Value(stmtStoreCtx{}).(*Store)
-	return ptx{Tx: tx, s: s}
-}
-
-// txExec runs q in tx, prepared when ApplyEvent prepared it.
-func txExec(ctx context.Context, tx *sqlx.Tx, q string, args ...any) (sql.Result, error) {
-	if st := hookTx(ctx, tx).stmt(ctx, q); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return tx.ExecContext(ctx, q, args...)
-}
-
-// txQueryRowx runs q in tx and returns its row, prepared when ApplyEvent
-// prepared it.
-func txQueryRowx(ctx context.Context, tx *sqlx.Tx, q string, args ...any) *sqlx.Row {
-	return hookTx(ctx, tx).queryRowx(ctx, q, args...)
-}
-
-// txSelect runs q in tx and scans every row into dest, prepared when
-// ApplyEvent prepared it.
-func txSelect(ctx context.Context, tx *sqlx.Tx, dest any, q string, args ...any) error {
-	if st := hookTx(ctx, tx).stmt(ctx, q); st != nil {
-		return st.SelectContext(ctx, dest, args...)
-	}
-	return tx.SelectContext(ctx, dest, q, args...)
-}
-
-// stmtQueryx runs q (prepared if it was) and returns its rows.
-func (t ptx) stmtQueryx(ctx context.Context, q string, args ...any) (*sqlx.Rows, error) {
+// QueryxContext runs q, prepared when it is one of eventStatements, and
+// returns its rows.
+func (t ptx) QueryxContext(ctx context.Context, q string, args ...any) (*sqlx.Rows, error) {
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryxContext(ctx, args...)
 	}

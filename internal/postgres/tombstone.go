@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -59,24 +58,12 @@ func sortedLockKeys(ids []string, accounts ...string) []int64 {
 	return keys
 }
 
-// erasureKeyCtx carries the Store whose erasure ring isTombstoned uses.
-type erasureKeyCtx struct{}
-
-// withErasureKey returns ctx carrying s's erasure ring for isTombstoned.
-// The event path's hooks are plain functions with fixed signatures and no
-// Store, while the ring is cached in the Store (configured, or loaded once
-// from instance_keys); every Store method that starts a transaction which
-// may call isTombstoned wraps its context with this first.
-func (s *Store) withErasureKey(ctx context.Context) context.Context {
-	return context.WithValue(ctx, erasureKeyCtx{}, s)
-}
-
-var qTombstoneLock = eventStatement(`
+const qTombstoneLock = `
 SELECT count(pg_advisory_xact_lock_shared($1, k))
-FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`)
+FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`
 
-var qTombstoneFind = eventStatement(`
-SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`)
+const qTombstoneFind = `
+SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`
 
 // checkTombstones reports whether any of the given Stripe IDs (customer
 // or subscription IDs) was erased, and, for account (when not ""), what
@@ -84,9 +71,8 @@ SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`)
 // customer to account calls it first. Events about erased IDs are
 // acknowledged and ignored, never stored or re-linked. Empty IDs are
 // skipped. Hashes under every key of the erasure ring are looked up, so a
-// rotated key still finds the tombstones its predecessors wrote. ctx must
-// come from (*Store).withErasureKey; without it the check fails rather
-// than hash with a wrong key and let an erased customer back in. (The
+// rotated key still finds the tombstones its predecessors wrote: ring is
+// the Store's erasure ring (erasureRingTx). (The
 // event path does the same for a whole batch in its statements:
 // qRecordEvents takes the locks, qLockCustomers reads the tombstones.)
 //
@@ -100,61 +86,39 @@ SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_hmac = ANY($1))`)
 // writes anything about the IDs, pass the customer ID of every object it
 // touches, and run at READ COMMITTED (the default) so the check sees
 // commits made while it waited.
-func checkTombstones(ctx context.Context, tx *sqlx.Tx, stripeIDs []string, account string) (bool, accountTombstone, error) {
+func checkTombstones(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, stripeIDs []string, account string) (bool, accountTombstone, error) {
 	keys := sortedLockKeys(stripeIDs, account)
 	if len(keys) == 0 {
 		return false, accountTombstone{}, nil
 	}
-	hashes, err := subjectHashes(ctx, tx, stripeIDs)
-	if err != nil {
-		return false, accountTombstone{}, err
-	}
-	if _, err := txExec(ctx, tx, qTombstoneLock, subjectLockSpace, pq.Array(keys)); err != nil {
+	hashes := subjectHashes(ring, stripeIDs)
+	if _, err := tx.ExecContext(ctx, qTombstoneLock, subjectLockSpace, pq.Array(keys)); err != nil {
 		return false, accountTombstone{}, fmt.Errorf("check tombstones: lock subjects: %w", translate(err))
 	}
 	// A separate statement: under READ COMMITTED it takes a fresh snapshot
 	// after the locks are held, so it sees an erasure that committed while
 	// this transaction waited for them.
 	var found bool
-	if err := txQueryRowx(ctx, tx, qTombstoneFind, pq.ByteaArray(hashes)).Scan(&found); err != nil {
+	if err := tx.QueryRowxContext(ctx, qTombstoneFind, pq.ByteaArray(hashes)).Scan(&found); err != nil {
 		return false, accountTombstone{}, fmt.Errorf("check tombstones: %w", translate(err))
 	}
 	if account == "" {
 		return found, accountTombstone{}, nil
 	}
-	r, err := ctxErasureRing(ctx, tx)
-	if err != nil {
-		return false, accountTombstone{}, fmt.Errorf("check tombstones: %w", err)
-	}
-	at, err := readAccountTombstone(ctx, tx, r, account)
+	at, err := readAccountTombstone(ctx, tx, ring, account)
 	return found, at, err
 }
 
-// ctxErasureRing returns the erasure ring of the Store in ctx
-// ((*Store).withErasureKey), read on tx's connection on first use.
-func ctxErasureRing(ctx context.Context, tx *sqlx.Tx) (billing.KeyRing, error) {
-	s, ok := ctx.Value(erasureKeyCtx{}).(*Store)
-	if !ok {
-		return billing.KeyRing{}, errors.New("no erasure key in context (wrap it with (*Store).withErasureKey)")
-	}
-	return s.erasureRingTx(ctx, tx)
-}
-
 // subjectHashes returns the keyed hashes under which tombstones may name
-// ids (every key of the erasure ring), skipping empty IDs; ctx must come
-// from (*Store).withErasureKey, as for isTombstoned.
-func subjectHashes(ctx context.Context, tx *sqlx.Tx, ids []string) ([][]byte, error) {
-	r, err := ctxErasureRing(ctx, tx)
-	if err != nil {
-		return nil, fmt.Errorf("check tombstones: %w", err)
-	}
-	hashes := make([][]byte, 0, len(ids)*r.Len())
+// ids (every key of the erasure ring), skipping empty IDs.
+func subjectHashes(ring billing.KeyRing, ids []string) [][]byte {
+	hashes := make([][]byte, 0, len(ids)*ring.Len())
 	for _, id := range ids {
 		if id != "" {
-			hashes = append(hashes, ringHashes(r, id)...)
+			hashes = append(hashes, ringHashes(ring, id)...)
 		}
 	}
-	return hashes, nil
+	return hashes
 }
 
 // accountTombstone is what account_tombstones say about one account ID.
