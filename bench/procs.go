@@ -102,3 +102,63 @@ func waitHTTP(url string, p *process, within time.Duration) error {
 	}
 	return fmt.Errorf("%s not ready within %v: %s", url, within, p.stderr.String())
 }
+
+// billingdServer is a billingd process serving one fresh database.
+type billingdServer struct {
+	*process
+	addr, pprofAddr, dbURL string
+}
+
+// startBillingd starts billingd on a fresh database db and waits until it
+// is ready; extra environment comes last, so it overrides the defaults.
+func (c *config) startBillingd(ctx context.Context, db string, extra ...string) (*billingdServer, error) {
+	dbURL, err := c.freshDB(db)
+	if err != nil {
+		return nil, err
+	}
+	s := &billingdServer{addr: freeAddr(), pprofAddr: freeAddr(), dbURL: dbURL}
+	env := append([]string{"DATABASE_URL=" + dbURL, "LISTEN_ADDR=" + s.addr, "PPROF_ADDR=" + s.pprofAddr,
+		"STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=error", "DB_MAX_CONNS=" + dbConns}, extra...)
+	if s.process, err = startProcess(ctx, env, c.bin, "serve"); err != nil {
+		return nil, err
+	}
+	if err := waitHTTP("http://"+s.addr+"/readyz", s.process, 60*time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *billingdServer) webhookURL() string { return "http://" + s.addr + "/webhooks/stripe" }
+
+func (s *billingdServer) pid() int { return s.cmd.Process.Pid }
+
+// metric returns the sum of every sample of a metric family on /metrics
+// (0 when absent).
+func (s *billingdServer) metric(name string) float64 {
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[0], 64)
+		sum += v
+	}
+	return sum
+}

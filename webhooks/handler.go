@@ -1,11 +1,9 @@
 package webhooks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -23,10 +21,17 @@ type Config struct {
 	// accepted if it is signed with any of them, so secrets rotate
 	// without downtime.
 	Secrets []string
-	// Tolerance is the maximum age of the signature timestamp (default 5m).
+	// Tolerance bounds the signature timestamp's distance from now, in
+	// either direction (default 5m).
 	Tolerance time.Duration
 	// MaxBodyBytes caps the body (default 1 MiB); larger bodies get 413.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time a body may take to arrive after its
+	// headers (default 2s); slower ones get 408 (body.go).
+	BodyTimeout time.Duration
+	// MaxBodyReads bounds the bodies read at once (default 256); beyond
+	// it the slowest reader or the newcomer gets 503 (body.go).
+	MaxBodyReads int
 	// LinkSigningKey, when set, must sign client_reference_id on checkout
 	// sessions (billing.SignLinkReference) for them to link a customer.
 	LinkSigningKey []byte
@@ -36,16 +41,27 @@ type Config struct {
 	Log *slog.Logger
 	// Registerer receives the webhook counters; nil: not collected.
 	Registerer prometheus.Registerer
-	// ApplyTimeout bounds one event's transaction (default 10s): past it
-	// the transaction rolls back and the answer is 503, before Stripe gives
-	// up on the request and retries anyway.
+	// ApplyTimeout is every delivery's deadline, from the moment its
+	// headers are read (default 5s): reading the body, waiting for a batch
+	// and committing all fit in it, or the answer is 503 with Retry-After,
+	// well before Stripe gives up on the request and retries anyway. An
+	// event that cannot be applied in time is refused at once (the store's
+	// admission control), not queued.
 	ApplyTimeout time.Duration
+}
+
+// admitter is implemented by stores with admission control
+// (*postgres.Store): asked before a body is decoded, so that an event
+// that would be refused costs no decoding.
+type admitter interface {
+	AdmitEvent(deadline time.Time) error
 }
 
 // Handler serves POST /webhooks/stripe.
 type Handler struct {
-	cfg Config
-	m   *metrics
+	cfg     Config
+	m       *metrics
+	readers *bodyReaders
 }
 
 // NewHandler checks cfg and builds the handler.
@@ -66,9 +82,16 @@ func NewHandler(cfg Config) (*Handler, error) {
 		cfg.Log = slog.Default()
 	}
 	if cfg.ApplyTimeout <= 0 {
-		cfg.ApplyTimeout = 10 * time.Second
+		cfg.ApplyTimeout = 5 * time.Second
 	}
-	return &Handler{cfg: cfg, m: newMetrics(cfg.Registerer)}, nil
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 2 * time.Second
+	}
+	if cfg.MaxBodyReads <= 0 {
+		cfg.MaxBodyReads = 256
+	}
+	m := newMetrics(cfg.Registerer)
+	return &Handler{cfg: cfg, m: m, readers: &bodyReaders{max: cfg.MaxBodyReads, gauge: m.reading}}, nil
 }
 
 // response is the body of a 2xx answer.
@@ -80,9 +103,12 @@ type response struct {
 // ServeHTTP verifies, decodes and applies one event. Status codes: 200 once
 // the event's effects are committed (duplicates, unhandled types and
 // ignored events included); 400 for a bad signature or a payload that can
-// never be stored; 405, 413, 415 for the wrong method, size or type; 503
-// when the database is unavailable, so Stripe retries.
+// never be stored; 405, 408, 413, 415 for the wrong method, a body too
+// slow, too large or of the wrong type; 503 with Retry-After when the event
+// cannot be committed before its deadline (ApplyTimeout: database
+// unavailable, locked rows, overload), so Stripe retries.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.Method != http.MethodPost {
 		h.m.rejected.WithLabelValues("bad_method").Inc()
 		w.Header().Set("Allow", http.MethodPost)
@@ -95,18 +121,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
+		closeAfter(w)
 		h.tooLarge(w)
 		return
 	}
-	body, err := readBody(w, r, h.cfg.MaxBodyBytes)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.tooLarge(w)
-			return
-		}
-		h.m.rejected.WithLabelValues("read").Inc()
-		api.WriteError(w, http.StatusBadRequest, "unreadable_body", "could not read the request body")
+	// Whatever can be judged without the body is judged before reading it.
+	sig := r.Header.Get("Stripe-Signature")
+	if reason, err := checkHeader(sig, start, h.cfg.Tolerance); err != nil {
+		closeAfter(w)
+		h.m.sigFails.WithLabelValues(reason).Inc()
+		api.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
+		return
+	}
+	deadline := start.Add(h.cfg.ApplyTimeout)
+	body := h.readBody(w, r, start, deadline)
+	if body == nil {
 		return
 	}
 	if len(body) == 0 {
@@ -114,10 +143,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusBadRequest, "empty_body", "the request body is empty")
 		return
 	}
-	if reason, err := h.verify(body, r.Header.Get("Stripe-Signature")); err != nil {
+	if reason, err := h.verify(body, sig); err != nil {
 		h.m.sigFails.WithLabelValues(reason).Inc()
 		api.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
 		return
+	}
+	if a, ok := h.cfg.Store.(admitter); ok {
+		if err := a.AdmitEvent(deadline); err != nil {
+			h.overloaded(w, r.Context(), "", err)
+			return
+		}
 	}
 	ev, err := DecodeEvent(body, DecodeOptions{LinkSigningKey: h.cfg.LinkSigningKey})
 	if errors.Is(err, ErrUnhandled) {
@@ -132,7 +167,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ApplyTimeout)
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 	out, err := h.cfg.Store.ApplyEvent(ctx, ev)
 	if err != nil {
@@ -149,16 +184,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: out})
 }
 
-// readBody reads at most max bytes, in one allocation when the client sent
-// Content-Length (Stripe does).
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, max)
-	if r.ContentLength <= 0 {
-		return io.ReadAll(body)
+// overloaded answers an event refused because it could not be applied
+// before its deadline (billing.ErrOverloaded): 503 with Retry-After. Logged
+// at debug only: under overload there is one per refused delivery, and
+// billingd_webhook_rejected_total{reason="overloaded"} counts them.
+func (h *Handler) overloaded(w http.ResponseWriter, ctx context.Context, eventID string, err error) {
+	h.m.rejected.WithLabelValues("overloaded").Inc()
+	if h.cfg.Log.Enabled(ctx, slog.LevelDebug) {
+		h.cfg.Log.Debug("webhook event refused: overloaded", "stripe_event_id", eventID, "err", err)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+bytes.MinRead))
-	_, err := buf.ReadFrom(body)
-	return buf.Bytes(), err
+	w.Header().Set("Retry-After", "5")
+	api.WriteError(w, http.StatusServiceUnavailable, "overloaded", "busy, retry later")
 }
 
 func (h *Handler) tooLarge(w http.ResponseWriter) {
@@ -195,6 +231,8 @@ func (h *Handler) verify(body []byte, header string) (string, error) {
 // an event that can never be stored, 500 otherwise (Stripe retries too).
 func (h *Handler) applyFailed(w http.ResponseWriter, ctx context.Context, ev billing.Event, err error) {
 	switch {
+	case errors.Is(err, billing.ErrOverloaded):
+		h.overloaded(w, ctx, ev.ID, err)
 	case errors.Is(err, billing.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		h.m.rejected.WithLabelValues("unavailable").Inc()
 		h.cfg.Log.Warn("webhook event not applied: database unavailable", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)

@@ -11,6 +11,7 @@ type metrics struct {
 	events    *prometheus.CounterVec
 	sigFails  *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
+	reading   prometheus.Gauge
 	byOutcome map[string]map[billing.Outcome]prometheus.Counter
 }
 
@@ -26,11 +27,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billingd_webhook_rejected_total",
-			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, empty, invalid_payload, unavailable, internal).",
+			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, read, body_timeout, body_busy, empty, invalid_payload, overloaded, unavailable, internal).",
 		}, []string{"reason"}),
+		reading: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "billingd_webhook_bodies_reading",
+			Help: "Webhook request bodies being read now (at most WEBHOOK_MAX_BODY_READS); slow clients show here.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.sigFails, m.rejected)
+		reg.MustRegister(m.events, m.sigFails, m.rejected, m.reading)
 	}
 	// Resolve every (type, outcome) counter once: the hot path then does a
 	// map lookup instead of hashing label values.

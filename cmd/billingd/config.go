@@ -22,10 +22,14 @@ type Config struct {
 	DBMaxConns      int           // DB_MAX_CONNS (default 32)
 	EventBatchers   int           // EVENT_BATCHERS (default 2): webhook event transactions at once per process
 	EventBatchMax   int           // EVENT_BATCH_MAX (default 64): events per transaction at most
+	EventQueueMax   int           // EVENT_QUEUE_MAX (default 1024): events waiting for a transaction at most; more get 503 at once
 
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m)
 	WebhookMaxBodyBytes int64         // WEBHOOK_MAX_BODY_BYTES (default 1 MiB)
+	WebhookApplyTimeout time.Duration // WEBHOOK_APPLY_TIMEOUT (default 5s): a delivery's deadline, body to commit
+	WebhookBodyTimeout  time.Duration // WEBHOOK_BODY_TIMEOUT (default 2s): a body's time to arrive after its headers
+	WebhookMaxBodyReads int           // WEBHOOK_MAX_BODY_READS (default 256): bodies read at once
 	LinkSigningKey      string        // LINK_SIGNING_KEY: HMAC key for client_reference_id
 
 	EntitlementGrace time.Duration // ENTITLEMENT_GRACE_PERIOD (default 72h): past_due still entitled this long
@@ -73,9 +77,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DBMaxConns:      p.intRange("DB_MAX_CONNS", 32, 1, 1000),
 		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
 		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
+		EventQueueMax:   p.intRange("EVENT_QUEUE_MAX", 1024, 1, 1_000_000),
 
 		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		WebhookApplyTimeout: p.durationRange("WEBHOOK_APPLY_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
+		WebhookBodyTimeout:  p.durationRange("WEBHOOK_BODY_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
+		WebhookMaxBodyReads: p.intRange("WEBHOOK_MAX_BODY_READS", 256, 1, 100_000),
 		LinkSigningKey:      getenv("LINK_SIGNING_KEY"),
 
 		EntitlementGrace: p.duration("ENTITLEMENT_GRACE_PERIOD", 72*time.Hour),
@@ -105,6 +113,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			}
 			c.WebhookSecrets = append(c.WebhookSecrets, s)
 		}
+	}
+	if c.WebhookBodyTimeout > c.WebhookApplyTimeout {
+		p.fail("WEBHOOK_BODY_TIMEOUT", "at most WEBHOOK_APPLY_TIMEOUT (the body is read within the delivery's deadline)")
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -178,6 +189,15 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
 		p.fail(name, fmt.Sprintf("%q is not a duration like 30s or 5m", v))
+		return def
+	}
+	return d
+}
+
+func (p *parser) durationRange(name string, def, min, max time.Duration) time.Duration {
+	d := p.duration(name, def)
+	if d < min || d > max {
+		p.fail(name, fmt.Sprintf("%v is not between %v and %v", d, min, max))
 		return def
 	}
 	return d
