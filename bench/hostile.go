@@ -11,9 +11,11 @@ import (
 )
 
 // benchSlowBody runs a normal open-loop load at half the c32 capacity
-// while 10,000 connections trickle webhook bodies one byte a second (each
-// reconnecting as soon as billingd drops it, so 10,000 are always trying):
-// the normal deliveries must not notice.
+// while 10,000 connections trickle webhook bodies one byte a second, each
+// redialled when billingd drops it, by an attacker opening up to
+// dialsPerSecond connections a second (as slow-loris tools do, and about
+// the rate of the attack in issue 15): the normal deliveries must not
+// notice.
 func benchSlowBody(ctx context.Context, c *config) error {
 	capacity, err := c.capacityC32(ctx)
 	if err != nil {
@@ -35,7 +37,7 @@ func benchSlowBody(ctx context.Context, c *config) error {
 	rss := sampleRSS(s.pid(), 100*time.Millisecond)
 	defer rss.Stop()
 	tctx, stopTrickle := context.WithCancel(ctx)
-	t := &trickler{addr: s.addr, claim: 4096, body: true}
+	t := &trickler{addr: s.addr, claim: 4096, body: true, dials: newDialLimiter(tctx, dialsPerSecond)}
 	done := make(chan struct{})
 	go func() { t.run(tctx, conns); close(done) }()
 	// Let the connections build up before the normal load starts.
@@ -43,7 +45,7 @@ func benchSlowBody(ctx context.Context, c *config) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	openAtStart := t.open.Load()
-	dials0 := t.dials.Load()
+	dials0 := t.dialed.Load()
 	var openSum, samples atomic.Int64
 	sctx, stopSampling := context.WithCancel(ctx)
 	go func() {
@@ -56,7 +58,7 @@ func benchSlowBody(ctx context.Context, c *config) error {
 	tpl := newEventTemplate("SB")
 	res := openLoad{rate: capacity / 2, duration: dur, timeout: clientTimeout, url: s.webhookURL(), gen: tpl.event, maxInFlight: 4000}.run(ctx)
 	stopSampling()
-	dials := t.dials.Load() - dials0
+	dials := t.dialed.Load() - dials0
 	stopTrickle()
 	<-done
 	sum := summarize(res, clientTimeout)
@@ -87,7 +89,7 @@ func benchHeadersOnly(ctx context.Context, c *config) error {
 	rss := sampleRSS(s.pid(), 50*time.Millisecond)
 	defer rss.Stop()
 	tctx, stop := context.WithCancel(ctx)
-	t := &trickler{addr: s.addr, claim: 1 << 20, once: true}
+	t := &trickler{addr: s.addr, claim: 1 << 20, once: true, dials: newDialLimiter(tctx, 10_000)}
 	done := make(chan struct{})
 	go func() { t.run(tctx, conns); close(done) }()
 	// While they hang, a normal delivery still goes through.
@@ -113,6 +115,35 @@ func benchHeadersOnly(ctx context.Context, c *config) error {
 	return nil
 }
 
+// dialsPerSecond is the slow-body attacker's connection rate.
+const dialsPerSecond = 1500
+
+// newDialLimiter returns a channel that yields perSecond tokens a second
+// until ctx ends.
+func newDialLimiter(ctx context.Context, perSecond int) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Second / time.Duration(perSecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				close(ch)
+				return
+			case <-tick.C:
+				select {
+				case ch <- struct{}{}:
+				case <-ctx.Done():
+					close(ch)
+					return
+				default: // nobody waiting: the token is lost, as a rate limit's are
+				}
+			}
+		}
+	}()
+	return ch
+}
+
 // trickler keeps connections sending webhook request headers that claim
 // claim bytes of body and then, with body, one byte a second; each
 // connection is redialled when billingd drops it (once: not redialled).
@@ -121,8 +152,9 @@ type trickler struct {
 	claim int
 	body  bool
 	once  bool
+	dials <-chan struct{} // one token per dial
 
-	open, dials, dialErrs atomic.Int64
+	open, dialed, dialErrs atomic.Int64
 }
 
 func (t *trickler) run(ctx context.Context, n int) {
@@ -138,15 +170,15 @@ func (t *trickler) run(ctx context.Context, n int) {
 				}
 			}
 		}()
-		if i%100 == 99 {
-			time.Sleep(5 * time.Millisecond) // dial in waves: the accept backlog is finite
-		}
 	}
 	wg.Wait()
 }
 
 func (t *trickler) conn(ctx context.Context) {
-	t.dials.Add(1)
+	if _, ok := <-t.dials; !ok {
+		return
+	}
+	t.dialed.Add(1)
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {

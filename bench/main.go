@@ -42,6 +42,7 @@ func main() {
 	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,revenue,overload,slowbody,headers_only,soak")
 	only := flag.String("only", "", "comma-separated stages to run, skipping the others")
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
+	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
 	flag.Parse()
 	var cs []int
 	for _, f := range strings.Split(*conc, ",") {
@@ -60,6 +61,7 @@ func main() {
 			}
 		}
 	}
+	soakEvents = *soak
 	if err := run(*short, *skip, cs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)

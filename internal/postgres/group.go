@@ -48,9 +48,9 @@ import (
 //     event that committed is a duplicate on Stripe's retry, harmless);
 //   - a batch runs on a context detached from its callers' requests (one
 //     client hanging up must not roll back the others' events) that ends
-//     at the latest of their deadlines, and its transaction gets a
-//     statement_timeout that ends at the earliest one and a lock_timeout
-//     of a fraction of that (batchLimits): a row locked by another
+//     at the latest of their deadlines, and its transaction gets the same
+//     bound as statement_timeout and a lock_timeout of a quarter of the
+//     time left to the earliest one (batchLimits): a row locked by another
 //     transaction fails the batch early, the batch is retried one event
 //     per transaction with a short lock timeout, and only the events whose
 //     rows are still locked wait for them, each until its own deadline,
@@ -277,7 +277,7 @@ func (g *groupApplier) runBatch(batch []*groupWaiter, run batchFunc) {
 	for i, w := range batch {
 		evs[i] = w.ev
 	}
-	res, err := safeRun(ctx, evs, batchLimits(t0, first), run)
+	res, err := safeRun(ctx, evs, batchLimits(t0, first, last), run)
 	if err != nil {
 		res = g.fallback(ctx, batch, run, err)
 	}
@@ -413,13 +413,15 @@ func batchDeadlines(batch []*groupWaiter, now time.Time) (first, last time.Time)
 	return first, last
 }
 
-// batchLimits are the timeouts of a batch whose earliest caller's deadline
-// is first: no statement outlives that deadline, and a lock wait uses at
-// most a quarter of the time left, so a locked row leaves the batch time to
-// fall back to one event per transaction.
-func batchLimits(now, first time.Time) txLimits {
-	left := first.Sub(now)
-	return txLimits{lock: max(left/4, minLockTimeout), statement: max(left, minLockTimeout)}
+// batchLimits are the timeouts of a batch whose callers' deadlines range
+// from first to last: a lock wait uses at most a quarter of the time left
+// to the earliest, so that a locked row leaves the batch time to fall back
+// to one event per transaction, and no statement outlives every caller.
+// (Not the earliest for statements: a batch that merely runs slowly, on a
+// busy database, would then fail and be retried one event per transaction,
+// slower still.)
+func batchLimits(now, first, last time.Time) txLimits {
+	return txLimits{lock: max(first.Sub(now)/4, minLockTimeout), statement: max(last.Sub(now), minLockTimeout)}
 }
 
 // isLockTimeout reports a lock_timeout (55P03): the rows were locked by
