@@ -127,7 +127,8 @@ func (o openLoad) run(ctx context.Context) []openResult {
 type openSummary struct {
 	sent, ok, rejected, other, unanswered int
 	late                                  int // answered after the client timeout's worth of time, or not at all
-	okP50, okP99, rejectP99, allP99       time.Duration
+	okP50, okP99, rejectP50, rejectP99    time.Duration
+	allP99                                time.Duration
 }
 
 func summarize(res []openResult, late time.Duration) openSummary {
@@ -155,7 +156,7 @@ func summarize(res []openResult, late time.Duration) openSummary {
 		}
 	}
 	s.okP50, s.okP99 = quantile(okLat, 0.5), quantile(okLat, 0.99)
-	s.rejectP99 = quantile(rejLat, 0.99)
+	s.rejectP50, s.rejectP99 = quantile(rejLat, 0.5), quantile(rejLat, 0.99)
 	s.allP99 = quantile(all, 0.99)
 	return s
 }

@@ -43,8 +43,14 @@ func benchOverload(ctx context.Context, c *config) error {
 	defer rss.Stop()
 	tpl := newEventTemplate("OL")
 	load := openLoad{rate: 2 * capacity, duration: dur, timeout: clientTimeout, url: s.webhookURL(), gen: tpl.event, maxInFlight: openLoopConns}
+	profile := make(chan string, 1)
+	go func() {
+		time.Sleep(dur / 4)
+		profile <- c.cpuProfileNamed(s.pprofAddr, 10, "billingd_overload")
+	}()
 	res := load.run(ctx)
 	peak := rss.Peak()
+	defer c.print("pprof_overload_top", "\n%s", <-profile)
 	sum := summarize(res, clientTimeout)
 	lost, err := ackedNotStored(ctx, s.dbURL, "OL", res)
 	if err != nil {
@@ -57,15 +63,19 @@ func benchOverload(ctx context.Context, c *config) error {
 	c.print("overload_over_10s", "%d", sum.late)
 	c.print("overload_rejected", "%d of %d", sum.rejected, sum.sent)
 	c.print("overload_other_status", "%d", sum.other)
+	c.print("overload_reject_p50_ms", "%s", ms(sum.rejectP50))
 	c.print("overload_reject_p99_ms", "%s", ms(sum.rejectP99))
+	c.print("overload_rejected_by_reason", "%s", s.metricLines("billingd_webhook_rejected_total"))
 	c.print("overload_ok_p50_ms", "%s", ms(sum.okP50))
 	c.print("overload_ok_p99_ms", "%s", ms(sum.okP99))
 	c.print("overload_acked_not_stored", "%d", lost)
 	c.print("overload_rss_idle_mib", "%.1f", idle)
 	c.print("overload_peak_rss_mib", "%.1f", peak)
 	c.print("overload_goroutines_after", "%.0f", s.metric("go_goroutines"))
+	c.print("overload_memstats_after", "%s", s.memStats())
 	time.Sleep(60 * time.Second)
 	c.print("overload_rss_after_60s_mib", "%.1f", rssMiB(s.pid()))
+	c.print("overload_memstats_after_60s", "%s", s.memStats())
 	return nil
 }
 

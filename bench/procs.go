@@ -133,6 +133,50 @@ func (s *billingdServer) webhookURL() string { return "http://" + s.addr + "/web
 
 func (s *billingdServer) pid() int { return s.cmd.Process.Pid }
 
+// memStats returns a compact line of the Go runtime's memory statistics
+// (from pprof's heap page): where resident memory sits.
+func (s *billingdServer) memStats() string {
+	resp, err := http.Get("http://" + s.pprofAddr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	want := map[string]bool{"HeapInuse": true, "HeapIdle": true, "HeapReleased": true, "StackInuse": true, "Sys": true, "NextGC": true, "NumGC": true}
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "# "), " = ")
+		if !ok || !want[k] {
+			continue
+		}
+		if n, err := strconv.ParseFloat(v, 64); err == nil && k != "NumGC" {
+			v = fmt.Sprintf("%.1fMiB", n/(1<<20))
+		}
+		out = append(out, k+"="+v)
+	}
+	return strings.Join(out, " ")
+}
+
+// metricLines returns the /metrics lines of a metric family, labels and
+// values as exposed.
+func (s *billingdServer) metricLines(name string) string {
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), name+"{") || strings.HasPrefix(sc.Text(), name+" ") {
+			out = append(out, strings.TrimPrefix(sc.Text(), name))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 // metric returns the sum of every sample of a metric family on /metrics
 // (0 when absent).
 func (s *billingdServer) metric(name string) float64 {

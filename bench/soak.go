@@ -105,8 +105,8 @@ func benchSoak(ctx context.Context, c *config) error {
 			maxIn, maxQ = max(maxIn, smp.inflight), max(maxQ, smp.queue)
 			rss[k], feed, outbox = smp.rss, smp.feed, smp.outbox
 		}
-		c.print(fmt.Sprintf("soak_segment_%02d", k+1), "p50_ok=%s ms p99=%s ms ok=%d/%d rss_mib=%.1f max_in_flight=%.0f max_queue=%.0f feed_rows=%.0f outbox_rows=%.0f",
-			ms(sum.okP50), ms(sum.allP99), sum.ok, sum.sent, rss[k], maxIn, maxQ, feed, outbox)
+		c.print(fmt.Sprintf("soak_segment_%02d", k+1), "p50_ok=%s ms p99=%s ms ok=%d/%d 503=%d unanswered=%d rss_mib=%.1f max_in_flight=%.0f max_queue=%.0f feed_rows=%.0f outbox_rows=%.0f",
+			ms(sum.okP50), ms(sum.allP99), sum.ok, sum.sent, sum.rejected, sum.unanswered, rss[k], maxIn, maxQ, feed, outbox)
 	}
 	all := summarize(res, clientTimeout)
 	c.print("soak_events", "%d at %.0f/s (%.0f s)", all.sent, rate, dur.Seconds())

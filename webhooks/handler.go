@@ -187,9 +187,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // overloaded answers an event refused because it could not be applied
 // before its deadline (billing.ErrOverloaded): 503 with Retry-After. Logged
 // at debug only: under overload there is one per refused delivery, and
-// billingd_webhook_rejected_total{reason="overloaded"} counts them.
+// billingd_webhook_rejected_total counts them: reason "overloaded" when
+// refused at once, "deadline" when its deadline passed in the queue.
 func (h *Handler) overloaded(w http.ResponseWriter, ctx context.Context, eventID string, err error) {
-	h.m.rejected.WithLabelValues("overloaded").Inc()
+	reason := "overloaded"
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		reason = "deadline"
+	}
+	h.m.rejected.WithLabelValues(reason).Inc()
 	if h.cfg.Log.Enabled(ctx, slog.LevelDebug) {
 		h.cfg.Log.Debug("webhook event refused: overloaded", "stripe_event_id", eventID, "err", err)
 	}

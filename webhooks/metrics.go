@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billingd_webhook_rejected_total",
-			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, read, body_timeout, body_busy, empty, invalid_payload, overloaded, unavailable, internal).",
+			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, read, body_timeout, body_busy, empty, invalid_payload, overloaded, deadline, unavailable, internal).",
 		}, []string{"reason"}),
 		reading: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "billingd_webhook_bodies_reading",

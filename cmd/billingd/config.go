@@ -22,7 +22,7 @@ type Config struct {
 	DBMaxConns      int           // DB_MAX_CONNS (default 32)
 	EventBatchers   int           // EVENT_BATCHERS (default 2): webhook event transactions at once per process
 	EventBatchMax   int           // EVENT_BATCH_MAX (default 64): events per transaction at most
-	EventQueueMax   int           // EVENT_QUEUE_MAX (default 1024): events waiting for a transaction at most; more get 503 at once
+	EventQueueMax   int           // EVENT_QUEUE_MAX (default 512): events waiting for a transaction at most; more get 503 at once
 
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m)
@@ -77,7 +77,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DBMaxConns:      p.intRange("DB_MAX_CONNS", 32, 1, 1000),
 		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
 		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
-		EventQueueMax:   p.intRange("EVENT_QUEUE_MAX", 1024, 1, 1_000_000),
+		EventQueueMax:   p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
 
 		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),

@@ -151,6 +151,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	go newMemoryReturner().run(ctx, 10*time.Second)
 	e.log.Info("billingd serving", "listen_addr", ln.Addr().String(), "config", e.cfg)
 
 	select {

@@ -37,7 +37,7 @@ type Options struct {
 	EventBatchers int
 	EventBatchMax int
 	// EventQueueMax caps the events waiting for a batch; callers beyond
-	// it are refused at once with billing.ErrOverloaded. 0 means 1024.
+	// it are refused at once with billing.ErrOverloaded. 0 means 512.
 	EventQueueMax int
 }
 
