@@ -34,6 +34,10 @@ func benchSlowBody(ctx context.Context, c *config) error {
 	if _, err := postEvents(ctx, 32, s.webhookURL(), sign(benchEvents("sw", 200))); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
+	// The same load alone first: what this machine gives it right now, so
+	// that the figure with the attack compares to something.
+	ctl := newEventTemplate("SC")
+	control := summarize(openLoad{rate: capacity / 2, duration: dur, timeout: clientTimeout, url: s.webhookURL(), gen: ctl.event, maxInFlight: 4000}.run(ctx), clientTimeout)
 	rss := sampleRSS(s.pid(), 100*time.Millisecond)
 	defer rss.Stop()
 	tctx, stopTrickle := context.WithCancel(ctx)
@@ -68,6 +72,8 @@ func benchSlowBody(ctx context.Context, c *config) error {
 	c.print("slowbody_normal_ok_ratio", "%.3f", float64(sum.ok)/float64(max(1, sum.sent)))
 	c.print("slowbody_normal_p50_ms", "%s", ms(sum.okP50))
 	c.print("slowbody_normal_p99_ms", "%s", ms(sum.allP99))
+	c.print("slowbody_control_p99_ms", "%s (the same load without the slow bodies, just before)", ms(control.allP99))
+	c.print("slowbody_control_ok_ratio", "%.3f", float64(control.ok)/float64(max(1, control.sent)))
 	c.print("slowbody_peak_rss_mib", "%.1f", rss.Peak())
 	return nil
 }

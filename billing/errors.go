@@ -14,6 +14,10 @@ var (
 	ErrUnavailable  = errors.New("unavailable") // transient: a retry can succeed
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrForbidden    = errors.New("forbidden")
+	// ErrInternal wraps a store error of no other class: a fault of this
+	// service or its database that neither the client nor a retry is known
+	// to fix. The edges answer 500 with a fixed message.
+	ErrInternal = errors.New("internal")
 )
 
 // ErrOverloaded is an ErrUnavailable for work refused, or given up before

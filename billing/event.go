@@ -33,6 +33,11 @@ const (
 	// OutcomeUnhandled: an event type billingd does not read. Never stored,
 	// only counted.
 	OutcomeUnhandled Outcome = "unhandled"
+	// OutcomeFutureDated: the event's created time is further ahead than
+	// the signature tolerance allows (see Event.FutureDated). Its ID is
+	// recorded, so a redelivery is a duplicate; nothing else is stored: it
+	// is not a version and cannot order later events behind it.
+	OutcomeFutureDated Outcome = "future_dated"
 )
 
 // Event is one change to apply: a verified, decoded Stripe webhook event,
@@ -58,6 +63,13 @@ type Event struct {
 	// Connect is true when the event came from a connected account (a
 	// top-level "account"): acknowledged and ignored.
 	Connect bool
+	// FutureDated is set by the webhook handler for a signed event created
+	// further in the future than the signature tolerance: no genuine
+	// delivery is (Stripe signs an event after creating it), and as a
+	// version it would outrank every later genuine one of its subscription
+	// for good. It carries no object; the store records its ID with
+	// OutcomeFutureDated and applies nothing.
+	FutureDated bool
 
 	Customer     *Customer
 	Subscription *Subscription

@@ -165,7 +165,10 @@ func DeriveLedger(versions []SubscriptionVersion) Ledger {
 			}
 			st := tr.versions[tr.pos].State
 			cur[i] = contrib{key: mrrKey{st.Livemode, st.Currency}, mrr: MRRAt(st, t)}
-			next[cur[i].key] += cur[i].mrr
+			// Saturating: a customer whose subscriptions add up beyond
+			// int64 keeps the maximum rather than wrapping to a negative
+			// MRR (reports then show it clamped, billing/clamp.go).
+			next[cur[i].key] = satAdd(next[cur[i].key], cur[i].mrr)
 		}
 		keys := make([]mrrKey, 0, len(next)+len(totals))
 		for k := range next {

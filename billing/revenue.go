@@ -96,6 +96,9 @@ type PeriodTotals struct {
 	ActiveSubscriptions int64 // subscriptions with MRR > 0 at E
 	ChurnedCustomers    int64 // churn movements in (S, E]
 	Movements           MovementSums
+	// Clamped is set when a figure of the bucket was beyond
+	// ±MaxReportAmount and shows that limit instead (billing/clamp.go).
+	Clamped bool
 }
 
 // PeriodFigures is one row of the revenue report: amounts are integers in
@@ -113,9 +116,16 @@ type PeriodFigures struct {
 	LTV                 *int64 // monthly buckets only: ARPA ÷ customer churn rate
 }
 
-// Figures derives the period metrics of metrics.md from the totals.
+// Figures derives the period metrics of metrics.md from the totals. The
+// totals are at most MaxReportAmount in magnitude (stores clamp them), so
+// the arithmetic here cannot overflow; a derived amount beyond the limit
+// is clamped too and flags the bucket.
 func (p PeriodTotals) Figures(bucket Bucket) PeriodFigures {
-	f := PeriodFigures{PeriodTotals: p, ARR: 12 * p.MRREnd, NetNew: p.Movements.NetNew()}
+	f := PeriodFigures{PeriodTotals: p}
+	var c1, c2 bool
+	f.ARR, c1 = clampInt64(12 * p.MRREnd)
+	f.NetNew, c2 = clampInt64(p.Movements.NetNew())
+	f.Clamped = f.Clamped || c1 || c2
 	if p.PayingEnd > 0 {
 		a := roundHalfEven(big.NewRat(p.MRREnd, p.PayingEnd))
 		f.ARPA = &a
@@ -132,8 +142,9 @@ func (p PeriodTotals) Figures(bucket Bucket) PeriodFigures {
 	}
 	if bucket == BucketMonth && f.ARPA != nil && p.ChurnedCustomers > 0 && p.PayingStart > 0 {
 		// ARPA ÷ (churned ÷ paying at start), exactly, then rounded once.
-		l := roundHalfEven(new(big.Rat).Mul(big.NewRat(*f.ARPA, p.ChurnedCustomers), big.NewRat(p.PayingStart, 1)))
+		l, c := clampInt64(roundHalfEven(new(big.Rat).Mul(big.NewRat(*f.ARPA, p.ChurnedCustomers), big.NewRat(p.PayingStart, 1))))
 		f.LTV = &l
+		f.Clamped = f.Clamped || c
 	}
 	return f
 }
@@ -224,6 +235,9 @@ type CurrencySummary struct {
 	PayingCustomers     int64        `json:"paying_customers"`
 	ARPA                *int64       `json:"arpa"`
 	Movements30d        MovementSums `json:"movements_30d"`
+	// Clamped: a figure was beyond ±MaxReportAmount and shows that limit
+	// (billing/clamp.go); the stored ledger holds absurd amounts.
+	Clamped bool `json:"clamped"`
 }
 
 // Summary is the current figures of one mode, per currency.
@@ -247,7 +261,9 @@ type RevenueReader interface {
 // the currency's exponents.
 func (c *CurrencySummary) FillSummary() {
 	c.Exponent, c.Decimals = MinorUnitExponent(c.Currency), DisplayDecimals(c.Currency)
-	c.ARR = 12 * c.MRR
+	var clamped bool
+	c.ARR, clamped = clampInt64(12 * c.MRR) // MRR is clamped already: no overflow
+	c.Clamped = c.Clamped || clamped
 	c.ARPA = nil
 	if c.PayingCustomers > 0 {
 		a := roundHalfEven(big.NewRat(c.MRR, c.PayingCustomers))

@@ -1,4 +1,7 @@
-DROP TABLE IF EXISTS instance_keys;
+-- instance_keys is never dropped, whatever is rolled back: tombstones and
+-- audit subjects are made with its keys, and a replica started after a
+-- rollback must find the same ones (the up migration creates the table
+-- only if it is missing).
 DROP TABLE IF EXISTS audit_log;
 DROP TABLE IF EXISTS api_tokens;
 DROP TABLE IF EXISTS tombstones;

@@ -156,7 +156,9 @@ CREATE INDEX audit_log_subject_idx ON audit_log (subject_hmac);
 
 -- Keys billingd generates for itself when none is configured (e.g. the
 -- erasure HMAC key), so that every replica derives the same hashes.
-CREATE TABLE instance_keys (
+-- IF NOT EXISTS: rolling this migration back keeps the table and its keys
+-- (0001_init.down.sql), so applying it again must find them.
+CREATE TABLE IF NOT EXISTS instance_keys (
     name        text PRIMARY KEY CHECK (length(name) <= 60),
     key         bytea NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()

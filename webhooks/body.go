@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/billingd/billingd/internal/api"
+	"github.com/billingd/billingd/internal/httpjson"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -96,7 +96,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, start, deadli
 		h.m.rejected.WithLabelValues("body_busy").Inc()
 		closeAfter(w)
 		w.Header().Set("Retry-After", "5")
-		api.WriteError(w, http.StatusServiceUnavailable, "busy", "too many requests being read, retry")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "busy", "too many requests being read, retry")
 		return nil
 	}
 	// Not supported by test recorders only: then the server's ReadTimeout
@@ -122,13 +122,13 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, start, deadli
 	case evicted:
 		h.m.rejected.WithLabelValues("body_busy").Inc()
 		w.Header().Set("Retry-After", "5")
-		api.WriteError(w, http.StatusServiceUnavailable, "busy", "too many requests being read, retry")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "busy", "too many requests being read, retry")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		h.m.rejected.WithLabelValues("body_timeout").Inc()
-		api.WriteError(w, http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
+		httpjson.WriteError(w, http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
 	default:
 		h.m.rejected.WithLabelValues("read").Inc()
-		api.WriteError(w, http.StatusBadRequest, "unreadable_body", "could not read the request body")
+		httpjson.WriteError(w, http.StatusBadRequest, "unreadable_body", "could not read the request body")
 	}
 	return nil
 }

@@ -82,9 +82,9 @@ func rawConn(t *testing.T, addr, sig string, claim int) net.Conn {
 	return c
 }
 
-// answer reads the response on c and checks that the server then closes
+// readAnswer reads the response on c and checks that the server then closes
 // the connection; the read deadline only guards against a hang.
-func answer(t *testing.T, c net.Conn) (int, string) {
+func readAnswer(t *testing.T, c net.Conn) (int, string) {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
 	br := bufio.NewReader(c)
@@ -120,7 +120,7 @@ func TestSignatureHeaderJudgedBeforeBody(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := rawConn(t, addr, tt.sig, 4096) // the body never comes
-			status, body := answer(t, c)
+			status, body := readAnswer(t, c)
 			if status != http.StatusBadRequest || !strings.Contains(body, `"code":"`+tt.code+`"`) {
 				t.Fatalf("%d %s, want 400 %s", status, body, tt.code)
 			}
@@ -137,7 +137,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	if _, err := c.Write([]byte("{")); err != nil {
 		t.Fatal(err)
 	}
-	if status, body := answer(t, c); status != http.StatusRequestTimeout || !strings.Contains(body, `"code":"body_timeout"`) {
+	if status, body := readAnswer(t, c); status != http.StatusRequestTimeout || !strings.Contains(body, `"code":"body_timeout"`) {
 		t.Fatalf("%d %s, want 408 body_timeout", status, body)
 	}
 	if n := b.counter(t, "billingd_webhook_rejected_total", "reason", "body_timeout"); n != 1 {

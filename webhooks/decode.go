@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/billingd/billingd/billing"
 )
@@ -293,9 +295,37 @@ func (r *ref) UnmarshalJSON(b []byte) error {
 }
 
 // metadata reads metadata.account_id and nothing else: every other key is
-// merchant free text.
+// merchant free text. Its own decoder (UnmarshalJSON) takes the key
+// exactly: encoding/json matches struct fields case-insensitively, so a
+// plain field would link "ACCOUNT_ID" or "Account_Id" too, keys a merchant
+// may use for something else; and it links nothing when the key appears
+// more than once (encoding/json keeps the last), since a link must not
+// depend on which duplicate a parser happens to keep.
 type metadata struct {
-	AccountID string `json:"account_id"`
+	AccountID string
+}
+
+// UnmarshalJSON implements json.Unmarshaler: null is no metadata, an
+// object is read as above, and any other value is a type error, as for a
+// plain field (the event decoder then reads the object by its kind alone).
+func (m *metadata) UnmarshalJSON(b []byte) error {
+	m.AccountID = ""
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		return nil
+	case len(b) == 0 || b[0] != '{':
+		return &json.UnmarshalTypeError{Value: "non-object", Type: reflect.TypeFor[metadata]()}
+	case bytes.IndexByte(b, '\\') < 0 && !bytes.Contains(b, []byte(`"account_id"`)):
+		// No key can read account_id without an escape: the common case,
+		// answered without tokenising.
+		return nil
+	}
+	value, found := scanAccountID(b)
+	if found == 1 {
+		m.AccountID = value
+	}
+	return nil
 }
 
 // hint returns the account hint if it is a well-formed account ID.
@@ -304,6 +334,112 @@ func (m *metadata) hint() string {
 		return ""
 	}
 	return m.AccountID
+}
+
+// scanAccountID walks the members of a metadata object and returns the
+// string value of the key account_id and how many times that key appears.
+// b is one JSON object already validated by encoding/json (an Unmarshaler
+// is only handed well-formed input), so the walk needs no error paths; it
+// allocates only for the value it returns and for keys written with
+// escapes, where json.Decoder's tokens cost about 40 allocations per event.
+func scanAccountID(b []byte) (value string, found int) {
+	i := 1 // past '{'
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] == '}' {
+			return value, found
+		}
+		if b[i] == ',' {
+			i++
+			continue
+		}
+		ks, ke := i, stringEnd(b, i) // the key, quotes included
+		i = skipSpace(b, ke)
+		i = skipSpace(b, i+1) // past ':'
+		ve := valueEnd(b, i)
+		if isAccountIDKey(b[ks:ke]) {
+			found++
+			value = ""
+			if b[i] == '"' {
+				value = jsonString(b[i:ve])
+			}
+		}
+		i = ve
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string starting at b[i] ('"').
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++ // number, true, false, null
+	}
+	return i
+}
+
+// isAccountIDKey reports whether the JSON string literal q (quotes
+// included) is exactly account_id once decoded.
+func isAccountIDKey(q []byte) bool {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q) == `"account_id"` // compared in place: no allocation
+	}
+	return jsonString(q) == "account_id"
+}
+
+// jsonString decodes a JSON string literal (quotes included), without an
+// allocation beyond the result when it holds no escape and is valid UTF-8
+// (encoding/json replaces invalid bytes with U+FFFD; so does this).
+func jsonString(q []byte) string {
+	if len(q) < 2 {
+		return ""
+	}
+	if bytes.IndexByte(q, '\\') < 0 && utf8.Valid(q) {
+		return string(q[1 : len(q)-1])
+	}
+	var s string
+	_ = json.Unmarshal(q, &s)
+	return s
 }
 
 // maxUnix is 9999-12-31T23:59:59Z: later "dates" are garbage, and would

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/billingd/billingd/internal/api"
+	"github.com/billingd/billingd/internal/httpjson"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v76/webhook"
 )
@@ -101,23 +101,25 @@ type response struct {
 }
 
 // ServeHTTP verifies, decodes and applies one event. Status codes: 200 once
-// the event's effects are committed (duplicates, unhandled types and
-// ignored events included); 400 for a bad signature or a payload that can
-// never be stored; 405, 408, 413, 415 for the wrong method, a body too
-// slow, too large or of the wrong type; 503 with Retry-After when the event
-// cannot be committed before its deadline (ApplyTimeout: database
-// unavailable, locked rows, overload), so Stripe retries.
+// the event's effects are committed (duplicates, unhandled types, ignored
+// and future-dated events included); 400 for a bad signature or a payload
+// that can never be stored (value_out_of_range for amounts beyond Stripe's
+// limits); 405, 408, 413, 415 for the wrong method, a body too slow, too
+// large or of the wrong type; 503 with Retry-After when a retry can
+// succeed (httpjson.Classify), among them an event that cannot be
+// committed before its deadline (ApplyTimeout: overload, locked rows), so
+// Stripe retries.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.Method != http.MethodPost {
 		h.m.rejected.WithLabelValues("bad_method").Inc()
 		w.Header().Set("Allow", http.MethodPost)
-		api.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		httpjson.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		h.m.rejected.WithLabelValues("bad_content_type").Inc()
-		api.WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		httpjson.WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
@@ -130,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reason, err := checkHeader(sig, start, h.cfg.Tolerance); err != nil {
 		closeAfter(w)
 		h.m.sigFails.WithLabelValues(reason).Inc()
-		api.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
 		return
 	}
 	deadline := start.Add(h.cfg.ApplyTimeout)
@@ -140,12 +142,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(body) == 0 {
 		h.m.rejected.WithLabelValues("empty").Inc()
-		api.WriteError(w, http.StatusBadRequest, "empty_body", "the request body is empty")
+		httpjson.WriteError(w, http.StatusBadRequest, "empty_body", "the request body is empty")
 		return
 	}
 	if reason, err := h.verify(body, sig); err != nil {
 		h.m.sigFails.WithLabelValues(reason).Inc()
-		api.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
 		return
 	}
 	if a, ok := h.cfg.Store.(admitter); ok {
@@ -158,14 +160,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, ErrUnhandled) {
 		// Unhandled types (charge.succeeded, ...) leave no trace but a counter.
 		h.m.event(typeOther, billing.OutcomeUnhandled)
-		api.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: billing.OutcomeUnhandled})
+		httpjson.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: billing.OutcomeUnhandled})
+		return
+	}
+	if errors.Is(err, ErrOutOfRange) {
+		// Amounts or quantities Stripe never sends (limits.go): refused,
+		// and counted apart from malformed payloads.
+		h.m.rejected.WithLabelValues("out_of_range").Inc()
+		h.cfg.Log.Warn("webhook payload rejected: value out of range", "stripe_event_id", safeID(ev.ID), "event_type", labelType(ev.Type), "err", err)
+		httpjson.WriteError(w, http.StatusBadRequest, "value_out_of_range", err.Error())
 		return
 	}
 	if err != nil {
 		h.m.rejected.WithLabelValues("invalid_payload").Inc()
 		h.cfg.Log.Warn("webhook payload rejected", "stripe_event_id", safeID(ev.ID), "event_type", labelType(ev.Type), "err", err)
-		api.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
 		return
+	}
+	if futureDated(ev.Created, time.Now(), sig, h.cfg.Tolerance) {
+		// Recorded by ID only, so it can neither become a version nor be
+		// applied by a redelivery later (future.go).
+		h.cfg.Log.Warn("webhook event created in the future: acknowledged, not applied",
+			"stripe_event_id", ev.ID, "event_type", ev.Type)
+		ev = billing.Event{ID: ev.ID, Type: ev.Type, Created: ev.Created, Livemode: ev.Livemode, Connect: ev.Connect, FutureDated: true}
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
@@ -181,30 +198,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if h.cfg.Log.Enabled(r.Context(), slog.LevelDebug) {
 		h.cfg.Log.Debug("webhook event", "stripe_event_id", ev.ID, "event_type", ev.Type, "outcome", string(out))
 	}
-	api.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: out})
-}
-
-// overloaded answers an event refused because it could not be applied
-// before its deadline (billing.ErrOverloaded): 503 with Retry-After. Logged
-// at debug only: under overload there is one per refused delivery, and
-// billingd_webhook_rejected_total counts them: reason "overloaded" when
-// refused at once, "deadline" when its deadline passed in the queue.
-func (h *Handler) overloaded(w http.ResponseWriter, ctx context.Context, eventID string, err error) {
-	reason := "overloaded"
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		reason = "deadline"
-	}
-	h.m.rejected.WithLabelValues(reason).Inc()
-	if h.cfg.Log.Enabled(ctx, slog.LevelDebug) {
-		h.cfg.Log.Debug("webhook event refused: overloaded", "stripe_event_id", eventID, "err", err)
-	}
-	w.Header().Set("Retry-After", "5")
-	api.WriteError(w, http.StatusServiceUnavailable, "overloaded", "busy, retry later")
+	httpjson.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: out})
 }
 
 func (h *Handler) tooLarge(w http.ResponseWriter) {
 	h.m.rejected.WithLabelValues("too_large").Inc()
-	api.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large",
+	httpjson.WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large",
 		fmt.Sprintf("the body is larger than %d bytes", h.cfg.MaxBodyBytes))
 }
 
@@ -232,26 +231,50 @@ func (h *Handler) verify(body []byte, header string) (string, error) {
 	return "invalid", errors.New("no signature matches a configured secret")
 }
 
-// applyFailed answers a failed apply: 503 when a retry can succeed, 400 for
-// an event that can never be stored, 500 otherwise (Stripe retries too).
+// applyFailed answers a failed apply with httpjson.Classify, the table the
+// API uses too: 503 with Retry-After when a retry can succeed (the database
+// unavailable, the deadline passed, the client gone), 400 for an event that
+// can never be stored, 500 otherwise (Stripe retries those too). The error's
+// text goes to the log only.
 func (h *Handler) applyFailed(w http.ResponseWriter, ctx context.Context, ev billing.Event, err error) {
-	switch {
-	case errors.Is(err, billing.ErrOverloaded):
+	if errors.Is(err, billing.ErrOverloaded) {
 		h.overloaded(w, ctx, ev.ID, err)
-	case errors.Is(err, billing.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return
+	}
+	p := httpjson.Classify(err)
+	switch p {
+	case httpjson.Unavailable:
 		h.m.rejected.WithLabelValues("unavailable").Inc()
 		h.cfg.Log.Warn("webhook event not applied: database unavailable", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
-		w.Header().Set("Retry-After", "5")
-		api.WriteError(w, http.StatusServiceUnavailable, "unavailable", "temporarily unavailable, retry")
-	case errors.Is(err, billing.ErrInvalid):
+	case httpjson.Invalid:
 		h.m.rejected.WithLabelValues("invalid_payload").Inc()
 		h.cfg.Log.Warn("webhook event rejected by the store", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
-		api.WriteError(w, http.StatusBadRequest, "invalid_payload", "the event holds values that cannot be stored")
 	default:
+		// Not found, conflict and the like never come out of ApplyEvent;
+		// if one did, it is a fault here, not the sender's.
+		p = httpjson.Internal
 		h.m.rejected.WithLabelValues("internal").Inc()
 		h.cfg.Log.ErrorContext(ctx, "webhook event not applied", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "internal", "internal error")
 	}
+	httpjson.Write(w, p)
+}
+
+// overloaded answers an event refused because it could not be applied
+// before its deadline (billing.ErrOverloaded, an ErrUnavailable): 503 with
+// Retry-After, as httpjson.Classify answers it. Logged at debug only: under
+// overload there is one per refused delivery, and
+// billingd_webhook_rejected_total counts them: reason "overloaded" when
+// refused at once, "deadline" when its deadline passed in the queue.
+func (h *Handler) overloaded(w http.ResponseWriter, ctx context.Context, eventID string, err error) {
+	reason := "overloaded"
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		reason = "deadline"
+	}
+	h.m.rejected.WithLabelValues(reason).Inc()
+	if h.cfg.Log.Enabled(ctx, slog.LevelDebug) {
+		h.cfg.Log.Debug("webhook event refused: overloaded", "stripe_event_id", eventID, "err", err)
+	}
+	httpjson.Write(w, httpjson.Classify(err))
 }
 
 // labelType bounds an event type for logs of rejected payloads.

@@ -36,6 +36,9 @@ const maxAttempts = 1_000_000
 func decodeInvoice(raw []byte, eventType string) (billing.Invoice, error) {
 	var ri rawInvoice
 	if err := json.Unmarshal(raw, &ri); err != nil {
+		if oor := numberTooLarge(err); oor != nil {
+			return billing.Invoice{}, fmt.Errorf("invoice: %w", oor)
+		}
 		return billing.Invoice{}, fmt.Errorf("%w: invoice: %w", billing.ErrInvalid, err)
 	}
 	return invoiceFromRaw(&ri, eventType)
@@ -47,7 +50,7 @@ func invoiceFromRaw(ri *rawInvoice, eventType string) (billing.Invoice, error) {
 		return billing.Invoice{}, invalid("object is not an invoice")
 	}
 	if ri.AttemptCount < 0 || ri.AttemptCount > maxAttempts {
-		return billing.Invoice{}, invalid("invoice attempt_count")
+		return billing.Invoice{}, outOfRange("invoice attempt_count")
 	}
 	inv := billing.Invoice{
 		Livemode:           ri.Livemode,

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billingd_webhook_rejected_total",
-			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, read, body_timeout, body_busy, empty, invalid_payload, overloaded, deadline, unavailable, internal).",
+			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, read, body_timeout, body_busy, empty, invalid_payload, out_of_range, overloaded, deadline, unavailable, internal).",
 		}, []string{"reason"}),
 		reading: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "billingd_webhook_bodies_reading",
@@ -40,7 +40,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	// Resolve every (type, outcome) counter once: the hot path then does a
 	// map lookup instead of hashing label values.
 	outcomes := []billing.Outcome{billing.OutcomeApplied, billing.OutcomeStale, billing.OutcomeIgnored,
-		billing.OutcomeLinkConflict, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled}
+		billing.OutcomeLinkConflict, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled,
+		billing.OutcomeFutureDated}
 	m.byOutcome = map[string]map[billing.Outcome]prometheus.Counter{}
 	for _, t := range append(HandledTypes(), typeOther) {
 		m.byOutcome[t] = map[billing.Outcome]prometheus.Counter{}

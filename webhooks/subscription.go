@@ -120,6 +120,9 @@ type rawDiscount struct {
 func DecodeSubscription(raw []byte) (billing.Subscription, error) {
 	var rs rawSubscription
 	if err := json.Unmarshal(raw, &rs); err != nil {
+		if oor := numberTooLarge(err); oor != nil {
+			return billing.Subscription{}, fmt.Errorf("subscription: %w", oor)
+		}
 		return billing.Subscription{}, fmt.Errorf("%w: subscription: %w", billing.ErrInvalid, err)
 	}
 	return subscriptionFromRaw(&rs)
@@ -200,6 +203,9 @@ func subscriptionFromRaw(rs *rawSubscription) (billing.Subscription, error) {
 func decodeItem(ri *rawItem) (billing.Item, string, error) {
 	var it billing.Item
 	if ri.Quantity != nil {
+		if *ri.Quantity > maxQuantity {
+			return it, "", outOfRange("item quantity")
+		}
 		it.Quantity = max(*ri.Quantity, 0)
 	}
 	var (
@@ -235,7 +241,13 @@ func decodeItem(ri *rawItem) (billing.Item, string, error) {
 		it.ProductID = ""
 	}
 	if amount != nil {
+		if *amount > maxAmount {
+			return it, "", outOfRange("item unit_amount")
+		}
 		it.UnitAmount = max(*amount, 0)
+	}
+	if dec != nil && decimalTooLarge(*dec) {
+		return it, "", outOfRange("item unit_amount_decimal")
 	}
 	if dec != nil && len(*dec) <= maxDecimalLen && reDecimal.MatchString(*dec) {
 		it.UnitAmountDec = *dec
@@ -257,6 +269,9 @@ func decodeItem(ri *rawItem) (billing.Item, string, error) {
 	case "", "per_unit", "tiered":
 	default:
 		it.BillingScheme = ""
+	}
+	if transform != nil && transform.DivideBy > maxQuantity {
+		return it, "", outOfRange("item transform_quantity.divide_by")
 	}
 	if transform != nil && transform.DivideBy > 0 {
 		it.TransformDivideBy = transform.DivideBy
@@ -313,25 +328,36 @@ func decodeDiscounts(single *rawDiscount, list []discountEntry) ([]billing.Disco
 			continue // an unexpanded ID: no amounts to read
 		}
 		expanded = true
-		if d, ok := toDiscount(e.d); ok {
+		d, ok, err := toDiscount(e.d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			out = append(out, d)
 		}
 	}
 	if !expanded && single != nil {
-		if d, ok := toDiscount(single); ok {
+		d, ok, err := toDiscount(single)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			out = append(out, d)
 		}
 	}
 	return out, nil
 }
 
-func toDiscount(rd *rawDiscount) (billing.Discount, bool) {
+func toDiscount(rd *rawDiscount) (billing.Discount, bool, error) {
 	c := rd.Coupon
 	if c == nil && rd.Source != nil {
 		c = rd.Source.Coupon.c
 	}
 	if c == nil {
-		return billing.Discount{}, false
+		return billing.Discount{}, false, nil
+	}
+	if c.AmountOff != nil && *c.AmountOff > maxAmount {
+		return billing.Discount{}, false, outOfRange("coupon amount_off")
 	}
 	d := billing.Discount{Start: unixPtr(rd.Start), End: unixPtr(rd.End)}
 	switch c.Duration {
@@ -347,7 +373,7 @@ func toDiscount(rd *rawDiscount) (billing.Discount, bool) {
 			d.Currency = cur
 		}
 	default:
-		return billing.Discount{}, false
+		return billing.Discount{}, false, nil
 	}
-	return d, true
+	return d, true, nil
 }

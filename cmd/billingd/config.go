@@ -1,14 +1,17 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"github.com/billingd/billingd/billing"
 )
 
 // Config is every setting billingd reads, parsed from the environment in one
@@ -23,9 +26,10 @@ type Config struct {
 	EventBatchers   int           // EVENT_BATCHERS (default 2): webhook event transactions at once per process
 	EventBatchMax   int           // EVENT_BATCH_MAX (default 64): events per transaction at most
 	EventQueueMax   int           // EVENT_QUEUE_MAX (default 512): events waiting for a transaction at most; more get 503 at once
+	GOGC            string        // GOGC as set (the runtime reads it; validated here): "" when unset
 
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
-	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m)
+	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m, at most 1h)
 	WebhookMaxBodyBytes int64         // WEBHOOK_MAX_BODY_BYTES (default 1 MiB)
 	WebhookApplyTimeout time.Duration // WEBHOOK_APPLY_TIMEOUT (default 5s): a delivery's deadline, body to commit
 	WebhookBodyTimeout  time.Duration // WEBHOOK_BODY_TIMEOUT (default 2s): a body's time to arrive after its headers
@@ -39,7 +43,7 @@ type Config struct {
 	ProfitWellBase        string // PROFITWELL_API_BASE
 	ProfitWellMaxAttempts int    // PROFITWELL_MAX_ATTEMPTS (default 10)
 
-	StripeAPIKey      string        // STRIPE_API_KEY
+	StripeAPIKey      string        // STRIPE_API_KEY: sk_ or rk_, live or test
 	StripeAPIBase     string        // STRIPE_API_BASE
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
 
@@ -50,10 +54,18 @@ type Config struct {
 	MetricsAddr  string // METRICS_ADDR: serve /metrics on its own listener
 	MetricsToken string // METRICS_TOKEN: bearer token required on /metrics
 	PprofAddr    string // PPROF_ADDR: serve net/http/pprof on this (loopback) address; off when unset
+
+	PublicURL            *url.URL      // PUBLIC_URL: the dashboard's public origin; nil: loopback only
+	DashboardSessionTTL  time.Duration // DASHBOARD_SESSION_TTL (default 12h): a session's lifetime cap
+	DashboardSessionIdle time.Duration // DASHBOARD_SESSION_IDLE (default 1h): a session unused this long ends
 }
 
 // LogValue keeps secrets out of logs: only whether each is set.
 func (c Config) LogValue() slog.Value {
+	publicURL := ""
+	if c.PublicURL != nil {
+		publicURL = c.PublicURL.String()
+	}
 	return slog.GroupValue(
 		slog.Bool("database_url_set", c.DatabaseURL != ""),
 		slog.String("listen_addr", c.ListenAddr),
@@ -61,11 +73,25 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("webhook_secrets", len(c.WebhookSecrets)),
 		slog.Bool("profitwell_token_set", c.ProfitWellToken != ""),
 		slog.Bool("stripe_api_key_set", c.StripeAPIKey != ""),
+		slog.String("public_url", publicURL),
 	)
 }
 
-// loadConfig parses the environment. Every bad value is reported, one line
-// each, so a misconfigured deploy is fixed in one round.
+// Limits of the duration settings: a value outside is a mistake (a unit
+// left out, a typo), not a preference.
+const (
+	maxShutdownTimeout  = time.Hour
+	maxWebhookTolerance = time.Hour // Stripe signs at delivery; older signatures are replays
+	maxGracePeriod      = 90 * 24 * time.Hour
+	maxReconcile        = 30 * 24 * time.Hour
+	minSessionTTL       = 5 * time.Minute
+	maxSessionTTL       = 7 * 24 * time.Hour
+	minKeyLength        = 16 // every HMAC key and bearer secret
+)
+
+// loadConfig parses the environment and validates every variable. Every
+// bad value is reported, one line each (configError), so a misconfigured
+// deploy is fixed in one round; a secret's value is never echoed.
 func loadConfig(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
@@ -73,45 +99,56 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DataDir:         p.str("BILLINGD_DATA_DIR", ".billingd"),
 		ListenAddr:      p.str("LISTEN_ADDR", "127.0.0.1:8080"),
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
 		DBMaxConns:      p.intRange("DB_MAX_CONNS", 32, 1, 1000),
 		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
 		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
 		EventQueueMax:   p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
+		GOGC:            p.gogc("GOGC"),
 
-		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute),
+		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute, time.Second, maxWebhookTolerance),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
-		WebhookApplyTimeout: p.durationRange("WEBHOOK_APPLY_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
-		WebhookBodyTimeout:  p.durationRange("WEBHOOK_BODY_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
+		WebhookApplyTimeout: p.duration("WEBHOOK_APPLY_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
+		WebhookBodyTimeout:  p.duration("WEBHOOK_BODY_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
 		WebhookMaxBodyReads: p.intRange("WEBHOOK_MAX_BODY_READS", 256, 1, 100_000),
-		LinkSigningKey:      getenv("LINK_SIGNING_KEY"),
+		LinkSigningKey:      p.key("LINK_SIGNING_KEY"),
 
-		EntitlementGrace: p.duration("ENTITLEMENT_GRACE_PERIOD", 72*time.Hour),
+		EntitlementGrace: p.duration("ENTITLEMENT_GRACE_PERIOD", 72*time.Hour, 0, maxGracePeriod),
 
-		ProfitWellToken:       getenv("PROFITWELL_API_TOKEN"),
-		ProfitWellAliasKey:    getenv("PROFITWELL_ALIAS_KEY"),
+		ProfitWellToken:       p.token("PROFITWELL_API_TOKEN", 1),
+		ProfitWellAliasKey:    p.key("PROFITWELL_ALIAS_KEY"),
 		ProfitWellBase:        p.url("PROFITWELL_API_BASE", "https://api.profitwell.com"),
 		ProfitWellMaxAttempts: p.intRange("PROFITWELL_MAX_ATTEMPTS", 10, 1, 100),
 
-		StripeAPIKey:      getenv("STRIPE_API_KEY"),
+		StripeAPIKey:      p.stripeKey("STRIPE_API_KEY"),
 		StripeAPIBase:     p.url("STRIPE_API_BASE", ""),
-		ReconcileInterval: p.duration("RECONCILE_INTERVAL", 0),
+		ReconcileInterval: p.durationOrOff("RECONCILE_INTERVAL", time.Minute, maxReconcile),
 
-		ErasureKey:                getenv("ERASURE_KEY"),
+		ErasureKey:                p.key("ERASURE_KEY"),
 		WebhookEventRetentionDays: p.intRange("WEBHOOK_EVENT_RETENTION_DAYS", 30, 3, 36500),
 		MetricsRetentionDays:      p.intRange("METRICS_RETENTION_DAYS", 0, 0, 36500),
 
-		MetricsAddr:  getenv("METRICS_ADDR"),
-		MetricsToken: getenv("METRICS_TOKEN"),
-		PprofAddr:    getenv("PPROF_ADDR"),
+		MetricsAddr:  p.addr("METRICS_ADDR"),
+		MetricsToken: p.token("METRICS_TOKEN", minKeyLength),
+		PprofAddr:    p.addr("PPROF_ADDR"),
+
+		PublicURL:           p.publicURL("PUBLIC_URL"),
+		DashboardSessionTTL: p.duration("DASHBOARD_SESSION_TTL", billing.DefaultSessionLifetime, minSessionTTL, maxSessionTTL),
 	}
-	for _, s := range strings.Split(getenv("STRIPE_WEBHOOK_SECRETS")+","+getenv("STRIPE_WEBHOOK_SECRET"), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			if !strings.HasPrefix(s, "whsec_") {
-				p.fail("STRIPE_WEBHOOK_SECRETS", "each secret starts with whsec_")
+	c.DashboardSessionIdle = p.duration("DASHBOARD_SESSION_IDLE", min(billing.DefaultSessionIdle, c.DashboardSessionTTL), time.Minute, c.DashboardSessionTTL)
+	for _, name := range []string{"STRIPE_WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRET"} {
+		for _, s := range strings.Split(getenv(name), ",") {
+			if s = strings.TrimSpace(s); s == "" {
 				continue
 			}
-			c.WebhookSecrets = append(c.WebhookSecrets, s)
+			switch {
+			case !strings.HasPrefix(s, "whsec_"):
+				p.fail(name, "each secret starts with whsec_ (Stripe's endpoint signing secret)")
+			case len(s) < minKeyLength || strings.ContainsFunc(s, unicode.IsSpace):
+				p.fail(name, fmt.Sprintf("each secret is at least %d characters without spaces", minKeyLength))
+			default:
+				c.WebhookSecrets = append(c.WebhookSecrets, s)
+			}
 		}
 	}
 	if c.WebhookBodyTimeout > c.WebhookApplyTimeout {
@@ -122,20 +159,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			p.fail("DATABASE_URL", "want postgres://user:password@host:port/dbname")
 		}
 	}
+	p.checkAddr("LISTEN_ADDR", c.ListenAddr)
 	if c.ProfitWellToken != "" && c.ProfitWellAliasKey == "" {
 		p.fail("PROFITWELL_ALIAS_KEY", "required when PROFITWELL_API_TOKEN is set (aliases must be keyed)")
 	}
-	if c.ProfitWellAliasKey != "" && len(c.ProfitWellAliasKey) < 16 {
-		p.fail("PROFITWELL_ALIAS_KEY", "at least 16 characters")
-	}
-	if c.ErasureKey != "" && len(c.ErasureKey) < 16 {
-		p.fail("ERASURE_KEY", "at least 16 characters")
-	}
-	if c.MetricsAddr != "" {
-		p.checkAddr("METRICS_ADDR", c.MetricsAddr)
-	}
 	if c.PprofAddr != "" {
-		p.checkAddr("PPROF_ADDR", c.PprofAddr)
 		if host, _, err := net.SplitHostPort(c.PprofAddr); err == nil {
 			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 				p.fail("PPROF_ADDR", "must be a loopback address (profiles expose internals)")
@@ -148,22 +176,39 @@ func loadConfig(getenv func(string) string) (Config, error) {
 // validateServe checks what only serve needs.
 func (c Config) validateServe() error {
 	p := parser{getenv: func(string) string { return "" }}
-	p.checkAddr("LISTEN_ADDR", c.ListenAddr)
 	if c.ReconcileInterval > 0 && c.StripeAPIKey == "" {
 		p.fail("RECONCILE_INTERVAL", "scheduled reconcile needs STRIPE_API_KEY")
-	}
-	if c.ReconcileInterval > 0 && c.ReconcileInterval < time.Minute {
-		p.fail("RECONCILE_INTERVAL", "at least 1m (each run lists every subscription)")
 	}
 	return p.err()
 }
 
-type parser struct {
-	getenv func(string) string
-	errs   []string
+// configError is every bad value of the configuration, one line each.
+type configError []string
+
+func (e configError) Error() string {
+	lines := make([]string, len(e))
+	for i, l := range e {
+		lines[i] = "invalid configuration: " + l
+	}
+	return strings.Join(lines, "\n")
 }
 
+type parser struct {
+	getenv func(string) string
+	errs   configError
+	failed map[string]bool
+}
+
+// fail records what is wrong with variable name: one line per variable,
+// the first problem found.
 func (p *parser) fail(name, why string) {
+	if p.failed[name] {
+		return
+	}
+	if p.failed == nil {
+		p.failed = map[string]bool{}
+	}
+	p.failed[name] = true
 	p.errs = append(p.errs, fmt.Sprintf("%s: %s", name, why))
 }
 
@@ -171,7 +216,7 @@ func (p *parser) err() error {
 	if len(p.errs) == 0 {
 		return nil
 	}
-	return errors.New("invalid configuration: " + strings.Join(p.errs, "; "))
+	return p.errs
 }
 
 func (p *parser) str(name, def string) string {
@@ -181,26 +226,44 @@ func (p *parser) str(name, def string) string {
 	return def
 }
 
-func (p *parser) duration(name string, def time.Duration) time.Duration {
+// duration reads a duration from min to max (inclusive).
+func (p *parser) duration(name string, def, min, max time.Duration) time.Duration {
 	v := strings.TrimSpace(p.getenv(name))
 	if v == "" {
 		return def
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		p.fail(name, fmt.Sprintf("%q is not a duration like 30s or 5m", v))
+	if err != nil || d < min || d > max {
+		p.fail(name, fmt.Sprintf("%q is not a duration from %s to %s (e.g. 30s, 5m, 12h)", v, fmtDuration(min), fmtDuration(max)))
 		return def
 	}
 	return d
 }
 
-func (p *parser) durationRange(name string, def, min, max time.Duration) time.Duration {
-	d := p.duration(name, def)
-	if d < min || d > max {
-		p.fail(name, fmt.Sprintf("%v is not between %v and %v", d, min, max))
-		return def
+// durationOrOff reads 0 (off, the default) or a duration from min to max.
+func (p *parser) durationOrOff(name string, min, max time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d != 0 && (d < min || d > max) {
+		p.fail(name, fmt.Sprintf("%q is not 0 (off) or a duration from %s to %s", v, fmtDuration(min), fmtDuration(max)))
+		return 0
 	}
 	return d
+}
+
+// fmtDuration prints 168h0m0s as 168h and 5m0s as 5m.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (p *parser) intRange(name string, def, min, max int) int {
@@ -242,6 +305,15 @@ func (p *parser) url(name, def string) string {
 	return strings.TrimRight(v, "/")
 }
 
+// addr reads an optional host:port.
+func (p *parser) addr(name string) string {
+	v := strings.TrimSpace(p.getenv(name))
+	if v != "" {
+		p.checkAddr(name, v)
+	}
+	return v
+}
+
 func (p *parser) checkAddr(name, v string) {
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {
@@ -254,6 +326,89 @@ func (p *parser) checkAddr(name, v string) {
 	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 		p.fail(name, fmt.Sprintf("%q has no valid host", v))
 	}
+}
+
+// gogc checks GOGC, which the Go runtime reads itself and silently treats
+// as 100 when it cannot parse it.
+func (p *parser) gogc(name string) string {
+	v := p.getenv(name)
+	if v == "" || v == "off" {
+		return v
+	}
+	if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		p.fail(name, fmt.Sprintf("%q is not a whole number from 0 up, or off", v))
+	}
+	return v
+}
+
+// key reads an optional HMAC key: at least minKeyLength characters and no
+// surrounding whitespace (a newline from a secret file would silently
+// become part of the key). The value is never echoed.
+func (p *parser) key(name string) string {
+	v := p.getenv(name)
+	switch {
+	case v == "":
+	case strings.TrimSpace(v) != v:
+		p.fail(name, "has leading or trailing whitespace (a newline from a secret file?)")
+	case len(v) < minKeyLength:
+		p.fail(name, fmt.Sprintf("at least %d characters (it is an HMAC key)", minKeyLength))
+	}
+	return v
+}
+
+// token reads an optional bearer secret of at least minLen characters
+// with no whitespace at all (it travels in an HTTP header). The value is
+// never echoed.
+func (p *parser) token(name string, minLen int) string {
+	v := p.getenv(name)
+	switch {
+	case v == "":
+	case strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r > '~' }):
+		p.fail(name, "contains whitespace or characters outside printable ASCII")
+	case len(v) < minLen:
+		p.fail(name, fmt.Sprintf("at least %d characters", minLen))
+	}
+	return v
+}
+
+// stripeKeyShape is a secret or restricted API key, live or test mode:
+// sk_live_, sk_test_, rk_live_ or rk_test_ and a body of letters and
+// digits (test fakes use short bodies; Stripe's own are 24 or more).
+var stripeKeyShape = regexp.MustCompile(`^[sr]k_(live|test)_[A-Za-z0-9]{1,247}$`)
+
+// stripeKey reads STRIPE_API_KEY and checks its shape. The value is never
+// echoed.
+func (p *parser) stripeKey(name string) string {
+	v := p.getenv(name)
+	switch {
+	case v == "" || stripeKeyShape.MatchString(v):
+	case strings.HasPrefix(v, "pk_"):
+		p.fail(name, "a publishable key (pk_) cannot call the API: want a secret (sk_live_, sk_test_) or restricted (rk_live_, rk_test_) key")
+	case strings.HasPrefix(v, "whsec_"):
+		p.fail(name, "a webhook signing secret (whsec_) belongs in STRIPE_WEBHOOK_SECRETS: want sk_live_, sk_test_, rk_live_ or rk_test_ and the key")
+	default:
+		p.fail(name, "want sk_live_, sk_test_, rk_live_ or rk_test_ followed by letters and digits (no spaces or newline)")
+	}
+	return v
+}
+
+// stripeKeyLive reports whether a Stripe API key is a live-mode key.
+func stripeKeyLive(key string) bool { return strings.Contains(key[:min(len(key), 8)], "_live_") }
+
+// publicURL reads PUBLIC_URL: scheme and host (and port) only, since the
+// dashboard's routes are fixed.
+func (p *parser) publicURL(name string) *url.URL {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		p.fail(name, fmt.Sprintf("%q is not an origin like https://billing.example.com (scheme, host and port only)", v))
+		return nil
+	}
+	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}
 }
 
 func validHostname(h string) bool {

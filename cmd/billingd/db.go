@@ -22,10 +22,12 @@ type database struct {
 	store    *postgres.Store
 	url      string
 	embedded *pgserver.Server
-	// stopEmbedded: close stops the embedded server. Only when this process
-	// started it (or serve claims it): a one-shot command such as
-	// `billingd token create` next to a running serve must not stop the
-	// database under it.
+	use      *pgserver.Use
+	// stopEmbedded: close stops the embedded server if no other process
+	// uses it any more (pgserver.Use): when this process started it, or
+	// serve claims it. A one-shot command next to a running serve, or a
+	// second serve on the same data directory, never stops the database
+	// under the other one.
 	stopEmbedded bool
 }
 
@@ -41,11 +43,11 @@ func (e *env) openDatabase(ctx context.Context) (*database, error) {
 		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
-		running := srv.Running(sctx)
-		if err := srv.Start(sctx); err != nil {
+		use, err := srv.Use(sctx)
+		if err != nil {
 			return nil, err
 		}
-		d.embedded, d.stopEmbedded = srv, !running
+		d.embedded, d.use, d.stopEmbedded = srv, use, use.Started()
 		e.log.Info("using embedded PostgreSQL", "data_dir", srv.DataDir, "socket_dir", srv.SocketDir, "log_file", srv.LogFile)
 		if err := createDatabase(ctx, srv.URL("postgres"), "billingd"); err != nil {
 			d.close(ctx)
@@ -70,11 +72,11 @@ func (d *database) close(ctx context.Context) {
 	if d.store != nil {
 		d.store.Close()
 	}
-	if d.embedded != nil && d.stopEmbedded {
+	if d.use != nil {
 		// ctx is usually the cancelled signal context by now.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := d.embedded.Stop(sctx); err != nil {
+		if _, err := d.use.Release(sctx, d.stopEmbedded); err != nil {
 			fmt.Fprintf(os.Stderr, "billingd: %v\n", err)
 		}
 	}

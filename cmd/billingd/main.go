@@ -11,38 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
-
-// usageError is a mistake in the command line: print usage, exit 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-const usage = `usage: billingd [command] [args]
-
-commands:
-  serve                       run the HTTP server (default)
-  migrate up|down N|version   manage the database schema
-  privacy inventory [--format table|json]
-                              what billingd stores and sends (no database needed)
-  purge                       enforce retention now (serve also purges hourly)
-  token create --scope app|finance --name NAME
-                              new API token, printed alone on stdout's first line
-  token list | token revoke ID
-                              show or revoke API tokens
-  stripe backfill             apply every Stripe customer and subscription (resumable)
-  stripe reconcile [--since DURATION] [--fix]
-                              report drift from Stripe as a table; --fix applies Stripe's truth
-  simulate [--url URL] [--customers N]
-                              send signed fake life-cycle events to a running server
-  metrics rebuild             re-derive the revenue ledger from the state history (safe while serving)
-  profitwell worker           deliver the ProfitWell outbox (serve runs one too when a token is set)
-  profitwell status           ProfitWell queue: pending, oldest, dead rows
-  profitwell retry --all|ID   re-queue dead-lettered ProfitWell rows
-  profitwell backfill [--dry-run]
-                              send every live subscription's current state to ProfitWell
-`
 
 func main() {
 	if os.Getenv("GOGC") == "" {
@@ -56,15 +27,28 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "billingd: %v\n", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprint(os.Stderr, usage)
-			os.Exit(2)
-		}
-		os.Exit(1)
+	os.Exit(report(err, os.Stderr))
+}
+
+// report prints err, every line prefixed "billingd: ", then for a mistake
+// in the command line how to get help; it returns the exit code: 0 none,
+// 2 a usage error, 1 anything else.
+func report(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
 	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "billingd: %s\n", line)
+	}
+	var cue commandUsageError
+	if errors.As(err, &cue) {
+		fmt.Fprintln(stderr, cue.Hint())
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
 }
 
 // env bundles what every command gets, so tests can run commands in-process.
@@ -76,40 +60,7 @@ type env struct {
 	getenv func(string) string
 }
 
-// run parses the configuration and dispatches to a command.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
+func newEnv(cfg Config, getenv func(string) string, stdout, stderr io.Writer) *env {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	e := &env{cfg: cfg, log: log, stdout: stdout, stderr: stderr, getenv: getenv}
-	cmd, rest := "serve", args
-	if len(args) > 0 {
-		cmd, rest = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return e.serve(ctx, rest)
-	case "migrate":
-		return e.migrate(ctx, rest)
-	case "stripe":
-		return e.stripeCmd(ctx, rest)
-	case "simulate":
-		return e.simulate(ctx, rest)
-	case "metrics":
-		return e.metrics(ctx, rest)
-	case "privacy":
-		return e.privacyCmd(ctx, rest)
-	case "purge":
-		return e.purgeCmd(ctx, rest)
-	case "token":
-		return e.tokenCmd(ctx, rest)
-	case "profitwell":
-		return e.profitwellCmd(ctx, rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	return &env{cfg: cfg, log: log, stdout: stdout, stderr: stderr, getenv: getenv}
 }

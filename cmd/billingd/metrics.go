@@ -2,22 +2,36 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 
 	"github.com/billingd/billingd/internal/postgres"
 )
 
-// metrics runs `billingd metrics rebuild`: re-derive the whole revenue
+func metricsRebuildCommand() *command {
+	return &command{
+		name:    "metrics rebuild",
+		summary: "re-derive the revenue ledger and daily rollup from the state history (safe while serving)",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.metricsRebuild(ctx)
+			}
+		},
+	}
+}
+
+// metricsRebuild runs `billingd metrics rebuild`: re-derive the whole revenue
 // ledger (mrr_movements, subscription_activity, revenue_daily) from the state history,
 // e.g. after a change of the MRR formulas. It is safe while servers run:
 // each customer is rebuilt in its own short transaction under the
 // customer's row lock, the one the event path takes, so an event for that
 // customer waits for the rebuild (or the rebuild for it) and neither loses
 // the other's versions.
-func (e *env) metrics(ctx context.Context, args []string) error {
-	if len(args) != 1 || args[0] != "rebuild" {
-		return usageError{"metrics needs rebuild"}
-	}
+func (e *env) metricsRebuild(ctx context.Context) error {
 	db, err := e.openDatabase(ctx)
 	if err != nil {
 		return err

@@ -18,27 +18,27 @@ type inventoryDoc struct {
 	Processors []privacy.Processor `json:"processors"`
 }
 
-// privacyCmd runs `billingd privacy inventory [--format table|json]`. It
-// reads only the inventory compiled into the binary, so it needs no
-// database: an auditor can run it anywhere.
-func (e *env) privacyCmd(_ context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "inventory" {
-		if len(args) == 0 {
-			return usageError{"privacy needs a subcommand: inventory"}
-		}
-		return usageError{fmt.Sprintf("unknown privacy command %q", args[0])}
+func privacyInventoryCommand() *command {
+	return &command{
+		name:    "privacy inventory",
+		summary: "every table and column billingd stores and what Stripe and ProfitWell receive (no database needed)",
+		setup: func(fs *flag.FlagSet) runFunc {
+			format := fs.String("format", "table", "output `table|json`")
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.privacyInventory(*format)
+			}
+		},
 	}
-	fs := flag.NewFlagSet("privacy inventory", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	format := fs.String("format", "table", "table or json")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{fmt.Sprintf("privacy inventory: %v", err)}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("privacy inventory: unexpected argument %q", fs.Arg(0))}
-	}
+}
+
+// privacyInventory prints the inventory compiled into the binary: it needs
+// no database, so an auditor can run it anywhere.
+func (e *env) privacyInventory(format string) error {
 	doc := inventoryDoc{Tables: privacy.Tables(), Processors: privacy.Processors()}
-	switch *format {
+	switch format {
 	case "json":
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -52,7 +52,7 @@ func (e *env) privacyCmd(_ context.Context, args []string) error {
 		}
 		return nil
 	}
-	return usageError{fmt.Sprintf("privacy inventory: --format %q: want table or json", *format)}
+	return usageError{fmt.Sprintf("--format %q: want table or json", format)}
 }
 
 // writeInventoryTable prints one block per table (its purpose, retention and

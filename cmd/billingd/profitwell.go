@@ -6,9 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -17,85 +17,109 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// profitwellCmd: billingd profitwell worker | status | retry --all|ID | backfill [--dry-run].
-func (e *env) profitwellCmd(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{"profitwell needs worker, status, retry or backfill"}
-	}
-	var run func(st *postgres.Store) error
-	switch args[0] {
-	case "worker":
-		if len(args) != 1 {
-			return usageError{"profitwell worker takes no arguments"}
-		}
-		if err := e.needProfitWellToken("profitwell worker"); err != nil {
-			return err
-		}
-		run = func(st *postgres.Store) error { return e.profitWellWorker(st, nil).Run(ctx) }
-	case "status":
-		if len(args) != 1 {
-			return usageError{"profitwell status takes no arguments"}
-		}
-		run = func(st *postgres.Store) error { return profitWellStatus(ctx, st, e.stdout) }
-	case "retry":
-		fs := flag.NewFlagSet("profitwell retry", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		all := fs.Bool("all", false, "re-queue every dead row")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{"profitwell retry: " + err.Error()}
-		}
-		var id int64
-		switch {
-		case *all && fs.NArg() == 0:
-		case !*all && fs.NArg() == 1:
-			n, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-			if err != nil || n < 1 {
-				return usageError{fmt.Sprintf("profitwell retry: %q is not an outbox row ID", fs.Arg(0))}
-			}
-			id = n
-		default:
-			return usageError{"profitwell retry needs --all or one outbox row ID"}
-		}
-		run = func(st *postgres.Store) error {
-			n, err := st.OutboxRetryDead(ctx, billing.OutboxProfitWell, id)
-			if err != nil {
-				if errors.Is(err, billing.ErrNotFound) {
-					return fmt.Errorf("profitwell retry: no dead ProfitWell row with ID %d", id)
+// profitwellEnv: the ProfitWell commands' variables.
+var profitwellEnv = append(slices.Clone(dbEnv), "PROFITWELL_API_TOKEN", "PROFITWELL_ALIAS_KEY", "PROFITWELL_API_BASE", "PROFITWELL_MAX_ATTEMPTS")
+
+func profitwellWorkerCommand() *command {
+	return &command{
+		name:    "profitwell worker",
+		summary: "deliver the ProfitWell outbox until stopped (serve runs one too when a token is set)",
+		env:     profitwellEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
 				}
-				return err
+				if err := e.needProfitWellToken("profitwell worker"); err != nil {
+					return err
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error { return e.profitWellWorker(st, nil).Run(ctx) })
 			}
-			fmt.Fprintf(e.stdout, "re-queued %d dead ProfitWell row(s)\n", n)
-			return nil
-		}
-	case "backfill":
-		fs := flag.NewFlagSet("profitwell backfill", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		dry := fs.Bool("dry-run", false, "count what would be sent; change nothing")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{"profitwell backfill: " + err.Error()}
-		}
-		if fs.NArg() > 0 {
-			return usageError{fmt.Sprintf("profitwell backfill: unexpected argument %q", fs.Arg(0))}
-		}
-		if !*dry {
-			if err := e.needProfitWellToken("profitwell backfill"); err != nil {
-				return err
+		},
+	}
+}
+
+func profitwellStatusCommand() *command {
+	return &command{
+		name:    "profitwell status",
+		summary: "the ProfitWell queue: pending rows, oldest pending age, every dead row with its error",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error { return profitWellStatus(ctx, st, e.stdout) })
 			}
+		},
+	}
+}
+
+func profitwellRetryCommand() *command {
+	return &command{
+		name:    "profitwell retry",
+		args:    "[ID]",
+		summary: "re-queue dead-lettered ProfitWell rows: all, or one by outbox ID",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			all := fs.Bool("all", false, "re-queue every dead row")
+			return func(ctx context.Context, e *env, args []string) error {
+				id, err := retryTarget(*all, args)
+				if err != nil {
+					return err
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error {
+					n, err := st.OutboxRetryDead(ctx, billing.OutboxProfitWell, id)
+					if errors.Is(err, billing.ErrNotFound) {
+						return fmt.Errorf("profitwell retry: no dead ProfitWell row with ID %d", id)
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "re-queued %d dead ProfitWell row(s)\n", n)
+					return nil
+				})
+			}
+		},
+	}
+}
+
+// retryTarget reads the target of a retry command: --all (0) or one
+// outbox row ID.
+func retryTarget(all bool, args []string) (int64, error) {
+	switch {
+	case all && len(args) == 0:
+		return 0, nil
+	case !all && len(args) == 1:
+		n, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil || n < 1 {
+			return 0, usageError{fmt.Sprintf("%q is not an outbox row ID", args[0])}
 		}
-		run = func(st *postgres.Store) error { return e.profitWellBackfill(ctx, st, *dry) }
-	default:
-		return usageError{fmt.Sprintf("unknown profitwell command %q", args[0])}
+		return n, nil
 	}
-	db, err := e.openDatabase(ctx)
-	if err != nil {
-		return err
+	return 0, usageError{"needs --all or one outbox row ID"}
+}
+
+func profitwellBackfillCommand() *command {
+	return &command{
+		name:    "profitwell backfill",
+		summary: "queue and send every live subscription's current state (idempotent), with progress and a summary",
+		env:     profitwellEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			dry := fs.Bool("dry-run", false, "count what would be sent; change nothing")
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				if !*dry {
+					if err := e.needProfitWellToken("profitwell backfill"); err != nil {
+						return err
+					}
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error { return e.profitWellBackfill(ctx, st, *dry) })
+			}
+		},
 	}
-	defer db.close(ctx)
-	// Like serve: a first command on a fresh database must work.
-	if err := db.store.MigrateUp(); err != nil {
-		return err
-	}
-	return run(db.store)
 }
 
 func (e *env) needProfitWellToken(cmd string) error {
@@ -206,19 +230,7 @@ func profitWellStatus(ctx context.Context, st *postgres.Store, out io.Writer) er
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tACTION\tATTEMPTS\tSTATUS\tCREATED\tERROR")
-	for _, r := range dead {
-		status, msg := "-", "-"
-		if r.LastStatus != nil {
-			status = strconv.Itoa(*r.LastStatus)
-		}
-		if r.LastError != nil {
-			msg = *r.LastError
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Action, r.Attempts, status, r.CreatedAt.UTC().Format(time.RFC3339), msg)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := writeOutboxRows(out, dead); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "re-queue with: billingd profitwell retry --all (or one ID)")

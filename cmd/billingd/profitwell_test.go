@@ -24,15 +24,15 @@ func TestProfitWellCommandUsage(t *testing.T) {
 		wantUsage bool
 		wantErr   string
 	}{
-		{"NoSubcommand", []string{"profitwell"}, nil, true, "worker, status, retry or backfill"},
-		{"StatusArgs", []string{"profitwell", "status", "now"}, nil, true, "takes no arguments"},
+		{"NoSubcommand", []string{"profitwell"}, nil, true, "profitwell needs a command: worker, status, retry, backfill"},
+		{"StatusArgs", []string{"profitwell", "status", "now"}, nil, true, `profitwell status: unexpected argument "now"`},
 		{"UnknownSubcommand", []string{"profitwell", "sync"}, nil, true, "unknown profitwell command"},
 		{"RetryNeedsTarget", []string{"profitwell", "retry"}, nil, true, "--all or one outbox row ID"},
 		{"RetryNotBoth", []string{"profitwell", "retry", "--all", "7"}, nil, true, "--all or one outbox row ID"},
 		{"RetryBadID", []string{"profitwell", "retry", "x7"}, nil, true, "not an outbox row ID"},
 		{"BackfillExtraArg", []string{"profitwell", "backfill", "now"}, nil, true, "unexpected argument"},
-		{"BackfillUnknownFlag", []string{"profitwell", "backfill", "--force"}, nil, true, "flag provided but not defined"},
-		{"WorkerArgs", []string{"profitwell", "worker", "fast"}, nil, true, "takes no arguments"},
+		{"BackfillUnknownFlag", []string{"profitwell", "backfill", "--force"}, nil, true, "profitwell backfill: unknown flag --force"},
+		{"WorkerArgs", []string{"profitwell", "worker", "fast"}, nil, true, `profitwell worker: unexpected argument "fast"`},
 		{"WorkerNeedsToken", []string{"profitwell", "worker"}, nil, false, "PROFITWELL_API_TOKEN is not set"},
 		{"BackfillNeedsToken", []string{"profitwell", "backfill"}, nil, false, "PROFITWELL_API_TOKEN is not set"},
 		{"TokenWithoutAliasKey", []string{"profitwell", "worker"}, map[string]string{"PROFITWELL_API_TOKEN": "x"}, false,

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,11 +27,24 @@ func (e *env) retentionPolicy() postgres.RetentionPolicy {
 	}
 }
 
-// purgeCmd is `billingd purge`: enforce retention once, now.
-func (e *env) purgeCmd(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		return usageError{fmt.Sprintf("purge takes no arguments, got %q", args[0])}
+func purgeCommand() *command {
+	return &command{
+		name:    "purge",
+		summary: "enforce retention once, now (serve does it hourly)",
+		env:     append(slices.Clone(dbEnv), "WEBHOOK_EVENT_RETENTION_DAYS", "METRICS_RETENTION_DAYS"),
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.purge(ctx)
+			}
+		},
 	}
+}
+
+// purge is `billingd purge`: enforce retention once, now.
+func (e *env) purge(ctx context.Context) error {
 	db, err := e.openDatabase(ctx)
 	if err != nil {
 		return err
@@ -43,8 +58,8 @@ func (e *env) purgeCmd(ctx context.Context, args []string) error {
 		fmt.Fprintln(e.stdout, "purge skipped: another billingd is purging right now")
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "purged %d stripe events; revenue history of %d closed customers (%d subscription versions, %d movements, %d activity rows)\n",
-		res.Events, res.Customers, res.Versions, res.Movements, res.Activity)
+	fmt.Fprintf(e.stdout, "purged %d stripe events; revenue history of %d closed customers (%d subscription versions, %d movements, %d activity rows); %d expired dashboard sessions\n",
+		res.Events, res.Customers, res.Versions, res.Movements, res.Activity, res.Sessions)
 	return nil
 }
 
@@ -79,7 +94,7 @@ func (e *env) startErasure(ctx context.Context, st *postgres.Store, reg promethe
 				continue
 			}
 			for table, n := range map[string]int64{"stripe_events": res.Events, "subscription_versions": res.Versions,
-				"mrr_movements": res.Movements, "subscription_activity": res.Activity} {
+				"mrr_movements": res.Movements, "subscription_activity": res.Activity, "dashboard_sessions": res.Sessions} {
 				purges.WithLabelValues(table).Add(float64(n))
 			}
 			if !res.Skipped && res.Events+res.Versions+res.Movements+res.Activity > 0 {

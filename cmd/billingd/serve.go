@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/billingd/billingd/internal/api"
 	"github.com/billingd/billingd/internal/entcache"
 	"github.com/billingd/billingd/internal/postgres"
@@ -17,8 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// readiness: the database answers and its schema is at least what this
-// binary needs (newer is fine: a rolling deploy keeps old replicas ready).
+// readiness: the database answers and its schema is what this binary knows,
+// or newer and compatible with it (a rolling deploy or a rollback keeps old
+// replicas ready).
 type readiness struct{ store *postgres.Store }
 
 func (r readiness) Ready(ctx context.Context) error {
@@ -27,20 +30,37 @@ func (r readiness) Ready(ctx context.Context) error {
 	if err := r.store.Ping(ctx); err != nil {
 		return errors.New("database unreachable")
 	}
-	v, dirty, err := r.store.SchemaVersion()
-	if err != nil {
+	// At the schema this binary knows, or a newer one its migrations say
+	// this binary may still use: checked on every probe, so an old replica
+	// stops taking traffic once an incompatible migration lands.
+	err := r.store.CheckSchema(ctx)
+	if err != nil && !errors.Is(err, postgres.ErrSchemaIncompatible) && !errors.Is(err, postgres.ErrSchemaBehind) {
 		return errors.New("schema version unreadable")
 	}
-	if dirty || v < postgres.RequiredSchemaVersion() {
-		return fmt.Errorf("schema version %d, need %d", v, postgres.RequiredSchemaVersion())
-	}
-	return nil
+	return err
 }
 
-func (e *env) serve(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		return usageError{fmt.Sprintf("serve takes no arguments, got %q", args[0])}
+func serveCommand() *command {
+	return &command{
+		name:    "serve",
+		summary: "run the HTTP server (the default); applies migrations first",
+		about: `Serves the webhook endpoint, the app and finance APIs, the dashboard and
+/metrics; runs the ProfitWell worker, the Stripe jobs, the hourly retention
+purge and the scheduled reconcile as configured. Several replicas may serve
+one database.`,
+		env: configEnv(),
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.serve(ctx)
+			}
+		},
 	}
+}
+
+func (e *env) serve(ctx context.Context) error {
 	if err := e.cfg.validateServe(); err != nil {
 		return err
 	}
@@ -56,11 +76,13 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.close(ctx)
-	// serve owns the embedded server, even one a killed run left behind.
+	// serve owns the embedded server, even one a killed run left behind;
+	// it is stopped when the last process using it ends (pgserver.Use).
 	db.stopEmbedded = db.embedded != nil
 	if err := db.store.MigrateUp(); err != nil {
 		return err
 	}
+	e.warnStripeKeyMode(ctx, db.store)
 	// Before any webhook: the event path then never loads the key itself.
 	if err := db.store.PrepareErasureKey(ctx); err != nil {
 		return err
@@ -80,6 +102,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.store.DB().DB, "billingd"))
+	registerBuildInfo(reg)
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	// ProfitWell outbox worker (off without PROFITWELL_API_TOKEN); stopped
 	// before the database closes.
@@ -90,6 +113,11 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	// App API: tokens and entitlements answered from memory, kept fresh by
 	// polling the cache-invalidation feed (entcache).
 	cache := entcache.New(db.store, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
+	// Read your writes: every commit of this process that changes an
+	// account (webhook, link, erasure, scheduled reconcile) drops its
+	// cached answers before the write is acknowledged. Set before anything
+	// below can write.
+	db.store.OnAccountsChanged(cache.InvalidateAccounts)
 	go cache.Run(ctx)
 	srv.Tokens, srv.Entitlements, srv.Accounts = cache, cache, db.store
 	// Erasure (DELETE /v1/accounts/{id}), its Stripe jobs and the hourly
@@ -103,13 +131,10 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopReconcile()
-	// Finance metrics and the dashboard; its session cookies are signed
-	// with a key every replica shares (instance_keys).
-	sessionKey, err := db.store.DashboardSessionKey(ctx)
-	if err != nil {
-		return err
-	}
-	srv.Revenue, srv.SessionKey = db.store, sessionKey
+	// Finance metrics and the dashboard; its sessions are rows every
+	// replica reads (dashboard_sessions).
+	srv.Revenue, srv.Sessions, srv.PublicURL = db.store, db.store, e.cfg.PublicURL
+	srv.SessionPolicy = billing.SessionPolicy{Lifetime: e.cfg.DashboardSessionTTL, Idle: e.cfg.DashboardSessionIdle}
 	// Subject access export (GET /v1/accounts/{id}/export).
 	srv.Exporter = db.store
 	if e.cfg.MetricsAddr == "" {
@@ -152,7 +177,8 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	go newMemoryReturner().run(ctx, 10*time.Second)
-	e.log.Info("billingd serving", "listen_addr", ln.Addr().String(), "config", e.cfg)
+	b := buildInfo()
+	e.log.Info("billingd serving", "listen_addr", ln.Addr().String(), "version", b.Version, "revision", b.Revision, "schema_version", b.Schema, "config", e.cfg)
 
 	select {
 	case err := <-errc:

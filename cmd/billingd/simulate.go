@@ -18,40 +18,51 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 )
 
-// simulate runs `billingd simulate [--url URL] [--customers N]`: it signs
-// a realistic stream of subscription life-cycle events for N fake
-// customers (stripefake.Lifecycle) with the configured webhook secret and
-// posts them to a running server, so a new user sees state, entitlement
-// and metrics change without a Stripe account. In embedded mode (no
-// DATABASE_URL, no secret configured) it uses the development secret that
-// serve keeps in BILLINGD_DATA_DIR/webhook-secret.
-func (e *env) simulate(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	base := fs.String("url", "http://"+e.cfg.ListenAddr, "base URL of a running billingd")
-	n := fs.Int("customers", 10, "fake customers to simulate")
-	if err := fs.Parse(args); err != nil {
-		return usageError{"simulate: " + err.Error()}
+func simulateCommand() *command {
+	return &command{
+		name:    "simulate",
+		summary: "send signed fake life-cycle events to a running server (no Stripe account needed)",
+		about: `Signs a realistic stream of subscription life-cycle events for N fake
+customers with the configured webhook secret or, in embedded mode, the
+development secret serve keeps in BILLINGD_DATA_DIR/webhook-secret.`,
+		env: []string{"LISTEN_ADDR", "STRIPE_WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL", "BILLINGD_DATA_DIR"},
+		setup: func(fs *flag.FlagSet) runFunc {
+			base := fs.String("url", "", "base `URL` of a running billingd (default http://$LISTEN_ADDR)")
+			n := fs.Int("customers", 10, "simulate `N` fake customers (1 to 10000)")
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.simulate(ctx, *base, *n)
+			}
+		},
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("simulate: unexpected argument %q", fs.Arg(0))}
+}
+
+// simulate signs a realistic stream of subscription life-cycle events for
+// n fake customers (stripefake.Lifecycle) and posts them to the server at
+// base, so a new user sees state, entitlement and metrics change without a
+// Stripe account.
+func (e *env) simulate(ctx context.Context, base string, n int) error {
+	if base == "" {
+		base = "http://" + e.cfg.ListenAddr
 	}
-	if *n < 1 || *n > 10000 {
-		return usageError{"simulate: --customers must be 1 to 10000"}
+	if n < 1 || n > 10000 {
+		return usageError{"--customers must be 1 to 10000"}
 	}
-	u, err := url.Parse(*base)
+	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usageError{fmt.Sprintf("simulate: --url %q is not an http(s) URL", *base)}
+		return usageError{fmt.Sprintf("--url %q is not an http(s) URL", base)}
 	}
 	secret, err := e.simulateSecret()
 	if err != nil {
 		return err
 	}
-	events, outcomes, err := stripefake.Lifecycle(*n, time.Now())
+	events, outcomes, err := stripefake.Lifecycle(n, time.Now())
 	if err != nil {
 		return err
 	}
-	endpoint := strings.TrimRight(*base, "/") + "/webhooks/stripe"
+	endpoint := strings.TrimRight(base, "/") + "/webhooks/stripe"
 	hc := &http.Client{Timeout: 30 * time.Second}
 	for i, ev := range events {
 		if err := postEvent(ctx, hc, endpoint, secret, ev); err != nil {
@@ -63,8 +74,8 @@ func (e *env) simulate(ctx context.Context, args []string) error {
 		counts[o.Status]++
 	}
 	fmt.Fprintf(e.stdout, "sent %d events for %d customers to %s: %d active, %d trialing, %d past_due, %d canceled\n",
-		len(events), *n, endpoint, counts["active"], counts["trialing"], counts["past_due"], counts["canceled"])
-	fmt.Fprintf(e.stdout, "accounts acct_sim_00000 .. acct_sim_%05d (try GET /v1/accounts/acct_sim_00000/entitlement)\n", *n-1)
+		len(events), n, endpoint, counts["active"], counts["trialing"], counts["past_due"], counts["canceled"])
+	fmt.Fprintf(e.stdout, "accounts acct_sim_00000 .. acct_sim_%05d (try GET /v1/accounts/acct_sim_00000/entitlement)\n", n-1)
 	return nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
+	"slices"
 	"time"
 
 	"github.com/billingd/billingd/internal/postgres"
@@ -13,38 +13,55 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// stripeCmd runs `billingd stripe backfill` and `billingd stripe reconcile
-// [--since DURATION] [--fix]`: rebuild or repair state from the Stripe API
-// (STRIPE_API_KEY, STRIPE_API_BASE). Both are safe while servers run: they
-// write through the webhook path, one transaction per object, and hold the
-// Stripe sync lock so only one runs at a time.
-func (e *env) stripeCmd(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{"stripe needs backfill or reconcile"}
+// stripeEnv: the stripe commands' variables.
+var stripeEnv = append(slices.Clone(dbEnv), "STRIPE_API_KEY", "STRIPE_API_BASE")
+
+func stripeBackfillCommand() *command {
+	return &command{
+		name:    "stripe backfill",
+		summary: "apply every Stripe customer and subscription (all statuses) through the webhook path; resumable",
+		about: `Safe while servers run: it writes through the webhook path, one transaction
+per object, and holds the Stripe sync lock so one backfill or reconcile runs
+at a time. Needs a key with read access to customers and subscriptions.`,
+		env: stripeEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.withStripeSync(ctx, "backfill", func(s *reconcile.Syncer) error { return e.backfill(ctx, s) })
+			}
+		},
 	}
-	var opt reconcile.Options
-	switch args[0] {
-	case "backfill":
-		if len(args) > 1 {
-			return usageError{fmt.Sprintf("stripe backfill takes no arguments, got %q", args[1])}
-		}
-	case "reconcile":
-		fs := flag.NewFlagSet("stripe reconcile", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		fs.DurationVar(&opt.Since, "since", 0, "only subscriptions Stripe created in this last duration")
-		fs.BoolVar(&opt.Fix, "fix", false, "apply Stripe's truth")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{"stripe reconcile: " + err.Error()}
-		}
-		if fs.NArg() > 0 {
-			return usageError{fmt.Sprintf("stripe reconcile: unexpected argument %q", fs.Arg(0))}
-		}
-		if opt.Since < 0 {
-			return usageError{"stripe reconcile: --since must be positive"}
-		}
-	default:
-		return usageError{fmt.Sprintf("unknown stripe command %q", args[0])}
+}
+
+func stripeReconcileCommand() *command {
+	return &command{
+		name:    "stripe reconcile",
+		summary: "report drift between stored state and Stripe as a table; --fix applies Stripe's truth",
+		about: `Exit status, as diff's: 0 when nothing differs, 1 when something does
+(without --fix) or could not be fixed (with --fix), 2 for a usage mistake.`,
+		env: stripeEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			var opt reconcile.Options
+			fs.DurationVar(&opt.Since, "since", 0, "only subscriptions Stripe created in this last `duration` (e.g. 72h)")
+			fs.BoolVar(&opt.Fix, "fix", false, "apply Stripe's truth for every difference that can be fixed")
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				if opt.Since < 0 {
+					return usageError{"--since must be positive"}
+				}
+				return e.withStripeSync(ctx, "reconcile", func(s *reconcile.Syncer) error { return e.reconcile(ctx, s, opt) })
+			}
+		},
 	}
+}
+
+// withStripeSync checks the key, opens the database (whose schema must be
+// current) and runs fn with a syncer over both.
+func (e *env) withStripeSync(ctx context.Context, what string, fn func(s *reconcile.Syncer) error) error {
 	client, err := e.stripeClient()
 	if err != nil {
 		return err
@@ -59,12 +76,15 @@ func (e *env) stripeCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	if dirty || v < postgres.RequiredSchemaVersion() {
-		return fmt.Errorf("stripe %s: schema version %d, need %d: run billingd migrate up first", args[0], v, postgres.RequiredSchemaVersion())
+		return fmt.Errorf("stripe %s: schema version %d, need %d: run billingd migrate up first", what, v, postgres.RequiredSchemaVersion())
 	}
-	s := &reconcile.Syncer{Client: client, Store: db.store, Log: e.log, Progress: e.stderr}
-	if args[0] == "backfill" {
-		return e.backfill(ctx, s)
-	}
+	e.warnStripeKeyMode(ctx, db.store)
+	return fn(&reconcile.Syncer{Client: client, Store: db.store, Log: e.log, Progress: e.stderr})
+}
+
+// reconcile runs one reconcile, prints its table and fails (exit 1) when
+// it found differences it did not fix: every one without --fix.
+func (e *env) reconcile(ctx context.Context, s *reconcile.Syncer, opt reconcile.Options) error {
 	rep, err := s.Reconcile(ctx, opt)
 	if err != nil {
 		return err
@@ -72,8 +92,12 @@ func (e *env) stripeCmd(ctx context.Context, args []string) error {
 	if err := rep.WriteTable(e.stdout); err != nil {
 		return err
 	}
-	if opt.Fix && len(rep.Unfixed()) > 0 {
-		return fmt.Errorf("stripe reconcile: %d of %d differences not fixed (see FIX column); the rest were applied", len(rep.Unfixed()), len(rep.Drift))
+	switch {
+	case opt.Fix && len(rep.Unfixed())+len(rep.Failures) > 0:
+		return fmt.Errorf("stripe reconcile: %d of %d differences not fixed (see FIX column); the rest were applied",
+			len(rep.Unfixed())+len(rep.Failures), rep.Differences())
+	case !opt.Fix && rep.Differences() > 0:
+		return fmt.Errorf("stripe reconcile: %d differences from Stripe (run with --fix to apply Stripe's truth)", rep.Differences())
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -48,10 +49,15 @@ func TestStripeCommands(t *testing.T) {
 		wantErr string
 		usage   bool
 	}{
-		{"ReportOnly", []string{"stripe", "reconcile"}, []string{"KIND", "changed", "sub_Cmd1", "status: active → past_due", "1 changed"}, "", false},
+		// Drift without --fix is exit 1, as diff's: a cron job or CI step
+		// notices.
+		{"ReportOnly", []string{"stripe", "reconcile"}, []string{"KIND", "changed", "sub_Cmd1", "status: active → past_due",
+			"checked 1 subscriptions (1 listed by Stripe, 0 asked for by ID): 0 in step, 0 missing, 1 changed"},
+			"1 differences from Stripe (run with --fix", false},
 		{"Fix", []string{"stripe", "reconcile", "--fix"}, []string{"fixed", "1 fixed"}, "", false},
-		{"NoDriftAfterFix", []string{"stripe", "reconcile", "--since", "24h"}, []string{"checked 1 subscriptions: 0 missing, 0 changed"}, "", false},
+		{"NoDriftAfterFix", []string{"stripe", "reconcile", "--since", "24h"}, []string{"checked 1 subscriptions (1 listed by Stripe, 0 asked for by ID): 1 in step, 0 missing, 0 changed"}, "", false},
 		{"BadSince", []string{"stripe", "reconcile", "--since", "soon"}, nil, "invalid value", true},
+		{"NegativeSince", []string{"stripe", "reconcile", "--since", "-1h"}, nil, "--since must be positive", true},
 		{"UnknownSubcommand", []string{"stripe", "sync"}, nil, `unknown stripe command "sync"`, true},
 	}
 	for _, tt := range tests { // sequential: each step sees the previous one's fix
@@ -65,6 +71,13 @@ func TestStripeCommands(t *testing.T) {
 				t.Fatalf("err %v, want %q", err, tt.wantErr)
 			case tt.usage != errors.As(err, &ue):
 				t.Fatalf("usage error %t, want %t (%v)", !tt.usage, tt.usage, err)
+			}
+			want := map[bool]int{true: 2, false: 1}[tt.usage]
+			if tt.wantErr == "" {
+				want = 0
+			}
+			if code := report(err, io.Discard); code != want {
+				t.Errorf("exit status %d, want %d", code, want)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(out, w) {
@@ -98,17 +111,16 @@ func TestReconcileIntervalConfig(t *testing.T) {
 	}{
 		{"Off", map[string]string{}, ""},
 		{"NeedsKey", map[string]string{"RECONCILE_INTERVAL": "1h"}, "needs STRIPE_API_KEY"},
-		{"TooOften", map[string]string{"RECONCILE_INTERVAL": "5s", "STRIPE_API_KEY": "sk_test_x"}, "at least 1m"},
+		{"TooOften", map[string]string{"RECONCILE_INTERVAL": "5s", "STRIPE_API_KEY": "sk_test_x"}, "from 1m to 720h"},
 		{"OK", map[string]string{"RECONCILE_INTERVAL": "6h", "STRIPE_API_KEY": "sk_test_x"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c, err := loadConfig(func(k string) string { return tt.env[k] })
-			if err != nil {
-				t.Fatal(err)
+			if err == nil {
+				err = c.validateServe()
 			}
-			err = c.validateServe()
 			if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("validateServe: %v, want %q", err, tt.want)
 			}

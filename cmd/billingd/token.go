@@ -14,60 +14,82 @@ import (
 	"github.com/billingd/billingd/internal/postgres"
 )
 
-// tokenCmd: billingd token create --scope app|finance --name NAME | list | revoke ID.
-func (e *env) tokenCmd(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{"token needs create, list or revoke"}
+func tokenCreateCommand() *command {
+	return &command{
+		name:     "token create",
+		summary:  "new API token, printed alone on stdout's first line and shown only once",
+		required: []string{"scope", "name"},
+		env:      dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			scope := fs.String("scope", "", "what the token may do: `app|finance`")
+			name := fs.String("name", "", "the `name` of who uses it: 1-64 characters of A-Z a-z 0-9 _ . : -")
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				if !billing.Scope(*scope).Valid() {
+					return usageError{"--scope must be app or finance"}
+				}
+				if !billing.ValidTokenName(*name) {
+					return usageError{"--name must be 1-64 characters of A-Z a-z 0-9 _ . : -"}
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error {
+					return tokenCreate(ctx, st, billing.Scope(*scope), *name, e.stdout, e.stderr)
+				})
+			}
+		},
 	}
-	var run func(st *postgres.Store) error
-	switch args[0] {
-	case "create":
-		fs := flag.NewFlagSet("token create", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		scope := fs.String("scope", "", "app or finance")
-		name := fs.String("name", "", "who uses the token")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{"token create: " + err.Error()}
-		}
-		if fs.NArg() > 0 {
-			return usageError{fmt.Sprintf("token create: unexpected argument %q", fs.Arg(0))}
-		}
-		if !billing.Scope(*scope).Valid() {
-			return usageError{"token create: --scope must be app or finance"}
-		}
-		if !billing.ValidTokenName(*name) {
-			return usageError{"token create: --name must be 1-64 characters of A-Z a-z 0-9 _ . : -"}
-		}
-		run = func(st *postgres.Store) error {
-			return tokenCreate(ctx, st, billing.Scope(*scope), *name, e.stdout, e.stderr)
-		}
-	case "list":
-		if len(args) != 1 {
-			return usageError{"token list takes no arguments"}
-		}
-		run = func(st *postgres.Store) error { return tokenList(ctx, st, e.stdout) }
-	case "revoke":
-		if len(args) != 2 {
-			return usageError{"token revoke needs the token's ID (see token list)"}
-		}
-		id, err := strconv.ParseInt(args[1], 10, 64)
-		if err != nil || id < 1 {
-			return usageError{fmt.Sprintf("token revoke: %q is not a token ID", args[1])}
-		}
-		run = func(st *postgres.Store) error { return tokenRevoke(ctx, st, id, e.stdout) }
-	default:
-		return usageError{fmt.Sprintf("unknown token command %q", args[0])}
+}
+
+func tokenListCommand() *command {
+	return &command{
+		name:    "token list",
+		summary: "list API tokens (never the tokens themselves)",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error { return tokenList(ctx, st, e.stdout) })
+			}
+		},
 	}
+}
+
+func tokenRevokeCommand() *command {
+	return &command{
+		name:    "token revoke",
+		args:    "ID",
+		summary: "revoke a token and end its dashboard sessions (every replica rejects it within 1 s)",
+		env:     dbEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) != 1 {
+					return usageError{"needs the token's ID (see billingd token list)"}
+				}
+				id, err := strconv.ParseInt(args[0], 10, 64)
+				if err != nil || id < 1 {
+					return usageError{fmt.Sprintf("%q is not a token ID", args[0])}
+				}
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error { return tokenRevoke(ctx, st, id, e.stdout) })
+			}
+		},
+	}
+}
+
+// withMigratedStore opens the database, applies pending migrations (like
+// serve: a first command on a fresh database must work) and runs fn.
+func (e *env) withMigratedStore(ctx context.Context, fn func(st *postgres.Store) error) error {
 	db, err := e.openDatabase(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.close(ctx)
-	// Like serve: a first command on a fresh database must work.
 	if err := db.store.MigrateUp(); err != nil {
 		return err
 	}
-	return run(db.store)
+	return fn(db.store)
 }
 
 // tokenCreate makes a token and prints it alone on stdout's first line, so

@@ -24,11 +24,15 @@ type Accounts interface {
 }
 
 // Entitlements answers the hot-path entitlement question
-// (*entcache.Cache). InvalidateAccount lets a handler that changed an
-// account read its own write at once on this replica; other replicas learn
-// of it through the cache-invalidation feed.
+// (*entcache.Cache). FreshEntitlement reads past the cache, for a client
+// that sent Cache-Control: no-cache. InvalidateAccount lets a handler that
+// changed an account read its own write at once on this replica (serve
+// also wires the Store to the cache, postgres.Store.OnAccountsChanged, so
+// every write path does); other replicas learn of it through the
+// cache-invalidation feed.
 type Entitlements interface {
 	Entitlement(ctx context.Context, accountID string, livemode bool) (*entcache.Answer, error)
+	FreshEntitlement(ctx context.Context, accountID string, livemode bool) (*entcache.Answer, error)
 	InvalidateAccount(accountID string)
 }
 
@@ -185,7 +189,8 @@ func toBillingJSON(b billing.AccountBilling) billingJSON {
 }
 
 // handleBilling: GET /v1/accounts/{account_id}/billing. 404 for an account
-// with no linked customer. Not cached: it is not on the hot path.
+// with no linked customer. Not cached: it is not on the hot path, so every
+// read is fresh, Cache-Control: no-cache or not.
 func (s *Server) handleBilling(w http.ResponseWriter, r *http.Request) {
 	id, ok := accountID(w, r)
 	if !ok {
@@ -238,12 +243,54 @@ func (s *Server) handleEntitlement(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "entitlements are not configured")
 		return
 	}
-	a, err := s.Entitlements.Entitlement(r.Context(), id, live)
+	var a *entcache.Answer
+	var err error
+	if noCache(r.Header) {
+		a, err = s.Entitlements.FreshEntitlement(r.Context(), id, live)
+	} else {
+		a, err = s.Entitlements.Entitlement(r.Context(), id, live)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
 	writeTagged(w, r, a.Body, a.ETag, a.ETagHeader)
+}
+
+// noCache reports whether the request asks not to be answered from a
+// stored copy: Cache-Control no-cache or max-age=0 (RFC 9111 5.2.1), or
+// with no Cache-Control, the HTTP/1.0 Pragma: no-cache (5.4). Checked on
+// the hot path: no allocation when the headers are absent.
+func noCache(h http.Header) bool {
+	cc, ok := h["Cache-Control"]
+	if !ok {
+		for _, v := range h["Pragma"] {
+			if hasDirective(v, "no-cache") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range cc {
+		if hasDirective(v, "no-cache") || hasDirective(v, "max-age=0") {
+			return true
+		}
+	}
+	return false
+}
+
+// hasDirective reports whether the comma-separated header value v lists
+// directive d (case-insensitive; a no-cache="field" form counts too).
+func hasDirective(v, d string) bool {
+	for v != "" {
+		var part string
+		part, v, _ = strings.Cut(v, ",")
+		part = strings.TrimSpace(part)
+		if len(part) >= len(d) && strings.EqualFold(part[:len(d)], d) && (len(part) == len(d) || part[len(d)] == '=') {
+			return true
+		}
+	}
+	return false
 }
 
 // writeTagged answers 200 with body and its ETag, or 304 when the client's

@@ -1,15 +1,11 @@
 package api
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
+	"context"
 	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,15 +14,14 @@ import (
 )
 
 // The finance dashboard signs in with a finance token once and then rides
-// on a session cookie. The cookie is HMAC-signed (no server-side session
-// table) and carries the token's SHA-256 hash and an expiry — never the
-// token. Each request re-checks that hash against the token store, so
-// revoking the token ends its sessions at once; the hash alone
-// authenticates nothing without the server's signing key, and a cookie
-// cannot be forged or extended without it either.
+// on a session cookie holding a random session ID — never the token. The
+// session lives server-side (DashboardSessions, under the ID's hash), so
+// signing out deletes it and a copied cookie stops working; its lifetime
+// and idle limits are the server's, not the cookie's. Each request reads
+// the session with its token's current record from the database: sign-out
+// and revocation take effect at once on every replica.
 const (
 	sessionCookie = "billingd_session"
-	sessionTTL    = 8 * time.Hour
 	maxLoginForm  = 4 << 10
 )
 
@@ -35,46 +30,14 @@ const dashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; i
 
 var loginPage = template.Must(template.ParseFS(web.Static, "static/login.html"))
 
-// signSession returns the cookie value for a session of the token with
-// hash h, valid until exp: base64(payload) "." base64(HMAC(key, payload)).
-func signSession(key []byte, h billing.TokenHash, exp time.Time) string {
-	payload := "v1." + base64.RawURLEncoding.EncodeToString(h[:]) + "." + strconv.FormatInt(exp.Unix(), 10)
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(payload))
-	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-var errBadSession = errors.New("bad session")
-
-// openSession checks a cookie value's signature and expiry and returns the
-// token hash it names.
-func openSession(key []byte, v string, now time.Time) (billing.TokenHash, error) {
-	var h billing.TokenHash
-	p64, mac64, ok := strings.Cut(v, ".")
-	if !ok || len(key) == 0 || len(v) > 512 {
-		return h, errBadSession
-	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
-	mac, err2 := base64.RawURLEncoding.DecodeString(mac64)
-	if err1 != nil || err2 != nil {
-		return h, errBadSession
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write(payload)
-	if !hmac.Equal(mac, m.Sum(nil)) {
-		return h, errBadSession
-	}
-	parts := strings.Split(string(payload), ".")
-	if len(parts) != 3 || parts[0] != "v1" {
-		return h, errBadSession
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	exp, err2 := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil || err2 != nil || len(raw) != len(h) || now.Unix() >= exp {
-		return h, errBadSession
-	}
-	copy(h[:], raw)
-	return h, nil
+// DashboardSessions stores dashboard sessions (internal/postgres).
+type DashboardSessions interface {
+	DashboardSessionCreate(ctx context.Context, s billing.DashboardSession) error
+	// DashboardSession returns the session and its token's record;
+	// billing.ErrNotFound when there is none.
+	DashboardSession(ctx context.Context, hash billing.TokenHash) (billing.DashboardSession, billing.Token, error)
+	DashboardSessionTouch(ctx context.Context, hash billing.TokenHash, idleUntil time.Time) error
+	DashboardSessionDelete(ctx context.Context, hash billing.TokenHash) error
 }
 
 // financeToken resolves a token hash to an unrevoked finance token.
@@ -99,17 +62,37 @@ func (s *Server) financeToken(r *http.Request, h billing.TokenHash) (billing.Tok
 }
 
 // sessionToken returns the finance token behind the request's session
-// cookie, or an error when there is no valid session.
+// cookie, or billing.ErrUnauthorized when there is no active session. A
+// use moves the session's idle expiry forward (written at most once a
+// minute).
 func (s *Server) sessionToken(r *http.Request) (billing.Token, error) {
 	c, err := r.Cookie(sessionCookie)
-	if err != nil {
+	if err != nil || s.Sessions == nil || !billing.ValidSessionID(c.Value) {
 		return billing.Token{}, billing.ErrUnauthorized
 	}
-	h, err := openSession(s.SessionKey, c.Value, s.now())
-	if err != nil {
-		return billing.Token{}, billing.ErrUnauthorized
+	h := billing.HashSessionID(c.Value)
+	ds, t, err := s.Sessions.DashboardSession(r.Context(), h)
+	if errors.Is(err, billing.ErrNotFound) {
+		return t, billing.ErrUnauthorized
 	}
-	return s.financeToken(r, h)
+	if err != nil {
+		return t, err
+	}
+	now := s.now()
+	if !ds.Active(now) || t.Revoked() {
+		return t, billing.ErrUnauthorized
+	}
+	if t.Scope != billing.ScopeFinance {
+		return t, billing.ErrForbidden
+	}
+	if next, write := s.SessionPolicy.Touch(ds, now); write {
+		if err := s.Sessions.DashboardSessionTouch(r.Context(), h, next); err != nil {
+			// The session stays valid until its stored idle expiry; a
+			// failed extension only shortens it.
+			s.Log.Warn("dashboard session not extended", "request_id", RequestID(r.Context()), "err", err)
+		}
+	}
+	return t, nil
 }
 
 // requireFinance admits a finance bearer token (API clients) or a valid
@@ -120,6 +103,10 @@ func (s *Server) requireFinance(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "" {
 			bearer(w, r)
+			return
+		}
+		if _, err := r.Cookie(sessionCookie); err == nil && !s.dashboardHost(r) {
+			hostNotAllowed(w)
 			return
 		}
 		t, err := s.sessionToken(r)
@@ -152,7 +139,15 @@ func dashboardHeaders(w http.ResponseWriter) {
 // session, the sign-in form without one.
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	dashboardHeaders(w)
+	if !s.dashboardHost(r) {
+		hostNotAllowed(w)
+		return
+	}
 	if _, err := s.sessionToken(r); err != nil {
+		if !errors.Is(err, billing.ErrUnauthorized) && !errors.Is(err, billing.ErrForbidden) {
+			s.Error(w, r, err)
+			return
+		}
 		s.renderLogin(w, http.StatusOK, "")
 		return
 	}
@@ -177,8 +172,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, status int, msg string) {
 // which tokens exist.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	dashboardHeaders(w)
-	if !sameOrigin(r) {
-		writeError(w, http.StatusForbidden, "cross_origin", "sign-in must come from the dashboard's own page")
+	if !s.dashboardPost(w, r) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
@@ -192,12 +186,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, http.StatusUnauthorized, "That is not a valid finance token.")
 		return
 	}
-	if len(s.SessionKey) == 0 {
+	if s.Sessions == nil {
 		s.renderLogin(w, http.StatusServiceUnavailable, "Dashboard sessions are not configured.")
 		return
 	}
-	h := billing.HashToken(tok)
-	if _, err := s.financeToken(r, h); err != nil {
+	t, err := s.financeToken(r, billing.HashToken(tok))
+	if err != nil {
 		if errors.Is(err, billing.ErrUnauthorized) || errors.Is(err, billing.ErrForbidden) {
 			s.finm.login("rejected")
 			s.renderLogin(w, http.StatusUnauthorized, "That is not a valid finance token.")
@@ -207,21 +201,51 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
+	id, ds, err := billing.NewDashboardSession(t.ID, s.now(), s.SessionPolicy)
+	if err == nil {
+		err = s.Sessions.DashboardSessionCreate(r.Context(), ds)
+	}
+	if err != nil {
+		s.finm.login("error")
+		s.Error(w, r, err)
+		return
+	}
+	// A session this browser already had ends: one browser, one session.
+	// (Failing that, the old one only lives until it expires.)
+	_ = s.endSession(r)
 	s.finm.login("ok")
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: signSession(s.SessionKey, h, s.now().Add(sessionTTL)), Path: "/",
-		MaxAge: int(sessionTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isHTTPS(r),
+		Name: sessionCookie, Value: id, Path: "/", MaxAge: int(ds.ExpiresAt.Sub(ds.CreatedAt) / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r),
 	})
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }
 
-// handleLogout serves POST /dashboard/logout: the cookie is dropped. (A
-// copied cookie stays valid until it expires or the token is revoked.)
+// handleLogout serves POST /dashboard/logout: the session is deleted
+// server-side, so the cookie, or any copy of it, no longer signs in.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	dashboardHeaders(w)
+	if !s.dashboardPost(w, r) {
+		return
+	}
+	if err := s.endSession(r); err != nil {
+		// The session would outlive the sign-out: say so rather than
+		// pretend (5xx: retrying can succeed).
+		s.Error(w, r, err)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isHTTPS(r)})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r)})
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// endSession deletes the session the request's cookie names, if any.
+func (s *Server) endSession(r *http.Request) error {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || s.Sessions == nil || !billing.ValidSessionID(c.Value) {
+		return nil
+	}
+	return s.Sessions.DashboardSessionDelete(r.Context(), billing.HashSessionID(c.Value))
 }
 
 // handleDashboardStatic serves the embedded JS and CSS.
@@ -240,23 +264,12 @@ func (s *Server) handleDashboardStatic() http.Handler {
 	})
 }
 
-// sameOrigin rejects a cross-site form post (login CSRF): browsers send
-// Sec-Fetch-Site and Origin on POST; a request without them (curl) is
-// allowed.
-func sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-	default:
-		return false
-	}
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
-	}
-	u, err := url.Parse(o)
-	return err == nil && u.Host == r.Host
-}
-
 func isHTTPS(r *http.Request) bool {
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// secureCookie: the session cookie is Secure over HTTPS, and always when
+// the dashboard's public address is HTTPS.
+func (s *Server) secureCookie(r *http.Request) bool {
+	return isHTTPS(r) || s.PublicURL != nil && s.PublicURL.Scheme == "https"
 }

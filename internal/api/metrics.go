@@ -139,6 +139,10 @@ type periodJSON struct {
 	NetMRRChurnRate     *float64 `json:"net_mrr_churn_rate"`
 	NetRevenueRetention *float64 `json:"net_revenue_retention"`
 	LTV                 *int64   `json:"ltv"`
+	// Clamped: a figure of the bucket was beyond ±2^53 − 1 minor units
+	// and shows that limit (billing.MaxReportAmount): the ledger holds
+	// absurd amounts.
+	Clamped bool `json:"clamped"`
 }
 
 type currencyJSON struct {
@@ -165,7 +169,7 @@ func toPeriodJSON(p billing.PeriodTotals, b billing.Bucket) periodJSON {
 		New: f.Movements.New, Expansion: f.Movements.Expansion, Contraction: f.Movements.Contraction,
 		Churn: f.Movements.Churn, Reactivation: f.Movements.Reactivation, NetNew: f.NetNew, ChurnedCustomers: f.ChurnedCustomers,
 		CustomerChurnRate: f.CustomerChurnRate, GrossMRRChurnRate: f.GrossMRRChurnRate, NetMRRChurnRate: f.NetMRRChurnRate,
-		NetRevenueRetention: f.NetRevenueRetention, LTV: f.LTV,
+		NetRevenueRetention: f.NetRevenueRetention, LTV: f.LTV, Clamped: f.Clamped,
 	}
 }
 
@@ -211,7 +215,7 @@ func (s *Server) handleRevenue(w http.ResponseWriter, r *http.Request) {
 var revenueCSVHeader = []string{"currency", "currency_exponent", "period_start", "period_end", "mrr", "arr",
 	"active_subscriptions", "paying_customers", "arpa", "new", "expansion", "contraction", "churn", "reactivation",
 	"net_new", "churned_customers", "customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate",
-	"net_revenue_retention", "ltv"}
+	"net_revenue_retention", "ltv", "clamped"}
 
 func writeRevenueCSV(w http.ResponseWriter, out revenueJSON) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -227,7 +231,7 @@ func writeRevenueCSV(w http.ResponseWriter, out revenueJSON) {
 				i(p.ActiveSubscriptions, 10), i(p.PayingCustomers, 10), optInt(p.ARPA), i(p.New, 10), i(p.Expansion, 10),
 				i(p.Contraction, 10), i(p.Churn, 10), i(p.Reactivation, 10), i(p.NetNew, 10), i(p.ChurnedCustomers, 10),
 				optRate(p.CustomerChurnRate), optRate(p.GrossMRRChurnRate), optRate(p.NetMRRChurnRate),
-				optRate(p.NetRevenueRetention), optInt(p.LTV)})
+				optRate(p.NetRevenueRetention), optInt(p.LTV), strconv.FormatBool(p.Clamped)})
 		}
 	}
 	cw.Flush()

@@ -1,61 +1,57 @@
 package api
 
 import (
-	"encoding/json"
-	"errors"
 	"net/http"
 
-	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/httpjson"
 )
 
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
+// errorDetail is a 400's code and message before it is written.
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
 // writeJSON writes v as the JSON response body with status code.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { httpjson.WriteJSON(w, code, v) }
 
 // writeError writes {"error":{"code":...,"message":...}}.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	httpjson.WriteError(w, status, code, msg)
 }
 
-// WriteError is writeError for the other HTTP packages (webhooks/), so every
-// endpoint answers errors in one shape.
+// WriteError writes the shared error shape.
+//
+// Deprecated: use httpjson.WriteError; kept so code written against it
+// still builds.
 func WriteError(w http.ResponseWriter, status int, code, msg string) {
-	writeError(w, status, code, msg)
+	httpjson.WriteError(w, status, code, msg)
 }
 
-// WriteJSON is writeJSON for the other HTTP packages.
-func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+// WriteJSON writes a JSON body.
+//
+// Deprecated: use httpjson.WriteJSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) { httpjson.WriteJSON(w, status, v) }
 
-// Error maps a domain error onto a status and logs 5xx once, here at the edge.
+// Error answers err with the status, code and fixed message of
+// httpjson.Classify (the webhook handler uses the same table), and logs
+// 5xx once, here at the edge. The error's own text goes to the log only.
 func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
+	p := httpjson.Classify(err)
 	switch {
-	case errors.Is(err, billing.ErrInvalid):
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
-	case errors.Is(err, billing.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", "not found")
-	case errors.Is(err, billing.ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", "conflict")
-	case errors.Is(err, billing.ErrUnauthorized):
-		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid token")
-	case errors.Is(err, billing.ErrForbidden):
-		writeError(w, http.StatusForbidden, "forbidden", "token lacks the scope for this endpoint")
-	case errors.Is(err, billing.ErrUnavailable):
-		s.Log.Error("unavailable", "request_id", RequestID(r.Context()), "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "temporarily unavailable, retry")
-	default:
-		s.Log.Error("internal error", "request_id", RequestID(r.Context()), "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	case p.Status == http.StatusServiceUnavailable:
+		s.Log.Warn("unavailable", "request_id", RequestID(r.Context()), "route", routeOf(r), "err", err)
+	case p.Status >= 500:
+		s.Log.Error("internal error", "request_id", RequestID(r.Context()), "route", routeOf(r), "err", err)
 	}
+	httpjson.Write(w, p)
+}
+
+// routeOf is the matched route template (a bounded label, never the raw
+// path: paths carry account IDs).
+func routeOf(r *http.Request) string {
+	if ri, ok := r.Context().Value(reqInfoKey).(*reqInfo); ok {
+		return ri.route
+	}
+	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -14,7 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Readiness reports whether the service can take traffic.
+// Readiness reports whether the service can take traffic. Its error's text
+// is the /readyz answer (operators read why a replica is out), so an
+// implementation returns fixed, curated messages and never a driver's
+// error (serve's readiness maps those to "database unreachable").
 type Readiness interface {
 	Ready(ctx context.Context) error
 }
@@ -47,9 +51,17 @@ type Server struct {
 
 	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
 	Revenue billing.RevenueReader
-	// SessionKey signs dashboard session cookies; empty: dashboard sign-in is off.
-	SessionKey []byte
-	// Now is the clock of the metrics endpoints (tests fix it); nil: time.Now.
+	// Sessions holds dashboard sessions (dashboard.go); nil: dashboard sign-in is off.
+	Sessions DashboardSessions
+	// SessionPolicy limits a dashboard session's lifetime and idle time;
+	// zero values take billing's defaults (12 h, 1 h).
+	SessionPolicy billing.SessionPolicy
+	// PublicURL is the dashboard's public origin (PUBLIC_URL): its Host and
+	// Origin are then required on dashboard requests. nil: only loopback
+	// hosts may use the dashboard (origin.go).
+	PublicURL *url.URL
+	// Now is the clock of the metrics endpoints and dashboard sessions
+	// (tests set it); nil: time.Now.
 	Now func() time.Time
 
 	httpm *httpMetrics

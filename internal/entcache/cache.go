@@ -128,8 +128,19 @@ func (c *Cache) fresh() bool {
 
 // Entitlement returns the account's entitlement answer in one mode.
 func (c *Cache) Entitlement(ctx context.Context, accountID string, livemode bool) (*Answer, error) {
+	return c.entitlement(ctx, accountID, livemode, true)
+}
+
+// FreshEntitlement is Entitlement read from the database whatever memory
+// holds: a client that sent Cache-Control: no-cache asked not to be
+// answered from a stored copy. The answer still replaces the cached one.
+func (c *Cache) FreshEntitlement(ctx context.Context, accountID string, livemode bool) (*Answer, error) {
+	return c.entitlement(ctx, accountID, livemode, false)
+}
+
+func (c *Cache) entitlement(ctx context.Context, accountID string, livemode, memory bool) (*Answer, error) {
 	now := time.Now()
-	if c.fresh() {
+	if memory && c.fresh() {
 		c.mu.RLock()
 		a := c.modeMap(livemode)[accountID]
 		c.mu.RUnlock()
@@ -230,6 +241,24 @@ func (c *Cache) InvalidateAccount(accountID string) {
 	delete(c.test, accountID)
 	c.mu.Unlock()
 	c.m.invalidations.Inc()
+}
+
+// InvalidateAccounts drops the answers of several accounts (both modes)
+// under one lock: the Store calls it after each commit that changed them
+// (postgres.Store.OnAccountsChanged), before the write's caller is
+// answered, so this replica reads its own writes.
+func (c *Cache) InvalidateAccounts(accountIDs []string) {
+	if len(accountIDs) == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.seq++
+	for _, id := range accountIDs {
+		delete(c.live, id)
+		delete(c.test, id)
+	}
+	c.mu.Unlock()
+	c.m.invalidations.Add(float64(len(accountIDs)))
 }
 
 // FlushTokens drops every cached token (a token was revoked somewhere).

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -27,6 +28,14 @@ var ErrNoBinaries = errors.New("no PostgreSQL server binaries found (initdb, pg_
 // Server is one local PostgreSQL cluster: a data directory and the unix
 // socket directory it listens on. Only unix sockets are used, so two
 // clusters never fight over a TCP port and nothing listens on the network.
+//
+// The cluster is private to the user that runs it and the user that
+// started billingd (root, when the server runs as postgres): the socket
+// directory is mode 0700 and owned by the server's user, and pg_hba.conf
+// admits only those two OS users, by peer authentication (the kernel says
+// who is connecting; there is no password to keep). Start rewrites both on
+// every start, so a cluster made by an older billingd (trust, a 0755
+// socket directory) is upgraded in place, even one left running.
 type Server struct {
 	DataDir   string
 	SocketDir string
@@ -36,7 +45,7 @@ type Server struct {
 	Settings []string
 
 	bin     string
-	runAs   *syscall.Credential
+	runAs   *syscall.Credential // the server's user when not this process's
 	started bool
 }
 
@@ -114,7 +123,8 @@ func (s *Server) URL(dbname string) string {
 
 // Start initialises the cluster if needed and starts it, reusing a server
 // that is already running on the same data directory (for example one left
-// behind by a process that was killed).
+// behind by a process that was killed). Either way the socket directory and
+// authentication are made private first (see Server).
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.prepareDirs(); err != nil {
 		return err
@@ -124,10 +134,17 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.Running(ctx) {
+	running := s.Running(ctx)
+	if err := s.writeAuth(ctx, running); err != nil {
+		return err
+	}
+	if running {
+		// Started with the socket open to all (an older billingd): the
+		// server keeps its settings until restarted, the file does not.
+		_ = os.Chmod(filepath.Join(s.SocketDir, fmt.Sprintf(".s.PGSQL.%d", s.Port)), 0o700)
 		return nil
 	}
-	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -p %d", s.SocketDir, s.Port)
+	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories=%s -c unix_socket_permissions=0700 -p %d", s.SocketDir, s.Port)
 	for _, kv := range s.Settings {
 		opts += " -c " + kv
 	}
@@ -189,25 +206,28 @@ func (s *Server) prepareDirs() error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", parent, err)
 	}
-	if err := os.MkdirAll(s.SocketDir, 0o755); err != nil {
-		return fmt.Errorf("create socket directory %s: %w", s.SocketDir, err)
+	if err := s.prepareSocketDir(); err != nil {
+		return err
+	}
+	// The server log holds statements that failed, with their values:
+	// readable by its writer (and root) only.
+	if f, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		f.Close()
+		_ = os.Chmod(s.LogFile, 0o600)
+		if s.runAs != nil {
+			_ = os.Chown(s.LogFile, int(s.runAs.Uid), int(s.runAs.Gid))
+		}
 	}
 	if s.runAs == nil {
 		return nil
 	}
-	// The server runs as postgres: it must own its data and socket directories
-	// and be able to walk every parent of them.
+	// The server runs as postgres: it must own its data directory and be
+	// able to walk every parent of it.
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", s.DataDir, err)
 	}
-	for _, p := range []string{s.DataDir, s.SocketDir} {
-		if err := os.Chown(p, int(s.runAs.Uid), int(s.runAs.Gid)); err != nil {
-			return fmt.Errorf("chown %s to postgres: %w", p, err)
-		}
-	}
-	if f, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-		f.Close()
-		_ = os.Chown(s.LogFile, int(s.runAs.Uid), int(s.runAs.Gid))
+	if err := os.Chown(s.DataDir, int(s.runAs.Uid), int(s.runAs.Gid)); err != nil {
+		return fmt.Errorf("chown %s to postgres: %w", s.DataDir, err)
 	}
 	for dir := parent; ; dir = filepath.Dir(dir) {
 		fi, err := os.Stat(dir)
@@ -221,13 +241,123 @@ func (s *Server) prepareDirs() error {
 	return nil
 }
 
+// prepareSocketDir makes the socket directory private: mode 0700, owned by
+// the server's user (root still reaches it). Its name is predictable (it
+// derives from the data directory), so one that someone else created first
+// is refused rather than used: whoever owns it could replace the socket
+// with one of their own.
+func (s *Server) prepareSocketDir() error {
+	uid, gid := os.Geteuid(), os.Getegid()
+	if s.runAs != nil {
+		uid, gid = int(s.runAs.Uid), int(s.runAs.Gid)
+	}
+	if err := os.Mkdir(s.SocketDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create socket directory %s: %w", s.SocketDir, err)
+	}
+	fi, err := os.Lstat(s.SocketDir)
+	if err != nil {
+		return fmt.Errorf("socket directory %s: %w", s.SocketDir, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok {
+		return fmt.Errorf("socket directory %s is not a directory: remove it, or set DATABASE_URL", s.SocketDir)
+	}
+	if owner := int(st.Uid); owner != uid && owner != os.Geteuid() {
+		return fmt.Errorf("socket directory %s belongs to uid %d, not the server's user (uid %d): someone else created it; remove it, or set DATABASE_URL", s.SocketDir, owner, uid)
+	}
+	if err := os.Chmod(s.SocketDir, 0o700); err != nil {
+		return fmt.Errorf("chmod socket directory %s: %w", s.SocketDir, err)
+	}
+	if err := os.Chown(s.SocketDir, uid, gid); err != nil {
+		return fmt.Errorf("chown socket directory %s: %w", s.SocketDir, err)
+	}
+	return nil
+}
+
+// authMap names the ident map of pg_hba.conf.
+const authMap = "billingd"
+
+// writeAuth makes pg_hba.conf admit only the server's OS user and this
+// process's, by peer authentication, both as the postgres role; and
+// pg_ident.conf say so. A running server is told to reload when either
+// changed, which is how a trust cluster left running is closed.
+func (s *Server) writeAuth(ctx context.Context, running bool) error {
+	users, err := s.allowedUsers()
+	if err != nil {
+		return err
+	}
+	hba := "# Written by billingd (internal/pgserver) at every start: only the OS\n" +
+		"# users in pg_ident.conf's \"" + authMap + "\" map connect, over the unix socket.\n" +
+		"local all all peer map=" + authMap + "\n"
+	ident := "# Written by billingd (internal/pgserver) at every start.\n# MAPNAME SYSTEM-USERNAME PG-USERNAME\n"
+	for _, u := range users {
+		ident += authMap + " " + u + " postgres\n"
+	}
+	changed := false
+	for name, body := range map[string]string{"pg_hba.conf": hba, "pg_ident.conf": ident} {
+		c, err := s.writeConf(name, body)
+		if err != nil {
+			return err
+		}
+		changed = changed || c
+	}
+	if running && changed {
+		if out, err := s.run(ctx, "pg_ctl", "reload", "-D", s.DataDir); err != nil {
+			return fmt.Errorf("reload postgres in %s: %w: %s", s.DataDir, err, out)
+		}
+	}
+	return nil
+}
+
+// allowedUsers is the server's OS user and this process's (the same user
+// unless billingd runs as root and the server as postgres).
+func (s *Server) allowedUsers() ([]string, error) {
+	me, err := user.Current()
+	if err != nil {
+		return nil, fmt.Errorf("look up the current OS user: %w", err)
+	}
+	users := []string{me.Username}
+	if s.runAs != nil {
+		srv, err := user.LookupId(strconv.Itoa(int(s.runAs.Uid)))
+		if err != nil {
+			return nil, fmt.Errorf("look up the server's OS user: %w", err)
+		}
+		users = append([]string{srv.Username}, users...)
+	}
+	return users, nil
+}
+
+// writeConf writes a configuration file of the cluster, owned by the
+// server's user and readable by it only; it reports whether it changed.
+func (s *Server) writeConf(name, body string) (bool, error) {
+	path := filepath.Join(s.DataDir, name)
+	if old, err := os.ReadFile(path); err == nil && string(old) == body {
+		return false, nil
+	}
+	tmp := path + ".billingd-tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	if s.runAs != nil {
+		if err := os.Chown(tmp, int(s.runAs.Uid), int(s.runAs.Gid)); err != nil {
+			os.Remove(tmp)
+			return false, fmt.Errorf("chown %s: %w", path, err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return true, nil
+}
+
 func (s *Server) initdb(ctx context.Context) error {
 	if s.runAs == nil {
 		if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", s.DataDir, err)
 		}
 	}
-	out, err := s.run(ctx, "initdb", "-D", s.DataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	out, err := s.run(ctx, "initdb", "-D", s.DataDir, "-U", "postgres", "--auth-local=peer", "--auth-host=reject", "-E", "UTF8", "--locale=C", "--no-sync")
 	if err != nil {
 		return fmt.Errorf("initdb %s: %w: %s", s.DataDir, err, out)
 	}

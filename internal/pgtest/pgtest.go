@@ -164,6 +164,32 @@ func CreateDB(t testing.TB, adminURL string) string {
 	return withDB(adminURL, name)
 }
 
+// EmptyDB creates a database with no schema at all on the shared server
+// (for tests of migrating a fresh database) and returns its URL; it is
+// dropped when t ends.
+func EmptyDB(t testing.TB) string {
+	t.Helper()
+	adminURL := AdminURL(t)
+	admin, err := sql.Open("postgres", adminURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer admin.Close()
+	name := "e_" + randHex(8)
+	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		a, err := sql.Open("postgres", adminURL)
+		if err != nil {
+			return
+		}
+		defer a.Close()
+		_, _ = a.Exec(fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, name))
+	})
+	return withDB(adminURL, name)
+}
+
 func ensureTemplate(admin *sql.DB, adminURL, tmpl string) error {
 	ctx := context.Background()
 	conn, err := admin.Conn(ctx)

@@ -26,6 +26,7 @@ func (s *Store) AccountLink(ctx context.Context, accountID, customerID string) (
 	}
 	var res billing.LinkResult
 	ctx = s.withErasureKey(ctx) // isTombstoned needs it
+	changed := accountSet{}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Before writing anything about the customer (see isTombstoned).
 		dead, err := isTombstoned(ctx, tx, customerID)
@@ -69,11 +70,12 @@ WHERE stripe_customer_id = $1`
 			}
 			res = billing.LinkCreated
 		}
-		return notifyAccountChange(ctx, tx, accountID)
+		return notifyAccountChange(ctx, tx, changed, accountID)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("link account: %w", err)
 	}
+	s.accountsCommitted(changed)
 	return res, nil
 }
 

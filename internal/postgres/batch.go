@@ -56,8 +56,9 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 	}
 	ctx = withStatements(ctx, s)
 	var res []batchResult
+	var b *batch
 	err := s.inTx(ctx, func(sqltx *sqlx.Tx) error {
-		b := &batch{tx: ptx{Tx: sqltx, s: s}}
+		b = &batch{tx: ptx{Tx: sqltx, s: s, changed: accountSet{}}}
 		if err := b.tx.setLimits(ctx, lim); err != nil {
 			return err
 		}
@@ -68,6 +69,9 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 	if err != nil {
 		return nil, err
 	}
+	// Before any of the batch's callers is answered (group.go closes their
+	// waits after this returns): each then reads its own write.
+	s.accountsCommitted(b.accounts, b.tx.changed)
 	return res, nil
 }
 
@@ -119,18 +123,21 @@ type batch struct {
 	order     []*batchItem // items in the order the batch applies them (ordered)
 	customers map[string]*lockedCustomer
 	outbox    []outboxRow // ProfitWell sync rows, in the order applied
-	accounts  map[string]bool
+	accounts  accountSet  // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
 }
 
 func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
 	b.customers = map[string]*lockedCustomer{}
-	b.accounts = map[string]bool{}
+	b.accounts = accountSet{}
 	seen := map[string]int{}
 	for i, ev := range evs {
 		// Postgres keeps microseconds: compare versions at the precision stored.
 		ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
 		it := &batchItem{i: i, ev: ev, copyOf: -1, first: billing.OutcomeApplied}
-		if ev.Connect {
+		switch {
+		case ev.FutureDated:
+			it.first = billing.OutcomeFutureDated // recorded, never applied (billing.Event.FutureDated)
+		case ev.Connect:
 			it.first = billing.OutcomeIgnored
 		}
 		if !ev.FromAPI() {
@@ -272,7 +279,11 @@ func (b *batch) recordEvents(ctx context.Context) error {
 	}
 	for _, it := range b.items {
 		it.fresh = it.ev.FromAPI() || isFresh[it.ev.ID]
-		if it.fresh && it.copyOf < 0 && it.ev.Connect {
+		switch {
+		case !it.fresh || it.copyOf >= 0:
+		case it.ev.FutureDated:
+			it.out = billing.OutcomeFutureDated
+		case it.ev.Connect:
 			it.out = billing.OutcomeIgnored // connected accounts: this service serves one platform
 		}
 	}

@@ -155,7 +155,7 @@ func applyCustomer(ctx context.Context, tx ptx, ev billing.Event) (billing.Outco
 			return "", err
 		}
 		if c.AccountID.Valid {
-			if err := notifyAccountChange(ctx, tx.Tx, c.AccountID.String); err != nil {
+			if err := notifyAccountChange(ctx, tx.Tx, tx.changed, c.AccountID.String); err != nil {
 				return "", fmt.Errorf("notify account change: %w", err)
 			}
 		}
@@ -166,7 +166,7 @@ func applyCustomer(ctx context.Context, tx ptx, ev billing.Event) (billing.Outco
 		return "", err
 	}
 	if changed != "" {
-		if err := notifyAccountChange(ctx, tx.Tx, changed); err != nil {
+		if err := notifyAccountChange(ctx, tx.Tx, tx.changed, changed); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}
@@ -220,7 +220,7 @@ func applyCheckout(ctx context.Context, tx ptx, ev billing.Event) (billing.Outco
 		return "", err
 	}
 	if changed != "" {
-		if err := notifyAccountChange(ctx, tx.Tx, changed); err != nil {
+		if err := notifyAccountChange(ctx, tx.Tx, tx.changed, changed); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}

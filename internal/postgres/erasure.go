@@ -54,9 +54,10 @@ func (s *Store) EraseAccount(ctx context.Context, req billing.ErasureRequest) (b
 		return billing.ErasureResult{}, fmt.Errorf("erase account: %w", err)
 	}
 	var res billing.ErasureResult
+	changed := accountSet{}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var err error
-		res, err = s.eraseTx(ctx, tx, key, req)
+		res, err = s.eraseTx(ctx, tx, key, req, changed)
 		if err == nil && s.keys.beforeEraseCommit != nil {
 			s.keys.beforeEraseCommit()
 		}
@@ -65,11 +66,12 @@ func (s *Store) EraseAccount(ctx context.Context, req billing.ErasureRequest) (b
 	if err != nil {
 		return billing.ErasureResult{}, fmt.Errorf("erase account: %w", err)
 	}
+	s.accountsCommitted(changed)
 	return res, nil
 }
 
 // eraseTx is the body of EraseAccount.
-func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billing.ErasureRequest) (billing.ErasureResult, error) {
+func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billing.ErasureRequest, changed accountSet) (billing.ErasureResult, error) {
 	var res billing.ErasureResult
 	customers, err := lockAccountCustomers(ctx, tx, req.AccountID, subjectHMAC(key, req.AccountID))
 	if err != nil {
@@ -103,7 +105,7 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billin
 	if err := writeErasureAudit(ctx, tx, req, subjectHMAC(key, req.AccountID), res); err != nil {
 		return res, err
 	}
-	if err := notifyAccountChange(ctx, tx, req.AccountID); err != nil {
+	if err := notifyAccountChange(ctx, tx, changed, req.AccountID); err != nil {
 		return res, fmt.Errorf("notify account change: %w", err)
 	}
 	return res, nil

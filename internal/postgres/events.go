@@ -82,8 +82,10 @@ func checkEvent(ev billing.Event) error {
 	switch {
 	case ev.Created.IsZero():
 		return fmt.Errorf("%w: event without created time", billing.ErrInvalid)
-	case ev.Connect && !ev.FromAPI():
+	case (ev.Connect || ev.FutureDated) && !ev.FromAPI():
 		return nil
+	case ev.FutureDated:
+		return fmt.Errorf("%w: an object fetched from the API cannot be future-dated", billing.ErrInvalid)
 	case n != 1:
 		return fmt.Errorf("%w: event must carry exactly one object, has %d", billing.ErrInvalid, n)
 	case ev.Subscription != nil && (ev.Subscription.ID == "" || ev.Subscription.CustomerID == ""):
@@ -99,6 +101,8 @@ var eventStatements = []string{qTxLimits, qRecordEvents, qLockCustomers, qWriteS
 
 func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
 	switch {
+	case ev.FutureDated:
+		return billing.OutcomeFutureDated, nil
 	case ev.Connect:
 		// Connected accounts' events: this service serves one platform.
 		return billing.OutcomeIgnored, nil

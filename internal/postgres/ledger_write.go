@@ -23,7 +23,8 @@ import (
 //   - outbox rows ($4..$7, inserted in array order, so their IDs keep the
 //     order the events were applied in), cache invalidations ($8, $9) and
 //     the events' final outcomes ($10, $11);
-//   - the revenue_daily rollup: the net change per mode, currency and day.
+//   - the revenue_daily rollup: the net change per mode, currency and day,
+//     in numeric (migration 0094): no sum of stored amounts can overflow.
 //     Rollup rows are appended, never updated, so concurrent transactions
 //     never queue on a shared day row; a day whose changes cancel out
 //     appends nothing.
@@ -96,12 +97,12 @@ SELECT livemode, currency, day, sum(mrr_delta), sum(new_minor), sum(expansion_mi
        sum(churn_minor), sum(reactivation_minor), sum(paying_delta), sum(churned_customers), sum(active_delta)
 FROM (
     SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date AS day,
-           sign * delta_minor AS mrr_delta,
-           CASE WHEN kind = 'new' THEN sign * delta_minor ELSE 0 END AS new_minor,
-           CASE WHEN kind = 'expansion' THEN sign * delta_minor ELSE 0 END AS expansion_minor,
-           CASE WHEN kind = 'contraction' THEN -sign * delta_minor ELSE 0 END AS contraction_minor,
-           CASE WHEN kind = 'churn' THEN -sign * delta_minor ELSE 0 END AS churn_minor,
-           CASE WHEN kind = 'reactivation' THEN sign * delta_minor ELSE 0 END AS reactivation_minor,
+           sign * delta_minor::numeric AS mrr_delta,
+           CASE WHEN kind = 'new' THEN sign * delta_minor::numeric ELSE 0 END AS new_minor,
+           CASE WHEN kind = 'expansion' THEN sign * delta_minor::numeric ELSE 0 END AS expansion_minor,
+           CASE WHEN kind = 'contraction' THEN -sign * delta_minor::numeric ELSE 0 END AS contraction_minor,
+           CASE WHEN kind = 'churn' THEN -sign * delta_minor::numeric ELSE 0 END AS churn_minor,
+           CASE WHEN kind = 'reactivation' THEN sign * delta_minor::numeric ELSE 0 END AS reactivation_minor,
            CASE WHEN kind IN ('new', 'reactivation') THEN sign WHEN kind = 'churn' THEN -sign ELSE 0 END AS paying_delta,
            CASE WHEN kind = 'churn' THEN sign ELSE 0 END AS churned_customers,
            sign * active AS active_delta

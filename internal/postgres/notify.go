@@ -14,9 +14,46 @@ import (
 // deletions, backfill/reconcile. accountID may be empty (an unlinked
 // customer): then nothing is written. A rolled-back transaction leaves no
 // row.
-func notifyAccountChange(ctx context.Context, tx *sqlx.Tx, accountID string) error {
+//
+// The account is also added to changed, which the transaction's owner hands
+// to this replica's own cache after commit (Store.OnAccountsChanged), so
+// the replica that made a change reads it at once, before it answers.
+func notifyAccountChange(ctx context.Context, tx *sqlx.Tx, changed accountSet, accountID string) error {
 	if accountID == "" {
 		return nil
 	}
+	changed.add(accountID)
 	return insertInvalidation(ctx, tx, invalidationAccount, billing.CacheBucket(accountID))
+}
+
+// accountSet is the accounts one transaction changed. A nil set records
+// nothing (callers outside a Store write path, tests).
+type accountSet map[string]bool
+
+func (a accountSet) add(accountID string) {
+	if a != nil && accountID != "" {
+		a[accountID] = true
+	}
+}
+
+// accountsCommitted tells this replica's cache (OnAccountsChanged) about
+// the accounts a transaction changed. Call it after the commit succeeded
+// and before the write returns to its caller: a read that starts after the
+// caller's answer then cannot be served from an entry older than the
+// change. Entries loaded concurrently from an older snapshot are not kept
+// (entcache compares a sequence number taken before the load).
+func (s *Store) accountsCommitted(sets ...accountSet) {
+	f := s.onAccounts
+	if f == nil {
+		return
+	}
+	var ids []string
+	for _, set := range sets {
+		for id := range set {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 {
+		f(ids)
+	}
 }

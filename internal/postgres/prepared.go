@@ -52,6 +52,9 @@ type ptx struct {
 	// tombstones are the keyed hashes of the event's subjects, whose
 	// shared locks ApplyEvent already holds: lockCustomer checks them.
 	tombstones [][]byte
+	// changed collects the accounts the transaction's hooks notified
+	// (notifyAccountChange), for the Store to tell its cache after commit.
+	changed accountSet
 }
 
 func (t ptx) stmt(ctx context.Context, q string) *sqlx.Stmt {

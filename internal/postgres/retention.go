@@ -40,11 +40,13 @@ type PurgeResult struct {
 	Versions  int64 `json:"subscription_versions"`
 	Movements int64 `json:"mrr_movements"`
 	Activity  int64 `json:"subscription_activity"`
+	Sessions  int64 `json:"dashboard_sessions"`
 }
 
 // Purge enforces the retention policy. One replica purges at a time (a
 // session advisory lock, tried, not waited for); the others skip. Deletes
-// run in small batches, each its own transaction.
+// run in small batches, each its own transaction. Dashboard sessions past
+// their expiry (refused already) are deleted too.
 //
 // Revenue history is purged per customer reference and only whole: the
 // figures are running sums over the ledger, so deleting a customer's
@@ -79,6 +81,9 @@ func (s *Store) Purge(ctx context.Context, p RetentionPolicy) (PurgeResult, erro
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, PurgeLockKey) //nolint:errcheck // closing the session releases it too
 
 	if res.Events, err = purgeEvents(ctx, conn, time.Now().Add(-p.EventRetention), p.BatchSize); err != nil {
+		return res, err
+	}
+	if res.Sessions, err = purgeDashboardSessions(ctx, conn, time.Now(), p.BatchSize); err != nil {
 		return res, err
 	}
 	if p.MetricsRetention > 0 {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"slices"
 	"time"
 
@@ -15,29 +16,76 @@ import (
 // raw tail is the current day at most, so a report never reads more than
 // one day of raw ledger; the rollup holds one row per (mode, currency, day)
 // once compacted. $1 livemode, $2 currency (” for all).
+//
+// Amounts are numeric throughout (the rollup's columns are, migration
+// 0094; movements are cast before they are negated or summed), so no
+// stored combination of amounts can make a report fail with "bigint out
+// of range"; Go clamps the sums (billing.ClampAmount).
 const revenueRows = `
 WITH r AS (
     SELECT currency, day::timestamp AT TIME ZONE 'UTC' AS t, mrr_delta, new_minor, expansion_minor,
-           contraction_minor, churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta
+           contraction_minor, churn_minor, reactivation_minor, paying_delta::numeric, churned_customers::numeric,
+           active_delta::numeric
     FROM revenue_daily
     WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND day < $3::date
     UNION ALL
-    SELECT currency, effective_at, delta_minor,
-           CASE WHEN kind = 'new' THEN delta_minor ELSE 0 END,
-           CASE WHEN kind = 'expansion' THEN delta_minor ELSE 0 END,
-           CASE WHEN kind = 'contraction' THEN -delta_minor ELSE 0 END,
-           CASE WHEN kind = 'churn' THEN -delta_minor ELSE 0 END,
-           CASE WHEN kind = 'reactivation' THEN delta_minor ELSE 0 END,
+    SELECT currency, effective_at, d,
+           CASE WHEN kind = 'new' THEN d ELSE 0 END,
+           CASE WHEN kind = 'expansion' THEN d ELSE 0 END,
+           CASE WHEN kind = 'contraction' THEN -d ELSE 0 END,
+           CASE WHEN kind = 'churn' THEN -d ELSE 0 END,
+           CASE WHEN kind = 'reactivation' THEN d ELSE 0 END,
            CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END,
            CASE WHEN kind = 'churn' THEN 1 ELSE 0 END,
            0
-    FROM mrr_movements
-    WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND effective_at >= $4 AND effective_at < $5
+    FROM (SELECT currency, effective_at, kind, delta_minor::numeric AS d FROM mrr_movements
+          WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND effective_at >= $4 AND effective_at < $5) m
     UNION ALL
     SELECT currency, effective_at, 0, 0, 0, 0, 0, 0, 0, 0, delta
     FROM subscription_activity
     WHERE livemode = $1 AND ($2 = '' OR currency = $2) AND effective_at >= $4 AND effective_at < $5
 )`
+
+// numericSum scans a numeric (or integer) column of any size: the reports'
+// sums, which a ledger of absurd amounts can push past int64.
+type numericSum struct{ v big.Int }
+
+// Scan implements sql.Scanner.
+func (n *numericSum) Scan(src any) error {
+	var s string
+	switch v := src.(type) {
+	case nil:
+		n.v.SetInt64(0)
+		return nil
+	case int64:
+		n.v.SetInt64(v)
+		return nil
+	case []byte:
+		s = string(v)
+	case string:
+		s = v
+	default:
+		return fmt.Errorf("scan numeric sum: unexpected %T", src)
+	}
+	if _, ok := n.v.SetString(s, 10); ok {
+		return nil
+	}
+	// A sum of integers has no fraction, but a numeric may print one.
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return fmt.Errorf("scan numeric sum: %q is not a number", s)
+	}
+	n.v.Quo(r.Num(), r.Denom())
+	return nil
+}
+
+// clamp returns n limited to the report range, and records in *flag
+// whether it had to be limited.
+func clamp(n *big.Int, flag *bool) int64 {
+	v, c := billing.ClampAmount(n)
+	*flag = *flag || c
+	return v
+}
 
 // Revenue computes the revenue report. MRR, paying customers and active
 // subscriptions at a time are running sums of deltas, so one grouped pass
@@ -79,31 +127,34 @@ GROUP BY 1, 2`
 type bucketSums struct {
 	Currency     string     `db:"currency"`
 	Bucket       *time.Time `db:"bucket"`
-	Delta        int64      `db:"delta"`
-	New          int64      `db:"new_mrr"`
-	Expansion    int64      `db:"expansion"`
-	Contraction  int64      `db:"contraction"`
-	Churn        int64      `db:"churn"`
-	Reactivation int64      `db:"reactivation"`
-	PayingDelta  int64      `db:"paying_delta"`
-	Churned      int64      `db:"churned"`
-	ActiveDelta  int64      `db:"active_delta"`
+	Delta        numericSum `db:"delta"`
+	New          numericSum `db:"new_mrr"`
+	Expansion    numericSum `db:"expansion"`
+	Contraction  numericSum `db:"contraction"`
+	Churn        numericSum `db:"churn"`
+	Reactivation numericSum `db:"reactivation"`
+	PayingDelta  numericSum `db:"paying_delta"`
+	Churned      numericSum `db:"churned"`
+	ActiveDelta  numericSum `db:"active_delta"`
 }
 
 // assembleRevenue turns grouped sums into consecutive buckets per currency,
 // carrying the running MRR, paying customers and active subscriptions.
+// Running sums are exact (big.Int); each figure is clamped only as it is
+// reported, so one absurd bucket does not wrap the ones after it.
 func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.PeriodTotals {
 	type key struct {
 		cur    string
 		bucket int64 // unix seconds; baseline for the rows before From
 	}
 	const baseline = -1 << 62
-	m := map[key]bucketSums{}
+	m := map[key]*bucketSums{}
 	curSet := map[string]bool{}
 	if rq.Currency != "" {
 		curSet[rq.Currency] = true
 	}
-	for _, r := range rows {
+	for i := range rows {
+		r := &rows[i]
 		k := key{r.Currency, baseline}
 		if r.Bucket != nil {
 			k.bucket = r.Bucket.Unix()
@@ -116,19 +167,32 @@ func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.Perio
 		curs = append(curs, c)
 	}
 	slices.Sort(curs)
+	var zero bucketSums
+	get := func(k key) *bucketSums {
+		if r := m[k]; r != nil {
+			return r
+		}
+		return &zero
+	}
 	var out []billing.PeriodTotals
 	for _, c := range curs {
-		base := m[key{c, baseline}]
-		mrr, paying, active := base.Delta, base.PayingDelta, base.ActiveDelta
+		base := get(key{c, baseline})
+		var mrr, paying, active big.Int
+		mrr.Set(&base.Delta.v)
+		paying.Set(&base.PayingDelta.v)
+		active.Set(&base.ActiveDelta.v)
 		for s := rq.From; s.Before(rq.To); s = rq.Bucket.Next(s) {
-			p := billing.PeriodTotals{Start: s, End: rq.Bucket.Next(s), Currency: c, MRRStart: mrr, PayingStart: paying}
-			r := m[key{c, s.Unix()}]
-			mrr += r.Delta
-			paying += r.PayingDelta
-			active += r.ActiveDelta
-			p.MRREnd, p.PayingEnd, p.ActiveSubscriptions = mrr, paying, active
-			p.ChurnedCustomers = r.Churned
-			p.Movements = billing.MovementSums{New: r.New, Expansion: r.Expansion, Contraction: r.Contraction, Churn: r.Churn, Reactivation: r.Reactivation}
+			p := billing.PeriodTotals{Start: s, End: rq.Bucket.Next(s), Currency: c}
+			p.MRRStart, p.PayingStart = clamp(&mrr, &p.Clamped), clamp(&paying, &p.Clamped)
+			r := get(key{c, s.Unix()})
+			mrr.Add(&mrr, &r.Delta.v)
+			paying.Add(&paying, &r.PayingDelta.v)
+			active.Add(&active, &r.ActiveDelta.v)
+			p.MRREnd, p.PayingEnd, p.ActiveSubscriptions = clamp(&mrr, &p.Clamped), clamp(&paying, &p.Clamped), clamp(&active, &p.Clamped)
+			p.ChurnedCustomers = clamp(&r.Churned.v, &p.Clamped)
+			p.Movements = billing.MovementSums{New: clamp(&r.New.v, &p.Clamped), Expansion: clamp(&r.Expansion.v, &p.Clamped),
+				Contraction: clamp(&r.Contraction.v, &p.Clamped), Churn: clamp(&r.Churn.v, &p.Clamped),
+				Reactivation: clamp(&r.Reactivation.v, &p.Clamped)}
 			out = append(out, p)
 		}
 	}
@@ -142,15 +206,15 @@ func (s *Store) Summary(ctx context.Context, livemode bool, asOf time.Time) (bil
 	s.maybeCompactRollup(ctx)
 	today := billing.BucketDay.Truncate(asOf)
 	var rows []struct {
-		Currency     string `db:"currency"`
-		MRR          int64  `db:"mrr"`
-		Paying       int64  `db:"paying"`
-		Active       int64  `db:"active"`
-		New          int64  `db:"new_mrr"`
-		Expansion    int64  `db:"expansion"`
-		Contraction  int64  `db:"contraction"`
-		Churn        int64  `db:"churn"`
-		Reactivation int64  `db:"reactivation"`
+		Currency     string     `db:"currency"`
+		MRR          numericSum `db:"mrr"`
+		Paying       numericSum `db:"paying"`
+		Active       numericSum `db:"active"`
+		New          numericSum `db:"new_mrr"`
+		Expansion    numericSum `db:"expansion"`
+		Contraction  numericSum `db:"contraction"`
+		Churn        numericSum `db:"churn"`
+		Reactivation numericSum `db:"reactivation"`
 	}
 	// $5 is asOf (exclusive: a movement at exactly asOf has not happened
 	// yet), $6 the 30-day window's start.
@@ -169,9 +233,13 @@ ORDER BY currency`
 	if err != nil {
 		return sum, fmt.Errorf("revenue summary: %w", translate(err))
 	}
-	for _, r := range rows {
-		c := billing.CurrencySummary{Currency: r.Currency, MRR: r.MRR, ActiveSubscriptions: r.Active, PayingCustomers: r.Paying,
-			Movements30d: billing.MovementSums{New: r.New, Expansion: r.Expansion, Contraction: r.Contraction, Churn: r.Churn, Reactivation: r.Reactivation}}
+	for i := range rows {
+		r := &rows[i]
+		c := billing.CurrencySummary{Currency: r.Currency}
+		f := &c.Clamped
+		c.MRR, c.ActiveSubscriptions, c.PayingCustomers = clamp(&r.MRR.v, f), clamp(&r.Active.v, f), clamp(&r.Paying.v, f)
+		c.Movements30d = billing.MovementSums{New: clamp(&r.New.v, f), Expansion: clamp(&r.Expansion.v, f),
+			Contraction: clamp(&r.Contraction.v, f), Churn: clamp(&r.Churn.v, f), Reactivation: clamp(&r.Reactivation.v, f)}
 		c.FillSummary()
 		sum.Currencies = append(sum.Currencies, c)
 	}

@@ -4,11 +4,12 @@ package postgres
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -26,6 +27,8 @@ type Store struct {
 	stmts stmtCache // issue 4: the event path's prepared statements (prepared.go)
 
 	group *groupApplier // issue 4: group commit of concurrent events (group.go)
+
+	onAccounts func(accountIDs []string) // issue 15: read your writes (notify.go)
 }
 
 // Options tunes the connection pool.
@@ -90,6 +93,16 @@ func (s *Store) AdmitEvent(deadline time.Time) error {
 	return s.group.Admit(deadline)
 }
 
+// OnAccountsChanged has f told, after every commit of this Store that may
+// have changed what accounts are entitled to (webhook events, links,
+// erasures, backfill and reconcile), which accounts those were, before the
+// write returns to its caller. serve wires it to its entitlement cache, so
+// a replica reads its own writes at once; other replicas learn of them
+// through the cache-invalidation feed within its bound. An account may be
+// named twice. f must be fast and must not call back into the Store. Call
+// it before the first write.
+func (s *Store) OnAccountsChanged(f func(accountIDs []string)) { s.onAccounts = f }
+
 // DB exposes the pool for code in this module that owns its own SQL
 // (tests, benchmarks).
 func (s *Store) DB() *sqlx.DB { return s.db }
@@ -122,46 +135,66 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 }
 
 // translate maps driver errors onto billing sentinels, wrapping the original
-// so logs keep the detail. Connection-level failures become ErrUnavailable:
-// the caller answers 5xx and a retry can succeed.
+// so logs keep the detail (clients never see it: httpjson answers with fixed
+// messages). Nothing leaves unclassified: an error that is none of the
+// classes below is wrapped in billing.ErrInternal.
+//
+// Connection loss is recognised by type, never by message text (a message
+// can contain anything, "EOF" included, and a wrong "unavailable" makes
+// Stripe retry an event that can never be stored for three days):
+//
+//   - a *pq.Error in a class the server uses for a transient state: 08
+//     connection, 53 resources, 57 operator intervention (shutdown,
+//     statement_timeout), 58 system, 40 serialization failure and deadlock;
+//     55P03 lock_not_available (lock_timeout) and 25006 (a standby that
+//     is not promoted yet) too;
+//   - driver.ErrBadConn, which lib/pq returns for a connection that broke
+//     mid-protocol (it turns the socket's io.EOF and io.ErrUnexpectedEOF
+//     into it) and for fatal server errors;
+//   - a net.Error (*net.OpError: refused, reset, timeouts; dial errors
+//     joined by lib/pq's multi-host connect), and pq.ErrSSLNotSupported;
+//   - a bare io.EOF or io.ErrUnexpectedEOF: what a driver that does not
+//     translate them returns when the socket closes. Wrapped ones are
+//     not: database/sql wraps a Scan or conversion error that merely
+//     contains an EOF (a truncated jsonb decoded by a Scanner) and such an
+//     error is a fault of the data, not of the connection;
+//   - the end of the caller's context (deadline or cancel): the work did
+//     not happen and can be repeated.
+//
+// Values the database refuses for good (check, not-null and foreign-key
+// violations, bad text representation, too long, numeric and datetime
+// overflow) are ErrInvalid; unique violations ErrConflict.
 func translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
+	if pqErr := asPQ(err); pqErr != nil {
 		switch pqErr.Code.Class() {
-		case "08", "53", "57", "58": // connection, resources, operator intervention, system
-			return fmt.Errorf("%w: %w", billing.ErrUnavailable, err)
-		case "40": // serialization failure / deadlock: retryable
+		case "08", "53", "57", "58", "40":
 			return fmt.Errorf("%w: %w", billing.ErrUnavailable, err)
 		}
 		switch pqErr.Code {
+		case "55P03", "25006":
+			return fmt.Errorf("%w: %w", billing.ErrUnavailable, err)
 		case "23505":
 			return fmt.Errorf("%w: %w", billing.ErrConflict, err)
-		case "23514", "22P02", "22001":
+		case "23514", "23502", "23503", "22P02", "22001", "22003", "22008", "22007":
 			return fmt.Errorf("%w: %w", billing.ErrInvalid, err)
 		}
-		return err
+		return fmt.Errorf("%w: %w", billing.ErrInternal, err)
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, pq.ErrSSLNotSupported) || isConnError(err) {
+	if connectionLost(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%w: %w", billing.ErrUnavailable, err)
 	}
-	return err
+	return fmt.Errorf("%w: %w", billing.ErrInternal, err)
 }
 
-func isConnError(err error) bool {
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
+// connectionLost reports whether err says the connection to PostgreSQL is
+// gone or could not be made, judged by type (see translate).
+func connectionLost(err error) bool {
+	if err == io.EOF || err == io.ErrUnexpectedEOF { //nolint:errorlint // bare on purpose: see translate
 		return true
 	}
-	msg := err.Error()
-	for _, s := range []string{"driver: bad connection", "connection refused", "no such file or directory", "broken pipe", "connection reset", "unexpected EOF", "EOF", "the database system is shutting down", "the database system is starting up"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
+	var netErr net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr) || errors.Is(err, pq.ErrSSLNotSupported)
 }

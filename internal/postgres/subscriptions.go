@@ -140,7 +140,7 @@ WHERE stripe_subscription_id = $1`
 		return "", fmt.Errorf("write invoice facts: %w", translate(err))
 	}
 	if c.AccountID.Valid && !c.Deleted {
-		if err := notifyAccountChange(ctx, tx.Tx, c.AccountID.String); err != nil {
+		if err := notifyAccountChange(ctx, tx.Tx, tx.changed, c.AccountID.String); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)
 		}
 	}

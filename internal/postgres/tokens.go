@@ -83,8 +83,8 @@ func (s *Store) TokenTouch(ctx context.Context, id int64) error {
 	return nil
 }
 
-// TokenRevoke revokes the token with this ID and tells every replica to
-// drop it from its cache (at commit). It reports whether the token was
+// TokenRevoke revokes the token with this ID, ends its dashboard sessions
+// and tells every replica to drop it from its cache (at commit). It reports whether the token was
 // already revoked; billing.ErrNotFound when there is no such token.
 func (s *Store) TokenRevoke(ctx context.Context, id int64) (already bool, err error) {
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -98,6 +98,11 @@ RETURNING revoked_at < now()`
 			if errors.Is(err, sql.ErrNoRows) {
 				return billing.ErrNotFound
 			}
+			return translate(err)
+		}
+		// Its dashboard sessions end with it (sessions also check the
+		// token on every request; this keeps no dead rows behind).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM dashboard_sessions WHERE token_id = $1`, id); err != nil {
 			return translate(err)
 		}
 		return insertInvalidation(ctx, tx, invalidationToken, 0)

@@ -106,7 +106,7 @@ func isTombstoned(ctx context.Context, tx *sqlx.Tx, stripeIDs ...string) (bool, 
 // passed to isTombstoned, none for events it ignores without a check.
 func eventSubjects(ev billing.Event) []string {
 	switch {
-	case ev.Connect:
+	case ev.Connect, ev.FutureDated:
 		return nil
 	case ev.Customer != nil:
 		return []string{ev.Customer.ID}

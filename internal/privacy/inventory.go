@@ -304,6 +304,21 @@ var tables = []Table{
 		},
 	},
 	{
+		Name:        "dashboard_sessions",
+		Purpose:     "finance dashboard sign-ins, held server-side so signing out or revoking the token ends them",
+		Retention:   "deleted at sign-out, with their token's revocation, and by the purge once past DASHBOARD_SESSION_TTL or DASHBOARD_SESSION_IDLE",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "about finance users of the dashboard, not accounts; no IP address or user agent is kept",
+		Columns: []Column{
+			{"session_hash", ops, "SHA-256 of the random session ID; the ID itself is only in the browser's cookie"},
+			{"token_id", ops, "the finance token (api_tokens.id) that signed in"},
+			{"created_at", ops, "sign-in time"},
+			{"expires_at", ops, "lifetime cap (DASHBOARD_SESSION_TTL), never extended"},
+			{"idle_expires_at", ops, "idle expiry (DASHBOARD_SESSION_IDLE), moved forward by use up to the cap"},
+		},
+	},
+	{
 		Name:      "audit_log",
 		Purpose:   "accountability for links, erasures and token changes, without personal data",
 		Retention: "kept for accountability",
@@ -372,6 +387,19 @@ var tables = []Table{
 			{"kind", ops, "account or token change"},
 			{"bucket", ops, "16-bit hash bucket of the account ID (0 for tokens)"},
 			{"at", ops, "when written, for the 10-minute purge"},
+		},
+	},
+	{
+		Name:        "schema_compat",
+		Purpose:     "safe rollbacks: per applied migration, the oldest binary (by the schema version it knows) that may still run against it",
+		Retention:   "one row per migration, for the life of the deployment (the migrator's bookkeeping, like schema_migrations)",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "migration numbers; names no customer, subscription or account",
+		Columns: []Column{
+			{"version", ops, "migration version"},
+			{"oldest_binary", ops, "oldest binary schema version compatible with it (0: any)"},
+			{"recorded_at", ops, "when the applying binary recorded it"},
 		},
 	},
 }

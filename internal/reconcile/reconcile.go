@@ -25,14 +25,23 @@ type Options struct {
 	Fix bool
 }
 
-// Report is the result of a reconcile run.
+// Report is the result of a reconcile run. Every subscription checked is
+// counted exactly once: Checked = Listed + Fetched = InStep + missing +
+// changed + extra (by kind in Drift) + len(Failures) + Erased.
 type Report struct {
-	Checked  int // subscriptions Stripe listed
+	Checked  int // subscriptions compared: Listed + Fetched
+	Listed   int // distinct subscriptions Stripe listed
+	Fetched  int // stored subscriptions Stripe did not list, asked for by ID
+	InStep   int // checked and equal to what is stored
 	Drift    []billing.Drift
 	Failures []Failure // Stripe objects that could not be decoded
 	Erased   int       // Stripe subscriptions of erased accounts: not drift
 	Fix      bool
 }
+
+// Differences counts what a run found wrong: drift and objects that could
+// not be decoded (so could not be compared).
+func (r Report) Differences() int { return len(r.Drift) + len(r.Failures) }
 
 // Fixed counts the drift repaired.
 func (r Report) Fixed() int {
@@ -101,12 +110,17 @@ func (s *Syncer) Reconcile(ctx context.Context, opt Options) (Report, error) {
 		return rep, err
 	}
 	theirs := map[string]fetched{}
+	undecodable := map[string]bool{}
 	err = s.Client.ListSubscriptions(ctx, w, func(p Page) error {
 		for _, raw := range p.Objects {
-			rep.Checked++
+			// A page boundary can list an object twice (objects created
+			// while listing): count and keep it once.
 			sub, err := webhooks.DecodeSubscription(raw)
 			if err != nil {
-				rep.Failures = append(rep.Failures, failure("subscription", rawID(raw), err))
+				if id := rawID(raw); !undecodable[id] {
+					undecodable[id] = true
+					rep.Failures = append(rep.Failures, failure("subscription", id, err))
+				}
 				continue
 			}
 			theirs[sub.ID] = fetched{sub, p.At}
@@ -116,9 +130,19 @@ func (s *Syncer) Reconcile(ctx context.Context, opt Options) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
+	rep.Listed = len(theirs) + len(undecodable)
 	drift, err := s.withoutErased(ctx, billing.CompareSubscriptions(slices.Collect(maps.Values(stored)), subsOf(theirs)), &rep)
 	if err != nil {
 		return rep, err
+	}
+	drifting := map[string]bool{}
+	for _, d := range drift {
+		drifting[d.SubscriptionID] = true
+	}
+	for id := range theirs {
+		if _, ok := stored[id]; ok && !drifting[id] {
+			rep.InStep++
+		}
 	}
 
 	// An extra subscription may simply be outside the list (Stripe lists
@@ -131,10 +155,16 @@ func (s *Syncer) Reconcile(ctx context.Context, opt Options) (Report, error) {
 			kept = append(kept, d)
 			continue
 		}
+		if undecodable[d.SubscriptionID] {
+			continue // listed, but unreadable: reported once, as undecodable
+		}
+		// Stored but not listed: asked for by ID, and counted as checked
+		// (the listing alone would leave it out of the total).
 		obj, err := s.Client.GetSubscription(ctx, d.SubscriptionID)
 		if err != nil {
 			return rep, fmt.Errorf("reconcile: %w", err)
 		}
+		rep.Fetched++
 		if !obj.Found {
 			suspects[d.CustomerID] = true
 			kept = append(kept, d)
@@ -148,8 +178,11 @@ func (s *Syncer) Reconcile(ctx context.Context, opt Options) (Report, error) {
 		theirs[sub.ID] = fetched{sub, obj.At}
 		if diffs := billing.SubscriptionDiff(stored[sub.ID], sub); diffs != nil {
 			kept = append(kept, billing.Drift{Kind: billing.DriftChanged, CustomerID: sub.CustomerID, SubscriptionID: sub.ID, Diffs: diffs})
+		} else {
+			rep.InStep++
 		}
 	}
+	rep.Checked = rep.Listed + rep.Fetched
 	drift = kept
 
 	deleted, err := s.deletedCustomers(ctx, live, opt.Since > 0, suspects)
@@ -310,8 +343,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	by := r.ByKind()
-	_, err := fmt.Fprintf(w, "checked %d subscriptions: %d missing, %d changed, %d extra, %d customers deleted; %d fixed, %d undecodable, %d of erased accounts (ignored)\n",
-		r.Checked, by[billing.DriftMissing], by[billing.DriftChanged], by[billing.DriftExtra], by[billing.DriftCustomerDeleted], r.Fixed(), len(r.Failures), r.Erased)
+	_, err := fmt.Fprintf(w, "checked %d subscriptions (%d listed by Stripe, %d asked for by ID): %d in step, %d missing, %d changed, %d extra, %d undecodable, %d of erased accounts (ignored); %d customers deleted; %d fixed\n",
+		r.Checked, r.Listed, r.Fetched, r.InStep, by[billing.DriftMissing], by[billing.DriftChanged], by[billing.DriftExtra],
+		len(r.Failures), r.Erased, by[billing.DriftCustomerDeleted], r.Fixed())
 	return err
 }
 

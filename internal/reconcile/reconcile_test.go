@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ func TestReconcile(t *testing.T) {
 		if err := rep.WriteTable(&table); err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range []string{"status: active → canceled", "quantity: 1 → 7", "1 missing, 2 changed, 1 extra, 2 customers deleted; 0 fixed, 0 undecodable, 0 of erased"} {
+		for _, s := range []string{"status: active → canceled", "quantity: 1 → 7", "1 missing, 2 changed, 1 extra, 0 undecodable, 0 of erased accounts (ignored); 2 customers deleted; 0 fixed"} {
 			if !strings.Contains(table.String(), s) {
 				t.Errorf("table lacks %q:\n%s", s, table.String())
 			}
@@ -164,6 +165,48 @@ func TestReconcile(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReconcileCountsAddUp: every subscription a run checks is counted
+// once, whether Stripe listed it or it was asked for by ID because the
+// listing left it out (the run that printed "checked 1 subscriptions: 0
+// missing, 20 changed" counted only the listed ones).
+func TestReconcileCountsAddUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.backfill(t)
+	ctx := context.Background()
+	// sub_T00 and sub_T01 were created 90 and 89 days ago: a stored
+	// creation time inside an 85-day window keeps them in the stored set
+	// while Stripe's listing (by Stripe's creation time) leaves them out,
+	// so the run asks for each by ID and finds it changed.
+	b.exec(t, `UPDATE subscriptions SET created = now() - interval '1 day' WHERE stripe_subscription_id IN ('sub_T00', 'sub_T01')`)
+	b.exec(t, `UPDATE subscriptions SET status = 'past_due' WHERE stripe_subscription_id = 'sub_T10'`)
+	rep, err := b.syncer.Reconcile(ctx, reconcile.Options{Since: 85 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := rep.ByKind()
+	if rep.Fetched != 2 || by[billing.DriftChanged] != 3 || rep.Listed == 0 {
+		t.Fatalf("listed %d, fetched %d, drift %v: want 2 asked for by ID and 3 changed", rep.Listed, rep.Fetched, kinds(rep))
+	}
+	if rep.Checked != rep.Listed+rep.Fetched {
+		t.Errorf("checked %d != listed %d + fetched %d", rep.Checked, rep.Listed, rep.Fetched)
+	}
+	if sum := rep.InStep + by[billing.DriftMissing] + by[billing.DriftChanged] + by[billing.DriftExtra] + len(rep.Failures) + rep.Erased; sum != rep.Checked {
+		t.Errorf("in step %d + drift %v + undecodable %d + erased %d = %d, but %d checked", rep.InStep, by, len(rep.Failures), rep.Erased, sum, rep.Checked)
+	}
+	if rep.InStep != rep.Listed-1 {
+		t.Errorf("in step %d, want every listed subscription but sub_T10 (%d)", rep.InStep, rep.Listed-1)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("checked %d subscriptions (%d listed by Stripe, 2 asked for by ID): %d in step, 0 missing, 3 changed", rep.Checked, rep.Listed, rep.InStep)
+	if !strings.Contains(table.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, table.String())
+	}
 }
 
 func equalKinds(a, b map[string]billing.DriftKind) bool {

@@ -150,7 +150,7 @@ func (w *Worker) run(ctx context.Context, j billing.OutboxJob) {
 		err = w.Store.StripeJobDone(ctx, j.ID, j.Attempts, status)
 	case dead:
 		err = w.Store.StripeJobDead(ctx, j.ID, j.Attempts, status, summary)
-		w.Log.Error("stripe job refused for good; payload scrubbed", "outbox_id", j.ID, "action", j.Action, "status", status, "summary", summary)
+		w.Log.Error("stripe job refused: dead until re-queued (billingd stripe-jobs retry)", "outbox_id", j.ID, "action", j.Action, "status", status, "summary", summary)
 	case retry:
 		delay := w.backoff(j.Attempts)
 		err = w.Store.OutboxRetryLater(ctx, j.ID, j.Attempts, delay, status, summary, true)

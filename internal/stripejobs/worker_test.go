@@ -257,7 +257,7 @@ func TestStripeJobOutcomes(t *testing.T) {
 			"DELETE /v1/customers/cus_Out1", "sent", 404},
 		{"BadKeyRetries", billing.ErasureRequest{DeleteCustomer: true}, false, false, "sk_test_wrong",
 			"DELETE /v1/customers/cus_Out2", "pending", 401},
-		{"RefusedIsDeadAndScrubbed", billing.ErasureRequest{DeleteCustomer: true}, false, true, "sk_test_fake",
+		{"RefusedIsDeadAndKeepsItsID", billing.ErasureRequest{DeleteCustomer: true}, false, true, "sk_test_fake",
 			"DELETE /v1/customers/cus_Out3", "dead", 400},
 	}
 	for i, tt := range tests {
@@ -281,9 +281,11 @@ func TestStripeJobOutcomes(t *testing.T) {
 			if rows[0].LastStatus == nil || *rows[0].LastStatus != tt.status {
 				t.Errorf("last status %v, want %d", rows[0].LastStatus, tt.status)
 			}
-			if tt.state == "pending" {
-				if rows[0].State != "pending" || !strings.Contains(string(rows[0].Payload), cus) {
-					t.Errorf("job = %+v, want pending and still holding the ID it needs", rows[0])
+			if tt.state == "pending" || tt.state == "dead" {
+				// Unfinished, so the ID that finishes it stays (a dead
+				// job until `billingd stripe-jobs retry`).
+				if rows[0].State != tt.state || !strings.Contains(string(rows[0].Payload), cus) {
+					t.Errorf("job = %+v, want %s and still holding the ID it needs", rows[0], tt.state)
 				}
 				if rows[0].LastError == nil || strings.Contains(*rows[0].LastError, "cus_") {
 					t.Errorf("last_error = %v, want a summary without the ID", rows[0].LastError)
@@ -293,6 +295,40 @@ func TestStripeJobOutcomes(t *testing.T) {
 			assertScrubbed(t, rows, tt.state)
 		})
 	}
+}
+
+// TestDeadJobRetried: a job Stripe refused is dead with its ID; once
+// re-queued (billingd stripe-jobs retry) and accepted, it is done and its
+// ID is gone.
+func TestDeadJobRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t)
+	fake := newFakeStripe(t)
+	fake.refuse["cus_Dead1"] = true
+	seedErased(t, st, "acct_dead", []string{"cus_Dead1"}, billing.ErasureRequest{DeleteCustomer: true})
+	w := newWorker(st, fake.srv.URL)
+	drain(t, w)
+	rows := stripeRows(t, st)
+	if len(rows) != 1 || rows[0].State != "dead" || !strings.Contains(string(rows[0].Payload), "cus_Dead1") {
+		t.Fatalf("after a refusal: %+v, want one dead job holding its ID", rows)
+	}
+	// Nothing retries a dead job by itself.
+	drain(t, w)
+	if n := fake.count("DELETE /v1/customers/cus_Dead1"); n != 1 {
+		t.Fatalf("dead job called Stripe %d times, want once", n)
+	}
+	fake.mu.Lock()
+	fake.refuse["cus_Dead1"] = false
+	fake.mu.Unlock()
+	if n, err := st.OutboxRetryDead(ctx, billing.OutboxStripe, 0); err != nil || n != 1 {
+		t.Fatalf("re-queue: %d, %v", n, err)
+	}
+	drain(t, w)
+	if n := fake.count("DELETE /v1/customers/cus_Dead1"); n != 2 {
+		t.Errorf("re-queued job called Stripe %d times in all, want twice", n)
+	}
+	assertScrubbed(t, stripeRows(t, st), "sent")
 }
 
 // TestStripeDownThenBack: with the fake down (503, then unreachable), the

@@ -183,6 +183,12 @@ function drawSummary(sum, code) {
     const v = document.createElement("strong"); v.textContent = value + (id.match(/active|paying/) ? "" : " " + c.currency.toUpperCase());
     d.append(l, v); box.appendChild(d);
   }
+  if (c.clamped) {
+    // Figures beyond 2^53 - 1 minor units are shown at that limit.
+    const w = document.createElement("p"); w.id = "clamped"; w.className = "warning";
+    w.textContent = "Some figures are beyond what can be shown exactly and are capped: the ledger holds implausible amounts.";
+    box.appendChild(w);
+  }
 }
 
 async function load() {
