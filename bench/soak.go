@@ -10,7 +10,11 @@ import (
 )
 
 // soakEvents is -soak-events: the goal is measured at 500,000.
-var soakEvents = 500_000
+// soakRate is -soak-rate (0: half the capacity).
+var (
+	soakEvents = 500_000
+	soakRate   float64
+)
 
 // benchSoak offers a constant half of the c32 capacity, open loop, for at
 // least 500,000 events (full run only): latency and memory must stay flat.
@@ -22,11 +26,14 @@ func benchSoak(ctx context.Context, c *config) error {
 		c.print("soak", "skipped (-short)")
 		return nil
 	}
-	capacity, err := c.capacityC32(ctx)
-	if err != nil {
-		return err
+	rate := soakRate
+	if rate <= 0 {
+		capacity, err := c.capacityC32(ctx)
+		if err != nil {
+			return err
+		}
+		rate = capacity / 2
 	}
-	rate := capacity / 2
 	dur := time.Duration(float64(soakEvents) / rate * float64(time.Second))
 	s, err := c.startBillingd(ctx, "bench_soak")
 	if err != nil {

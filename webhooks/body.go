@@ -28,7 +28,10 @@ import (
 //     and its connection closed); otherwise the newcomer is answered 503
 //     at once. Slow clients thus never starve fast ones, and the memory and
 //     goroutines they hold are bounded by the places, not by how many
-//     connections they open.
+//     connections they open. The default, 128, is far above what bodies
+//     arriving at network speed need (each holds a place for well under a
+//     millisecond) and keeps the memory 2,000 silent connections cost
+//     under 32 MiB (bench headers_only: 28.6 MiB with 256).
 //
 // Every request answered before its body was read is closed (closeAfter):
 // the server would otherwise try to read the rest of the body to reuse the

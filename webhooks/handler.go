@@ -29,7 +29,7 @@ type Config struct {
 	// BodyTimeout bounds the time a body may take to arrive after its
 	// headers (default 2s); slower ones get 408 (body.go).
 	BodyTimeout time.Duration
-	// MaxBodyReads bounds the bodies read at once (default 256); beyond
+	// MaxBodyReads bounds the bodies read at once (default 128); beyond
 	// it the slowest reader or the newcomer gets 503 (body.go).
 	MaxBodyReads int
 	// LinkSigningKey, when set, must sign client_reference_id on checkout
@@ -88,7 +88,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		cfg.BodyTimeout = 2 * time.Second
 	}
 	if cfg.MaxBodyReads <= 0 {
-		cfg.MaxBodyReads = 256
+		cfg.MaxBodyReads = 128
 	}
 	m := newMetrics(cfg.Registerer)
 	return &Handler{cfg: cfg, m: m, readers: &bodyReaders{max: cfg.MaxBodyReads, gauge: m.reading}}, nil

@@ -33,7 +33,7 @@ type Config struct {
 	WebhookMaxBodyBytes int64         // WEBHOOK_MAX_BODY_BYTES (default 1 MiB)
 	WebhookApplyTimeout time.Duration // WEBHOOK_APPLY_TIMEOUT (default 5s): a delivery's deadline, body to commit
 	WebhookBodyTimeout  time.Duration // WEBHOOK_BODY_TIMEOUT (default 2s): a body's time to arrive after its headers
-	WebhookMaxBodyReads int           // WEBHOOK_MAX_BODY_READS (default 256): bodies read at once
+	WebhookMaxBodyReads int           // WEBHOOK_MAX_BODY_READS (default 128): bodies read at once
 	LinkSigningKey      string        // LINK_SIGNING_KEY: HMAC key for client_reference_id
 
 	EntitlementGrace time.Duration // ENTITLEMENT_GRACE_PERIOD (default 72h): past_due still entitled this long
@@ -110,7 +110,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
 		WebhookApplyTimeout: p.duration("WEBHOOK_APPLY_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
 		WebhookBodyTimeout:  p.duration("WEBHOOK_BODY_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
-		WebhookMaxBodyReads: p.intRange("WEBHOOK_MAX_BODY_READS", 256, 1, 100_000),
+		WebhookMaxBodyReads: p.intRange("WEBHOOK_MAX_BODY_READS", 128, 1, 100_000),
 		LinkSigningKey:      p.key("LINK_SIGNING_KEY"),
 
 		EntitlementGrace: p.duration("ENTITLEMENT_GRACE_PERIOD", 72*time.Hour, 0, maxGracePeriod),

@@ -155,7 +155,7 @@ func TestConfigGoodValues(t *testing.T) {
 			return c.WebhookTolerance == 5*time.Minute && c.DashboardSessionTTL == 12*time.Hour &&
 				c.DashboardSessionIdle == time.Hour && c.PublicURL == nil &&
 				c.WebhookApplyTimeout == 5*time.Second && c.WebhookBodyTimeout == 2*time.Second &&
-				c.WebhookMaxBodyReads == 256 && c.EventQueueMax == 512
+				c.WebhookMaxBodyReads == 128 && c.EventQueueMax == 512
 		}},
 		{"BodyTimeoutUpToDeadline", map[string]string{"WEBHOOK_APPLY_TIMEOUT": "1s", "WEBHOOK_BODY_TIMEOUT": "1s"}, func(c Config) bool {
 			return c.WebhookApplyTimeout == time.Second && c.WebhookBodyTimeout == time.Second
