@@ -80,6 +80,15 @@ type openLoad struct {
 }
 
 func (o openLoad) run(ctx context.Context) []openResult {
+	res, _ := o.runLag(ctx)
+	return res
+}
+
+// runLag is run, also returning how late the generator itself sent its
+// requests at the 99th percentile: when the machine is so busy that the
+// load generator cannot keep its schedule, the latencies it reports are
+// the machine's, not billingd's.
+func (o openLoad) runLag(ctx context.Context) ([]openResult, time.Duration) {
 	n := int(o.rate * o.duration.Seconds())
 	res := make([]openResult, n)
 	client := &http.Client{Timeout: o.timeout, Transport: &http.Transport{
@@ -89,6 +98,7 @@ func (o openLoad) run(ctx context.Context) []openResult {
 	defer client.CloseIdleConnections()
 	var inFlight atomic.Int64
 	var wg sync.WaitGroup
+	lag := make([]time.Duration, 0, n)
 	start := time.Now()
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		due := time.Duration(float64(i) / o.rate * float64(time.Second))
@@ -96,6 +106,7 @@ func (o openLoad) run(ctx context.Context) []openResult {
 			time.Sleep(d)
 		}
 		res[i].at = time.Since(start)
+		lag = append(lag, res[i].at-due)
 		if inFlight.Load() >= int64(o.maxInFlight) {
 			res[i].took = o.timeout
 			continue
@@ -120,7 +131,7 @@ func (o openLoad) run(ctx context.Context) []openResult {
 		}(i)
 	}
 	wg.Wait()
-	return res
+	return res, quantile(lag, 0.99)
 }
 
 // summary of a slice of open-loop results.

@@ -48,7 +48,7 @@ func benchOverload(ctx context.Context, c *config) error {
 		time.Sleep(dur / 4)
 		profile <- c.cpuProfileNamed(s.pprofAddr, 10, "billingd_overload")
 	}()
-	res := load.run(ctx)
+	res, lag := load.runLag(ctx)
 	peak := rss.Peak()
 	defer c.print("pprof_overload_top", "\n%s", <-profile)
 	sum := summarize(res, clientTimeout)
@@ -57,6 +57,7 @@ func benchOverload(ctx context.Context, c *config) error {
 		return err
 	}
 	c.print("overload_capacity_per_s", "%.0f", capacity)
+	c.print("overload_generator_lag_p99_ms", "%s (how late the load generator itself sent; seconds mean the machine, not billingd, set the latencies)", ms(lag))
 	c.print("overload_offered_per_s", "%.0f", load.rate)
 	c.print("overload_goodput_per_s", "%.0f", float64(sum.ok)/dur.Seconds())
 	c.print("overload_goodput_ratio", "%.2f", float64(sum.ok)/dur.Seconds()/capacity)

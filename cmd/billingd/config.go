@@ -20,6 +20,7 @@ type Config struct {
 	DatabaseURL     string        // DATABASE_URL; empty: start a local PostgreSQL under DataDir
 	DataDir         string        // BILLINGD_DATA_DIR (default ./.billingd)
 	ListenAddr      string        // LISTEN_ADDR (default 127.0.0.1:8080)
+	HTTPMaxConns    int           // HTTP_MAX_CONNS (default 4096): open connections on LISTEN_ADDR at most; more get 503 and are closed
 	LogLevel        slog.Level    // LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT (default 30s)
 	DBMaxConns      int           // DB_MAX_CONNS (default 32)
@@ -98,6 +99,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:     strings.TrimSpace(getenv("DATABASE_URL")),
 		DataDir:         p.str("BILLINGD_DATA_DIR", ".billingd"),
 		ListenAddr:      p.str("LISTEN_ADDR", "127.0.0.1:8080"),
+		HTTPMaxConns:    p.intRange("HTTP_MAX_CONNS", 4096, 16, 1_000_000),
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
 		DBMaxConns:      p.intRange("DB_MAX_CONNS", 32, 1, 1000),

@@ -27,6 +27,7 @@ func TestConfigBadValues(t *testing.T) {
 		{"DatabaseURLScheme", []string{"DATABASE_URL=mysql://u@h/db"}, false},
 		{"ListenAddr", []string{"LISTEN_ADDR=nonsense"}, false},
 		{"ListenAddrPort", []string{"LISTEN_ADDR=127.0.0.1:99999"}, false},
+		{"HTTPMaxConnsFew", []string{"HTTP_MAX_CONNS=8"}, false},
 		{"LogLevel", []string{"LOG_LEVEL=loud"}, false},
 		{"ShutdownTimeoutZero", []string{"SHUTDOWN_TIMEOUT=0"}, false},
 		{"ShutdownTimeoutHuge", []string{"SHUTDOWN_TIMEOUT=5h"}, false},
@@ -155,7 +156,7 @@ func TestConfigGoodValues(t *testing.T) {
 			return c.WebhookTolerance == 5*time.Minute && c.DashboardSessionTTL == 12*time.Hour &&
 				c.DashboardSessionIdle == time.Hour && c.PublicURL == nil &&
 				c.WebhookApplyTimeout == 5*time.Second && c.WebhookBodyTimeout == 2*time.Second &&
-				c.WebhookMaxBodyReads == 128 && c.EventQueueMax == 512
+				c.WebhookMaxBodyReads == 128 && c.EventQueueMax == 512 && c.HTTPMaxConns == 4096
 		}},
 		{"BodyTimeoutUpToDeadline", map[string]string{"WEBHOOK_APPLY_TIMEOUT": "1s", "WEBHOOK_BODY_TIMEOUT": "1s"}, func(c Config) bool {
 			return c.WebhookApplyTimeout == time.Second && c.WebhookBodyTimeout == time.Second

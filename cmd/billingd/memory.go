@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -40,7 +41,14 @@ func newMemoryReturner() *memoryReturner {
 			metrics.Read(samples)
 			return samples[0].Value.Uint64(), samples[1].Value.Uint64() - samples[2].Value.Uint64()
 		},
-		free: debug.FreeOSMemory,
+		free: func() {
+			// Two collections: buffers parked in sync.Pools (net/http keeps
+			// each connection's bufio readers and writers there) survive
+			// the first one in the pools' victim caches. Measured: 90 MiB
+			// still in use 60 s after a 15,000-connection flood with one.
+			runtime.GC()
+			debug.FreeOSMemory()
+		},
 	}
 }
 

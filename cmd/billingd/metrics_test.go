@@ -53,7 +53,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			"process_resident_memory_bytes",
 			"billingd_event_batch_size_bucket", "billingd_event_batch_duration_seconds_bucket",
 			"billingd_event_batch_failures_total", "billingd_build_info", "billingd_event_queue_length",
-			"billingd_webhook_bodies_reading",
+			"billingd_webhook_bodies_reading", "billingd_http_connections",
 		} {
 			if !strings.Contains(body, "\n"+family) {
 				t.Errorf("family %s missing", family)

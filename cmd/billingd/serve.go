@@ -175,7 +175,8 @@ func (e *env) serve(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	limited := newLimitListener(ln, e.cfg.HTTPMaxConns, reg)
+	go func() { errc <- hs.Serve(limited) }()
 	go newMemoryReturner().run(ctx, 10*time.Second)
 	b := buildInfo()
 	e.log.Info("billingd serving", "listen_addr", ln.Addr().String(), "version", b.Version, "revision", b.Revision, "schema_version", b.Schema, "config", e.cfg)
