@@ -75,6 +75,7 @@ func benchSlowBody(ctx context.Context, c *config) error {
 	c.print("slowbody_control_p99_ms", "%s (the same load without the slow bodies, just before)", ms(control.allP99))
 	c.print("slowbody_control_ok_ratio", "%.3f", float64(control.ok)/float64(max(1, control.sent)))
 	c.print("slowbody_peak_rss_mib", "%.1f", rss.Peak())
+	c.print("slowbody_rejected_by_reason", "%s", s.metricLines("billingd_webhook_rejected_total"))
 	return nil
 }
 
