@@ -14,7 +14,21 @@ var (
 	// ErrCustomerErased: the customer belonged to an erased account and is
 	// never stored or linked again (design invariant 4).
 	ErrCustomerErased = fmt.Errorf("%w: customer belonged to an erased account", ErrConflict)
+	// ErrAccountErased: the account was erased. Nothing links to it again
+	// unless the app reuses the ID explicitly (LinkOptions.ReuseErased).
+	ErrAccountErased = fmt.Errorf("%w: account was erased", ErrConflict)
 )
+
+// LinkOptions are the app's choices when it links a customer to an account.
+type LinkOptions struct {
+	// ReuseErased links even though the account was erased: the app gives
+	// the ID to a new holder. The reuse is audited. Hints (metadata,
+	// checkout references) still never link to the account: billingd
+	// cannot tell the former holder's from the new one's.
+	ReuseErased bool
+	// Actor names who asked (an API token's name), for the audit log.
+	Actor string
+}
 
 // LinkResult says what linking did.
 type LinkResult int
@@ -24,6 +38,8 @@ const (
 	LinkCreated LinkResult = iota + 1
 	// LinkExisted: it already was; nothing changed (200).
 	LinkExisted
+	// LinkReused: linked now, and the erased account's ID was reused (201).
+	LinkReused
 )
 
 // AccountCustomer is one Stripe customer linked to an account.

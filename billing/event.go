@@ -24,6 +24,9 @@ const (
 	// OutcomeLinkConflict: the event hinted at a different account than the
 	// one the customer is linked to; the link was kept, the rest applied.
 	OutcomeLinkConflict Outcome = "link_conflict"
+	// OutcomeLinkErased: the event hinted at an erased account; the
+	// customer was not linked to it, the rest applied.
+	OutcomeLinkErased Outcome = "link_erased"
 	// OutcomeTombstoned: the customer or subscription was erased; nothing
 	// about it is stored again.
 	OutcomeTombstoned Outcome = "tombstoned"
@@ -122,9 +125,12 @@ type CheckoutSession struct {
 	CustomerID     string // empty for guest checkouts: ignored
 	SubscriptionID string
 	Livemode       bool
-	// AccountHint is the account from client_reference_id, already checked
-	// against LINK_SIGNING_KEY where one is configured; empty otherwise.
+	// AccountHint is the account from client_reference_id once its
+	// signature and expiry were checked (LinkVerifier); empty otherwise.
 	AccountHint string
+	// ReferenceRejected says why a client_reference_id that was present
+	// did not give an AccountHint ("" when it did or there was none).
+	ReferenceRejected LinkRejection
 }
 
 // EventApplier applies one event in one transaction and reports what it

@@ -85,33 +85,3 @@ func TestInvoiceFactsNewer(t *testing.T) {
 		})
 	}
 }
-
-func TestLinkReference(t *testing.T) {
-	t.Parallel()
-	key := []byte("link-signing-key-for-tests")
-	signed := SignLinkReference(key, "acct.with.dots_1")
-	tests := []struct {
-		name string
-		key  []byte
-		ref  string
-		want string
-		ok   bool
-	}{
-		{"SignedOK", key, signed, "acct.with.dots_1", true},
-		{"UnsignedRejectedWithKey", key, "acct_1", "", false},
-		{"WrongKey", []byte("another key"), signed, "", false},
-		{"TamperedAccount", key, "acct.with.dots_2" + signed[len("acct.with.dots_1"):], "", false},
-		{"BadHex", key, "acct_1." + string(make([]byte, 64)), "", false},
-		{"NoKeyPlainAccount", nil, "acct_1", "acct_1", true},
-		{"NoKeyInvalidAccount", nil, "jane doe@example.com", "", false},
-		{"Empty", key, "", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := VerifyLinkReference(tt.key, tt.ref)
-			if got != tt.want || ok != tt.ok {
-				t.Fatalf("VerifyLinkReference = %q, %v; want %q, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}

@@ -21,7 +21,7 @@ func TestEndToEndFixtures(t *testing.T) {
 	b := setup(t)
 	b.fake.Forbid(webhookstest.PII(t)...)
 	b.fake.Forbid("acct_life_1", "acct_basil_4", "acct_kenji_2", "acct_meter_3")
-	h, err := webhooks.NewHandler(webhooks.Config{Secrets: []string{webhookstest.Secret}, Store: b.st, Log: slog.New(slog.DiscardHandler)})
+	h, err := webhooks.NewHandler(webhooks.Config{Secrets: []string{webhookstest.Secret}, Store: b.st, Log: slog.New(slog.DiscardHandler), Links: webhookstest.Links()})
 	if err != nil {
 		t.Fatal(err)
 	}

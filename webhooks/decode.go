@@ -133,9 +133,9 @@ type rawEventExact struct {
 
 // DecodeOptions configures DecodeEvent.
 type DecodeOptions struct {
-	// LinkSigningKey, when set, is the HMAC key client_reference_id on a
-	// checkout session must be signed with (billing.SignLinkReference).
-	LinkSigningKey []byte
+	// Links checks client_reference_id on checkout sessions (signature,
+	// key, expiry as of the event's creation); nil refuses every reference.
+	Links *billing.LinkVerifier
 }
 
 // DecodeEvent turns a verified Stripe event payload into a billing.Event,
@@ -181,7 +181,7 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	case objectCheckoutSes:
 		var cs billing.CheckoutSession
 		cs, err = checkoutFromRaw(&rawCheckout{Object: obj.Object, Customer: obj.Customer, Subscription: obj.Subscription,
-			Livemode: obj.Livemode, ClientReferenceID: obj.ClientReferenceID}, opt.LinkSigningKey)
+			Livemode: obj.Livemode, ClientReferenceID: obj.ClientReferenceID}, opt.Links, ev.Created)
 		ev.Checkout = &cs
 	}
 	if err != nil {
@@ -249,7 +249,7 @@ func decodeEventExact(raw []byte, opt DecodeOptions) (billing.Event, error) {
 		ev.Invoice = &inv
 	case objectCheckoutSes:
 		var cs billing.CheckoutSession
-		cs, err = decodeCheckout(obj, opt.LinkSigningKey)
+		cs, err = decodeCheckout(obj, opt.Links, ev.Created)
 		ev.Checkout = &cs
 	}
 	if err != nil {

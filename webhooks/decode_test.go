@@ -198,7 +198,7 @@ func TestDecodeEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := webhooks.DecodeEvent(webhookstest.FixtureNamed(t, tt.name).Payload, webhooks.DecodeOptions{})
+			ev, err := webhooks.DecodeEvent(webhookstest.FixtureNamed(t, tt.name).Payload, webhooks.DecodeOptions{Links: webhookstest.Links()})
 			tt.check(t, ev, err)
 		})
 	}

@@ -32,9 +32,10 @@ type Config struct {
 	// MaxBodyReads bounds the bodies read at once (default 128); beyond
 	// it the slowest reader or the newcomer gets 503 (body.go).
 	MaxBodyReads int
-	// LinkSigningKey, when set, must sign client_reference_id on checkout
-	// sessions (billing.SignLinkReference) for them to link a customer.
-	LinkSigningKey []byte
+	// Links checks client_reference_id on checkout sessions: only a
+	// reference it accepts (signed by a key of the link ring, not expired
+	// when the checkout completed) links a customer. nil refuses them all.
+	Links *billing.LinkVerifier
 	// Store applies each event in one transaction.
 	Store billing.EventApplier
 	// Log gets event IDs, types and outcomes; never payloads.
@@ -156,7 +157,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ev, err := DecodeEvent(body, DecodeOptions{LinkSigningKey: h.cfg.LinkSigningKey})
+	ev, err := DecodeEvent(body, DecodeOptions{Links: h.cfg.Links})
 	if errors.Is(err, ErrUnhandled) {
 		// Unhandled types (charge.succeeded, ...) leave no trace but a counter.
 		h.m.event(typeOther, billing.OutcomeUnhandled)
@@ -192,10 +193,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.m.event(ev.Type, out)
-	if out == billing.OutcomeLinkConflict {
+	if ev.Checkout != nil && ev.Checkout.ReferenceRejected != "" && out != billing.OutcomeDuplicate {
+		h.m.reference(ev.Checkout.ReferenceRejected)
+		h.cfg.Log.Info("checkout client_reference_id not accepted: customer recorded, not linked",
+			"stripe_event_id", ev.ID, "reason", string(ev.Checkout.ReferenceRejected))
+	}
+	switch {
+	case out == billing.OutcomeLinkConflict:
 		h.cfg.Log.Warn("webhook link conflict: customer already linked to another account; link kept",
 			"stripe_event_id", ev.ID, "event_type", ev.Type)
-	} else if h.cfg.Log.Enabled(r.Context(), slog.LevelDebug) {
+	case out == billing.OutcomeLinkErased:
+		h.cfg.Log.Warn("webhook hint names an erased account: customer recorded, not linked",
+			"stripe_event_id", ev.ID, "event_type", ev.Type)
+	case h.cfg.Log.Enabled(r.Context(), slog.LevelDebug):
 		h.cfg.Log.Debug("webhook event", "stripe_event_id", ev.ID, "event_type", ev.Type, "outcome", string(out))
 	}
 	httpjson.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: out})

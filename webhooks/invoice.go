@@ -3,6 +3,7 @@ package webhooks
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/billingd/billingd/billing"
 )
@@ -91,16 +92,17 @@ type rawCheckout struct {
 	ClientReferenceID string `json:"client_reference_id"`
 }
 
-func decodeCheckout(raw []byte, linkKey []byte) (billing.CheckoutSession, error) {
+func decodeCheckout(raw []byte, links *billing.LinkVerifier, at time.Time) (billing.CheckoutSession, error) {
 	var rc rawCheckout
 	if err := json.Unmarshal(raw, &rc); err != nil {
 		return billing.CheckoutSession{}, fmt.Errorf("%w: checkout session: %w", billing.ErrInvalid, err)
 	}
-	return checkoutFromRaw(&rc, linkKey)
+	return checkoutFromRaw(&rc, links, at)
 }
 
-// checkoutFromRaw validates and converts a decoded checkout session.
-func checkoutFromRaw(rc *rawCheckout, linkKey []byte) (billing.CheckoutSession, error) {
+// checkoutFromRaw validates and converts a decoded checkout session; at is
+// the event's creation, when the checkout completed.
+func checkoutFromRaw(rc *rawCheckout, links *billing.LinkVerifier, at time.Time) (billing.CheckoutSession, error) {
 	if rc.Object != "" && rc.Object != objectCheckoutSes {
 		return billing.CheckoutSession{}, invalid("object is not a checkout session")
 	}
@@ -114,11 +116,9 @@ func checkoutFromRaw(rc *rawCheckout, linkKey []byte) (billing.CheckoutSession, 
 		cs.SubscriptionID = s
 	}
 	if rc.ClientReferenceID != "" {
-		// An unsigned or forged reference is dropped: the customer is still
-		// recorded, just not linked from this hint.
-		if acct, ok := billing.VerifyLinkReference(linkKey, rc.ClientReferenceID); ok {
-			cs.AccountHint = acct
-		}
+		// An unsigned, forged or expired reference is dropped: the customer
+		// is still recorded, just not linked from this hint.
+		cs.AccountHint, cs.ReferenceRejected = links.Verify(rc.ClientReferenceID, at)
 	}
 	return cs, nil
 }

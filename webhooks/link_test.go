@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,13 +13,37 @@ import (
 	"github.com/billingd/billingd/webhooks/webhookstest"
 )
 
-// Account hints link an unlinked customer and never move a linked one.
+// fixtureReference is the signed client_reference_id in the checkout
+// fixture (webhookstest.LinkKey, 48 hours after the event).
+func fixtureReference(t *testing.T) string {
+	t.Helper()
+	ref, err := billing.SignLinkReference(webhookstest.LinkKey, "acct_kenji_2", time.Unix(1700000030, 0).Add(48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// Account hints link an unlinked customer and never move a linked one; a
+// checkout reference links only when signed by a key of the ring and not
+// expired when the checkout completed (issue 16: signed by default).
 func TestLinking(t *testing.T) {
 	t.Parallel()
 	key := []byte("link-signing-key-for-webhook-tests")
-	b := setupWith(t, pgtest.Open(t), webhooks.Config{LinkSigningKey: key})
+	b := setupWith(t, pgtest.Open(t), webhooks.Config{Links: billing.NewLinkVerifier([]billing.LinkKey{{Key: key}}, false)})
 	created := webhookstest.FixtureNamed(t, "v2023_01_customer.created").Payload
 	checkout := webhookstest.FixtureNamed(t, "v2023_20_checkout.session.completed").Payload
+	completed := time.Unix(1700000030, 0) // the checkout event's created
+	withRef := func(ref, eventID string) []byte {
+		return webhookstest.Rewrite(checkout, fixtureReference(t), ref, "evt_1PiiCheckout2", eventID)
+	}
+	sign := func(key []byte, exp time.Time) string {
+		ref, err := billing.SignLinkReference(key, "acct_kenji_2", exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
 
 	t.Run("CustomerMetadataLinks", func(t *testing.T) {
 		if r := b.post(t, created); r.Outcome() != "applied" {
@@ -46,18 +71,31 @@ func TestLinking(t *testing.T) {
 			t.Fatalf("link_conflict counter %v", got)
 		}
 	})
-	t.Run("UnsignedCheckoutReferenceIgnored", func(t *testing.T) {
-		if r := b.post(t, checkout); r.Outcome() != "applied" {
-			t.Fatalf("%s", r.Body)
-		}
-		if c := b.customer(t, "cus_PiiKenji2"); c.AccountID != nil {
-			t.Fatalf("linked from an unsigned reference: %+v", c)
-		}
-	})
+	for _, tt := range []struct {
+		name, ref string
+		why       billing.LinkRejection
+	}{
+		{"UnsignedReferenceIgnored", "acct_kenji_2", billing.LinkUnsigned},
+		{"ReferenceOfAnotherKeyIgnored", fixtureReference(t), billing.LinkUnknownKey},
+		{"ExpiredReferenceIgnored", sign(key, completed.Add(-time.Second)), billing.LinkExpired},
+		{"TamperedReferenceIgnored", strings.Replace(sign(key, completed.Add(time.Hour)), "acct_kenji_2", "acct_kenji_3", 1), billing.LinkBadSignature},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := b.post(t, withRef(tt.ref, "evt_"+strings.ReplaceAll(tt.name, "Ignored", ""))); r.Outcome() != "applied" {
+				t.Fatalf("%s", r.Body)
+			}
+			if c := b.customer(t, "cus_PiiKenji2"); c.AccountID != nil {
+				t.Fatalf("linked from a refused reference: %+v", c)
+			}
+			if got := b.counter(t, "billingd_link_references_rejected_total", "reason", string(tt.why)); got != 1 {
+				t.Fatalf("rejected{reason=%q} = %v, want 1", tt.why, got)
+			}
+		})
+	}
 	t.Run("SignedCheckoutReferenceLinks", func(t *testing.T) {
-		p := webhookstest.Rewrite(checkout, `"acct_kenji_2"`, `"`+billing.SignLinkReference(key, "acct_kenji_2")+`"`,
-			"evt_1PiiCheckout2", "evt_1PiiCheckoutSigned")
-		if r := b.post(t, p); r.Outcome() != "applied" {
+		// Valid until the very second the checkout completed: it counts as
+		// of the event's creation, however late Stripe delivers it.
+		if r := b.post(t, withRef(sign(key, completed), "evt_1PiiCheckoutSigned")); r.Outcome() != "applied" {
 			t.Fatalf("%s", r.Body)
 		}
 		c := b.customer(t, "cus_PiiKenji2")
@@ -79,6 +117,54 @@ func TestLinking(t *testing.T) {
 			t.Fatalf("customer %+v", c)
 		}
 	})
+}
+
+// TestLinkKeyRotation: with LINK_SIGNING_KEYS=new,old a reference the old
+// key signed before the rotation still links, and one the new key signs
+// does too; once the old key leaves the ring, its references no longer do.
+// LINK_REQUIRE_SIGNATURE=false accepts a plain account ID as well.
+func TestLinkKeyRotation(t *testing.T) {
+	t.Parallel()
+	oldKey, newKey := []byte("old-link-signing-key-0123456789"), []byte("new-link-signing-key-0123456789")
+	checkout := webhookstest.FixtureNamed(t, "v2023_20_checkout.session.completed").Payload
+	exp := time.Unix(1700000030, 0).Add(billing.DefaultLinkReferenceTTL)
+	tests := []struct {
+		name     string
+		ring     [][]byte
+		unsigned bool
+		key      []byte // signs the reference; nil: the plain account ID
+		linked   bool
+	}{
+		{"OldKeyInRing", [][]byte{newKey, oldKey}, false, oldKey, true},
+		{"NewKeySigns", [][]byte{newKey, oldKey}, false, newKey, true},
+		{"OldKeyRetired", [][]byte{newKey}, false, oldKey, false},
+		{"UnsignedRefused", [][]byte{newKey}, false, nil, false},
+		{"UnsignedAllowedOptOut", [][]byte{newKey}, true, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var keys []billing.LinkKey
+			for _, k := range tt.ring {
+				keys = append(keys, billing.LinkKey{Key: k})
+			}
+			b := setupWith(t, pgtest.Open(t), webhooks.Config{Links: billing.NewLinkVerifier(keys, tt.unsigned)})
+			ref := "acct_kenji_2"
+			if tt.key != nil {
+				var err error
+				if ref, err = billing.SignLinkReference(tt.key, "acct_kenji_2", exp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := b.post(t, webhookstest.Rewrite(checkout, fixtureReference(t), ref)); r.Outcome() != "applied" {
+				t.Fatalf("%s", r.Body)
+			}
+			c := b.customer(t, "cus_PiiKenji2")
+			if got := c.AccountID != nil && *c.AccountID == "acct_kenji_2"; got != tt.linked {
+				t.Fatalf("linked = %v, want %v", got, tt.linked)
+			}
+		})
+	}
 }
 
 // ApplyEvent serves backfill and reconcile: an object fetched from the API

@@ -24,7 +24,7 @@ type failingStore struct{ err error }
 func (f failingStore) ApplyEvent(context.Context, billing.Event) (billing.Outcome, error) {
 	return "", f.err
 }
-func (f failingStore) AccountLink(context.Context, string, string) (billing.LinkResult, error) {
+func (f failingStore) AccountLink(context.Context, string, string, billing.LinkOptions) (billing.LinkResult, error) {
 	return 0, f.err
 }
 func (f failingStore) AccountBilling(context.Context, string) (billing.AccountBilling, error) {

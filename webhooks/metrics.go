@@ -12,6 +12,7 @@ type metrics struct {
 	sigFails  *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
 	reading   prometheus.Gauge
+	refs      *prometheus.CounterVec
 	byOutcome map[string]map[billing.Outcome]prometheus.Counter
 }
 
@@ -33,14 +34,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "billingd_webhook_bodies_reading",
 			Help: "Webhook request bodies being read now (at most WEBHOOK_MAX_BODY_READS); slow clients show here.",
 		}),
+		refs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billingd_link_references_rejected_total",
+			Help: "Checkout client_reference_ids that did not link, by reason (unsigned, malformed, unknown_key, bad_signature, expired, legacy).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.sigFails, m.rejected, m.reading)
+		reg.MustRegister(m.events, m.sigFails, m.rejected, m.reading, m.refs)
+	}
+	for _, r := range billing.LinkRejections() {
+		m.refs.WithLabelValues(string(r)) // present at 0, so alerts can use rate()
 	}
 	// Resolve every (type, outcome) counter once: the hot path then does a
 	// map lookup instead of hashing label values.
 	outcomes := []billing.Outcome{billing.OutcomeApplied, billing.OutcomeStale, billing.OutcomeIgnored,
-		billing.OutcomeLinkConflict, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled,
+		billing.OutcomeLinkConflict, billing.OutcomeLinkErased, billing.OutcomeTombstoned, billing.OutcomeDuplicate, billing.OutcomeUnhandled,
 		billing.OutcomeFutureDated}
 	m.byOutcome = map[string]map[billing.Outcome]prometheus.Counter{}
 	for _, t := range append(HandledTypes(), typeOther) {
@@ -63,3 +71,5 @@ func (m *metrics) event(eventType string, o billing.Outcome) {
 	}
 	m.events.WithLabelValues(typeOther, "other").Inc()
 }
+
+func (m *metrics) reference(why billing.LinkRejection) { m.refs.WithLabelValues(string(why)).Inc() }

@@ -57,6 +57,9 @@ func setupWith(t testing.TB, st *postgres.Store, cfg webhooks.Config) *bundle {
 	if cfg.Secrets == nil {
 		cfg.Secrets = []string{webhookstest.Secret}
 	}
+	if cfg.Links == nil {
+		cfg.Links = webhookstest.Links() // the fixtures' checkout reference is signed with its key
+	}
 	cfg.Store = st
 	cfg.Log = slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Registerer = b.reg

@@ -34,7 +34,7 @@ type command struct {
 // Environment variable groups shared by several commands.
 var (
 	// dbEnv: every command that opens the database.
-	dbEnv = []string{"DATABASE_URL", "BILLINGD_DATA_DIR", "DB_MAX_CONNS", "ERASURE_KEY"}
+	dbEnv = []string{"DATABASE_URL", "BILLINGD_DATA_DIR", "DB_MAX_CONNS", "ERASURE_KEYS", "ERASURE_KEY", "LINK_SIGNING_KEYS", "LINK_SIGNING_KEY"}
 	// commonEnv: read by every command.
 	commonEnv = []string{"LOG_LEVEL", "GOGC"}
 )
@@ -53,6 +53,7 @@ func commands() []*command {
 		simulateCommand(),
 		metricsRebuildCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),
+		keysStatusCommand(), keysForgetCommand(),
 		versionCommand(),
 	}
 }

@@ -35,7 +35,13 @@ type Config struct {
 	WebhookApplyTimeout time.Duration // WEBHOOK_APPLY_TIMEOUT (default 5s): a delivery's deadline, body to commit
 	WebhookBodyTimeout  time.Duration // WEBHOOK_BODY_TIMEOUT (default 2s): a body's time to arrive after its headers
 	WebhookMaxBodyReads int           // WEBHOOK_MAX_BODY_READS (default 128): bodies read at once
-	LinkSigningKey      string        // LINK_SIGNING_KEY: HMAC key for client_reference_id
+
+	// Key rings (issue 16): the first key writes or signs, every key checks
+	// or verifies; "generated" names the key billingd keeps in the
+	// database; nil: that key alone.
+	ErasureKeys          []string // ERASURE_KEYS, or ERASURE_KEY for one key
+	LinkSigningKeys      []string // LINK_SIGNING_KEYS, or LINK_SIGNING_KEY for one key
+	LinkRequireSignature bool     // LINK_REQUIRE_SIGNATURE (default true)
 
 	EntitlementGrace time.Duration // ENTITLEMENT_GRACE_PERIOD (default 72h): past_due still entitled this long
 
@@ -48,9 +54,8 @@ type Config struct {
 	StripeAPIBase     string        // STRIPE_API_BASE
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
 
-	ErasureKey                string // ERASURE_KEY; empty: generated and kept in the database
-	WebhookEventRetentionDays int    // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
-	MetricsRetentionDays      int    // METRICS_RETENTION_DAYS (0: keep)
+	WebhookEventRetentionDays int // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
+	MetricsRetentionDays      int // METRICS_RETENTION_DAYS (0: keep)
 
 	MetricsAddr  string // METRICS_ADDR: serve /metrics on its own listener
 	MetricsToken string // METRICS_TOKEN: bearer token required on /metrics
@@ -75,6 +80,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("profitwell_token_set", c.ProfitWellToken != ""),
 		slog.Bool("stripe_api_key_set", c.StripeAPIKey != ""),
 		slog.String("public_url", publicURL),
+		slog.Int("erasure_keys", len(c.ErasureKeys)),
+		slog.Int("link_signing_keys", len(c.LinkSigningKeys)),
+		slog.Bool("link_require_signature", c.LinkRequireSignature),
 	)
 }
 
@@ -113,7 +121,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		WebhookApplyTimeout: p.duration("WEBHOOK_APPLY_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
 		WebhookBodyTimeout:  p.duration("WEBHOOK_BODY_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
 		WebhookMaxBodyReads: p.intRange("WEBHOOK_MAX_BODY_READS", 128, 1, 100_000),
-		LinkSigningKey:      p.key("LINK_SIGNING_KEY"),
+
+		ErasureKeys:          p.keyRing("ERASURE_KEYS", "ERASURE_KEY"),
+		LinkSigningKeys:      p.keyRing("LINK_SIGNING_KEYS", "LINK_SIGNING_KEY"),
+		LinkRequireSignature: p.boolean("LINK_REQUIRE_SIGNATURE", true),
 
 		EntitlementGrace: p.duration("ENTITLEMENT_GRACE_PERIOD", 72*time.Hour, 0, maxGracePeriod),
 
@@ -126,7 +137,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		StripeAPIBase:     p.url("STRIPE_API_BASE", ""),
 		ReconcileInterval: p.durationOrOff("RECONCILE_INTERVAL", time.Minute, maxReconcile),
 
-		ErasureKey:                p.key("ERASURE_KEY"),
 		WebhookEventRetentionDays: p.intRange("WEBHOOK_EVENT_RETENTION_DAYS", 30, 3, 36500),
 		MetricsRetentionDays:      p.intRange("METRICS_RETENTION_DAYS", 0, 0, 36500),
 
@@ -356,6 +366,61 @@ func (p *parser) key(name string) string {
 		p.fail(name, fmt.Sprintf("at least %d characters (it is an HMAC key)", minKeyLength))
 	}
 	return v
+}
+
+// generatedKey in a key ring names the key billingd generated and keeps in
+// the database (shorter than any key, so it cannot be one).
+const generatedKey = "generated"
+
+// keyRing reads a comma-separated ring of HMAC keys (list), each at least
+// minKeyLength characters or "generated", or its one-key alias (single,
+// read as key does). nil when neither is set.
+func (p *parser) keyRing(list, single string) []string {
+	l := strings.TrimSpace(p.getenv(list))
+	if l != "" && p.getenv(single) != "" {
+		p.fail(list, "set "+list+" or "+single+", not both")
+		return nil
+	}
+	if l == "" {
+		if k := p.key(single); k != "" {
+			return []string{k}
+		}
+		return nil
+	}
+	var keys []string
+	seen := map[string]bool{}
+	for _, k := range strings.Split(l, ",") {
+		switch k = strings.TrimSpace(k); {
+		case k == "":
+		case seen[k]:
+			p.fail(list, "a key is listed twice")
+			return nil
+		case k != generatedKey && len(k) < minKeyLength:
+			p.fail(list, fmt.Sprintf(`each key at least %d characters (or "generated")`, minKeyLength))
+			return nil
+		default:
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		p.fail(list, "no key in the list")
+	}
+	return keys
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	switch v := strings.TrimSpace(p.getenv(name)); v {
+	case "":
+		return def
+	case "true":
+		return true
+	case "false":
+		return false
+	default:
+		p.fail(name, fmt.Sprintf("%q is not true or false", v))
+		return def
+	}
 }
 
 // token reads an optional bearer secret of at least minLen characters

@@ -60,12 +60,21 @@ func (e *env) openDatabase(ctx context.Context) (*database, error) {
 		d.close(ctx)
 		return nil, err
 	}
-	if e.cfg.ErasureKey != "" {
-		// Every command hashes erased IDs with the same key (tombstones).
-		st.SetErasureKey([]byte(e.cfg.ErasureKey))
-	}
+	// Every command hashes erased IDs with the same ring (tombstones) and
+	// signs references with the same link keys.
+	st.SetErasureKeys(ringEntries(e.cfg.ErasureKeys))
+	st.SetLinkSigningKeys(ringEntries(e.cfg.LinkSigningKeys))
 	d.store = st
 	return d, nil
+}
+
+// ringEntries turns a configured key ring into the store's form.
+func ringEntries(keys []string) []postgres.RingEntry {
+	var out []postgres.RingEntry
+	for _, k := range keys {
+		out = append(out, postgres.RingEntry{Key: []byte(k), Generated: k == generatedKey})
+	}
+	return out
 }
 
 func (d *database) close(ctx context.Context) {

@@ -33,7 +33,12 @@ func profitwellWorkerCommand() *command {
 				if err := e.needProfitWellToken("profitwell worker"); err != nil {
 					return err
 				}
-				return e.withMigratedStore(ctx, func(st *postgres.Store) error { return e.profitWellWorker(st, nil).Run(ctx) })
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error {
+					if err := e.checkAliasKey(ctx, st); err != nil {
+						return err
+					}
+					return e.profitWellWorker(st, nil).Run(ctx)
+				})
 			}
 		},
 	}
@@ -116,10 +121,24 @@ func profitwellBackfillCommand() *command {
 						return err
 					}
 				}
-				return e.withMigratedStore(ctx, func(st *postgres.Store) error { return e.profitWellBackfill(ctx, st, *dry) })
+				return e.withMigratedStore(ctx, func(st *postgres.Store) error {
+					if !*dry {
+						if err := e.checkAliasKey(ctx, st); err != nil {
+							return err
+						}
+					}
+					return e.profitWellBackfill(ctx, st, *dry)
+				})
 			}
 		},
 	}
+}
+
+// checkAliasKey refuses to send with another alias key than the one
+// ProfitWell's aliases were made with (issue 16; README "Secrets and key
+// rotation").
+func (e *env) checkAliasKey(ctx context.Context, st *postgres.Store) error {
+	return st.CheckProfitWellAliasKey(ctx, []byte(e.cfg.ProfitWellAliasKey))
 }
 
 func (e *env) needProfitWellToken(cmd string) error {

@@ -83,9 +83,16 @@ func (e *env) serve(ctx context.Context) error {
 		return err
 	}
 	e.warnStripeKeyMode(ctx, db.store)
-	// Before any webhook: the event path then never loads the key itself.
-	if err := db.store.PrepareErasureKey(ctx); err != nil {
+	// Before any webhook: the event path then never loads a key itself,
+	// and a changed erasure or link key stops serve here (issue 16).
+	links, err := e.prepareKeys(ctx, db.store)
+	if err != nil {
 		return err
+	}
+	if e.cfg.ProfitWellToken != "" {
+		if err := db.store.CheckProfitWellAliasKey(ctx, []byte(e.cfg.ProfitWellAliasKey)); err != nil {
+			return err
+		}
 	}
 	if db.embedded != nil && len(e.cfg.WebhookSecrets) == 0 {
 		secret, err := e.devWebhookSecret()
@@ -119,7 +126,7 @@ func (e *env) serve(ctx context.Context) error {
 	// below can write.
 	db.store.OnAccountsChanged(cache.InvalidateAccounts)
 	go cache.Run(ctx)
-	srv.Tokens, srv.Entitlements, srv.Accounts = cache, cache, db.store
+	srv.Tokens, srv.Entitlements, srv.Accounts, srv.LinkReferences = cache, cache, db.store, db.store
 	// Erasure (DELETE /v1/accounts/{id}), its Stripe jobs and the hourly
 	// retention purge; stopped before the database closes.
 	srv.Eraser = db.store
@@ -157,7 +164,7 @@ func (e *env) serve(ctx context.Context) error {
 		observeEventBatches(db.store, reg)
 		wh, err := webhooks.NewHandler(webhooks.Config{
 			Secrets: e.cfg.WebhookSecrets, Tolerance: e.cfg.WebhookTolerance,
-			MaxBodyBytes: e.cfg.WebhookMaxBodyBytes, LinkSigningKey: []byte(e.cfg.LinkSigningKey),
+			MaxBodyBytes: e.cfg.WebhookMaxBodyBytes, Links: links,
 			ApplyTimeout: e.cfg.WebhookApplyTimeout, BodyTimeout: e.cfg.WebhookBodyTimeout, MaxBodyReads: e.cfg.WebhookMaxBodyReads,
 			Store: db.store, Log: e.log, Registerer: reg,
 		})
@@ -194,6 +201,25 @@ func (e *env) serve(ctx context.Context) error {
 	}
 	e.log.Info("stopped")
 	return nil
+}
+
+// prepareKeys resolves the erasure and link key rings (generating their
+// keys on a first start), refuses keys that changed (ErrKeyChanged, one
+// line), logs the fingerprints in use and returns the checkout reference
+// verifier.
+func (e *env) prepareKeys(ctx context.Context, st *postgres.Store) (*billing.LinkVerifier, error) {
+	if err := st.PrepareKeys(ctx); err != nil {
+		return nil, err
+	}
+	erasure, link, err := st.KeyRingFingerprints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.log.Info("key rings", "erasure_key_fingerprints", erasure, "link_key_fingerprints", link)
+	if !e.cfg.LinkRequireSignature {
+		e.log.Warn("LINK_REQUIRE_SIGNATURE=false: a plain account ID in a checkout's client_reference_id links the customer; anyone who can edit a Payment Link URL can link their payment to any account")
+	}
+	return st.LinkVerifier(ctx, !e.cfg.LinkRequireSignature)
 }
 
 // serveMetrics runs /metrics on its own listener (METRICS_ADDR), e.g. a

@@ -78,6 +78,11 @@ func (e *env) withStripeSync(ctx context.Context, what string, fn func(s *reconc
 	if dirty || v < postgres.RequiredSchemaVersion() {
 		return fmt.Errorf("stripe %s: schema version %d, need %d: run billingd migrate up first", what, v, postgres.RequiredSchemaVersion())
 	}
+	// Objects go through the event path: its tombstone checks need the
+	// erasure keys that made them.
+	if err := db.store.PrepareKeys(ctx); err != nil {
+		return err
+	}
 	e.warnStripeKeyMode(ctx, db.store)
 	return fn(&reconcile.Syncer{Client: client, Store: db.store, Log: e.log, Progress: e.stderr})
 }

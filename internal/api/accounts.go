@@ -19,7 +19,7 @@ import (
 // Accounts links app accounts to Stripe customers and reads their billing
 // (*postgres.Store).
 type Accounts interface {
-	AccountLink(ctx context.Context, accountID, customerID string) (billing.LinkResult, error)
+	AccountLink(ctx context.Context, accountID, customerID string, opt billing.LinkOptions) (billing.LinkResult, error)
 	AccountBilling(ctx context.Context, accountID string) (billing.AccountBilling, error)
 }
 
@@ -49,6 +49,7 @@ func (s *Server) accountRoutes(r *mux.Router) {
 	r.HandleFunc("/v1/accounts/{account_id}/billing", s.requireScope(billing.ScopeApp, s.handleLink)).Methods(http.MethodPut)
 	r.HandleFunc("/v1/accounts/{account_id}/billing", s.requireScope(billing.ScopeApp, s.handleBilling)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/accounts/{account_id}/entitlement", s.requireScope(billing.ScopeApp, s.handleEntitlement)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}/link-reference", s.requireScope(billing.ScopeApp, s.handleLinkReference)).Methods(http.MethodPost)
 }
 
 // accountID returns the validated {account_id}, or answers 400.
@@ -64,11 +65,15 @@ func accountID(w http.ResponseWriter, r *http.Request) (string, bool) {
 // linkRequest is the body of PUT /v1/accounts/{account_id}/billing.
 type linkRequest struct {
 	StripeCustomerID string `json:"stripe_customer_id"`
+	// ReuseErasedAccount: the account was erased and the app gives its ID
+	// to a new holder on purpose (audited).
+	ReuseErasedAccount bool `json:"reuse_erased_account"`
 }
 
 // handleLink: PUT /v1/accounts/{account_id}/billing. 201 when the link was
 // made, 200 when it already existed (idempotent), 409 when the customer
-// cannot be linked to this account.
+// cannot be linked to this account, or the account was erased and the
+// body does not say "reuse_erased_account": true.
 func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 	id, ok := accountID(w, r)
 	if !ok {
@@ -98,8 +103,14 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_customer_id", "stripe_customer_id must be cus_ followed by letters and digits")
 		return
 	}
-	res, err := s.Accounts.AccountLink(r.Context(), id, req.StripeCustomerID)
+	actor := TokenName(r.Context())
+	res, err := s.Accounts.AccountLink(r.Context(), id, req.StripeCustomerID,
+		billing.LinkOptions{ReuseErased: req.ReuseErasedAccount, Actor: actor})
 	switch {
+	case errors.Is(err, billing.ErrAccountErased):
+		writeError(w, http.StatusConflict, "account_erased",
+			`this account was erased; to give its ID to a new holder, send "reuse_erased_account": true (audited)`)
+		return
 	case errors.Is(err, billing.ErrLinkedElsewhere):
 		writeError(w, http.StatusConflict, "customer_linked_elsewhere", "this customer is linked to another account")
 		return
@@ -114,13 +125,19 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := http.StatusOK
-	if res == billing.LinkCreated {
+	if res == billing.LinkCreated || res == billing.LinkReused {
 		code = http.StatusCreated
 		if s.Entitlements != nil {
 			s.Entitlements.InvalidateAccount(id)
 		}
 	}
-	writeJSON(w, code, map[string]string{"account_id": id, "stripe_customer_id": req.StripeCustomerID})
+	body := map[string]any{"account_id": id, "stripe_customer_id": req.StripeCustomerID}
+	if res == billing.LinkReused {
+		body["reused_erased_account"] = true
+		// No account ID: it names a person (the former holder's, too).
+		s.Log.Info("erased account ID reused by the app", "request_id", RequestID(r.Context()), "actor", actor)
+	}
+	writeJSON(w, code, body)
 }
 
 // billingJSON is the body of GET /v1/accounts/{account_id}/billing.

@@ -29,7 +29,7 @@ type exportBundle struct {
 func setupExport(t *testing.T) exportBundle {
 	t.Helper()
 	st := pgtest.Open(t)
-	wh, err := webhooks.NewHandler(webhooks.Config{Secrets: []string{webhookstest.Secret}, Store: st, Log: slog.New(slog.DiscardHandler)})
+	wh, err := webhooks.NewHandler(webhooks.Config{Secrets: []string{webhookstest.Secret}, Store: st, Log: slog.New(slog.DiscardHandler), Links: webhookstest.Links()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,9 @@ type Server struct {
 	Accounts Accounts
 	// Entitlements answers GET /v1/accounts/{account_id}/entitlement (accounts.go); nil: 503.
 	Entitlements Entitlements
+	// LinkReferences signs checkout references (POST
+	// /v1/accounts/{account_id}/link-reference, link_reference.go); nil: 503.
+	LinkReferences LinkReferences
 	// Eraser erases accounts (DELETE /v1/accounts/{account_id}); nil: 503.
 	Eraser AccountEraser
 	// Exporter answers subject access requests (GET /v1/accounts/{account_id}/export, export.go); nil: 503.

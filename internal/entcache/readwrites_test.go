@@ -111,7 +111,7 @@ func TestStoreWritesDropCachedAnswers(t *testing.T) {
 		{"Link", "l", false, func(t *testing.T, k string) {
 			apply(t, billing.Event{ID: "evt_l" + k, Type: "customer.subscription.created", Created: t0, Livemode: true, Subscription: sub("sub_l"+k, "cus_l"+k, "", billing.StatusActive)})
 		}, func(t *testing.T, k string) {
-			if res, err := st.AccountLink(ctx, "acct_l"+k, "cus_l"+k); err != nil || res != billing.LinkCreated {
+			if res, err := st.AccountLink(ctx, "acct_l"+k, "cus_l"+k, billing.LinkOptions{}); err != nil || res != billing.LinkCreated {
 				t.Fatalf("link: %v %v", res, err)
 			}
 		}},

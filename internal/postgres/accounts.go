@@ -9,6 +9,7 @@ import (
 
 	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // Accounts: the app API's view of customers and subscriptions, keyed by the
@@ -20,21 +21,38 @@ import (
 // so the row is upserted, and the upsert's row lock serialises this against
 // the event path. Links never move: a customer linked to another account,
 // deleted in Stripe, or erased is refused with the matching billing error.
-func (s *Store) AccountLink(ctx context.Context, accountID, customerID string) (billing.LinkResult, error) {
+// An erased account is refused (billing.ErrAccountErased) unless
+// opt.ReuseErased: the reuse is then audited and the account's tombstones
+// marked reused, so later API links need no flag (hints still never link).
+func (s *Store) AccountLink(ctx context.Context, accountID, customerID string, opt billing.LinkOptions) (billing.LinkResult, error) {
 	if !billing.ValidAccountID(accountID) || !billing.ValidCustomerID(customerID) {
 		return 0, fmt.Errorf("link account: %w: malformed account or customer ID", billing.ErrInvalid)
+	}
+	if opt.Actor == "" {
+		opt.Actor = "api"
 	}
 	var res billing.LinkResult
 	ctx = s.withErasureKey(ctx) // isTombstoned needs it
 	changed := accountSet{}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		// Before writing anything about the customer (see isTombstoned).
-		dead, err := isTombstoned(ctx, tx, customerID)
+		// Before writing anything about the customer or the account (see
+		// isTombstoned): an erasure of either then either committed before
+		// and is seen here, or waits for this transaction and erases the link.
+		dead, acct, err := checkTombstones(ctx, tx, []string{customerID}, accountID)
 		if err != nil {
 			return err
 		}
 		if dead {
 			return billing.ErrCustomerErased
+		}
+		reused := false
+		if acct.Erased && !acct.Reused {
+			if !opt.ReuseErased {
+				return billing.ErrAccountErased
+			}
+			if reused, err = s.reuseErasedAccount(ctx, tx, accountID, opt.Actor); err != nil {
+				return err
+			}
 		}
 		// DO UPDATE, not DO NOTHING: only an update takes the row lock and
 		// returns the existing row. It changes nothing the event path reads.
@@ -58,7 +76,9 @@ RETURNING account_id, deleted, (xmax = 0) AS inserted`
 			return billing.ErrCustomerDeleted
 		case row.AccountID.Valid && row.AccountID.String == accountID:
 			res = billing.LinkExisted
-			return nil // nothing changed: no notification
+			if !reused {
+				return nil // nothing changed: no notification
+			}
 		case row.AccountID.Valid:
 			return billing.ErrLinkedElsewhere
 		default:
@@ -70,6 +90,9 @@ WHERE stripe_customer_id = $1`
 			}
 			res = billing.LinkCreated
 		}
+		if reused {
+			res = billing.LinkReused
+		}
 		return notifyAccountChange(ctx, tx, changed, accountID)
 	})
 	if err != nil {
@@ -77,6 +100,40 @@ WHERE stripe_customer_id = $1`
 	}
 	s.accountsCommitted(changed)
 	return res, nil
+}
+
+// AuditActionReuse is the audit_log action of an erased account ID reused
+// by the app.
+const AuditActionReuse = "account.reuse"
+
+// reuseErasedAccount marks the account's tombstones reused and audits it;
+// false when a concurrent call already did (the row lock of the UPDATE
+// orders them, and the second finds nothing left to lift).
+func (s *Store) reuseErasedAccount(ctx context.Context, tx *sqlx.Tx, accountID, actor string) (bool, error) {
+	ring, err := s.erasureRingTx(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	const q = `
+UPDATE account_tombstones SET reused_at = now()
+WHERE subject_hmac = ANY($1) AND reused_at IS NULL`
+	r, err := tx.ExecContext(ctx, q, pq.ByteaArray(ringHashes(ring, accountID)))
+	if err != nil {
+		return false, fmt.Errorf("reuse erased account: %w", translate(err))
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if err := recordKeyUse(ctx, tx, PurposeErasure, ring.Fingerprints()[0]); err != nil {
+		return false, err
+	}
+	const qAudit = `
+INSERT INTO audit_log (actor, action, subject_hmac, details)
+VALUES ($1, $2, $3, '{"linked_via":"api"}')`
+	if _, err := tx.ExecContext(ctx, qAudit, actor, AuditActionReuse, subjectHMAC(ring.Writer(), accountID)); err != nil {
+		return false, fmt.Errorf("audit account reuse: %w", translate(err))
+	}
+	return true, nil
 }
 
 // accountSubRow is the part of a subscriptions row the app API reads.

@@ -29,7 +29,7 @@ func TestAccountLinkRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := st.AccountLink(ctx, fmt.Sprintf("acct_race%d", i), "cus_Race1")
+			res, err := st.AccountLink(ctx, fmt.Sprintf("acct_race%d", i), "cus_Race1", billing.LinkOptions{})
 			results[i], created[i] = err, res == billing.LinkCreated
 		}()
 	}
@@ -82,7 +82,7 @@ func TestAccountLinkNotifies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := st.AccountLink(ctx, tt.account, "cus_Notify1")
+			res, err := st.AccountLink(ctx, tt.account, "cus_Notify1", billing.LinkOptions{})
 			if res != tt.want || !errors.Is(err, tt.err) {
 				t.Fatalf("link: %v %v, want %v %v", res, err, tt.want, tt.err)
 			}

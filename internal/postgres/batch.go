@@ -22,8 +22,9 @@ import (
 //     shared subject locks of the first deliveries, sorted;
 //  2. qLockCustomers: the tombstone lookup (a new statement, so its
 //     snapshot sees an erasure that committed while the locks were
-//     awaited) and the upsert of every customer the events name, sorted by
-//     ID; a customer's row lock serialises everything about it;
+//     awaited), of the subjects and of the accounts the hints name, and
+//     the upsert of every customer the events name, sorted by ID; a
+//     customer's row lock serialises everything about it;
 //  3. links from hints (a statement only when an existing, unlinked
 //     customer gets linked), then qWriteSubscriptions: every version into
 //     the history, each subscription's newest into current state when it
@@ -64,6 +65,9 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 		}
 		var err error
 		res, err = b.run(ctx, evs)
+		if err == nil && s.keys.beforeBatchCommit != nil {
+			s.keys.beforeBatchCommit()
+		}
 		return err
 	})
 	if err != nil {
@@ -107,14 +111,16 @@ type batchItem struct {
 	i        int // index in the batch (and its results)
 	ev       billing.Event
 	customer string   // the customer the event writes about; "" for none
-	keys     []int64  // subject lock keys, sorted
-	hashes   [][]byte // subject tombstone hashes
+	hint     string   // the account its hint names; "" for none
+	keys     []int64  // subject (and hint account) lock keys, sorted
+	hashes   [][]byte // subject tombstone hashes, every key of the erasure ring
+	own      [][]byte // the customer's own hashes (a prefix of hashes)
 	copyOf   int      // index of an earlier event of the batch with the same ID, or -1
 	fresh    bool     // first delivery (or API fetch): to be applied
 	first    billing.Outcome
 	out      billing.Outcome
-	linked   string // account whose link this event made ("" none)
-	conflict bool   // link_conflict
+	linked   string          // account whose link this event made ("" none)
+	linkOut  billing.Outcome // link_conflict or link_erased when the hint did not link
 }
 
 type batch struct {
@@ -122,13 +128,20 @@ type batch struct {
 	items     []*batchItem
 	order     []*batchItem // items in the order the batch applies them (ordered)
 	customers map[string]*lockedCustomer
-	outbox    []outboxRow // ProfitWell sync rows, in the order applied
-	accounts  accountSet  // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
+	outbox    []outboxRow     // ProfitWell sync rows, in the order applied
+	accounts  accountSet      // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
+	ring      billing.KeyRing // the erasure ring
 }
 
 func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
 	b.customers = map[string]*lockedCustomer{}
 	b.accounts = accountSet{}
+	b.tx.erased = map[string]bool{}
+	ring, err := ctxErasureRing(ctx, b.tx.Tx)
+	if err != nil {
+		return nil, fmt.Errorf("check tombstones: %w", err)
+	}
+	b.ring = ring
 	seen := map[string]int{}
 	for i, ev := range evs {
 		// Postgres keeps microseconds: compare versions at the precision stored.
@@ -148,14 +161,15 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 			}
 		}
 		ids := eventSubjects(ev)
-		it.keys = sortedLockKeys(ids)
-		if len(it.keys) > 0 {
-			hashes, err := subjectHashes(ctx, b.tx.Tx, ids)
-			if err != nil {
-				return nil, err
+		if len(ids) > 0 { // eventSubjects puts the customer first, never empty
+			it.customer, it.hint = ids[0], eventHint(ev)
+			it.keys = sortedLockKeys(ids, it.hint)
+			for _, id := range ids {
+				if id != "" {
+					it.hashes = append(it.hashes, ringHashes(ring, id)...)
+				}
 			}
-			it.hashes = hashes // hashes[0] is the customer's: eventSubjects puts it first, never empty
-			it.customer = ids[0]
+			it.own = it.hashes[:ring.Len()]
 		}
 		b.items = append(b.items, it)
 	}
@@ -290,47 +304,64 @@ func (b *batch) recordEvents(ctx context.Context) error {
 	return nil
 }
 
-// qLockCustomers looks up the tombstones of every subject ($5) and upserts
-// each customer ($1..$4, sorted by ID: one lock order for every batch)
-// whose own ID is not tombstoned ($6, its hash). It runs after the subject
-// locks were granted (qRecordEvents), so its snapshot shows any erasure
-// that committed meanwhile. A first-seen customer is linked to its hint at
-// once; existing rows only get their row lock (link decides the rest).
-// Events are dead when any of their subjects is tombstoned; the row is
-// skipped when the customer's own ID is. Erasure tombstones a customer
-// with its subscriptions, so the two never differ for a real event.
+// qLockCustomers looks up the tombstones of every subject ($5) and of the
+// accounts the hints name ($8 hashes of $9 accounts), and upserts each
+// customer ($1..$4, sorted by ID: one lock order for every batch) whose
+// own ID is not tombstoned ($6 hashes of $7 customers). It runs after the
+// subject and account locks were granted (qRecordEvents), so its snapshot
+// shows any erasure that committed meanwhile. A first-seen customer is
+// linked to its hint at once unless that account was erased; existing
+// rows only get their row lock (link decides the rest). Events are dead
+// when any of their subjects is tombstoned; the row is skipped when the
+// customer's own ID is. Erasure tombstones a customer with its
+// subscriptions, so the two never differ for a real event.
 var qLockCustomers = `
 WITH t AS (
     SELECT coalesce(array_agg(subject_hmac), '{}') AS found FROM tombstones WHERE subject_hmac = ANY($5::bytea[])
+), d AS (
+    SELECT coalesce(array_agg(DISTINCT o.cus), '{}') AS ids
+    FROM unnest($6::bytea[], $7::text[]) AS o(hmac, cus), t WHERE o.hmac = ANY (t.found)
+), e AS (
+    SELECT coalesce(array_agg(DISTINCT a.acct), '{}') AS accts
+    FROM unnest($8::bytea[], $9::text[]) AS a(hmac, acct)
+    WHERE EXISTS (SELECT 1 FROM account_tombstones WHERE subject_hmac = a.hmac)
 ), c AS (
     INSERT INTO customers (stripe_customer_id, livemode, account_id, linked_via, linked_at)
-    SELECT u.id, u.livemode, NULLIF(u.hint, ''), NULLIF(u.via, ''), CASE WHEN u.hint = '' THEN NULL ELSE now() END
-    FROM unnest($1::text[], $2::boolean[], $3::text[], $4::text[], $6::bytea[]) AS u(id, livemode, hint, via, hmac), t
-    WHERE NOT (u.hmac = ANY (t.found))
+    SELECT u.id, u.livemode, CASE WHEN u.erased THEN NULL ELSE NULLIF(u.hint, '') END,
+           CASE WHEN u.erased THEN NULL ELSE NULLIF(u.via, '') END,
+           CASE WHEN u.hint = '' OR u.erased THEN NULL ELSE now() END
+    FROM (SELECT u.*, u.hint = ANY (e.accts) AS erased
+          FROM unnest($1::text[], $2::boolean[], $3::text[], $4::text[]) AS u(id, livemode, hint, via), e) AS u, d
+    WHERE NOT (u.id = ANY (d.ids))
     ORDER BY u.id
     ON CONFLICT (stripe_customer_id) DO UPDATE SET livemode = EXCLUDED.livemode, updated_at = now()
     RETURNING stripe_customer_id, customer_ref, account_id, deleted, (xmax = 0) AS inserted
 )
-SELECT c.stripe_customer_id, c.customer_ref::text, c.account_id, c.deleted, c.inserted, NULL::bytea[] AS found FROM c
+SELECT c.stripe_customer_id, c.customer_ref::text, c.account_id, c.deleted, c.inserted,
+       NULL::bytea[] AS found, NULL::text[] AS erased FROM c
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, t.found FROM t`
+SELECT NULL, NULL, NULL, NULL, NULL, t.found, e.accts FROM t, e`
 
 func (b *batch) lockCustomers(ctx context.Context) error {
 	type input struct {
 		livemode  bool
 		hint, via string
-		hmac      []byte // the customer's tombstone hash (first of its events' subject hashes)
+		own       [][]byte // the customer's tombstone hashes
 	}
 	in := map[string]*input{}
 	var all [][]byte
+	hints := map[string]bool{}
 	for _, it := range b.order {
 		if !it.fresh || it.copyOf >= 0 || it.out != "" || it.customer == "" {
 			continue
 		}
 		all = append(all, it.hashes...)
+		if it.hint != "" {
+			hints[it.hint] = true
+		}
 		c := in[it.customer]
 		if c == nil {
-			c = &input{livemode: it.ev.Livemode, hmac: it.hashes[0]}
+			c = &input{livemode: it.ev.Livemode, own: it.own}
 			in[it.customer] = c
 		}
 		// A first-seen customer takes the hint of its first subscription
@@ -348,17 +379,25 @@ func (b *batch) lockCustomers(ctx context.Context) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	live, hints, vias := make([]bool, len(ids)), make([]string, len(ids)), make([]string, len(ids))
-	hmacs := make([][]byte, len(ids))
+	live, firstHints, vias := make([]bool, len(ids)), make([]string, len(ids)), make([]string, len(ids))
+	own, ownOf := [][]byte{}, []string{}
 	for i, id := range ids {
-		live[i], hints[i], vias[i] = in[id].livemode, in[id].hint, in[id].via
-		hmacs[i] = in[id].hmac
+		live[i], firstHints[i], vias[i] = in[id].livemode, in[id].hint, in[id].via
+		for _, h := range in[id].own {
+			own, ownOf = append(own, h), append(ownOf, id)
+		}
+	}
+	hintHashes, hintOf := [][]byte{}, []string{}
+	for acct := range hints {
+		for _, h := range ringHashes(b.ring, acct) {
+			hintHashes, hintOf = append(hintHashes, h), append(hintOf, acct)
+		}
 	}
 	if all == nil {
 		all = [][]byte{}
 	}
-	rows, err := b.tx.stmtQueryx(ctx, qLockCustomers, pq.Array(ids), pq.Array(live), pq.Array(hints), pq.Array(vias),
-		pq.ByteaArray(all), pq.ByteaArray(hmacs))
+	rows, err := b.tx.stmtQueryx(ctx, qLockCustomers, pq.Array(ids), pq.Array(live), pq.Array(firstHints), pq.Array(vias),
+		pq.ByteaArray(all), pq.ByteaArray(own), pq.Array(ownOf), pq.ByteaArray(hintHashes), pq.Array(hintOf))
 	if err != nil {
 		return fmt.Errorf("lock customers: %w", translate(err))
 	}
@@ -366,18 +405,22 @@ func (b *batch) lockCustomers(ctx context.Context) error {
 	var found [][]byte
 	for rows.Next() {
 		var r struct {
-			ID        *string       `db:"stripe_customer_id"`
-			Ref       *string       `db:"customer_ref"`
-			AccountID *string       `db:"account_id"`
-			Deleted   *bool         `db:"deleted"`
-			Inserted  *bool         `db:"inserted"`
-			Found     pq.ByteaArray `db:"found"`
+			ID        *string        `db:"stripe_customer_id"`
+			Ref       *string        `db:"customer_ref"`
+			AccountID *string        `db:"account_id"`
+			Deleted   *bool          `db:"deleted"`
+			Inserted  *bool          `db:"inserted"`
+			Found     pq.ByteaArray  `db:"found"`
+			Erased    pq.StringArray `db:"erased"`
 		}
 		if err := rows.StructScan(&r); err != nil {
 			return fmt.Errorf("lock customers: %w", translate(err))
 		}
 		if r.ID == nil {
 			found = r.Found
+			for _, a := range r.Erased {
+				b.tx.erased[a] = true
+			}
 			continue
 		}
 		c := &lockedCustomer{Ref: *r.Ref, Deleted: *r.Deleted, Inserted: *r.Inserted}

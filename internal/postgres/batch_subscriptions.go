@@ -182,7 +182,9 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 		if err != nil {
 			return nil, err
 		}
-		it.conflict = out == billing.OutcomeLinkConflict
+		if out != billing.OutcomeApplied {
+			it.linkOut = out // link_conflict or link_erased: reported whatever the version did
+		}
 		it.linked = linked
 		g := byID[s.ID]
 		if g == nil {
@@ -261,8 +263,8 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 			c := b.customers[s.CustomerID]
 			applied := curKey == nil || k.NewerThan(*curKey)
 			switch {
-			case it.conflict:
-				it.out = billing.OutcomeLinkConflict
+			case it.linkOut != "":
+				it.out = it.linkOut
 			case applied:
 				it.out = billing.OutcomeApplied
 			default:

@@ -17,6 +17,8 @@ import (
 // from hints (metadata.account_id on the customer or a subscription, a
 // signed client_reference_id on a checkout session) or the app API, and
 // are never moved by a hint: a customer linked to account A stays with A.
+// A hint never links to an erased account (its tombstone, read under the
+// account's shared lock: ptx.erased); the customer is recorded unlinked.
 //
 // customer.deleted marks the row deleted and removes its account link
 // (account_id NULL). The deleted customer's subscriptions keep their rows
@@ -79,6 +81,9 @@ FROM t LEFT JOIN c ON true`
 // for an existing one the caller decides (link). at, when set, is a
 // customer event's version time.
 func lockCustomer(ctx context.Context, tx ptx, customerID string, livemode bool, hint string, via linkVia, at *time.Time, eventID string) (c lockedCustomer, dead bool, err error) {
+	if tx.erased[hint] {
+		hint = "" // link reports it
+	}
 	var via_ any
 	if hint != "" {
 		via_ = string(via)
@@ -109,7 +114,8 @@ func lockCustomer(ctx context.Context, tx ptx, customerID string, livemode bool,
 
 // link applies an account hint to a locked customer and returns the
 // outcome and the account whose state changed ("" if none). A deleted
-// customer is never linked; an already linked one is never moved.
+// customer is never linked; an already linked one is never moved; nothing
+// is linked to an erased account (OutcomeLinkErased).
 func link(ctx context.Context, tx ptx, customerID string, c *lockedCustomer, hint string, via linkVia) (billing.Outcome, string, error) {
 	switch {
 	case hint == "" || c.Deleted:
@@ -121,6 +127,8 @@ func link(ctx context.Context, tx ptx, customerID string, c *lockedCustomer, hin
 		return billing.OutcomeApplied, "", nil
 	case c.AccountID.Valid:
 		return billing.OutcomeLinkConflict, "", nil
+	case tx.erased[hint]:
+		return billing.OutcomeLinkErased, "", nil
 	}
 	const q = `
 UPDATE customers SET account_id = $2, linked_via = $3, linked_at = now(), updated_at = now()
@@ -176,19 +184,18 @@ func applyCustomer(ctx context.Context, tx ptx, ev billing.Event) (billing.Outco
 // deleteCustomer marks a customer deleted and removes its account link,
 // keeping only the keyed hash of the former account so that erasing that
 // account later still finds (and removes) the customer's rows. ctx carries
-// the erasure key (withErasureKey), as for isTombstoned.
+// the erasure ring (withErasureKey), as for isTombstoned.
 func deleteCustomer(ctx context.Context, tx ptx, customerID, accountID string) error {
 	var former []byte
 	if accountID != "" {
-		s, ok := ctx.Value(erasureKeyCtx{}).(*Store)
-		if !ok {
-			return errors.New("delete customer: no erasure key in context")
-		}
-		key, err := s.erasureKeyTx(ctx, tx.Tx)
+		r, err := ctxErasureRing(ctx, tx.Tx)
 		if err != nil {
 			return fmt.Errorf("delete customer: %w", err)
 		}
-		former = subjectHMAC(key, accountID)
+		former = subjectHMAC(r.Writer(), accountID)
+		if err := recordKeyUse(ctx, tx.Tx, PurposeErasure, r.Fingerprints()[0]); err != nil {
+			return fmt.Errorf("delete customer: %w", err)
+		}
 	}
 	const q = `
 UPDATE customers SET deleted = true, account_id = NULL, linked_via = NULL, linked_at = NULL,

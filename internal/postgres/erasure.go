@@ -35,13 +35,15 @@ type erasedSubscription struct {
 }
 
 // EraseAccount removes every link between an account and Stripe in one
-// transaction: tombstones (keyed hashes) of its customer and subscription
-// IDs, its subscriptions and customers rows, ProfitWell churns (and
+// transaction: tombstones (keyed hashes) of the account ID and of its
+// customer and subscription IDs, its subscriptions and customers rows, ProfitWell churns (and
 // optionally erasures) by surrogate reference, Stripe jobs when asked, an
 // audit record and a cache notification. History tables keep their rows
 // under the random surrogate references, which nothing links to an ID any
 // more. An unknown or already erased account is not an error: the result
-// counts zero and the audit log still records the request.
+// counts zero and the audit log still records the request; the account's
+// own tombstone is written either way (an app may erase an account before
+// any webhook about it arrived), and an earlier reuse of the ID is undone.
 func (s *Store) EraseAccount(ctx context.Context, req billing.ErasureRequest) (billing.ErasureResult, error) {
 	if !billing.ValidAccountID(req.AccountID) {
 		return billing.ErasureResult{}, fmt.Errorf("erase account: malformed account ID: %w", billing.ErrInvalid)
@@ -49,7 +51,7 @@ func (s *Store) EraseAccount(ctx context.Context, req billing.ErasureRequest) (b
 	if req.Actor == "" || len(req.Actor) > 80 {
 		return billing.ErasureResult{}, fmt.Errorf("erase account: actor must be 1 to 80 characters: %w", billing.ErrInvalid)
 	}
-	key, err := s.erasureKey(ctx)
+	ring, err := s.erasureRing(ctx)
 	if err != nil {
 		return billing.ErasureResult{}, fmt.Errorf("erase account: %w", err)
 	}
@@ -57,7 +59,7 @@ func (s *Store) EraseAccount(ctx context.Context, req billing.ErasureRequest) (b
 	changed := accountSet{}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var err error
-		res, err = s.eraseTx(ctx, tx, key, req, changed)
+		res, err = s.eraseTx(ctx, tx, ring, req, changed)
 		if err == nil && s.keys.beforeEraseCommit != nil {
 			s.keys.beforeEraseCommit()
 		}
@@ -71,9 +73,10 @@ func (s *Store) EraseAccount(ctx context.Context, req billing.ErasureRequest) (b
 }
 
 // eraseTx is the body of EraseAccount.
-func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billing.ErasureRequest, changed accountSet) (billing.ErasureResult, error) {
+func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, req billing.ErasureRequest, changed accountSet) (billing.ErasureResult, error) {
 	var res billing.ErasureResult
-	customers, err := lockAccountCustomers(ctx, tx, req.AccountID, subjectHMAC(key, req.AccountID))
+	key := ring.Writer()
+	customers, err := lockAccountCustomers(ctx, tx, req.AccountID, ringHashes(ring, req.AccountID))
 	if err != nil {
 		return res, err
 	}
@@ -87,7 +90,13 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billin
 	}
 	res.Customers, res.Subscriptions = len(customers), len(subs)
 
+	if err := recordKeyUse(ctx, tx, PurposeErasure, ring.Fingerprints()[0]); err != nil {
+		return res, err
+	}
 	if res.Tombstones, err = writeTombstones(ctx, tx, key, customers, subs); err != nil {
+		return res, err
+	}
+	if err := writeAccountTombstone(ctx, tx, key, req.AccountID); err != nil {
 		return res, err
 	}
 	if err := enqueueErasureProfitWell(ctx, tx, req, customers, subs, &res); err != nil {
@@ -111,31 +120,37 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, key []byte, req billin
 	return res, nil
 }
 
-// lockAccountCustomers locks the account's customers: first each customer
-// ID's advisory lock (exclusive; the event path takes it shared in
-// isTombstoned, see there), then the rows. A customer linked to the account
-// while the locks were being taken shows up in the locked read; the loop
-// then takes its advisory lock too, until the set is stable.
+// lockAccountCustomers locks the account's customers: first the account
+// ID's and each customer ID's advisory lock (exclusive; the event path and
+// the app API take them shared in isTombstoned and checkTombstones, see
+// there), then the rows. A customer linked to the account while the locks
+// were being taken shows up in the locked read; the loop then takes its
+// advisory lock too, until the set is stable. Once the account's lock is
+// held, no new link to it can be in flight: a transaction that made one
+// has committed (and shows up here), any other waits and then meets the
+// account's tombstone.
 //
 // Customers Stripe deleted are no longer linked but keep the keyed hash of
-// their former account (former_account_hmac): they are the account's too.
-func lockAccountCustomers(ctx context.Context, tx *sqlx.Tx, accountID string, accountHMAC []byte) ([]erasedCustomer, error) {
+// their former account (former_account_hmac, under any key of the ring):
+// they are the account's too.
+func lockAccountCustomers(ctx context.Context, tx *sqlx.Tx, accountID string, accountHMACs [][]byte) ([]erasedCustomer, error) {
 	const qIDs = `
-SELECT stripe_customer_id FROM customers WHERE account_id = $1 OR former_account_hmac = $2 ORDER BY stripe_customer_id`
+SELECT stripe_customer_id FROM customers WHERE account_id = $1 OR former_account_hmac = ANY($2) ORDER BY stripe_customer_id`
 	const qLock = `
 SELECT count(pg_advisory_xact_lock($1, k))
 FROM (SELECT unnest($2::int[]) AS k ORDER BY 1) AS keys`
 	const qRows = `
 SELECT stripe_customer_id, customer_ref, livemode
 FROM customers
-WHERE account_id = $1 OR former_account_hmac = $2
+WHERE account_id = $1 OR former_account_hmac = ANY($2)
 ORDER BY stripe_customer_id
 FOR UPDATE`
 	var ids []string
-	if err := tx.SelectContext(ctx, &ids, qIDs, accountID, accountHMAC); err != nil {
+	if err := tx.SelectContext(ctx, &ids, qIDs, accountID, pq.ByteaArray(accountHMACs)); err != nil {
 		return nil, fmt.Errorf("list account customers: %w", translate(err))
 	}
 	locked := map[string]bool{}
+	account := accountID // locked with the first customers, in one sorted set
 	for {
 		var todo []string
 		for _, id := range ids {
@@ -143,16 +158,17 @@ FOR UPDATE`
 				todo = append(todo, id)
 			}
 		}
-		if len(todo) > 0 {
-			if _, err := tx.ExecContext(ctx, qLock, subjectLockSpace, pq.Array(sortedLockKeys(todo))); err != nil {
+		if len(todo) > 0 || account != "" {
+			if _, err := tx.ExecContext(ctx, qLock, subjectLockSpace, pq.Array(sortedLockKeys(todo, account))); err != nil {
 				return nil, fmt.Errorf("lock account customers: %w", translate(err))
 			}
 			for _, id := range todo {
 				locked[id] = true
 			}
+			account = ""
 		}
 		var rows []erasedCustomer
-		if err := tx.SelectContext(ctx, &rows, qRows, accountID, accountHMAC); err != nil {
+		if err := tx.SelectContext(ctx, &rows, qRows, accountID, pq.ByteaArray(accountHMACs)); err != nil {
 			return nil, fmt.Errorf("lock account customers: %w", translate(err))
 		}
 		ids = ids[:0]
@@ -216,6 +232,20 @@ ON CONFLICT (subject_hmac) DO NOTHING`
 	}
 	n, _ := r.RowsAffected()
 	return int(n), nil
+}
+
+// writeAccountTombstone records that the account ID was erased: no hint
+// ever links to it again, and the app API links to it only with an
+// explicit reuse (AccountLink). Erasing a reused account makes it erased
+// again.
+func writeAccountTombstone(ctx context.Context, tx *sqlx.Tx, key []byte, accountID string) error {
+	const q = `
+INSERT INTO account_tombstones (subject_hmac) VALUES ($1)
+ON CONFLICT (subject_hmac) DO UPDATE SET reused_at = NULL, erased_at = now()`
+	if _, err := tx.ExecContext(ctx, q, subjectHMAC(key, accountID)); err != nil {
+		return fmt.Errorf("write account tombstone: %w", translate(err))
+	}
+	return nil
 }
 
 // enqueueErasureProfitWell tells ProfitWell, by surrogate reference only,

@@ -29,3 +29,7 @@ func ApplyBatch(ctx context.Context, s *Store, evs []billing.Event) ([]billing.O
 	}
 	return outs, errs, nil
 }
+
+// SetBeforeBatchCommit lets the external tests hold an event batch open
+// just before it commits, to race it against an erasure deterministically.
+func SetBeforeBatchCommit(s *Store, f func()) { s.keys.beforeBatchCommit = f }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // AccountExport gathers everything billingd holds about one account, for a
@@ -32,9 +33,10 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		Activity:            []billing.ExportActivity{},
 		Audit:               []billing.ExportAuditEntry{},
 	}
-	// audit_log names an account only by this keyed hash. Computed before
+	// audit_log names an account only by keyed hashes. Computed before
 	// the read-only transaction: the first use may generate and store the key.
-	subject, err := s.SubjectHMAC(ctx, accountID)
+	hashes, err := s.SubjectHMACs(ctx, accountID) // one per key of the erasure ring
+	subject := pq.ByteaArray(hashes)
 	if err != nil {
 		return exp, fmt.Errorf("export account: %w", err)
 	}
@@ -63,17 +65,17 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 	return exp, nil
 }
 
-func exportCustomers(ctx context.Context, tx *sqlx.Tx, accountID string, subject []byte, out *[]billing.ExportCustomer) error {
+func exportCustomers(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportCustomer) error {
 	const q = `
 SELECT stripe_customer_id, customer_ref, account_id, linked_via, linked_at, livemode, deleted,
        version_at, version_event, created_at, updated_at
 FROM customers
-WHERE account_id = $1 OR former_account_hmac = $2
+WHERE account_id = $1 OR former_account_hmac = ANY($2)
 ORDER BY created_at, stripe_customer_id`
 	return tx.SelectContext(ctx, out, q, accountID, subject)
 }
 
-func exportSubscriptions(ctx context.Context, tx *sqlx.Tx, accountID string, subject []byte, out *[]billing.ExportSubscription) error {
+func exportSubscriptions(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportSubscription) error {
 	const q = `
 SELECT s.stripe_subscription_id, s.subscription_ref, s.stripe_customer_id, s.customer_ref, s.livemode,
        s.status, s.currency, s.items, s.items_incomplete, s.discounts,
@@ -83,23 +85,23 @@ SELECT s.stripe_subscription_id, s.subscription_ref, s.stripe_customer_id, s.cus
        s.invoice_version_at, s.version_at, s.version_rank, s.version_event, s.updated_at
 FROM subscriptions s
 JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id
-WHERE (c.account_id = $1 OR c.former_account_hmac = $2)
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
 ORDER BY s.stripe_customer_id, s.stripe_subscription_id`
 	return tx.SelectContext(ctx, out, q, accountID, subject)
 }
 
-func exportPendingInvoices(ctx context.Context, tx *sqlx.Tx, accountID string, subject []byte, out *[]billing.ExportPendingInvoice) error {
+func exportPendingInvoices(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportPendingInvoice) error {
 	const q = `
 SELECT p.stripe_subscription_id, p.stripe_customer_id, p.latest_invoice_status, p.invoice_attempt_count,
        p.next_payment_attempt, p.invoice_version_at, p.received_at
 FROM pending_invoice_facts p
 JOIN customers c ON c.stripe_customer_id = p.stripe_customer_id
-WHERE (c.account_id = $1 OR c.former_account_hmac = $2)
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
 ORDER BY p.stripe_customer_id, p.stripe_subscription_id`
 	return tx.SelectContext(ctx, out, q, accountID, subject)
 }
 
-func exportHistory(ctx context.Context, tx *sqlx.Tx, accountID string, subject []byte, out *[]billing.ExportSubscriptionVer) error {
+func exportHistory(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportSubscriptionVer) error {
 	const q = `
 SELECT v.id, v.subscription_ref, v.customer_ref, v.livemode, v.status, v.currency,
        v.items, v.discounts, v.mrr_minor, v.mrr_fixed,
@@ -107,39 +109,39 @@ SELECT v.id, v.subscription_ref, v.customer_ref, v.livemode, v.status, v.currenc
        v.ended_at, v.version_at, v.version_rank, v.version_event, v.recorded_at
 FROM subscription_versions v
 JOIN customers c ON c.customer_ref = v.customer_ref
-WHERE (c.account_id = $1 OR c.former_account_hmac = $2)
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
 ORDER BY v.subscription_ref, v.version_at, v.version_rank, v.version_event`
 	return tx.SelectContext(ctx, out, q, accountID, subject)
 }
 
-func exportMovements(ctx context.Context, tx *sqlx.Tx, accountID string, subject []byte, out *[]billing.ExportMovement) error {
+func exportMovements(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportMovement) error {
 	const q = `
 SELECT m.id, m.customer_ref, m.subscription_ref, m.livemode, m.currency, m.effective_at, m.kind,
        m.delta_minor, m.customer_mrr_before, m.customer_mrr_after
 FROM mrr_movements m
 JOIN customers c ON c.customer_ref = m.customer_ref
-WHERE (c.account_id = $1 OR c.former_account_hmac = $2)
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
 ORDER BY m.effective_at, m.id`
 	return tx.SelectContext(ctx, out, q, accountID, subject)
 }
 
-func exportActivity(ctx context.Context, tx *sqlx.Tx, accountID string, subject []byte, out *[]billing.ExportActivity) error {
+func exportActivity(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportActivity) error {
 	const q = `
 SELECT a.id, a.customer_ref, a.subscription_ref, a.livemode, a.currency, a.effective_at, a.delta
 FROM subscription_activity a
 JOIN customers c ON c.customer_ref = a.customer_ref
-WHERE (c.account_id = $1 OR c.former_account_hmac = $2)
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
 ORDER BY a.effective_at, a.id`
 	return tx.SelectContext(ctx, out, q, accountID, subject)
 }
 
 // exportAudit finds the audit entries whose subject is the account, by the
 // keyed hash of its ID, the only form in which audit_log names an account.
-func exportAudit(ctx context.Context, tx *sqlx.Tx, subject []byte, out *[]billing.ExportAuditEntry) error {
+func exportAudit(ctx context.Context, tx *sqlx.Tx, subject pq.ByteaArray, out *[]billing.ExportAuditEntry) error {
 	const q = `
 SELECT id, at, actor, action, details
 FROM audit_log
-WHERE subject_hmac = $1
+WHERE subject_hmac = ANY($1)
 ORDER BY at, id`
 	return tx.SelectContext(ctx, out, q, subject)
 }

@@ -52,6 +52,9 @@ type ptx struct {
 	// tombstones are the keyed hashes of the event's subjects, whose
 	// shared locks ApplyEvent already holds: lockCustomer checks them.
 	tombstones [][]byte
+	// erased are the accounts the batch's hints name that were erased
+	// (read under their shared locks): link never links to them.
+	erased map[string]bool
 	// changed collects the accounts the transaction's hooks notified
 	// (notifyAccountChange), for the Store to tell its cache after commit.
 	changed accountSet

@@ -101,16 +101,17 @@ func (s *Store) Tombstoned(ctx context.Context, ids []string) (map[string]bool, 
 	if len(ids) == 0 {
 		return out, nil
 	}
-	key, err := s.erasureKey(ctx)
+	ring, err := s.erasureRing(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("check tombstones: %w", err)
 	}
-	byHash := make(map[string]string, len(ids))
-	hashes := make([][]byte, 0, len(ids))
+	byHash := make(map[string]string, len(ids)*ring.Len())
+	hashes := make([][]byte, 0, len(ids)*ring.Len())
 	for _, id := range ids {
-		h := subjectHMAC(key, id)
-		byHash[string(h)] = id
-		hashes = append(hashes, h)
+		for _, h := range ringHashes(ring, id) {
+			byHash[string(h)] = id
+			hashes = append(hashes, h)
+		}
 	}
 	const q = `SELECT subject_hmac FROM tombstones WHERE subject_hmac = ANY($1)`
 	var found [][]byte

@@ -22,7 +22,7 @@ type Store struct {
 	db  *sqlx.DB
 	log *slog.Logger
 
-	keys erasureKeys // issue 8: the erasure HMAC key, cached after first load (keys.go)
+	keys instanceKeys // issues 8, 16: the erasure and link key rings, cached after first load (keys.go)
 
 	stmts stmtCache // issue 4: the event path's prepared statements (prepared.go)
 

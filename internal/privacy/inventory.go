@@ -276,14 +276,27 @@ var tables = []Table{
 	{
 		Name:        "tombstones",
 		Purpose:     "erasure is final: keyed hashes of erased Stripe IDs, so later events cannot relink them",
-		Retention:   "forever (as long as the erasure key exists)",
+		Retention:   "forever (as long as the erasure keys exist: they stay in ERASURE_KEYS for good)",
 		OnErasure:   "written",
 		Export:      "-",
 		NotExported: "written only once an account is erased, as keyed hashes of Stripe IDs; nothing links them to an account",
 		Columns: []Column{
-			{"subject_hmac", id, "HMAC of an erased customer or subscription ID (not reversible without the key)"},
+			{"subject_hmac", id, "HMAC of an erased customer or subscription ID under the erasure ring's first key (not reversible without the key)"},
 			{"kind", ops, "customer or subscription"},
 			{"deleted_at", ops, "when it was erased"},
+		},
+	},
+	{
+		Name:        "account_tombstones",
+		Purpose:     "erasure is final for the account: keyed hashes of erased account IDs, so no hint (metadata, checkout reference) links anything to them again",
+		Retention:   "forever (as long as the erasure keys exist)",
+		OnErasure:   "written (and a reuse undone)",
+		Export:      "-",
+		NotExported: "a keyed hash of the account ID and two times: the erasure and any reuse, which the audit entries in the export already report",
+		Columns: []Column{
+			{"subject_hmac", id, "HMAC of an erased account ID (the same as audit_log.subject_hmac; not reversible without the key)"},
+			{"erased_at", ops, "when it was (last) erased"},
+			{"reused_at", ops, "when the app reused the erased ID on purpose (audited); hints still never link to it"},
 		},
 	},
 	{
@@ -335,7 +348,7 @@ var tables = []Table{
 	},
 	{
 		Name:        "instance_keys",
-		Purpose:     "keys billingd generates for itself (e.g. the erasure HMAC key) so replicas agree",
+		Purpose:     "keys billingd generates for itself (the erasure and link signing HMAC keys) so replicas agree",
 		Retention:   "for the life of the deployment",
 		OnErasure:   "not about accounts",
 		Export:      "-",
@@ -400,6 +413,21 @@ var tables = []Table{
 			{"version", ops, "migration version"},
 			{"oldest_binary", ops, "oldest binary schema version compatible with it (0: any)"},
 			{"recorded_at", ops, "when the applying binary recorded it"},
+		},
+	},
+	{
+		Name:        "key_fingerprints",
+		Purpose:     "keys cannot change silently: fingerprints of the HMAC keys tombstones, audit subjects, ProfitWell aliases and link references were made with; billingd refuses to start without them",
+		Retention:   "erasure keys for good; link keys until the operator forgets them (needed while their references are valid); the ProfitWell alias key until it is rotated on purpose",
+		OnErasure:   "not about accounts",
+		Export:      "-",
+		NotExported: "fingerprints of keys; names no customer, subscription or account",
+		Columns: []Column{
+			{"purpose", ops, "erasure, link_signing or profitwell_alias"},
+			{"fingerprint", ops, "HMAC-SHA256(key, \"billingd key fingerprint\"), first 16 bytes in hex: names the key, never reveals it"},
+			{"first_used_at", ops, "when the key first made something billingd depends on"},
+			{"valid_until", ops, "link keys: the latest expiry of a reference signed through the API, plus an hour"},
+			{"legacy_until", ops, "link keys: references of the form without expiry link until then (24 h after the upgrade)"},
 		},
 	},
 }
