@@ -44,7 +44,10 @@ import (
 // would be one after another in version order: the ProfitWell sync gets
 // every transition, and each event's outcome (applied or stale) is what it
 // would be alone after the others older than it.
-func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
+//
+// lim bounds the transaction's lock waits and statements (group.go's
+// deadlines); zero values keep the server's settings.
+func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimits) ([]batchResult, error) {
 	if err := s.prepare(ctx, eventStatements[:]...); err != nil {
 		return nil, err
 	}
@@ -58,6 +61,9 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchRes
 			return fmt.Errorf("check tombstones: %w", err)
 		}
 		b = &batch{tx: ptx{Tx: sqltx, s: s, ring: ring, erased: map[string]bool{}, changed: accountSet{}}}
+		if err := b.tx.setLimits(ctx, lim); err != nil {
+			return err
+		}
 		res, err = b.run(ctx, evs)
 		if err == nil && s.keys.beforeBatchCommit != nil {
 			s.keys.beforeBatchCommit()
@@ -71,6 +77,33 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchRes
 	// waits after this returns): each then reads its own write.
 	s.accountsCommitted(b.accounts, b.tx.changed)
 	return res, nil
+}
+
+// qTxLimits sets the transaction's lock_timeout and statement_timeout; a
+// NULL keeps the current value.
+const qTxLimits = `SELECT set_config('lock_timeout', coalesce($1, current_setting('lock_timeout')), true),
+       set_config('statement_timeout', coalesce($2, current_setting('statement_timeout')), true)`
+
+// setLimits applies lim to the transaction, before its first lock.
+func (t ptx) setLimits(ctx context.Context, lim txLimits) error {
+	if lim == (txLimits{}) {
+		return nil
+	}
+	var a, b string
+	if err := t.QueryRowxContext(ctx, qTxLimits, pgMillis(lim.lock), pgMillis(lim.statement)).Scan(&a, &b); err != nil {
+		return fmt.Errorf("set transaction timeouts: %w", translate(err))
+	}
+	return nil
+}
+
+// pgMillis renders d as a duration setting: nil for 0 (keep the current
+// one), else at least 1ms (0ms would mean no timeout at all).
+func pgMillis(d time.Duration) *string {
+	if d <= 0 {
+		return nil
+	}
+	v := fmt.Sprintf("%dms", max(d.Milliseconds(), 1))
+	return &v
 }
 
 // batchItem is one event of a batch.

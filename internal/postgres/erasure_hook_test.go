@@ -25,7 +25,7 @@ func IsTombstoned(ctx context.Context, s *Store, tx *sqlx.Tx, ids ...string) (bo
 // ApplyBatch applies evs as one group-commit batch (one transaction), as
 // concurrent deliveries would be, and returns each event's result.
 func ApplyBatch(ctx context.Context, s *Store, evs []billing.Event) ([]billing.Outcome, []error, error) {
-	res, err := s.applyBatch(ctx, evs)
+	res, err := s.applyBatch(ctx, evs, txLimits{})
 	if err != nil {
 		return nil, nil, err
 	}

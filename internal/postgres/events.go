@@ -52,8 +52,13 @@ import (
 // replicas, ends in the same rows (the webhooks shuffle and storm tests,
 // TestBatchEqualsOneByOne, the replicas test).
 //
+// The context's deadline is the event's (group.go): ApplyEvent refuses at
+// once an event it cannot apply before it, and returns by it.
+//
 // Errors wrap billing.ErrUnavailable when a retry can succeed (the caller
-// answers 503) and billing.ErrInvalid when the event can never be stored.
+// answers 503; billing.ErrOverloaded when the event was refused or given up
+// before it was applied) and billing.ErrInvalid when the event can never be
+// stored.
 func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outcome, error) {
 	if err := checkEvent(ev); err != nil {
 		return "", err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,9 +20,9 @@ import (
 func TestGroupApplierStress(t *testing.T) {
 	for _, slots := range []int{1, 2, 4} {
 		t.Run(fmt.Sprint("slots", slots), func(t *testing.T) {
-			g := newGroupApplier(slots, 16)
+			g := newGroupApplier(slots, 16, 0)
 			var running, maxRunning, calls, biggest atomic.Int64
-			run := func(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
+			run := func(ctx context.Context, evs []billing.Event, _ txLimits) ([]batchResult, error) {
 				if n := running.Add(1); n > maxRunning.Load() {
 					maxRunning.Store(n)
 				}
@@ -82,8 +83,8 @@ func TestGroupApplierStress(t *testing.T) {
 // TestGroupApplierPanic: a batch that panics fails its callers with an
 // error and gives its slot back, so later events are still applied.
 func TestGroupApplierPanic(t *testing.T) {
-	g := newGroupApplier(1, 8)
-	boom := func(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
+	g := newGroupApplier(1, 8, 0)
+	boom := func(ctx context.Context, evs []billing.Event, _ txLimits) ([]batchResult, error) {
 		for _, ev := range evs {
 			if ev.ID == "evt_panic" {
 				panic("bug")
@@ -107,4 +108,143 @@ func TestGroupApplierPanic(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the slot was not given back after a panic")
 	}
+}
+
+// blockingRun is a batch function whose batches wait until release is
+// closed, recording every event it was given.
+type blockingRun struct {
+	release chan struct{}
+	started chan struct{} // one send per batch started
+	mu      sync.Mutex
+	seen    []string
+}
+
+func newBlockingRun() *blockingRun {
+	return &blockingRun{release: make(chan struct{}), started: make(chan struct{}, 64)}
+}
+
+func (b *blockingRun) run(ctx context.Context, evs []billing.Event, _ txLimits) ([]batchResult, error) {
+	b.mu.Lock()
+	for _, ev := range evs {
+		b.seen = append(b.seen, ev.ID)
+	}
+	b.mu.Unlock()
+	b.started <- struct{}{}
+	<-b.release
+	res := make([]batchResult, len(evs))
+	for i := range res {
+		res[i].out = billing.OutcomeApplied
+	}
+	return res, nil
+}
+
+func (b *blockingRun) saw(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Contains(b.seen, id)
+}
+
+// A caller whose deadline passes while it is queued leaves the queue with
+// ErrOverloaded, and its event is never applied; one whose batch is stuck
+// returns at its deadline too (ErrUnavailable), not when the batch ends.
+func TestGroupApplierDeadline(t *testing.T) {
+	g := newGroupApplier(1, 8, 0)
+	b := newBlockingRun()
+	stuck := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err := g.apply(ctx, billing.Event{ID: "evt_stuck"}, b.run)
+		stuck <- err
+	}()
+	<-b.started // the only slot is now held by evt_stuck's batch
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := g.apply(ctx, billing.Event{ID: "evt_queued"}, b.run)
+	if !errors.Is(err, billing.ErrOverloaded) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("queued past its deadline: %v, want ErrOverloaded and DeadlineExceeded", err)
+	}
+	if err := <-stuck; !errors.Is(err, billing.ErrUnavailable) || errors.Is(err, billing.ErrOverloaded) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stuck in a running batch past its deadline: %v, want ErrUnavailable (not overloaded) and DeadlineExceeded", err)
+	}
+	close(b.release)
+	// The slot comes back; the queue no longer holds the caller that left.
+	if _, err := g.apply(context.Background(), billing.Event{ID: "evt_after"}, b.run); err != nil {
+		t.Fatal(err)
+	}
+	if b.saw("evt_queued") {
+		t.Fatal("an event whose caller left the queue was applied")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.queued != 0 || g.busy != 0 {
+		t.Fatalf("after the run: %d queued, %d busy", g.queued, g.busy)
+	}
+}
+
+// Admission: a caller that cannot be applied before its deadline, or that
+// finds the queue full, is refused at once and never queued.
+func TestGroupApplierAdmission(t *testing.T) {
+	t.Run("ExpectedWait", func(t *testing.T) {
+		g := newGroupApplier(1, 8, 0)
+		g.avgBatch = time.Hour // what recent batches took
+		b := newBlockingRun()
+		close(b.release)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := g.apply(ctx, billing.Event{ID: "evt_late"}, b.run)
+		if !errors.Is(err, billing.ErrOverloaded) || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want ErrOverloaded at once", err)
+		}
+		if b.saw("evt_late") {
+			t.Fatal("a refused event was applied")
+		}
+		// Without a deadline (backfill, reconcile) nothing is refused.
+		if _, err := g.apply(context.Background(), billing.Event{ID: "evt_nodeadline"}, b.run); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("QueueFull", func(t *testing.T) {
+		g := newGroupApplier(1, 8, 2)
+		b := newBlockingRun()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		errs := make(chan error, 3)
+		for i := range 3 { // one running, two queued
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := g.apply(ctx, billing.Event{ID: fmt.Sprint("evt_", i)}, b.run)
+				errs <- err
+			}()
+			if i == 0 {
+				<-b.started
+			}
+		}
+		for {
+			g.mu.Lock()
+			n := g.queued
+			g.mu.Unlock()
+			if n == 2 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if _, err := g.apply(ctx, billing.Event{ID: "evt_full"}, b.run); !errors.Is(err, billing.ErrOverloaded) {
+			t.Fatalf("queue full: %v, want ErrOverloaded", err)
+		}
+		close(b.release)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("admitted event: %v", err)
+			}
+		}
+		if b.saw("evt_full") {
+			t.Fatal("a refused event was applied")
+		}
+	})
 }

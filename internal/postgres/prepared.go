@@ -48,7 +48,7 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 // eventStatements are the statements the event path runs on every
 // batch, prepared once per pool before its first transaction (prepare).
 // This is the one list: a statement that is not on it runs unprepared.
-var eventStatements = [...]string{qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion,
+var eventStatements = [...]string{qTxLimits, qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion,
 	qReplaceLedgers, qInsertInvalidation}
 
 // ptx is the event path's transaction with what its steps need, passed

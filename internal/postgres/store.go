@@ -39,6 +39,9 @@ type Options struct {
 	// 0 means 2. EventBatchMax caps a batch's events; 0 means 64.
 	EventBatchers int
 	EventBatchMax int
+	// EventQueueMax caps the events waiting for a batch; callers beyond
+	// it are refused at once with billing.ErrOverloaded. 0 means 512.
+	EventQueueMax int
 }
 
 // Open connects to url and checks the connection. It does not migrate.
@@ -65,7 +68,7 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax)}, nil
+	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax, opt.EventQueueMax)}, nil
 }
 
 // ObserveEventBatches has f told of every event batch once it is over: how
@@ -74,6 +77,20 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 // ApplyEvent.
 func (s *Store) ObserveEventBatches(f func(events int, took time.Duration, err error)) {
 	s.group.observe = f
+}
+
+// ObserveEventQueue has f told of the number of events waiting for a batch
+// whenever it changes. Call it before the first ApplyEvent.
+func (s *Store) ObserveEventQueue(f func(queued int)) {
+	s.group.gauge = f
+}
+
+// AdmitEvent reports whether an event due by deadline would be queued now
+// (nil) or refused at once (billing.ErrOverloaded), without queueing it:
+// the webhook handler asks before decoding a body, so that shedding load
+// costs little. ApplyEvent decides again when it is called.
+func (s *Store) AdmitEvent(deadline time.Time) error {
+	return s.group.Admit(deadline)
 }
 
 // OnAccountsChanged has f told, after every commit of this Store that may
