@@ -1,5 +1,3 @@
-// Package postgres is billingd's only SQL code: it implements the billing
-// interfaces on PostgreSQL. Driver errors stop here and become billing errors.
 package postgres
 
 import (
@@ -22,20 +20,20 @@ type Store struct {
 	db  *sqlx.DB
 	log *slog.Logger
 
-	keys instanceKeys // issues 8, 16: the erasure and link key rings, cached after first load (keys.go)
+	keys instanceKeys // the erasure and link key rings, cached after first load (keys.go)
 
-	stmts stmtCache // issue 4: the event path's prepared statements (prepared.go)
+	stmts stmtCache // the event path's prepared statements (event9_prepared.go)
 
-	group *groupApplier // issue 4: group commit of concurrent events (group.go)
+	group *groupApplier // group commit of concurrent events (event2_group.go)
 
-	onAccounts func(accountIDs []string) // issue 15: read your writes (notify.go)
+	onAccounts func(accountIDs []string) // read your writes: told of every commit's accounts (notify.go)
 }
 
 // Options tunes the connection pool.
 type Options struct {
 	MaxOpenConns int
 	MaxIdleConns int
-	// EventBatchers is how many event batches run at once (group.go);
+	// EventBatchers is how many event batches run at once (event2_group.go);
 	// 0 means 2. EventBatchMax caps a batch's events; 0 means 64.
 	EventBatchers int
 	EventBatchMax int

@@ -13,7 +13,7 @@ import (
 	"github.com/lib/pq"
 )
 
-// applyBatch applies events in one transaction (group commit, group.go)
+// applyBatch applies events in one transaction (group commit, event2_group.go)
 // with the rules of ApplyEvent, in a fixed number of statements whatever
 // the batch's size for the common events (subscriptions):
 //
@@ -45,7 +45,7 @@ import (
 // every transition, and each event's outcome (applied or stale) is what it
 // would be alone after the others older than it.
 //
-// lim bounds the transaction's lock waits and statements (group.go's
+// lim bounds the transaction's lock waits and statements (event2_group.go's
 // deadlines); zero values keep the server's settings.
 func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimits) ([]batchResult, error) {
 	if err := s.prepare(ctx, eventStatements[:]...); err != nil {
@@ -73,7 +73,7 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 	if err != nil {
 		return nil, err
 	}
-	// Before any of the batch's callers is answered (group.go closes their
+	// Before any of the batch's callers is answered (event2_group.go closes their
 	// waits after this returns): each then reads its own write.
 	s.accountsCommitted(b.accounts, b.tx.changed)
 	return res, nil

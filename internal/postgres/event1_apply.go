@@ -13,7 +13,7 @@ import (
 // fetched from the API.
 //
 // Events that arrive while others are being written are committed together
-// (group commit, group.go: one transaction for the batch, applyBatch), but
+// (group commit, event2_group.go: one transaction for the batch, applyBatch), but
 // each is applied by these rules, as if alone:
 //
 //  1. Record the event ID (INSERT ... ON CONFLICT DO NOTHING). No row
@@ -52,7 +52,7 @@ import (
 // replicas, ends in the same rows (the webhooks shuffle and storm tests,
 // TestBatchEqualsOneByOne, the replicas test).
 //
-// The context's deadline is the event's (group.go): ApplyEvent refuses at
+// The context's deadline is the event's (event2_group.go): ApplyEvent refuses at
 // once an event it cannot apply before it, and returns by it.
 //
 // Errors wrap billing.ErrUnavailable when a retry can succeed (the caller

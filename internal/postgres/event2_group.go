@@ -34,7 +34,7 @@ import (
 // would be alone, and a failed batch is retried one event per transaction,
 // so one event that can never be stored fails only its own delivery.
 //
-// Deadlines (issue 15). A caller's context deadline is its delivery's
+// Deadlines. A caller's context deadline is its delivery's
 // deadline, and nothing waits past it:
 //   - admission: a caller whose wait, estimated from the queue's length
 //     and recent batch durations, would already pass its deadline, or
