@@ -142,6 +142,9 @@ func benchIngest(ctx context.Context, c *config) error {
 		if conc == 32 {
 			defer c.statementStats(ctx, dbURL, "c32", false)
 		}
+		if conc == 32 {
+			c.capacity = res.rate()
+		}
 		c.print(fmt.Sprintf("ingest_events_per_s_c%d", conc), "%.0f", res.rate())
 		c.print(fmt.Sprintf("ingest_p50_ms_c%d", conc), "%s", ms(res.p50))
 		c.print(fmt.Sprintf("ingest_p99_ms_c%d", conc), "%s", ms(res.p99))

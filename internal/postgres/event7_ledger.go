@@ -36,7 +36,7 @@ import (
 // customers' row locks, so nobody else moves them): the statement is
 // prepared once, and a generic plan made while the tables were small
 // would otherwise scan them whole on every batch.
-var qReplaceLedgers = eventStatement(`
+const qReplaceLedgers = `
 WITH f AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS f(cref uuid, livemode boolean, since timestamptz)
 ), del_m AS (
@@ -111,7 +111,7 @@ FROM (
 GROUP BY livemode, currency, day
 HAVING sum(mrr_delta) <> 0 OR sum(new_minor) <> 0 OR sum(expansion_minor) <> 0 OR sum(contraction_minor) <> 0
     OR sum(churn_minor) <> 0 OR sum(reactivation_minor) <> 0 OR sum(paying_delta) <> 0
-    OR sum(churned_customers) <> 0 OR sum(active_delta) <> 0`)
+    OR sum(churned_customers) <> 0 OR sum(active_delta) <> 0`
 
 // ledgerWrite collects one qReplaceLedgers statement.
 type ledgerWrite struct {
@@ -179,8 +179,8 @@ func (w *ledgerWrite) empty() bool {
 		len(w.accounts) == 0 && len(w.outcomes) == 0
 }
 
-// exec runs the statement in tx (prepared inside the event path).
-func (w *ledgerWrite) exec(ctx context.Context, tx *sqlx.Tx) error {
+// exec runs the statement in tx (prepared when tx is the event path's ptx).
+func (w *ledgerWrite) exec(ctx context.Context, tx sqlx.ExecerContext) error {
 	if w.empty() {
 		return nil
 	}
@@ -224,7 +224,7 @@ func (w *ledgerWrite) exec(ctx context.Context, tx *sqlx.Tx) error {
 		eIDs = append(eIDs, id)
 		eOut = append(eOut, string(o))
 	}
-	_, err = txExec(ctx, tx, qReplaceLedgers, ledgers, movements, activity,
+	_, err = tx.ExecContext(ctx, qReplaceLedgers, ledgers, movements, activity,
 		pq.Array(oKind), pq.Array(oKey), pq.Array(oAction), pq.Array(oPayload),
 		pq.Array(iKind), pq.Array(iBucket), pq.Array(eIDs), pq.Array(eOut))
 	if err != nil {
@@ -282,5 +282,5 @@ func (b *batch) writeLedgers(ctx context.Context, ledgers map[ledgerKey]*ledgerW
 			w.outcomes[it.ev.ID] = it.out
 		}
 	}
-	return w.exec(ctx, b.tx.Tx)
+	return w.exec(ctx, b.tx)
 }

@@ -19,18 +19,15 @@ import (
 // one customer never interleave between transactions.
 
 // subVersionInput is one version as qWriteSubscriptions reads it
-// (jsonb_to_recordset): the subscription under its own JSON names (the
-// account hint is not among them), and what the statement adds.
+// (jsonb_to_recordset): the subscription under its column names
+// (subscriptionDoc, the store's own shape) and what the statement adds.
 type subVersionInput struct {
-	billing.Subscription
-	CusRef       string    `json:"cus_ref"`
-	MRR          int64     `json:"mrr_minor"`
-	Fixed        bool      `json:"mrr_fixed"`
-	VersionAt    time.Time `json:"version_at"`
-	VersionRank  int       `json:"version_rank"`
-	VersionEvent string    `json:"version_event"`
-	Newest       bool      `json:"newest"`  // the subscription's newest version in the batch
-	CusNew       bool      `json:"cus_new"` // customer first seen in this batch: no history to read
+	subscriptionDoc
+	CustomerRef string `json:"customer_ref"`
+	MRR         int64  `json:"mrr_minor"`
+	Fixed       bool   `json:"mrr_fixed"`
+	Newest      bool   `json:"newest"`  // the subscription's newest version in the batch
+	CusNew      bool   `json:"cus_new"` // customer first seen in this batch: no history to read
 }
 
 // qWriteSubscriptions writes a batch's versions ($1) in one statement:
@@ -52,18 +49,17 @@ type subVersionInput struct {
 // the statement is prepared once, and a generic plan made while a table
 // was small would otherwise hash-join a full scan of it on every batch.
 // This shape is an index probe per row whatever the statistics said.
-var qWriteSubscriptions = `
+const qWriteSubscriptions = `
 WITH u AS (
-    SELECT r.id AS sub_id, r.customer_id AS cus_id, r.* FROM jsonb_to_recordset($1::jsonb) AS r(
-        id text, customer_id text, cus_ref uuid, livemode boolean, status text, currency text, items jsonb,
+    SELECT r.stripe_subscription_id AS sub_id, r.stripe_customer_id AS cus_id, r.* FROM jsonb_to_recordset($1::jsonb) AS r(
+        stripe_subscription_id text, stripe_customer_id text, customer_ref uuid, livemode boolean, status text, currency text, items jsonb,
         items_incomplete boolean, discounts jsonb, mrr_minor bigint, mrr_fixed boolean, created timestamptz,
         start_date timestamptz, current_period_start timestamptz, current_period_end timestamptz,
         trial_start timestamptz, trial_end timestamptz, cancel_at timestamptz, cancel_at_period_end boolean,
         canceled_at timestamptz, ended_at timestamptz, collection_paused boolean, version_at timestamptz,
         version_rank smallint, version_event text, newest boolean, cus_new boolean)
 ), old AS (
-    SELECT u.sub_id, s.subscription_ref,
-           to_jsonb(s) || jsonb_build_object('id', s.stripe_subscription_id, 'customer_id', s.stripe_customer_id) AS state
+    SELECT u.sub_id, s.subscription_ref, to_jsonb(s) AS state
     FROM u CROSS JOIN LATERAL (
         SELECT * FROM subscriptions s WHERE s.stripe_subscription_id = u.sub_id OFFSET 0
     ) AS s
@@ -83,7 +79,7 @@ WITH u AS (
         current_period_start, current_period_end, trial_start, trial_end, cancel_at, cancel_at_period_end,
         canceled_at, ended_at, collection_paused, version_at, version_rank, version_event,
         latest_invoice_status, invoice_attempt_count, next_payment_attempt, invoice_version_at)
-    SELECT u.sub_id, u.cus_id, u.cus_ref, u.livemode, u.status, u.currency, u.items, u.items_incomplete,
+    SELECT u.sub_id, u.cus_id, u.customer_ref, u.livemode, u.status, u.currency, u.items, u.items_incomplete,
         u.discounts, u.mrr_minor, u.mrr_fixed, u.created, u.start_date, u.current_period_start,
         u.current_period_end, u.trial_start, u.trial_end, u.cancel_at, u.cancel_at_period_end, u.canceled_at,
         u.ended_at, u.collection_paused, u.version_at, u.version_rank, u.version_event,
@@ -113,15 +109,15 @@ WITH u AS (
     INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items,
         discounts, mrr_minor, mrr_fixed, current_period_start, current_period_end, trial_end, cancel_at,
         cancel_at_period_end, ended_at, version_at, version_rank, version_event)
-    SELECT ref.r, u.cus_ref, u.livemode, u.status, u.currency, u.items, u.discounts, u.mrr_minor, u.mrr_fixed,
+    SELECT ref.r, u.customer_ref, u.livemode, u.status, u.currency, u.items, u.discounts, u.mrr_minor, u.mrr_fixed,
         u.current_period_start, u.current_period_end, u.trial_end, u.cancel_at, u.cancel_at_period_end,
         u.ended_at, u.version_at, u.version_rank, u.version_event
     FROM u JOIN ref USING (sub_id)
     ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHING
 ), h AS (
-    SELECT x.* FROM (SELECT DISTINCT cus_ref, livemode FROM u WHERE NOT cus_new) AS c CROSS JOIN LATERAL (
+    SELECT x.* FROM (SELECT DISTINCT customer_ref, livemode FROM u WHERE NOT cus_new) AS c CROSS JOIN LATERAL (
         SELECT customer_ref, ` + historyColumns + ` FROM subscription_versions
-        WHERE customer_ref = c.cus_ref AND livemode = c.livemode OFFSET 0
+        WHERE customer_ref = c.customer_ref AND livemode = c.livemode OFFSET 0
     ) AS x
 )
 SELECT (SELECT json_agg(json_build_object('sub_id', sub_id, 'ref', r, 'changed', changed, 'old', state)) FROM ref) AS subs,
@@ -132,17 +128,6 @@ SELECT (SELECT json_agg(json_build_object('sub_id', sub_id, 'ref', r, 'changed',
 const historyColumns = `subscription_ref, livemode, status, currency, items, discounts,
     current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
     version_at, version_rank, version_event`
-
-// oldState is a subscriptions row as the old CTE renders it: to_jsonb of
-// the row (columns named as billing.Subscription's JSON fields) plus its ID
-// and customer under those names, for the change record's Prev and its
-// version key.
-type oldState struct {
-	billing.Subscription
-	VersionAt    time.Time `json:"version_at"`
-	VersionRank  int       `json:"version_rank"`
-	VersionEvent string    `json:"version_event"`
-}
 
 // ledgerKey names one customer's ledger in one mode.
 type ledgerKey struct {
@@ -178,7 +163,7 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 	for _, it := range subs {
 		s := it.ev.Subscription
 		c := b.customers[s.CustomerID]
-		out, linked, err := link(ctx, b.tx, s.CustomerID, c, s.AccountHint, viaSubscriptionMetadata)
+		out, linked, err := link(ctx, b.tx, s.CustomerID, c, s.AccountHint, viaSubscriptionMetadata, c.Inserted)
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +206,7 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 		Subs    []byte `db:"subs"`
 		History []byte `db:"history"`
 	}
-	if err := b.tx.queryRowx(ctx, qWriteSubscriptions, string(doc)).StructScan(&res); err != nil {
+	if err := b.tx.QueryRowxContext(ctx, qWriteSubscriptions, string(doc)).StructScan(&res); err != nil {
 		return nil, fmt.Errorf("write subscriptions: %w", translate(err))
 	}
 	var written []struct {
@@ -248,12 +233,11 @@ func (b *batch) applySubscriptions(ctx context.Context, subs []*batchItem) (map[
 		var cur *billing.Subscription
 		var curKey *billing.VersionKey
 		if len(w.Old) > 0 && string(w.Old) != "null" {
-			var o oldState
+			var o subscriptionDoc
 			if err := json.Unmarshal(w.Old, &o); err != nil {
 				return nil, fmt.Errorf("read previous subscription state: %w", err)
 			}
-			prev := o.Subscription
-			k := billing.VersionKey{At: o.VersionAt, Rank: o.VersionRank, Event: o.VersionEvent}
+			prev, k := o.toSubscription()
 			cur, curKey = &prev, &k
 		}
 		newest := false
@@ -386,6 +370,12 @@ func addStoredHistory(ledgers map[ledgerKey]*ledgerWork, history []byte) error {
 	return nil
 }
 
+// versionTime is a version's time at the precision PostgreSQL stores
+// (microseconds, truncated, where the server would round): Go's
+// billing.VersionKey and the guard in qWriteSubscriptions then compare the
+// same instants.
+func versionTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
 // versionKey is the version key of a subscription event.
 func versionKey(it *batchItem) billing.VersionKey {
 	return billing.SubscriptionVersionKey(*it.ev.Subscription, it.ev.Created, it.ev.ID)
@@ -394,14 +384,7 @@ func versionKey(it *batchItem) billing.VersionKey {
 // versionInput is it's version as qWriteSubscriptions reads it.
 func versionInput(it *batchItem, customerRef string) (subVersionInput, error) {
 	s := *it.ev.Subscription
-	if s.Items == nil {
-		s.Items = []billing.Item{}
-	}
-	if s.Discounts == nil {
-		s.Discounts = []billing.Discount{}
-	}
-	key := versionKey(it)
 	mrr, fixed := billing.SubscriptionMRR(s)
-	return subVersionInput{Subscription: s, CusRef: customerRef, MRR: mrr, Fixed: fixed,
-		VersionAt: key.At, VersionRank: key.Rank, VersionEvent: key.Event}, nil
+	return subVersionInput{subscriptionDoc: toSubscriptionDoc(s, versionKey(it)), CustomerRef: customerRef,
+		MRR: mrr, Fixed: fixed}, nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/lib/pq"
 )
 
-// applyBatch applies events in one transaction (group commit, group.go)
+// applyBatch applies events in one transaction (group commit, event2_group.go)
 // with the rules of ApplyEvent, in a fixed number of statements whatever
 // the batch's size for the common events (subscriptions):
 //
@@ -30,7 +30,7 @@ import (
 //     the history, each subscription's newest into current state when it
 //     is newer than what is stored, and the touched customers' histories;
 //  4. customer, invoice and checkout events, one by one (applyCustomer,
-//     applyInvoice, applyCheckout: rows already locked in step 2);
+//     applyInvoice, applyCheckout), on the rows locked in step 2;
 //  5. qReplaceLedgers: the touched customers' ledgers re-derived from the
 //     first version time in the batch on, the day rollup, outbox rows,
 //     cache invalidations and the outcomes that differ from the provisional
@@ -44,20 +44,26 @@ import (
 // would be one after another in version order: the ProfitWell sync gets
 // every transition, and each event's outcome (applied or stale) is what it
 // would be alone after the others older than it.
-func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
-	ctx = s.withErasureKey(ctx) // tombstone hashes use the Store's cached key (issue 8)
-	if err := s.prepare(ctx, eventStatements...); err != nil {
+//
+// lim bounds the transaction's lock waits and statements (event2_group.go's
+// deadlines); zero values keep the server's settings.
+func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimits) ([]batchResult, error) {
+	if err := s.prepare(ctx, eventStatements[:]...); err != nil {
 		return nil, err
 	}
-	if err := s.prepare(ctx, hookStatements...); err != nil {
-		return nil, err
-	}
-	ctx = withStatements(ctx, s)
 	var res []batchResult
 	var b *batch
 	err := s.inTx(ctx, func(sqltx *sqlx.Tx) error {
-		b = &batch{tx: ptx{Tx: sqltx, s: s, changed: accountSet{}}}
-		var err error
+		// The ring is cached in the Store; a first load reads it on this
+		// transaction's connection (erasureRingTx).
+		ring, err := s.erasureRingTx(ctx, sqltx)
+		if err != nil {
+			return fmt.Errorf("check tombstones: %w", err)
+		}
+		b = &batch{tx: ptx{Tx: sqltx, s: s, ring: ring, erased: map[string]bool{}, changed: accountSet{}}}
+		if err := b.tx.setLimits(ctx, lim); err != nil {
+			return err
+		}
 		res, err = b.run(ctx, evs)
 		if err == nil && s.keys.beforeBatchCommit != nil {
 			s.keys.beforeBatchCommit()
@@ -67,10 +73,37 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event) ([]batchRes
 	if err != nil {
 		return nil, err
 	}
-	// Before any of the batch's callers is answered (group.go closes their
+	// Before any of the batch's callers is answered (event2_group.go closes their
 	// waits after this returns): each then reads its own write.
 	s.accountsCommitted(b.accounts, b.tx.changed)
 	return res, nil
+}
+
+// qTxLimits sets the transaction's lock_timeout and statement_timeout; a
+// NULL keeps the current value.
+const qTxLimits = `SELECT set_config('lock_timeout', coalesce($1, current_setting('lock_timeout')), true),
+       set_config('statement_timeout', coalesce($2, current_setting('statement_timeout')), true)`
+
+// setLimits applies lim to the transaction, before its first lock.
+func (t ptx) setLimits(ctx context.Context, lim txLimits) error {
+	if lim == (txLimits{}) {
+		return nil
+	}
+	var a, b string
+	if err := t.QueryRowxContext(ctx, qTxLimits, pgMillis(lim.lock), pgMillis(lim.statement)).Scan(&a, &b); err != nil {
+		return fmt.Errorf("set transaction timeouts: %w", translate(err))
+	}
+	return nil
+}
+
+// pgMillis renders d as a duration setting: nil for 0 (keep the current
+// one), else at least 1ms (0ms would mean no timeout at all).
+func pgMillis(d time.Duration) *string {
+	if d <= 0 {
+		return nil
+	}
+	v := fmt.Sprintf("%dms", max(d.Milliseconds(), 1))
+	return &v
 }
 
 // batchItem is one event of a batch.
@@ -95,24 +128,17 @@ type batch struct {
 	items     []*batchItem
 	order     []*batchItem // items in the order the batch applies them (ordered)
 	customers map[string]*lockedCustomer
-	outbox    []outboxRow     // ProfitWell sync rows, in the order applied
-	accounts  accountSet      // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
-	ring      billing.KeyRing // the erasure ring
+	outbox    []outboxRow // ProfitWell sync rows, in the order applied
+	accounts  accountSet  // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
 }
 
 func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, error) {
 	b.customers = map[string]*lockedCustomer{}
 	b.accounts = accountSet{}
-	b.tx.erased = map[string]bool{}
-	ring, err := ctxErasureRing(ctx, b.tx.Tx)
-	if err != nil {
-		return nil, fmt.Errorf("check tombstones: %w", err)
-	}
-	b.ring = ring
+	ring := b.tx.ring
 	seen := map[string]int{}
 	for i, ev := range evs {
-		// Postgres keeps microseconds: compare versions at the precision stored.
-		ev.Created = ev.Created.UTC().Truncate(time.Microsecond)
+		ev.Created = versionTime(ev.Created)
 		it := &batchItem{i: i, ev: ev, copyOf: -1, first: billing.OutcomeApplied}
 		switch {
 		case ev.FutureDated:
@@ -127,9 +153,9 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 				seen[ev.ID] = i
 			}
 		}
-		ids := eventSubjects(ev)
-		if len(ids) > 0 { // eventSubjects puts the customer first, never empty
-			it.customer, it.hint = ids[0], eventHint(ev)
+		ids := ev.Subjects()
+		if len(ids) > 0 { // the customer first, never empty
+			it.customer, it.hint = ids[0], ev.LinkHint()
 			it.keys = sortedLockKeys(ids, it.hint)
 			for _, id := range ids {
 				if id != "" {
@@ -167,9 +193,7 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 		if it.ev.Subscription != nil && !it.ev.Connect {
 			continue
 		}
-		tx := b.tx
-		tx.tombstones = it.hashes
-		o, err := applyEvent(ctx, tx, it.ev)
+		o, err := applyEvent(ctx, b.tx, it.ev, b.customers[it.customer])
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +273,7 @@ func (b *batch) recordEvents(ctx context.Context) error {
 	}
 	var fresh pq.StringArray
 	var locked int64
-	err := b.tx.queryRowx(ctx, qRecordEvents, pq.Array(ids), pq.Array(types), pq.Array(created), pq.Array(livemode),
+	err := b.tx.QueryRowxContext(ctx, qRecordEvents, pq.Array(ids), pq.Array(types), pq.Array(created), pq.Array(livemode),
 		pq.Array(outcomes), subjectLockSpace, pq.Array(lockEvent), pq.Array(lockKey)).Scan(&fresh, &locked)
 	if err != nil {
 		return fmt.Errorf("record events: %w", translate(err))
@@ -356,14 +380,14 @@ func (b *batch) lockCustomers(ctx context.Context) error {
 	}
 	hintHashes, hintOf := [][]byte{}, []string{}
 	for acct := range hints {
-		for _, h := range ringHashes(b.ring, acct) {
+		for _, h := range ringHashes(b.tx.ring, acct) {
 			hintHashes, hintOf = append(hintHashes, h), append(hintOf, acct)
 		}
 	}
 	if all == nil {
 		all = [][]byte{}
 	}
-	rows, err := b.tx.stmtQueryx(ctx, qLockCustomers, pq.Array(ids), pq.Array(live), pq.Array(firstHints), pq.Array(vias),
+	rows, err := b.tx.QueryxContext(ctx, qLockCustomers, pq.Array(ids), pq.Array(live), pq.Array(firstHints), pq.Array(vias),
 		pq.ByteaArray(all), pq.ByteaArray(own), pq.Array(ownOf), pq.ByteaArray(hintHashes), pq.Array(hintOf))
 	if err != nil {
 		return fmt.Errorf("lock customers: %w", translate(err))

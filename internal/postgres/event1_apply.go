@@ -13,14 +13,14 @@ import (
 // fetched from the API.
 //
 // Events that arrive while others are being written are committed together
-// (group commit, group.go: one transaction for the batch, applyBatch), but
+// (group commit, event2_group.go: one transaction for the batch, applyBatch), but
 // each is applied by these rules, as if alone:
 //
 //  1. Record the event ID (INSERT ... ON CONFLICT DO NOTHING). No row
 //     inserted means a duplicate, sequential or concurrent on any replica
 //     (the second insert waits for the first transaction): stop, change
 //     nothing, OutcomeDuplicate. Events with no ID (API fetches) skip this.
-//  2. Tombstones of the customer and subscription IDs (isTombstoned's
+//  2. Tombstones of the customer and subscription IDs (checkTombstones's
 //     protocol: shared subject locks, then a lookup in a later statement):
 //     stop, OutcomeTombstoned.
 //  3. Upsert the customer row (INSERT ... ON CONFLICT DO UPDATE ...
@@ -52,8 +52,13 @@ import (
 // replicas, ends in the same rows (the webhooks shuffle and storm tests,
 // TestBatchEqualsOneByOne, the replicas test).
 //
+// The context's deadline is the event's (event2_group.go): ApplyEvent refuses at
+// once an event it cannot apply before it, and returns by it.
+//
 // Errors wrap billing.ErrUnavailable when a retry can succeed (the caller
-// answers 503) and billing.ErrInvalid when the event can never be stored.
+// answers 503; billing.ErrOverloaded when the event was refused or given up
+// before it was applied) and billing.ErrInvalid when the event can never be
+// stored.
 func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outcome, error) {
 	if err := checkEvent(ev); err != nil {
 		return "", err
@@ -68,12 +73,7 @@ func (s *Store) ApplyEvent(ctx context.Context, ev billing.Event) (billing.Outco
 // checkEvent rejects events that name no object or two: a decoder bug, not
 // something a retry fixes.
 func checkEvent(ev billing.Event) error {
-	n := 0
-	for _, set := range []bool{ev.Customer != nil, ev.Subscription != nil, ev.Invoice != nil, ev.Checkout != nil} {
-		if set {
-			n++
-		}
-	}
+	_, n := ev.Object()
 	switch {
 	case ev.Created.IsZero():
 		return fmt.Errorf("%w: event without created time", billing.ErrInvalid)
@@ -91,26 +91,34 @@ func checkEvent(ev billing.Event) error {
 	return nil
 }
 
-// eventStatements are prepared once per pool (prepared.go).
-var eventStatements = []string{qRecordEvents, qLockCustomers, qWriteSubscriptions, qLockCustomer}
-
-func applyEvent(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
+// applyEvent applies one event other than a subscription's, by the kind
+// of object it carries (billing.EventObject): a new kind is a case here and
+// its apply function. c is the row of the event's customer as the batch
+// locked it (nil when the event names none: it is then ignored).
+func applyEvent(ctx context.Context, tx ptx, ev billing.Event, c *lockedCustomer) (billing.Outcome, error) {
 	switch {
 	case ev.FutureDated:
 		return billing.OutcomeFutureDated, nil
 	case ev.Connect:
 		// Connected accounts' events: this service serves one platform.
 		return billing.OutcomeIgnored, nil
-	case ev.Customer != nil:
-		return applyCustomer(ctx, tx, ev)
-	case ev.Subscription != nil:
+	}
+	obj, _ := ev.Object()
+	if c == nil && len(ev.Subjects()) > 0 {
+		return "", fmt.Errorf("apply event: the batch locked no row for its customer")
+	}
+	switch obj := obj.(type) {
+	case *billing.Customer:
+		return applyCustomer(ctx, tx, ev.Created, ev.ID, obj, c)
+	case *billing.Invoice:
+		return applyInvoice(ctx, tx, ev.Created, obj, c)
+	case *billing.CheckoutSession:
+		return applyCheckout(ctx, tx, obj, c)
+	case *billing.Subscription:
 		// Written in sets by the batch (applySubscriptions), never one by one.
 		return "", fmt.Errorf("apply event: subscription events go through applySubscriptions")
-	case ev.Invoice != nil:
-		return applyInvoice(ctx, tx, ev)
-	default:
-		return applyCheckout(ctx, tx, ev)
 	}
+	return "", fmt.Errorf("%w: event carries no object billingd applies", billing.ErrInvalid)
 }
 
 // EventOutcome returns the stored outcome of an event, or ErrNotFound.

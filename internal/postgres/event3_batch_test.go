@@ -197,7 +197,8 @@ var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 func normalisedState(t *testing.T, st *postgres.Store) map[string]string {
 	t.Helper()
 	queries := map[string]string{
-		"customers": `SELECT stripe_customer_id, livemode, deleted, coalesce(account_id, '-'), coalesce(linked_via, '-')
+		"customers": `SELECT stripe_customer_id, livemode, deleted, coalesce(account_id, '-'), coalesce(linked_via, '-'),
+		                     coalesce(version_at::text, '-'), coalesce(version_event, '-')
 		              FROM customers ORDER BY 1`,
 		"subscriptions": `SELECT stripe_subscription_id, status, items::text, mrr_minor, version_at, version_rank, version_event,
 		                         coalesce(latest_invoice_status, '-'), invoice_attempt_count
