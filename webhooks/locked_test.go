@@ -101,11 +101,9 @@ func TestLockedRowDelaysOnlyItsEvent(t *testing.T) {
 	}
 
 	// Every other event is answered while "hot" is still locked.
-	var hot *webhookstest.Response
 	for range others {
 		a := <-answers
 		if a.k == "hot" {
-			hot = &a.r
 			t.Fatalf("the locked event was answered (%d %s) before the others of its batch", a.r.Status, a.r.Body)
 		}
 		if a.r.Outcome() != "applied" {
@@ -113,7 +111,7 @@ func TestLockedRowDelaysOnlyItsEvent(t *testing.T) {
 		}
 	}
 	a := <-answers
-	hot = &a.r
+	hot := &a.r
 	if a.k != "hot" || hot.Status != http.StatusServiceUnavailable {
 		t.Fatalf("%s: %d %s, want hot answered 503", a.k, hot.Status, hot.Body)
 	}
