@@ -7,7 +7,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// bareTwoStatement measures the yardstick on the same server in
+// bareTwoStatement measures the ingest goal's yardstick on the same server in
 // the same run: a transaction of two single-row statements (record an
 // event ID, upsert one object's state), prepared, at concurrency conc, one
 // transaction per event. Ingest figures are reported against it so that

@@ -1,7 +1,8 @@
 // Command bench measures billingd against baselines in one run and prints
 // one `name: value` line per figure. `go run ./bench` starts its own
-// PostgreSQL when DATABASE_URL is unset; `go run ./bench -short` is a quick
-// pass (well under 90 s). Not part of the CI test run.
+// PostgreSQL when DATABASE_URL is unset; `go run ./bench -short` is a
+// quicker pass (a few minutes: the overload stage still idles 60 s to read
+// memory coming back) that leaves the soak out. Not part of the CI test run.
 package main
 
 import (
@@ -31,12 +32,18 @@ type config struct {
 	bin     string
 	out     io.Writer
 	conc    []int // ingest concurrencies
+	// capacity is ingest's c32 events/s in this run: the overload, slow
+	// body and soak stages offer multiples of it.
+	capacity float64
 }
 
 func main() {
 	short := flag.Bool("short", false, "quick pass: fewer events and a smaller revenue seed")
-	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,revenue")
+	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,handler,revenue,overload,slowbody,headers_only,soak")
+	only := flag.String("only", "", "comma-separated stages to run, skipping the others")
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
+	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
+	soakRateFlag := flag.Float64("soak-rate", 0, "events/s of the soak stage (0: half the c32 capacity), to compare two builds at one rate")
 	flag.Parse()
 	var cs []int
 	for _, f := range strings.Split(*conc, ",") {
@@ -47,6 +54,15 @@ func main() {
 		}
 		cs = append(cs, n)
 	}
+	if *only != "" {
+		*skip = ""
+		for _, st := range stageNames {
+			if !strings.Contains(","+*only+",", ","+st+",") {
+				*skip += st + ","
+			}
+		}
+	}
+	soakEvents, soakRate = *soak, *soakRateFlag
 	if err := run(*short, *skip, cs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -72,7 +88,12 @@ func run(short bool, skip string, conc []int) error {
 	if cfg.adminDB == "" {
 		// A durable server with default settings (fsync on): figures are
 		// for the real thing, not a tuned test server.
-		srv, err := pgserver.New("/tmp/billingd-bench/pg")
+		// BENCH_PG_DIR moves it, so two checkouts can run the bench at once.
+		dir := os.Getenv("BENCH_PG_DIR")
+		if dir == "" {
+			dir = "/tmp/billingd-bench/pg"
+		}
+		srv, err := pgserver.New(dir)
 		if err != nil {
 			return err
 		}
@@ -106,7 +127,12 @@ func run(short bool, skip string, conc []int) error {
 	}{
 		{"ingest", benchIngest},
 		{"entitlement", benchEntitlement},
+		{"handler", benchHandler},
 		{"revenue", benchRevenue},
+		{"overload", benchOverload},
+		{"slowbody", benchSlowBody},
+		{"headers_only", benchHeadersOnly},
+		{"soak", benchSoak},
 	}
 	for _, st := range stages {
 		if cfg.skip[st.name] {
@@ -121,6 +147,9 @@ func run(short bool, skip string, conc []int) error {
 	}
 	return nil
 }
+
+// stageNames are the stages -skip and -only name (peer is part of ingest).
+var stageNames = []string{"ingest", "peer", "entitlement", "revenue", "overload", "slowbody", "headers_only", "soak"}
 
 // freshDB drops and creates database name and returns its URL.
 func (c *config) freshDB(name string) (string, error) {

@@ -13,6 +13,11 @@ import (
 // cpuProfile takes a CPU profile of the running billingd (PPROF_ADDR) for
 // seconds, keeps it under bench/out/ and returns `go tool pprof -top`.
 func (c *config) cpuProfile(pprofAddr string, seconds int) string {
+	return c.cpuProfileNamed(pprofAddr, seconds, "billingd_ingest_c32")
+}
+
+// cpuProfileNamed is cpuProfile kept as bench/out/<name>.pprof.
+func (c *config) cpuProfileNamed(pprofAddr string, seconds int, name string) string {
 	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, seconds))
 	if err != nil {
 		return "profile failed: " + err.Error()
@@ -22,7 +27,7 @@ func (c *config) cpuProfile(pprofAddr string, seconds int) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err.Error()
 	}
-	path := filepath.Join(dir, "billingd_ingest_c32.pprof")
+	path := filepath.Join(dir, name+".pprof")
 	f, err := os.Create(path)
 	if err != nil {
 		return err.Error()

@@ -102,3 +102,107 @@ func waitHTTP(url string, p *process, within time.Duration) error {
 	}
 	return fmt.Errorf("%s not ready within %v: %s", url, within, p.stderr.String())
 }
+
+// billingdServer is a billingd process serving one fresh database.
+type billingdServer struct {
+	*process
+	addr, pprofAddr, dbURL string
+}
+
+// startBillingd starts billingd on a fresh database db and waits until it
+// is ready; extra environment comes last, so it overrides the defaults.
+func (c *config) startBillingd(ctx context.Context, db string, extra ...string) (*billingdServer, error) {
+	dbURL, err := c.freshDB(db)
+	if err != nil {
+		return nil, err
+	}
+	s := &billingdServer{addr: freeAddr(), pprofAddr: freeAddr(), dbURL: dbURL}
+	env := append([]string{"DATABASE_URL=" + dbURL, "LISTEN_ADDR=" + s.addr, "PPROF_ADDR=" + s.pprofAddr,
+		"STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=error", "DB_MAX_CONNS=" + dbConns}, extra...)
+	if s.process, err = startProcess(ctx, env, c.bin, "serve"); err != nil {
+		return nil, err
+	}
+	if err := waitHTTP("http://"+s.addr+"/readyz", s.process, 60*time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *billingdServer) webhookURL() string { return "http://" + s.addr + "/webhooks/stripe" }
+
+func (s *billingdServer) pid() int { return s.cmd.Process.Pid }
+
+// memStats returns a compact line of the Go runtime's memory statistics
+// (from pprof's heap page): where resident memory sits.
+func (s *billingdServer) memStats() string {
+	resp, err := http.Get("http://" + s.pprofAddr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	want := map[string]bool{"HeapInuse": true, "HeapIdle": true, "HeapReleased": true, "StackInuse": true, "Sys": true, "NextGC": true, "NumGC": true}
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "# "), " = ")
+		if !ok || !want[k] {
+			continue
+		}
+		if n, err := strconv.ParseFloat(v, 64); err == nil && k != "NumGC" {
+			v = fmt.Sprintf("%.1fMiB", n/(1<<20))
+		}
+		out = append(out, k+"="+v)
+	}
+	return strings.Join(out, " ")
+}
+
+// metricLines returns the /metrics lines of a metric family, labels and
+// values as exposed.
+func (s *billingdServer) metricLines(name string) string {
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), name+"{") || strings.HasPrefix(sc.Text(), name+" ") {
+			out = append(out, strings.TrimPrefix(sc.Text(), name))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// metric returns the sum of every sample of a metric family on /metrics
+// (0 when absent).
+func (s *billingdServer) metric(name string) float64 {
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[0], 64)
+		sum += v
+	}
+	return sum
+}

@@ -56,7 +56,7 @@ func TestDeriveLedgerSaturates(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	huge := Subscription{Status: StatusActive, Livemode: true, Currency: "usd",
 		Items: []Item{{PriceID: "p", Quantity: 1 << 62, UnitAmount: 1 << 62, Interval: IntervalMonth, IntervalCount: 1}}}
-	ms := DeriveMovements([]SubscriptionVersion{
+	ms := deriveMovements([]SubscriptionVersion{
 		{SubscriptionRef: "a", At: t0, State: huge},
 		{SubscriptionRef: "b", At: t0.Add(time.Hour), State: huge},
 	})

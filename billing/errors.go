@@ -1,6 +1,9 @@
 package billing
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors that the edges map to responses; stores translate driver
 // errors into these so nothing above them sees a driver error.
@@ -16,3 +19,8 @@ var (
 	// to fix. The edges answer 500 with a fixed message.
 	ErrInternal = errors.New("internal")
 )
+
+// ErrOverloaded is an ErrUnavailable for work refused, or given up before
+// it started, because it could not be done before its deadline: the
+// service is busy, nothing was changed, and a retry later can succeed.
+var ErrOverloaded = fmt.Errorf("%w: overloaded", ErrUnavailable)

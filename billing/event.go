@@ -84,6 +84,66 @@ type Event struct {
 // rather than a delivered webhook event.
 func (e Event) FromAPI() bool { return e.ID == "" }
 
+// An EventObject is what one handled event carries: a *Customer,
+// *Subscription, *Invoice or *CheckoutSession. Each kind says which Stripe
+// IDs applying it writes about, so the store locks and tombstone-checks
+// exactly those (design invariant 4) without a case per kind.
+type EventObject interface {
+	// Subjects are the Stripe IDs applying the object writes about, its
+	// customer first; an ID may be "" (skipped). None for an object the
+	// store acknowledges without writing (an invoice without subscription,
+	// a guest checkout): no lock, no tombstone check.
+	Subjects() []string
+	// LinkHint is the account the object's hint names ("" for none): the
+	// account the store may link the customer to, whose erasure it checks.
+	LinkHint() string
+}
+
+// Object returns the object e carries and how many objects it sets:
+// exactly one for a handled event, none for a Connect or future-dated one.
+// A new kind of object is a field of Event and one line here.
+func (e Event) Object() (EventObject, int) {
+	var o EventObject
+	n := 0
+	if e.Customer != nil {
+		o, n = e.Customer, n+1
+	}
+	if e.Subscription != nil {
+		o, n = e.Subscription, n+1
+	}
+	if e.Invoice != nil {
+		o, n = e.Invoice, n+1
+	}
+	if e.Checkout != nil {
+		o, n = e.Checkout, n+1
+	}
+	return o, n
+}
+
+// Subjects are the Stripe IDs applying e writes about (EventObject.Subjects);
+// none for Connect and future-dated events, which are only recorded.
+func (e Event) Subjects() []string {
+	if e.Connect || e.FutureDated {
+		return nil
+	}
+	if o, n := e.Object(); n == 1 {
+		return o.Subjects()
+	}
+	return nil
+}
+
+// LinkHint is the account e's hint names (EventObject.LinkHint); none for
+// Connect and future-dated events.
+func (e Event) LinkHint() string {
+	if e.Connect || e.FutureDated {
+		return ""
+	}
+	if o, n := e.Object(); n == 1 {
+		return o.LinkHint()
+	}
+	return ""
+}
+
 // Customer is the non-personal state of a Stripe customer: its ID, mode,
 // whether it was deleted, and the account hint from metadata.account_id.
 type Customer struct {
@@ -93,6 +153,18 @@ type Customer struct {
 	// AccountHint is metadata.account_id: a hint anyone with Dashboard
 	// access can set, used only to link an unlinked customer.
 	AccountHint string
+}
+
+// Subjects implements EventObject: the customer itself.
+func (c *Customer) Subjects() []string { return []string{c.ID} }
+
+// LinkHint implements EventObject: metadata.account_id, except on a
+// deletion (a deleted customer is never linked).
+func (c *Customer) LinkHint() string {
+	if c.Deleted {
+		return ""
+	}
+	return c.AccountHint
 }
 
 // InvoiceStatus is the payment state an invoice event records on its
@@ -118,6 +190,18 @@ type Invoice struct {
 	NextPaymentAttempt *time.Time
 }
 
+// Subjects implements EventObject: the customer and the subscription;
+// none for a one-off invoice or one without customer (ignored).
+func (inv *Invoice) Subjects() []string {
+	if inv.CustomerID == "" || inv.SubscriptionID == "" {
+		return nil
+	}
+	return []string{inv.CustomerID, inv.SubscriptionID}
+}
+
+// LinkHint implements EventObject: invoices carry no hint.
+func (inv *Invoice) LinkHint() string { return "" }
+
 // CheckoutSession is what checkout.session.completed tells: which customer
 // (and subscription) a checkout created, and the account it was started
 // for, when client_reference_id carried a valid link signature.
@@ -131,6 +215,24 @@ type CheckoutSession struct {
 	// ReferenceRejected says why a client_reference_id that was present
 	// did not give an AccountHint ("" when it did or there was none).
 	ReferenceRejected LinkRejection
+}
+
+// Subjects implements EventObject: the customer and the subscription (if
+// any); none for a guest checkout (ignored).
+func (cs *CheckoutSession) Subjects() []string {
+	if cs.CustomerID == "" {
+		return nil
+	}
+	return []string{cs.CustomerID, cs.SubscriptionID}
+}
+
+// LinkHint implements EventObject: the verified client_reference_id, for a
+// session with a customer.
+func (cs *CheckoutSession) LinkHint() string {
+	if cs.CustomerID == "" {
+		return ""
+	}
+	return cs.AccountHint
 }
 
 // EventApplier applies one event in one transaction and reports what it

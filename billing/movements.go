@@ -61,21 +61,6 @@ func (a mrrKey) compare(b mrrKey) int {
 	return cmp.Compare(a.currency, b.currency)
 }
 
-// DeriveMovements turns one customer's state history (every version of
-// every subscription of that customer, in any order) into its MRR
-// movements, ordered by time. It is a pure function of the set of
-// versions, so any delivery order of the same events yields the same ledger.
-//
-// At each instant each subscription is in its latest version so far;
-// between versions its MRR can still change at a discount's end (expansion)
-// or a scheduled cancellation (churn when it takes effect, not when it was
-// scheduled). The customer's MRR per mode and currency is the sum over its
-// subscriptions, and each change of that sum is one movement, classified
-// per metrics.md.
-func DeriveMovements(versions []SubscriptionVersion) []Movement {
-	return DeriveLedger(versions).Movements
-}
-
 // Activity is a subscription starting (+1) or stopping (-1) to contribute
 // MRR in a mode and currency: summed up to a time, the active
 // subscriptions then.
@@ -93,8 +78,18 @@ type Ledger struct {
 	Activity  []Activity
 }
 
-// DeriveLedger is DeriveMovements plus the subscription activity, from the
-// same walk over the history.
+// DeriveLedger turns one customer's state history (every version of
+// every subscription of that customer, in any order) into its MRR
+// movements, ordered by time, and its subscription activity, from one walk
+// over the history. It is a pure function of the set of versions, so any
+// delivery order of the same events yields the same ledger.
+//
+// At each instant each subscription is in its latest version so far;
+// between versions its MRR can still change at a discount's end (expansion)
+// or a scheduled cancellation (churn when it takes effect, not when it was
+// scheduled). The customer's MRR per mode and currency is the sum over its
+// subscriptions, and each change of that sum is one movement, classified
+// per metrics.md.
 func DeriveLedger(versions []SubscriptionVersion) Ledger {
 	vs := slices.Clone(versions)
 	slices.SortFunc(vs, compareVersions)

@@ -33,7 +33,7 @@ func FuzzDeriveMovements(f *testing.F) {
 			}
 			vs = append(vs, SubscriptionVersion{SubscriptionRef: []string{"a", "b", "c"}[b1%3], At: at, Rank: int(b2 % 3), Event: string(rune('A' + i)), State: s})
 		}
-		ms := DeriveMovements(vs)
+		ms := deriveMovements(vs)
 		seen := map[string]bool{}
 		last := map[string]int64{}
 		for _, m := range ms {

@@ -158,59 +158,6 @@ func ratio(num, den int64) *float64 {
 	return &v
 }
 
-// CustomerMovements is one customer's ledger, for in-memory reports.
-type CustomerMovements struct {
-	CustomerRef string
-	Movements   []Movement
-}
-
-// Periods computes the report for buckets starting at from (inclusive) up
-// to to (exclusive) straight from ledgers in memory: the reference the SQL
-// report is tested against. Only movements of the given mode and currency
-// count. Active subscriptions are not known from movements and stay 0.
-func Periods(ledgers []CustomerMovements, livemode bool, currency string, bucket Bucket, from, to time.Time) []PeriodTotals {
-	var out []PeriodTotals
-	for s := bucket.Truncate(from); s.Before(to); s = bucket.Next(s) {
-		e := bucket.Next(s)
-		p := PeriodTotals{Start: s, End: e, Currency: currency}
-		// MRR "at S" is after everything effective at or before S: a bucket
-		// owns the movements in [S, E), so the start state excludes them.
-		p.MRRStart, p.PayingStart = mrrBefore(ledgers, livemode, currency, s)
-		p.MRREnd, p.PayingEnd = mrrBefore(ledgers, livemode, currency, e)
-		for _, l := range ledgers {
-			for _, m := range l.Movements {
-				if m.Livemode != livemode || m.Currency != currency || m.At.Before(s) || !m.At.Before(e) {
-					continue
-				}
-				p.Movements.Add(m)
-				if m.Kind == MovementChurn {
-					p.ChurnedCustomers++
-				}
-			}
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// mrrBefore is the MRR and paying customers just before t: the state after
-// every movement effective before t.
-func mrrBefore(ledgers []CustomerMovements, livemode bool, currency string, t time.Time) (mrr, paying int64) {
-	for _, l := range ledgers {
-		var last int64
-		for _, m := range l.Movements {
-			if m.Livemode == livemode && m.Currency == currency && m.At.Before(t) {
-				last = m.After
-			}
-		}
-		mrr += last
-		if last > 0 {
-			paying++
-		}
-	}
-	return mrr, paying
-}
-
 // RevenueQuery selects a revenue report: buckets of size Bucket covering
 // [From, To) (From is a bucket start, To the end of the last bucket), of one
 // mode, in one currency or (Currency empty) every currency seen. Movements

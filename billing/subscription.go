@@ -102,6 +102,12 @@ type Subscription struct {
 	AccountHint string `json:"-"`
 }
 
+// Subjects implements EventObject: the customer and the subscription.
+func (s *Subscription) Subjects() []string { return []string{s.CustomerID, s.ID} }
+
+// LinkHint implements EventObject: the subscription's metadata.account_id.
+func (s *Subscription) LinkHint() string { return s.AccountHint }
+
 // PrimaryItem is the item that names the plan: the first licensed item, or
 // the first item at all when every item is metered.
 func (s Subscription) PrimaryItem() (Item, bool) {

@@ -1,4 +1,4 @@
--- Revenue metrics (issue 6).
+-- Revenue metrics: the MRR movement ledger and subscription activity.
 --
 -- subscription_activity is derived together with mrr_movements (in the same
 -- recompute): +1 when a subscription starts contributing MRR, -1 when it

@@ -1,4 +1,4 @@
--- Daily revenue rollup (issue 6): the revenue report reads one row per
+-- Daily revenue rollup: the revenue report reads one row per
 -- (mode, currency, day) instead of every movement, so its cost grows with
 -- the number of days and currencies, not with the size of the ledger.
 --
@@ -25,27 +25,10 @@ CREATE TABLE revenue_daily (
 );
 CREATE INDEX revenue_daily_day_idx ON revenue_daily (livemode, currency, day);
 
--- Fill it from the ledger as it stands.
-INSERT INTO revenue_daily (livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
-                           churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta)
-SELECT livemode, currency, day, sum(mrr_delta), sum(new_minor), sum(expansion_minor), sum(contraction_minor),
-       sum(churn_minor), sum(reactivation_minor), sum(paying_delta), sum(churned_customers), sum(active_delta)
-FROM (
-    SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date AS day, delta_minor AS mrr_delta,
-           CASE WHEN kind = 'new' THEN delta_minor ELSE 0 END AS new_minor,
-           CASE WHEN kind = 'expansion' THEN delta_minor ELSE 0 END AS expansion_minor,
-           CASE WHEN kind = 'contraction' THEN -delta_minor ELSE 0 END AS contraction_minor,
-           CASE WHEN kind = 'churn' THEN -delta_minor ELSE 0 END AS churn_minor,
-           CASE WHEN kind = 'reactivation' THEN delta_minor ELSE 0 END AS reactivation_minor,
-           CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END AS paying_delta,
-           CASE WHEN kind = 'churn' THEN 1 ELSE 0 END AS churned_customers,
-           0 AS active_delta
-    FROM mrr_movements
-    UNION ALL
-    SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date, 0, 0, 0, 0, 0, 0, 0, 0, delta
-    FROM subscription_activity
-) x
-GROUP BY livemode, currency, day;
+-- Migration 0120 fills it from the ledger (the view
+-- revenue_daily_from_ledger, the one definition of what the rollup sums
+-- to). This file filled it with a copy of that query until 0120 replaced
+-- the copy; a database that ran it then keeps those rows.
 
 -- Reports now read the raw ledger only for the current day (the rest comes
 -- from revenue_daily), across one or every currency: lead the covering

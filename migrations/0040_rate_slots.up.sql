@@ -1,4 +1,4 @@
--- Fleet-wide request spacing for outside APIs (issue 7: ProfitWell allows 25
+-- Fleet-wide request spacing for outside APIs (ProfitWell allows 25
 -- requests per 5 s per account, not per replica). One row per API: the
 -- earliest time the next request may start. Every replica reserves its
 -- slot here, so the limit holds however many workers run. Operational

@@ -1,4 +1,4 @@
--- Backfill progress (issue 9), so an interrupted `billingd stripe backfill`
+-- Backfill progress, so an interrupted `billingd stripe backfill`
 -- resumes where it stopped. Stripe lists newest first; the cursor is the
 -- creation time of the oldest object already applied, so a resumed run
 -- lists created[lte] that second. A time, not a Stripe ID: the table never

@@ -1,4 +1,4 @@
--- Issue 4 (ingest throughput). The same rules, cheaper to check.
+-- Webhook ingest throughput: the same rules, cheaper to check.
 --
 -- A regular expression with a bounded repetition such as {1,250} compiles
 -- to an automaton with a state per repetition: about 8 microseconds per

@@ -1,4 +1,4 @@
--- Revenue reports must not fail on what is stored (issue 15). The daily
+-- Revenue reports must not fail on what is stored. The daily
 -- rollup's amounts were bigint: a day whose movements summed past 2^63
 -- (a ledger holding absurd amounts from before decoders refused them)
 -- failed the event that appended it, the compaction that folded it and

@@ -1,5 +1,5 @@
--- Issue 16: erasure is permanent for the account too, and keys cannot
--- change silently.
+-- Erasure is permanent for the account too, and keys cannot change
+-- silently.
 --
 -- Account tombstones: erasing an account also records the keyed hash of its
 -- ID (the same HMAC as tombstones and audit_log.subject_hmac), so no hint

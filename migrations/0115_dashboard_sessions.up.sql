@@ -1,4 +1,4 @@
--- Issue 16: dashboard sessions held server-side. The cookie carries a
+-- Dashboard sessions held server-side. The cookie carries a
 -- random session ID; only its SHA-256 is stored. Signing out deletes the
 -- row, so a copied cookie stops working, and the limits are the server's:
 -- expires_at is the lifetime cap (DASHBOARD_SESSION_TTL), idle_expires_at

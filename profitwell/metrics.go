@@ -8,10 +8,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// StatsSource reports the outbox state of one kind (internal/postgres.Store).
+// StatsSource reports the outbox state of one kind (internal/postgres.Store)
+// at a cost bounded by limit: pending rows are counted up to limit.
 type StatsSource interface {
-	OutboxStats(ctx context.Context, kind string) (billing.OutboxStats, error)
+	OutboxGauges(ctx context.Context, kind string, limit int) (billing.OutboxStats, error)
 }
+
+// gaugeLimit caps the pending rows a scrape counts: a queue no worker
+// drains (ProfitWell off: rows wait) grows by a row per live event, and a
+// scrape must not grow slower with it. A depth of gaugeLimit means at
+// least that many.
+const gaugeLimit = 10_000
 
 // Metrics are the worker's counters plus the outbox gauges. Labels are
 // bounded: action (five values), reason (four), kind (two).
@@ -71,7 +78,7 @@ func (m *Metrics) observe(action string, oc outcome, status int) {
 }
 
 var (
-	depthDesc = prometheus.NewDesc("billingd_outbox_depth", "Outbox rows not delivered, by kind and state (pending, dead).",
+	depthDesc = prometheus.NewDesc("billingd_outbox_depth", "Outbox rows not delivered, by kind and state (pending, dead); pending is counted up to 10000.",
 		[]string{"kind", "state"}, nil)
 	oldestDesc = prometheus.NewDesc("billingd_outbox_oldest_pending_age_seconds", "Age of the oldest pending outbox row, by kind (0 when none).",
 		[]string{"kind"}, nil)
@@ -90,7 +97,7 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, kind := range []string{billing.OutboxProfitWell, billing.OutboxStripe} {
-		s, err := c.stats.OutboxStats(ctx, kind)
+		s, err := c.stats.OutboxGauges(ctx, kind, gaugeLimit)
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(depthDesc, err)
 			continue

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: PostgreSQL server
-# binaries, stripe-mock and Chromium. Safe to run again; does nothing when all
-# are present.
+# binaries, stripe-mock, staticcheck and Chromium. Safe to run again; does
+# nothing when all are present.
 set -euo pipefail
 
 have_pg() {
@@ -29,6 +29,11 @@ gobin="$(go env GOPATH)/bin"
 if ! command -v stripe-mock >/dev/null 2>&1 && [ ! -x "$gobin/stripe-mock" ]; then
   echo "install-deps: installing stripe-mock" >&2
   go install github.com/stripe/stripe-mock@v0.203.0
+fi
+
+if ! command -v staticcheck >/dev/null 2>&1 && [ ! -x "$gobin/staticcheck" ]; then
+  echo "install-deps: installing staticcheck" >&2
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
 
 if ! command -v chromium >/dev/null 2>&1; then

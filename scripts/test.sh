@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The one test command: installs what is missing, checks formatting and vet,
-# runs every test against a real PostgreSQL the tests start themselves, then
-# stops that server.
+# The one test command: installs what is missing, checks formatting, vet and
+# staticcheck, runs every test against a real PostgreSQL the tests start
+# themselves, then stops that server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +30,7 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+# Unused code, dubious constructs and style slips go vet does not catch;
+# the version is pinned in install-deps.sh so every machine agrees.
+staticcheck ./...
 go test -count=1 -timeout 20m "$@" ./...

@@ -41,31 +41,62 @@ const (
 	objectInvoice, objectCheckoutSes = "invoice", "checkout.session"
 )
 
-// objectOf maps each handled event type to the kind of its data.object.
-var objectOf = map[string]string{
-	TypeCustomerCreated:            objectCustomer,
-	TypeCustomerUpdated:            objectCustomer,
-	TypeCustomerDeleted:            objectCustomer,
-	TypeSubscriptionCreated:        objectSub,
-	TypeSubscriptionUpdated:        objectSub,
-	TypeSubscriptionDeleted:        objectSub,
-	TypeSubscriptionPaused:         objectSub,
-	TypeSubscriptionResumed:        objectSub,
-	TypeSubscriptionTrialWillEnd:   objectSub,
-	TypeSubscriptionPendingApplied: objectSub,
-	TypeInvoicePaid:                objectInvoice,
-	TypeInvoicePaymentFailed:       objectInvoice,
-	TypeCheckoutSessionCompleted:   objectCheckoutSes,
+// eventTypes is the table of the event types billingd reads: each names
+// the decoder of its data.object, which fills the matching field of
+// billing.Event. Everything else about an event follows from that object:
+// the IDs it touches (billing.EventObject.Subjects) and how the store
+// applies it. Adding an event type of a kind already read is one line
+// here; a new kind of object is a decoder (an objectDecoder in a file of
+// its own, like invoice.go), a billing type implementing
+// billing.EventObject, and its apply function in internal/postgres (see
+// that package's comment).
+var eventTypes = map[string]objectDecoder{
+	TypeCustomerCreated:            customerObject,
+	TypeCustomerUpdated:            customerObject,
+	TypeCustomerDeleted:            customerObject,
+	TypeSubscriptionCreated:        subscriptionObject,
+	TypeSubscriptionUpdated:        subscriptionObject,
+	TypeSubscriptionDeleted:        subscriptionObject,
+	TypeSubscriptionPaused:         subscriptionObject,
+	TypeSubscriptionResumed:        subscriptionObject,
+	TypeSubscriptionTrialWillEnd:   subscriptionObject,
+	TypeSubscriptionPendingApplied: subscriptionObject,
+	TypeInvoicePaid:                invoiceObject,
+	TypeInvoicePaymentFailed:       invoiceObject,
+	TypeCheckoutSessionCompleted:   checkoutObject,
+}
+
+// objectDecoder reads one kind of data.object into a billing.Event (the
+// Customer, Subscription, Invoice or Checkout field), reading whitelisted
+// fields only. Errors wrap billing.ErrInvalid.
+type objectDecoder struct {
+	// union converts the kind's fields of the one-pass decode of the
+	// whole event: a new kind adds its whitelisted fields to rawObject
+	// (their JSON names must not clash with another kind's of a different
+	// type, or every event of either takes the second pass).
+	union func(o *rawObject, in objectInput, ev billing.Event) (billing.Event, error)
+	// exact decodes the object's own bytes with its kind's whitelist
+	// alone: the second pass, taken when a field that only another kind
+	// reads had an unexpected type.
+	exact func(raw []byte, in objectInput, ev billing.Event) (billing.Event, error)
+}
+
+// objectInput is what a decoder may read besides the object: the event's
+// type and creation, and the verifier of signed client references.
+type objectInput struct {
+	eventType string
+	created   time.Time
+	links     *billing.LinkVerifier
 }
 
 // Handled reports whether billingd reads events of this type.
-func Handled(eventType string) bool { _, ok := objectOf[eventType]; return ok }
+func Handled(eventType string) bool { _, ok := eventTypes[eventType]; return ok }
 
 // HandledTypes lists the event types billingd reads, for documentation and
 // for the Stripe endpoint's enabled_events.
 func HandledTypes() []string {
-	out := make([]string, 0, len(objectOf))
-	for t := range objectOf {
+	out := make([]string, 0, len(eventTypes))
+	for t := range eventTypes {
 		out = append(out, t)
 	}
 	return out
@@ -104,7 +135,7 @@ type rawEnvelope struct {
 
 // rawObject is the union of the whitelisted fields of every object kind
 // billingd reads (their JSON names do not clash), so that an event and its
-// object decode in one pass over the payload.
+// object decode in one pass over the payload (objectDecoder.union).
 type rawObject struct {
 	rawSubscription
 	Deleted            bool       `json:"deleted"`              // customer
@@ -155,7 +186,7 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 		}
 		return billing.Event{}, fmt.Errorf("%w: event is not valid JSON: %w", billing.ErrInvalid, err)
 	}
-	ev, kind, err := envelope(&re.rawEnvelope)
+	ev, dec, err := envelope(&re.rawEnvelope)
 	if err != nil || ev.Connect {
 		return ev, err
 	}
@@ -163,54 +194,35 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	if obj == nil {
 		return ev, invalid("event data.object missing")
 	}
-	switch kind {
-	case objectCustomer:
-		var c billing.Customer
-		c, err = customerFromRaw(&rawCustomer{ID: obj.ID, Object: obj.Object, Livemode: obj.Livemode, Deleted: obj.Deleted, Metadata: obj.Metadata})
-		c.Deleted = c.Deleted || re.Type == TypeCustomerDeleted
-		ev.Customer = &c
-	case objectSub:
-		var s billing.Subscription
-		s, err = subscriptionFromRaw(&obj.rawSubscription)
-		ev.Subscription = &s
-	case objectInvoice:
-		var inv billing.Invoice
-		inv, err = invoiceFromRaw(&rawInvoice{Object: obj.Object, Customer: obj.Customer, Subscription: obj.Subscription,
-			Livemode: obj.Livemode, AttemptCount: obj.AttemptCount, NextPaymentAttempt: obj.NextPaymentAttempt, Parent: obj.Parent}, re.Type)
-		ev.Invoice = &inv
-	case objectCheckoutSes:
-		var cs billing.CheckoutSession
-		cs, err = checkoutFromRaw(&rawCheckout{Object: obj.Object, Customer: obj.Customer, Subscription: obj.Subscription,
-			Livemode: obj.Livemode, ClientReferenceID: obj.ClientReferenceID}, opt.Links, ev.Created)
-		ev.Checkout = &cs
-	}
+	ev, err = dec.union(obj, objectInput{eventType: re.Type, created: ev.Created, links: opt.Links}, ev)
 	if err != nil {
 		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
 	}
 	return ev, nil
 }
 
-// envelope validates the envelope of an event and returns it with the kind
-// of its object; ErrUnhandled for types billingd does not read.
-func envelope(re *rawEnvelope) (billing.Event, string, error) {
+// envelope validates the envelope of an event and returns it with the
+// decoder of its object (eventTypes); ErrUnhandled for types billingd does
+// not read.
+func envelope(re *rawEnvelope) (billing.Event, objectDecoder, error) {
 	if re.Type == "" || len(re.Type) > maxEventTypeLen {
-		return billing.Event{}, "", invalid("event type missing or too long")
+		return billing.Event{}, objectDecoder{}, invalid("event type missing or too long")
 	}
 	ev := billing.Event{ID: re.ID, Type: re.Type, Livemode: re.Livemode, Connect: re.Account != ""}
 	if re.Created > 0 && re.Created <= maxUnix {
 		ev.Created = time.Unix(re.Created, 0).UTC()
 	}
-	kind, ok := objectOf[re.Type]
+	dec, ok := eventTypes[re.Type]
 	if !ok {
-		return ev, "", ErrUnhandled
+		return ev, objectDecoder{}, ErrUnhandled
 	}
 	if !reEventID.MatchString(re.ID) {
-		return ev, "", invalid("event id")
+		return ev, objectDecoder{}, invalid("event id")
 	}
 	if ev.Created.IsZero() {
-		return ev, "", invalid("event created")
+		return ev, objectDecoder{}, invalid("event created")
 	}
-	return ev, kind, nil
+	return ev, dec, nil
 }
 
 // decodeEventExact decodes the envelope, then the object with the decoder
@@ -225,7 +237,7 @@ func decodeEventExact(raw []byte, opt DecodeOptions) (billing.Event, error) {
 		// An envelope field of the wrong type: reported below if it
 		// matters (type, id, created), ignored if not.
 	}
-	ev, kind, err := envelope(&re.rawEnvelope)
+	ev, dec, err := envelope(&re.rawEnvelope)
 	if err != nil || ev.Connect {
 		return ev, err
 	}
@@ -233,25 +245,7 @@ func decodeEventExact(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	if len(obj) == 0 || bytes.Equal(obj, []byte("null")) {
 		return ev, invalid("event data.object missing")
 	}
-	switch kind {
-	case objectCustomer:
-		var c billing.Customer
-		c, err = DecodeCustomer(obj)
-		c.Deleted = c.Deleted || re.Type == TypeCustomerDeleted
-		ev.Customer = &c
-	case objectSub:
-		var s billing.Subscription
-		s, err = DecodeSubscription(obj)
-		ev.Subscription = &s
-	case objectInvoice:
-		var inv billing.Invoice
-		inv, err = decodeInvoice(obj, re.Type)
-		ev.Invoice = &inv
-	case objectCheckoutSes:
-		var cs billing.CheckoutSession
-		cs, err = decodeCheckout(obj, opt.Links, ev.Created)
-		ev.Checkout = &cs
-	}
+	ev, err = dec.exact(obj, objectInput{eventType: re.Type, created: ev.Created, links: opt.Links}, ev)
 	if err != nil {
 		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
 	}
@@ -453,36 +447,4 @@ func unixPtr(v *int64) *time.Time {
 	}
 	t := time.Unix(*v, 0).UTC()
 	return &t
-}
-
-// rawCustomer is the whitelist of a customer object.
-type rawCustomer struct {
-	ID       string    `json:"id"`
-	Object   string    `json:"object"`
-	Livemode bool      `json:"livemode"`
-	Deleted  bool      `json:"deleted"`
-	Metadata *metadata `json:"metadata"`
-}
-
-// DecodeCustomer reads a bare Stripe customer object (an event's
-// data.object or an API response, any API version) into a billing.Customer:
-// ID, livemode, deleted and metadata.account_id as a hint. Errors wrap
-// billing.ErrInvalid.
-func DecodeCustomer(raw []byte) (billing.Customer, error) {
-	var rc rawCustomer
-	if err := json.Unmarshal(raw, &rc); err != nil {
-		return billing.Customer{}, fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
-	}
-	return customerFromRaw(&rc)
-}
-
-// customerFromRaw validates and converts a decoded customer.
-func customerFromRaw(rc *rawCustomer) (billing.Customer, error) {
-	if rc.Object != "" && rc.Object != objectCustomer {
-		return billing.Customer{}, invalid("object is not a customer")
-	}
-	if !reCustomerID.MatchString(rc.ID) {
-		return billing.Customer{}, invalid("customer id")
-	}
-	return billing.Customer{ID: rc.ID, Livemode: rc.Livemode, Deleted: rc.Deleted, AccountHint: rc.Metadata.hint()}, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/billingd/billingd/webhooks/webhookstest"
 )
 
-// TestErasureThenReplayFixtures (issue 8): every account the fixtures link
+// TestErasureThenReplayFixtures: every account the fixtures link
 // is erased; then every fixture is delivered again, as Stripe's retries
 // (same event IDs) and as new events dated before and after the erasure.
 // Each is acknowledged; those about an erased customer or subscription are

@@ -66,11 +66,13 @@ func TestPostgresDown(t *testing.T) {
 }
 
 // An event stuck behind a lock (here a long transaction holding its
-// customer's row) gives up after ApplyTimeout with 503 and leaves nothing;
-// Stripe's retry then applies it.
+// customer's row) is answered 503 at its deadline (ApplyTimeout), not when
+// the lock goes or a batch timeout passes, and leaves nothing; Stripe's
+// retry then applies it.
 func TestApplyTimeoutThenRetry(t *testing.T) {
 	t.Parallel()
-	b := setupWith(t, pgtest.Open(t), webhooks.Config{ApplyTimeout: 300 * time.Millisecond})
+	const applyTimeout = 300 * time.Millisecond
+	b := setupWith(t, pgtest.Open(t), webhooks.Config{ApplyTimeout: applyTimeout})
 	if r := b.post(t, webhookstest.FixtureNamed(t, "v2023_01_customer.created").Payload); r.Outcome() != "applied" {
 		t.Fatalf("%s", r.Body)
 	}
@@ -78,13 +80,22 @@ func TestApplyTimeoutThenRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer blocker.Rollback() //nolint:errcheck // released below; a no-op then
 	if _, err := blocker.Exec(`SELECT 1 FROM customers WHERE stripe_customer_id = 'cus_PiiLife1' FOR UPDATE`); err != nil {
 		t.Fatal(err)
 	}
 	ev := webhookstest.FixtureNamed(t, "v2023_03_customer.subscription.created").Payload
-	if r := b.post(t, ev); r.Status != http.StatusServiceUnavailable {
-		blocker.Rollback()
+	t0 := time.Now()
+	r := b.post(t, ev)
+	elapsed := time.Since(t0)
+	if r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("while locked: %d %s, want 503", r.Status, r.Body)
+	}
+	// The event waits for its row until its deadline, and no longer: the
+	// old code answered after its 30 s batch timeout. 10 s is far above
+	// the deadline (a loaded machine) and far below 30 s.
+	if elapsed < applyTimeout || elapsed > 10*time.Second {
+		t.Fatalf("503 after %v, want it at the %v deadline", elapsed, applyTimeout)
 	}
 	if err := blocker.Rollback(); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,9 @@
 package webhooks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -23,10 +21,17 @@ type Config struct {
 	// accepted if it is signed with any of them, so secrets rotate
 	// without downtime.
 	Secrets []string
-	// Tolerance is the maximum age of the signature timestamp (default 5m).
+	// Tolerance bounds the signature timestamp's distance from now, in
+	// either direction (default 5m).
 	Tolerance time.Duration
 	// MaxBodyBytes caps the body (default 1 MiB); larger bodies get 413.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time a body may take to arrive after its
+	// headers (default 2s); slower ones get 408 (body.go).
+	BodyTimeout time.Duration
+	// MaxBodyReads bounds the bodies read at once (default 128); beyond
+	// it the slowest reader or the newcomer gets 503 (body.go).
+	MaxBodyReads int
 	// Links checks client_reference_id on checkout sessions: only a
 	// reference it accepts (signed by a key of the link ring, not expired
 	// when the checkout completed) links a customer. nil refuses them all.
@@ -37,16 +42,27 @@ type Config struct {
 	Log *slog.Logger
 	// Registerer receives the webhook counters; nil: not collected.
 	Registerer prometheus.Registerer
-	// ApplyTimeout bounds one event's transaction (default 10s): past it
-	// the transaction rolls back and the answer is 503, before Stripe gives
-	// up on the request and retries anyway.
+	// ApplyTimeout is every delivery's deadline, from the moment its
+	// headers are read (default 5s): reading the body, waiting for a batch
+	// and committing all fit in it, or the answer is 503 with Retry-After,
+	// well before Stripe gives up on the request and retries anyway. An
+	// event that cannot be applied in time is refused at once (the store's
+	// admission control), not queued.
 	ApplyTimeout time.Duration
+}
+
+// admitter is implemented by stores with admission control
+// (*postgres.Store): asked before a body is decoded, so that an event
+// that would be refused costs no decoding.
+type admitter interface {
+	AdmitEvent(deadline time.Time) error
 }
 
 // Handler serves POST /webhooks/stripe.
 type Handler struct {
-	cfg Config
-	m   *metrics
+	cfg     Config
+	m       *metrics
+	readers *bodyReaders
 }
 
 // NewHandler checks cfg and builds the handler.
@@ -67,9 +83,16 @@ func NewHandler(cfg Config) (*Handler, error) {
 		cfg.Log = slog.Default()
 	}
 	if cfg.ApplyTimeout <= 0 {
-		cfg.ApplyTimeout = 10 * time.Second
+		cfg.ApplyTimeout = 5 * time.Second
 	}
-	return &Handler{cfg: cfg, m: newMetrics(cfg.Registerer)}, nil
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 2 * time.Second
+	}
+	if cfg.MaxBodyReads <= 0 {
+		cfg.MaxBodyReads = 128
+	}
+	m := newMetrics(cfg.Registerer)
+	return &Handler{cfg: cfg, m: m, readers: &bodyReaders{max: cfg.MaxBodyReads, gauge: m.reading}}, nil
 }
 
 // response is the body of a 2xx answer.
@@ -82,10 +105,13 @@ type response struct {
 // the event's effects are committed (duplicates, unhandled types, ignored
 // and future-dated events included); 400 for a bad signature or a payload
 // that can never be stored (value_out_of_range for amounts beyond Stripe's
-// limits); 405, 413, 415 for the wrong method, size or type; 503 with
-// Retry-After when a retry can succeed (httpjson.Classify), so Stripe
-// retries.
+// limits); 405, 408, 413, 415 for the wrong method, a body too slow, too
+// large or of the wrong type; 503 with Retry-After when a retry can
+// succeed (httpjson.Classify), among them an event that cannot be
+// committed before its deadline (ApplyTimeout: overload, locked rows), so
+// Stripe retries.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.Method != http.MethodPost {
 		h.m.rejected.WithLabelValues("bad_method").Inc()
 		w.Header().Set("Allow", http.MethodPost)
@@ -98,18 +124,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
+		closeAfter(w)
 		h.tooLarge(w)
 		return
 	}
-	body, err := readBody(w, r, h.cfg.MaxBodyBytes)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.tooLarge(w)
-			return
-		}
-		h.m.rejected.WithLabelValues("read").Inc()
-		httpjson.WriteError(w, http.StatusBadRequest, "unreadable_body", "could not read the request body")
+	// Whatever can be judged without the body is judged before reading it.
+	sig := r.Header.Get("Stripe-Signature")
+	if reason, err := checkHeader(sig, start, h.cfg.Tolerance); err != nil {
+		closeAfter(w)
+		h.m.sigFails.WithLabelValues(reason).Inc()
+		httpjson.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
+		return
+	}
+	deadline := start.Add(h.cfg.ApplyTimeout)
+	body := h.readBody(w, r, start, deadline)
+	if body == nil {
 		return
 	}
 	if len(body) == 0 {
@@ -117,10 +146,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusBadRequest, "empty_body", "the request body is empty")
 		return
 	}
-	if reason, err := h.verify(body, r.Header.Get("Stripe-Signature")); err != nil {
+	if reason, err := h.verify(body, sig); err != nil {
 		h.m.sigFails.WithLabelValues(reason).Inc()
 		httpjson.WriteError(w, http.StatusBadRequest, "signature_"+reason, err.Error())
 		return
+	}
+	if a, ok := h.cfg.Store.(admitter); ok {
+		if err := a.AdmitEvent(deadline); err != nil {
+			h.overloaded(w, r.Context(), "", err)
+			return
+		}
 	}
 	ev, err := DecodeEvent(body, DecodeOptions{Links: h.cfg.Links})
 	if errors.Is(err, ErrUnhandled) {
@@ -143,14 +178,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusBadRequest, "invalid_payload", err.Error())
 		return
 	}
-	if futureDated(ev.Created, time.Now(), r.Header.Get("Stripe-Signature"), h.cfg.Tolerance) {
+	if futureDated(ev.Created, time.Now(), sig, h.cfg.Tolerance) {
 		// Recorded by ID only, so it can neither become a version nor be
 		// applied by a redelivery later (future.go).
 		h.cfg.Log.Warn("webhook event created in the future: acknowledged, not applied",
 			"stripe_event_id", ev.ID, "event_type", ev.Type)
 		ev = billing.Event{ID: ev.ID, Type: ev.Type, Created: ev.Created, Livemode: ev.Livemode, Connect: ev.Connect, FutureDated: true}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ApplyTimeout)
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 	out, err := h.cfg.Store.ApplyEvent(ctx, ev)
 	if err != nil {
@@ -174,18 +209,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.cfg.Log.Debug("webhook event", "stripe_event_id", ev.ID, "event_type", ev.Type, "outcome", string(out))
 	}
 	httpjson.WriteJSON(w, http.StatusOK, response{Received: true, Outcome: out})
-}
-
-// readBody reads at most max bytes, in one allocation when the client sent
-// Content-Length (Stripe does).
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, max)
-	if r.ContentLength <= 0 {
-		return io.ReadAll(body)
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+bytes.MinRead))
-	_, err := buf.ReadFrom(body)
-	return buf.Bytes(), err
 }
 
 func (h *Handler) tooLarge(w http.ResponseWriter) {
@@ -224,6 +247,10 @@ func (h *Handler) verify(body []byte, header string) (string, error) {
 // can never be stored, 500 otherwise (Stripe retries those too). The error's
 // text goes to the log only.
 func (h *Handler) applyFailed(w http.ResponseWriter, ctx context.Context, ev billing.Event, err error) {
+	if errors.Is(err, billing.ErrOverloaded) {
+		h.overloaded(w, ctx, ev.ID, err)
+		return
+	}
 	p := httpjson.Classify(err)
 	switch p {
 	case httpjson.Unavailable:
@@ -240,6 +267,24 @@ func (h *Handler) applyFailed(w http.ResponseWriter, ctx context.Context, ev bil
 		h.cfg.Log.ErrorContext(ctx, "webhook event not applied", "stripe_event_id", ev.ID, "event_type", ev.Type, "err", err)
 	}
 	httpjson.Write(w, p)
+}
+
+// overloaded answers an event refused because it could not be applied
+// before its deadline (billing.ErrOverloaded, an ErrUnavailable): 503 with
+// Retry-After, as httpjson.Classify answers it. Logged at debug only: under
+// overload there is one per refused delivery, and
+// billingd_webhook_rejected_total counts them: reason "overloaded" when
+// refused at once, "deadline" when its deadline passed in the queue.
+func (h *Handler) overloaded(w http.ResponseWriter, ctx context.Context, eventID string, err error) {
+	reason := "overloaded"
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		reason = "deadline"
+	}
+	h.m.rejected.WithLabelValues(reason).Inc()
+	if h.cfg.Log.Enabled(ctx, slog.LevelDebug) {
+		h.cfg.Log.Debug("webhook event refused: overloaded", "stripe_event_id", eventID, "err", err)
+	}
+	httpjson.Write(w, httpjson.Classify(err))
 }
 
 // labelType bounds an event type for logs of rejected payloads.

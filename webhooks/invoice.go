@@ -3,7 +3,6 @@ package webhooks
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/billingd/billingd/billing"
 )
@@ -28,6 +27,22 @@ type rawParent struct {
 	SubscriptionDetails *struct {
 		Subscription ref `json:"subscription"`
 	} `json:"subscription_details"`
+}
+
+// invoiceObject decodes invoice.paid and invoice.payment_failed: the
+// event type says which fact the invoice records.
+var invoiceObject = objectDecoder{
+	union: func(o *rawObject, in objectInput, ev billing.Event) (billing.Event, error) {
+		inv, err := invoiceFromRaw(&rawInvoice{Object: o.Object, Customer: o.Customer, Subscription: o.Subscription,
+			Livemode: o.Livemode, AttemptCount: o.AttemptCount, NextPaymentAttempt: o.NextPaymentAttempt, Parent: o.Parent}, in.eventType)
+		ev.Invoice = &inv
+		return ev, err
+	},
+	exact: func(raw []byte, in objectInput, ev billing.Event) (billing.Event, error) {
+		inv, err := decodeInvoice(raw, in.eventType)
+		ev.Invoice = &inv
+		return ev, err
+	},
 }
 
 // maxAttempts bounds attempt_count (an integer column); Stripe retries a
@@ -79,46 +94,4 @@ func invoiceFromRaw(ri *rawInvoice, eventType string) (billing.Invoice, error) {
 		return billing.Invoice{}, invalid("invoice customer")
 	}
 	return inv, nil
-}
-
-// rawCheckout is the whitelist of a checkout session: customer_details
-// (email, name, address, phone, tax IDs), custom_fields and the rest are
-// never read.
-type rawCheckout struct {
-	Object            string `json:"object"`
-	Customer          ref    `json:"customer"`
-	Subscription      ref    `json:"subscription"`
-	Livemode          bool   `json:"livemode"`
-	ClientReferenceID string `json:"client_reference_id"`
-}
-
-func decodeCheckout(raw []byte, links *billing.LinkVerifier, at time.Time) (billing.CheckoutSession, error) {
-	var rc rawCheckout
-	if err := json.Unmarshal(raw, &rc); err != nil {
-		return billing.CheckoutSession{}, fmt.Errorf("%w: checkout session: %w", billing.ErrInvalid, err)
-	}
-	return checkoutFromRaw(&rc, links, at)
-}
-
-// checkoutFromRaw validates and converts a decoded checkout session; at is
-// the event's creation, when the checkout completed.
-func checkoutFromRaw(rc *rawCheckout, links *billing.LinkVerifier, at time.Time) (billing.CheckoutSession, error) {
-	if rc.Object != "" && rc.Object != objectCheckoutSes {
-		return billing.CheckoutSession{}, invalid("object is not a checkout session")
-	}
-	cs := billing.CheckoutSession{Livemode: rc.Livemode}
-	if c := string(rc.Customer); reCustomerID.MatchString(c) {
-		cs.CustomerID = c
-	} else if c != "" {
-		return billing.CheckoutSession{}, invalid("checkout session customer")
-	}
-	if s := string(rc.Subscription); reSubscriptionID.MatchString(s) {
-		cs.SubscriptionID = s
-	}
-	if rc.ClientReferenceID != "" {
-		// An unsigned, forged or expired reference is dropped: the customer
-		// is still recorded, just not linked from this hint.
-		cs.AccountHint, cs.ReferenceRejected = links.Verify(rc.ClientReferenceID, at)
-	}
-	return cs, nil
 }

@@ -26,7 +26,7 @@ func fixtureReference(t *testing.T) string {
 
 // Account hints link an unlinked customer and never move a linked one; a
 // checkout reference links only when signed by a key of the ring and not
-// expired when the checkout completed (issue 16: signed by default).
+// expired when the checkout completed (references are signed by default).
 func TestLinking(t *testing.T) {
 	t.Parallel()
 	key := []byte("link-signing-key-for-webhook-tests")

@@ -11,6 +11,7 @@ type metrics struct {
 	events    *prometheus.CounterVec
 	sigFails  *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
+	reading   prometheus.Gauge
 	refs      *prometheus.CounterVec
 	byOutcome map[string]map[billing.Outcome]prometheus.Counter
 }
@@ -27,15 +28,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billingd_webhook_rejected_total",
-			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, empty, invalid_payload, out_of_range, unavailable, internal).",
+			Help: "Webhook requests rejected before applying, by reason (too_large, bad_method, bad_content_type, read, body_timeout, body_busy, empty, invalid_payload, out_of_range, overloaded, deadline, unavailable, internal).",
 		}, []string{"reason"}),
+		reading: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "billingd_webhook_bodies_reading",
+			Help: "Webhook request bodies being read now (at most WEBHOOK_MAX_BODY_READS); slow clients show here.",
+		}),
 		refs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billingd_link_references_rejected_total",
 			Help: "Checkout client_reference_ids that did not link, by reason (unsigned, malformed, unknown_key, bad_signature, expired, legacy).",
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.sigFails, m.rejected, m.refs)
+		reg.MustRegister(m.events, m.sigFails, m.rejected, m.reading, m.refs)
 	}
 	for _, r := range billing.LinkRejections() {
 		m.refs.WithLabelValues(string(r)) // present at 0, so alerts can use rate()

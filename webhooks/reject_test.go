@@ -33,6 +33,7 @@ func TestRejectsAndRotation(t *testing.T) {
 		{"BadSignature", "POST", "application/json", webhookstest.Sign("whsec_not_ours", payload), payload, 400, "signature_invalid"},
 		{"TamperedBody", "POST", "application/json", webhookstest.Sign(newSecret, payload), bytes.Replace(payload, []byte("trialing"), []byte("active\u0020\u0020"), 1), 400, "signature_invalid"},
 		{"Expired", "POST", "application/json", webhookstest.SignAt(newSecret, payload, now.Add(-6*time.Minute)), payload, 400, "signature_expired"},
+		{"FromTheFuture", "POST", "application/json", webhookstest.SignAt(newSecret, payload, now.Add(6*time.Minute)), payload, 400, "signature_expired"},
 		{"MissingSignature", "POST", "application/json", "", payload, 400, "signature_missing"},
 		{"MalformedSignatureHeader", "POST", "application/json", "t=abc,v1=zz", payload, 400, "signature_malformed"},
 		{"RetiredSecret", "POST", "application/json", webhookstest.Sign("whsec_retired_secret", payload), payload, 400, "signature_invalid"},
@@ -72,7 +73,7 @@ func TestRejectsAndRotation(t *testing.T) {
 		}
 	})
 	t.Run("SignatureFailuresCounted", func(t *testing.T) {
-		for reason, want := range map[string]float64{"invalid": 3, "expired": 1, "missing": 1, "malformed": 1} {
+		for reason, want := range map[string]float64{"invalid": 3, "expired": 2, "missing": 1, "malformed": 1} {
 			if got := b.counter(t, "billingd_webhook_signature_failures_total", "reason", reason); got != want {
 				t.Errorf("signature failures %s = %v, want %v", reason, got, want)
 			}

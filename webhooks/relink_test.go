@@ -38,7 +38,7 @@ func checkoutEventJSON(eventID, cus, sub, ref string, at time.Time) []byte {
 		eventID, at.Unix(), cus, sub, ref))
 }
 
-// TestErasedAccountNeverRelinked (issue 16): after DELETE
+// TestErasedAccountNeverRelinked: after DELETE
 // /v1/accounts/{id}, no hint links anything to it again: a new
 // customer's metadata, an existing unlinked customer's metadata, a new
 // subscription's metadata, an unsigned checkout reference (refused at

@@ -186,6 +186,9 @@ func (b *bundle) counter(t testing.TB, name string, labelsKV ...string) float64 
 					continue metric
 				}
 			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
 			return m.GetCounter().GetValue()
 		}
 	}

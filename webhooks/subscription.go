@@ -107,6 +107,20 @@ type rawDiscount struct {
 	End   *int64 `json:"end"`
 }
 
+// subscriptionObject decodes customer.subscription.* events.
+var subscriptionObject = objectDecoder{
+	union: func(o *rawObject, _ objectInput, ev billing.Event) (billing.Event, error) {
+		s, err := subscriptionFromRaw(&o.rawSubscription)
+		ev.Subscription = &s
+		return ev, err
+	},
+	exact: func(raw []byte, _ objectInput, ev billing.Event) (billing.Event, error) {
+		s, err := DecodeSubscription(raw)
+		ev.Subscription = &s
+		return ev, err
+	},
+}
+
 // DecodeSubscription reads a bare Stripe subscription object (an event's
 // data.object or an API response, 2023-10-16 or 2025-03-31+ shape) into a
 // billing.Subscription, through each item's price. Errors wrap

@@ -20,18 +20,23 @@ type Config struct {
 	DatabaseURL     string        // DATABASE_URL; empty: start a local PostgreSQL under DataDir
 	DataDir         string        // BILLINGD_DATA_DIR (default ./.billingd)
 	ListenAddr      string        // LISTEN_ADDR (default 127.0.0.1:8080)
+	HTTPMaxConns    int           // HTTP_MAX_CONNS (default 4096): open connections on LISTEN_ADDR at most; more get 503 and are closed
 	LogLevel        slog.Level    // LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT (default 30s)
 	DBMaxConns      int           // DB_MAX_CONNS (default 32)
 	EventBatchers   int           // EVENT_BATCHERS (default 2): webhook event transactions at once per process
 	EventBatchMax   int           // EVENT_BATCH_MAX (default 64): events per transaction at most
+	EventQueueMax   int           // EVENT_QUEUE_MAX (default 512): events waiting for a transaction at most; more get 503 at once
 	GOGC            string        // GOGC as set (the runtime reads it; validated here): "" when unset
 
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m, at most 1h)
 	WebhookMaxBodyBytes int64         // WEBHOOK_MAX_BODY_BYTES (default 1 MiB)
+	WebhookApplyTimeout time.Duration // WEBHOOK_APPLY_TIMEOUT (default 5s): a delivery's deadline, body to commit
+	WebhookBodyTimeout  time.Duration // WEBHOOK_BODY_TIMEOUT (default 2s): a body's time to arrive after its headers
+	WebhookMaxBodyReads int           // WEBHOOK_MAX_BODY_READS (default 128): bodies read at once
 
-	// Key rings (issue 16): the first key writes or signs, every key checks
+	// Key rings: the first key writes or signs, every key checks
 	// or verifies; "generated" names the key billingd keeps in the
 	// database; nil: that key alone.
 	ErasureKeys          []string // ERASURE_KEYS, or ERASURE_KEY for one key
@@ -102,15 +107,20 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:     strings.TrimSpace(getenv("DATABASE_URL")),
 		DataDir:         p.str("BILLINGD_DATA_DIR", ".billingd"),
 		ListenAddr:      p.str("LISTEN_ADDR", "127.0.0.1:8080"),
+		HTTPMaxConns:    p.intRange("HTTP_MAX_CONNS", 4096, 16, 1_000_000),
 		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
 		DBMaxConns:      p.intRange("DB_MAX_CONNS", 32, 1, 1000),
 		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
 		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
+		EventQueueMax:   p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
 		GOGC:            p.gogc("GOGC"),
 
 		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute, time.Second, maxWebhookTolerance),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
+		WebhookApplyTimeout: p.duration("WEBHOOK_APPLY_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
+		WebhookBodyTimeout:  p.duration("WEBHOOK_BODY_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
+		WebhookMaxBodyReads: p.intRange("WEBHOOK_MAX_BODY_READS", 128, 1, 100_000),
 
 		ErasureKeys:          p.keyRing("ERASURE_KEYS", "ERASURE_KEY"),
 		LinkSigningKeys:      p.keyRing("LINK_SIGNING_KEYS", "LINK_SIGNING_KEY"),
@@ -152,6 +162,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 				c.WebhookSecrets = append(c.WebhookSecrets, s)
 			}
 		}
+	}
+	if c.WebhookBodyTimeout > c.WebhookApplyTimeout {
+		p.fail("WEBHOOK_BODY_TIMEOUT", "at most WEBHOOK_APPLY_TIMEOUT (the body is read within the delivery's deadline)")
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

@@ -27,6 +27,7 @@ func TestConfigBadValues(t *testing.T) {
 		{"DatabaseURLScheme", []string{"DATABASE_URL=mysql://u@h/db"}, false},
 		{"ListenAddr", []string{"LISTEN_ADDR=nonsense"}, false},
 		{"ListenAddrPort", []string{"LISTEN_ADDR=127.0.0.1:99999"}, false},
+		{"HTTPMaxConnsFew", []string{"HTTP_MAX_CONNS=8"}, false},
 		{"LogLevel", []string{"LOG_LEVEL=loud"}, false},
 		{"ShutdownTimeoutZero", []string{"SHUTDOWN_TIMEOUT=0"}, false},
 		{"ShutdownTimeoutHuge", []string{"SHUTDOWN_TIMEOUT=5h"}, false},
@@ -34,6 +35,8 @@ func TestConfigBadValues(t *testing.T) {
 		{"DBMaxConnsWord", []string{"DB_MAX_CONNS=many"}, false},
 		{"EventBatchers", []string{"EVENT_BATCHERS=65"}, false},
 		{"EventBatchMax", []string{"EVENT_BATCH_MAX=0"}, false},
+		{"EventQueueMaxZero", []string{"EVENT_QUEUE_MAX=0"}, false},
+		{"EventQueueMaxWord", []string{"EVENT_QUEUE_MAX=lots"}, false},
 		{"GOGCWord", []string{"GOGC=abc"}, false},
 		{"GOGCNegative", []string{"GOGC=-5"}, false},
 		{"GOGCFraction", []string{"GOGC=1.5"}, false},
@@ -45,6 +48,11 @@ func TestConfigBadValues(t *testing.T) {
 		{"WebhookToleranceNegative", []string{"WEBHOOK_TOLERANCE=-1m"}, false},
 		{"WebhookToleranceWord", []string{"WEBHOOK_TOLERANCE=five"}, false},
 		{"WebhookMaxBody", []string{"WEBHOOK_MAX_BODY_BYTES=10"}, false},
+		{"ApplyTimeoutTooLong", []string{"WEBHOOK_APPLY_TIMEOUT=10m"}, false},
+		{"ApplyTimeoutTooShort", []string{"WEBHOOK_APPLY_TIMEOUT=10ms"}, false},
+		{"BodyTimeoutPastDeadline", []string{"WEBHOOK_BODY_TIMEOUT=2s", "WEBHOOK_APPLY_TIMEOUT=1s"}, false},
+		{"BodyTimeoutZero", []string{"WEBHOOK_BODY_TIMEOUT=0"}, false},
+		{"MaxBodyReadsZero", []string{"WEBHOOK_MAX_BODY_READS=0"}, false},
 		{"LinkSigningKeyOneCharacter", []string{"LINK_SIGNING_KEY=x"}, true},
 		{"LinkSigningKeyNewline", []string{"LINK_SIGNING_KEY=link-key-0123456789\n"}, true},
 		{"GracePeriodNegative", []string{"ENTITLEMENT_GRACE_PERIOD=-1h"}, false},
@@ -146,7 +154,12 @@ func TestConfigGoodValues(t *testing.T) {
 	}{
 		{"Defaults", nil, func(c Config) bool {
 			return c.WebhookTolerance == 5*time.Minute && c.DashboardSessionTTL == 12*time.Hour &&
-				c.DashboardSessionIdle == time.Hour && c.PublicURL == nil
+				c.DashboardSessionIdle == time.Hour && c.PublicURL == nil &&
+				c.WebhookApplyTimeout == 5*time.Second && c.WebhookBodyTimeout == 2*time.Second &&
+				c.WebhookMaxBodyReads == 128 && c.EventQueueMax == 512 && c.HTTPMaxConns == 4096
+		}},
+		{"BodyTimeoutUpToDeadline", map[string]string{"WEBHOOK_APPLY_TIMEOUT": "1s", "WEBHOOK_BODY_TIMEOUT": "1s"}, func(c Config) bool {
+			return c.WebhookApplyTimeout == time.Second && c.WebhookBodyTimeout == time.Second
 		}},
 		{"GOGCOff", map[string]string{"GOGC": "off"}, func(c Config) bool { return c.GOGC == "off" }},
 		{"GOGCZero", map[string]string{"GOGC": "0"}, func(c Config) bool { return c.GOGC == "0" }},

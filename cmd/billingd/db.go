@@ -55,7 +55,7 @@ func (e *env) openDatabase(ctx context.Context) (*database, error) {
 		}
 		d.url = srv.URL("billingd")
 	}
-	st, err := postgres.Open(ctx, d.url, e.log, postgres.Options{MaxOpenConns: e.cfg.DBMaxConns, EventBatchers: e.cfg.EventBatchers, EventBatchMax: e.cfg.EventBatchMax})
+	st, err := postgres.Open(ctx, d.url, e.log, postgres.Options{MaxOpenConns: e.cfg.DBMaxConns, EventBatchers: e.cfg.EventBatchers, EventBatchMax: e.cfg.EventBatchMax, EventQueueMax: e.cfg.EventQueueMax})
 	if err != nil {
 		d.close(ctx)
 		return nil, err

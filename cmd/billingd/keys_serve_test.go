@@ -56,8 +56,8 @@ func apiCall(t *testing.T, method, url, token, body string, out any) int {
 	return resp.StatusCode
 }
 
-// TestServeRefusesChangedErasureKey is the issue's scenario with the real
-// binary: serve started without ERASURE_KEY (one is generated), an account
+// TestServeRefusesChangedErasureKey is the changed-key scenario with the
+// real binary: serve started without ERASURE_KEY (one is generated), an account
 // is erased, and serve is restarted with ERASURE_KEY set. It must refuse to
 // start with one line saying what to do, and `billingd keys status` shows
 // which key is missing. Restarted as that line says

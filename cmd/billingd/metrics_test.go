@@ -52,7 +52,8 @@ func TestMetricsEndpoint(t *testing.T) {
 			"billingd_cache_hits_total", "billingd_cache_listener_up",
 			"process_resident_memory_bytes",
 			"billingd_event_batch_size_bucket", "billingd_event_batch_duration_seconds_bucket",
-			"billingd_event_batch_failures_total", "billingd_build_info",
+			"billingd_event_batch_failures_total", "billingd_build_info", "billingd_event_queue_length",
+			"billingd_webhook_bodies_reading", "billingd_http_connections",
 		} {
 			if !strings.Contains(body, "\n"+family) {
 				t.Errorf("family %s missing", family)

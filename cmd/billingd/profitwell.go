@@ -135,8 +135,8 @@ func profitwellBackfillCommand() *command {
 }
 
 // checkAliasKey refuses to send with another alias key than the one
-// ProfitWell's aliases were made with (issue 16; README "Secrets and key
-// rotation").
+// ProfitWell's aliases were made with: the receiver would see every
+// customer as new (README "Secrets and key rotation").
 func (e *env) checkAliasKey(ctx context.Context, st *postgres.Store) error {
 	return st.CheckProfitWellAliasKey(ctx, []byte(e.cfg.ProfitWellAliasKey))
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/internal/postgres"
-	"github.com/billingd/billingd/internal/stripejobs"
+	"github.com/billingd/billingd/internal/stripeapi"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -104,16 +104,15 @@ func (e *env) startErasure(ctx context.Context, st *postgres.Store, reg promethe
 		}
 	}()
 
-	reg.MustRegister(stripejobs.NewQueueCollector(st))
+	reg.MustRegister(stripeapi.NewQueueCollector(st))
 
-	if e.cfg.StripeAPIKey == "" {
+	// The outbox retries the jobs durably, so the client itself does not.
+	stripe, err := stripeapi.New(stripeapi.Config{Key: e.cfg.StripeAPIKey, Base: e.cfg.StripeAPIBase,
+		NetworkRetries: stripeapi.NoNetworkRetries, HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+	if err != nil { // no STRIPE_API_KEY: the only reason New fails
 		e.log.Warn("stripe jobs wait: STRIPE_API_KEY is not set; erasures asking to cancel subscriptions or delete customers in Stripe stay queued until it is")
 	} else {
-		w := &stripejobs.Worker{
-			Store:  st,
-			Stripe: stripejobs.NewClient(e.cfg.StripeAPIKey, e.cfg.StripeAPIBase, &http.Client{Timeout: 30 * time.Second}),
-			Log:    e.log,
-		}
+		w := &stripeapi.JobWorker{Store: st, Stripe: stripe, Log: e.log}
 		w.Register(reg)
 		wg.Add(1)
 		go func() {

@@ -84,7 +84,7 @@ func (e *env) serve(ctx context.Context) error {
 	}
 	e.warnStripeKeyMode(ctx, db.store)
 	// Before any webhook: the event path then never loads a key itself,
-	// and a changed erasure or link key stops serve here (issue 16).
+	// and a changed erasure or link key stops serve here.
 	links, err := e.prepareKeys(ctx, db.store)
 	if err != nil {
 		return err
@@ -119,7 +119,7 @@ func (e *env) serve(ctx context.Context) error {
 	srv := &api.Server{Log: e.log, Ready: readiness{db.store}, MetricsToken: e.cfg.MetricsToken, Registerer: reg}
 	// App API: tokens and entitlements answered from memory, kept fresh by
 	// polling the cache-invalidation feed (entcache).
-	cache := entcache.New(db.store, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
+	cache := entcache.New(db.store, api.RenderEntitlement, entcache.Options{Grace: e.cfg.EntitlementGrace, Log: e.log, Registerer: reg})
 	// Read your writes: every commit of this process that changes an
 	// account (webhook, link, erasure, scheduled reconcile) drops its
 	// cached answers before the write is acknowledged. Set before anything
@@ -165,6 +165,7 @@ func (e *env) serve(ctx context.Context) error {
 		wh, err := webhooks.NewHandler(webhooks.Config{
 			Secrets: e.cfg.WebhookSecrets, Tolerance: e.cfg.WebhookTolerance,
 			MaxBodyBytes: e.cfg.WebhookMaxBodyBytes, Links: links,
+			ApplyTimeout: e.cfg.WebhookApplyTimeout, BodyTimeout: e.cfg.WebhookBodyTimeout, MaxBodyReads: e.cfg.WebhookMaxBodyReads,
 			Store: db.store, Log: e.log, Registerer: reg,
 		})
 		if err != nil {
@@ -181,7 +182,9 @@ func (e *env) serve(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	limited := newLimitListener(ln, e.cfg.HTTPMaxConns, reg)
+	go func() { errc <- hs.Serve(limited) }()
+	go newMemoryReturner().run(ctx, 10*time.Second)
 	b := buildInfo()
 	e.log.Info("billingd serving", "listen_addr", ln.Addr().String(), "version", b.Version, "revision", b.Revision, "schema_version", b.Schema, "config", e.cfg)
 
@@ -236,7 +239,8 @@ func (e *env) serveMetrics(h http.Handler) (func(), error) {
 // observeEventBatches exports the group commit's batches: their size says
 // how much concurrent load the webhook path sees, their duration how long a
 // delivery waits for its commit, failures how often a batch fell back to
-// one transaction per event.
+// one transaction per event, the queue's length how close admission
+// control is to refusing events.
 func observeEventBatches(st *postgres.Store, reg prometheus.Registerer) {
 	size := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "billingd_event_batch_size", Help: "Webhook events applied per transaction (group commit).",
@@ -249,7 +253,11 @@ func observeEventBatches(st *postgres.Store, reg prometheus.Registerer) {
 	failed := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "billingd_event_batch_failures_total", Help: "Batches whose transaction failed; their events were retried one per transaction.",
 	})
-	reg.MustRegister(size, took, failed)
+	queued := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "billingd_event_queue_length", Help: "Webhook events waiting for a batch (group commit); at most EVENT_QUEUE_MAX.",
+	})
+	reg.MustRegister(size, took, failed, queued)
+	st.ObserveEventQueue(func(n int) { queued.Set(float64(n)) })
 	st.ObserveEventBatches(func(events int, d time.Duration, err error) {
 		size.Observe(float64(events))
 		took.Observe(d.Seconds())

@@ -38,7 +38,7 @@ func TestSimulate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := entcache.New(st, entcache.Options{Grace: 72 * time.Hour, Log: log, Registerer: reg})
+	cache := entcache.New(st, api.RenderEntitlement, entcache.Options{Grace: 72 * time.Hour, Log: log, Registerer: reg})
 	go cache.Run(ctx)
 	srv := &api.Server{Log: log, Webhooks: wh, Tokens: cache, Entitlements: cache, Accounts: st, Revenue: st}
 	ts := httptest.NewServer(srv.Handler())

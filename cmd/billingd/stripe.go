@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/internal/postgres"
-	"github.com/billingd/billingd/internal/reconcile"
+	"github.com/billingd/billingd/internal/stripeapi"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -29,7 +29,7 @@ at a time. Needs a key with read access to customers and subscriptions.`,
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				return e.withStripeSync(ctx, "backfill", func(s *reconcile.Syncer) error { return e.backfill(ctx, s) })
+				return e.withStripeSync(ctx, "backfill", func(s *stripeapi.Syncer) error { return e.backfill(ctx, s) })
 			}
 		},
 	}
@@ -43,7 +43,7 @@ func stripeReconcileCommand() *command {
 (without --fix) or could not be fixed (with --fix), 2 for a usage mistake.`,
 		env: stripeEnv,
 		setup: func(fs *flag.FlagSet) runFunc {
-			var opt reconcile.Options
+			var opt stripeapi.ReconcileOptions
 			fs.DurationVar(&opt.Since, "since", 0, "only subscriptions Stripe created in this last `duration` (e.g. 72h)")
 			fs.BoolVar(&opt.Fix, "fix", false, "apply Stripe's truth for every difference that can be fixed")
 			return func(ctx context.Context, e *env, args []string) error {
@@ -53,7 +53,7 @@ func stripeReconcileCommand() *command {
 				if opt.Since < 0 {
 					return usageError{"--since must be positive"}
 				}
-				return e.withStripeSync(ctx, "reconcile", func(s *reconcile.Syncer) error { return e.reconcile(ctx, s, opt) })
+				return e.withStripeSync(ctx, "reconcile", func(s *stripeapi.Syncer) error { return e.reconcile(ctx, s, opt) })
 			}
 		},
 	}
@@ -61,7 +61,7 @@ func stripeReconcileCommand() *command {
 
 // withStripeSync checks the key, opens the database (whose schema must be
 // current) and runs fn with a syncer over both.
-func (e *env) withStripeSync(ctx context.Context, what string, fn func(s *reconcile.Syncer) error) error {
+func (e *env) withStripeSync(ctx context.Context, what string, fn func(s *stripeapi.Syncer) error) error {
 	client, err := e.stripeClient()
 	if err != nil {
 		return err
@@ -84,12 +84,12 @@ func (e *env) withStripeSync(ctx context.Context, what string, fn func(s *reconc
 		return err
 	}
 	e.warnStripeKeyMode(ctx, db.store)
-	return fn(&reconcile.Syncer{Client: client, Store: db.store, Log: e.log, Progress: e.stderr})
+	return fn(&stripeapi.Syncer{Client: client, Store: db.store, Log: e.log, Progress: e.stderr})
 }
 
 // reconcile runs one reconcile, prints its table and fails (exit 1) when
 // it found differences it did not fix: every one without --fix.
-func (e *env) reconcile(ctx context.Context, s *reconcile.Syncer, opt reconcile.Options) error {
+func (e *env) reconcile(ctx context.Context, s *stripeapi.Syncer, opt stripeapi.ReconcileOptions) error {
 	rep, err := s.Reconcile(ctx, opt)
 	if err != nil {
 		return err
@@ -108,14 +108,14 @@ func (e *env) reconcile(ctx context.Context, s *reconcile.Syncer, opt reconcile.
 }
 
 // stripeClient builds the Stripe API client from the configuration.
-func (e *env) stripeClient() (*reconcile.Client, error) {
+func (e *env) stripeClient() (*stripeapi.Client, error) {
 	if e.cfg.StripeAPIKey == "" {
 		return nil, errors.New("STRIPE_API_KEY is not set: a secret or restricted key with read access to customers and subscriptions")
 	}
-	return reconcile.NewClient(reconcile.ClientConfig{Key: e.cfg.StripeAPIKey, Base: e.cfg.StripeAPIBase})
+	return stripeapi.New(stripeapi.Config{Key: e.cfg.StripeAPIKey, Base: e.cfg.StripeAPIBase})
 }
 
-func (e *env) backfill(ctx context.Context, s *reconcile.Syncer) error {
+func (e *env) backfill(ctx context.Context, s *stripeapi.Syncer) error {
 	sum, err := s.Backfill(ctx)
 	for _, f := range sum.Failures {
 		fmt.Fprintf(e.stdout, "FAILED %s %s: %s\n", f.Object, f.ID, f.Err)
@@ -141,8 +141,8 @@ func (e *env) startReconcile(ctx context.Context, st *postgres.Store, reg promet
 	if err != nil {
 		return nil, err
 	}
-	s := &reconcile.Syncer{Client: client, Store: st, Log: e.log}
-	m := reconcile.NewMetrics(reg)
+	s := &stripeapi.Syncer{Client: client, Store: st, Log: e.log}
+	m := stripeapi.NewReconcileMetrics(reg)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -2,17 +2,13 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/billingd/billingd/internal/entcache"
 	"github.com/gorilla/mux"
 )
 
@@ -23,19 +19,6 @@ type Accounts interface {
 	AccountBilling(ctx context.Context, accountID string) (billing.AccountBilling, error)
 }
 
-// Entitlements answers the hot-path entitlement question
-// (*entcache.Cache). FreshEntitlement reads past the cache, for a client
-// that sent Cache-Control: no-cache. InvalidateAccount lets a handler that
-// changed an account read its own write at once on this replica (serve
-// also wires the Store to the cache, postgres.Store.OnAccountsChanged, so
-// every write path does); other replicas learn of it through the
-// cache-invalidation feed.
-type Entitlements interface {
-	Entitlement(ctx context.Context, accountID string, livemode bool) (*entcache.Answer, error)
-	FreshEntitlement(ctx context.Context, accountID string, livemode bool) (*entcache.Answer, error)
-	InvalidateAccount(accountID string)
-}
-
 // Header values shared by every response: assigned, never mutated, so the
 // hot path allocates no header slices.
 var (
@@ -44,13 +27,6 @@ var (
 )
 
 const accountIDRule = "account_id must be 1-128 characters of A-Z a-z 0-9 _ . : -"
-
-func (s *Server) accountRoutes(r *mux.Router) {
-	r.HandleFunc("/v1/accounts/{account_id}/billing", s.requireScope(billing.ScopeApp, s.handleLink)).Methods(http.MethodPut)
-	r.HandleFunc("/v1/accounts/{account_id}/billing", s.requireScope(billing.ScopeApp, s.handleBilling)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/accounts/{account_id}/entitlement", s.requireScope(billing.ScopeApp, s.handleEntitlement)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/accounts/{account_id}/link-reference", s.requireScope(billing.ScopeApp, s.handleLinkReference)).Methods(http.MethodPost)
-}
 
 // accountID returns the validated {account_id}, or answers 400.
 func accountID(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -232,116 +208,5 @@ func (s *Server) handleBilling(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body = append(body, '\n')
-	sum := sha256.Sum256(body)
-	writeTagged(w, r, body, `"`+hex.EncodeToString(sum[:12])+`"`, nil)
-}
-
-// handleEntitlement: GET /v1/accounts/{account_id}/entitlement, the hot
-// path. An account billingd has never heard of is simply not entitled
-// (200). ?livemode=false asks about test-mode subscriptions.
-func (s *Server) handleEntitlement(w http.ResponseWriter, r *http.Request) {
-	id, ok := accountID(w, r)
-	if !ok {
-		return
-	}
-	live := true
-	if r.URL.RawQuery != "" { // parsing the query allocates: only when there is one
-		switch v := r.URL.Query()["livemode"]; {
-		case len(v) == 0:
-		case len(v) == 1 && v[0] == "true":
-		case len(v) == 1 && v[0] == "false":
-			live = false
-		default:
-			writeError(w, http.StatusBadRequest, "invalid_livemode", "livemode must be true or false")
-			return
-		}
-	}
-	if s.Entitlements == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "entitlements are not configured")
-		return
-	}
-	var a *entcache.Answer
-	var err error
-	if noCache(r.Header) {
-		a, err = s.Entitlements.FreshEntitlement(r.Context(), id, live)
-	} else {
-		a, err = s.Entitlements.Entitlement(r.Context(), id, live)
-	}
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	writeTagged(w, r, a.Body, a.ETag, a.ETagHeader)
-}
-
-// noCache reports whether the request asks not to be answered from a
-// stored copy: Cache-Control no-cache or max-age=0 (RFC 9111 5.2.1), or
-// with no Cache-Control, the HTTP/1.0 Pragma: no-cache (5.4). Checked on
-// the hot path: no allocation when the headers are absent.
-func noCache(h http.Header) bool {
-	cc, ok := h["Cache-Control"]
-	if !ok {
-		for _, v := range h["Pragma"] {
-			if hasDirective(v, "no-cache") {
-				return true
-			}
-		}
-		return false
-	}
-	for _, v := range cc {
-		if hasDirective(v, "no-cache") || hasDirective(v, "max-age=0") {
-			return true
-		}
-	}
-	return false
-}
-
-// hasDirective reports whether the comma-separated header value v lists
-// directive d (case-insensitive; a no-cache="field" form counts too).
-func hasDirective(v, d string) bool {
-	for v != "" {
-		var part string
-		part, v, _ = strings.Cut(v, ",")
-		part = strings.TrimSpace(part)
-		if len(part) >= len(d) && strings.EqualFold(part[:len(d)], d) && (len(part) == len(d) || part[len(d)] == '=') {
-			return true
-		}
-	}
-	return false
-}
-
-// writeTagged answers 200 with body and its ETag, or 304 when the client's
-// If-None-Match already names it. Responses may be kept by the client but
-// must be revalidated on every use (private, no-cache).
-func writeTagged(w http.ResponseWriter, r *http.Request, body []byte, etag string, etagHdr []string) {
-	h := w.Header()
-	if etagHdr == nil {
-		etagHdr = []string{etag}
-	}
-	h["Etag"] = etagHdr
-	h["Cache-Control"] = hdrNoCache
-	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h["Content-Type"] = hdrJSON
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
-}
-
-// etagMatches implements If-None-Match's weak comparison (RFC 9110
-// 13.1.2): "*", or any listed tag equal to etag, W/ prefixes ignored.
-func etagMatches(values []string, etag string) bool {
-	for _, v := range values {
-		if v == etag { // the common case: one tag, sent back verbatim
-			return true
-		}
-		for _, t := range strings.Split(v, ",") {
-			t = strings.TrimSpace(t)
-			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-				return true
-			}
-		}
-	}
-	return false
+	writeTagged(w, r, body, etag(body), nil)
 }

@@ -55,7 +55,7 @@ func setupApp(t *testing.T) appBundle {
 // startAPI runs an API server (one "replica") with its own cache on db.
 func startAPI(t *testing.T, st *postgres.Store, url string) *httptest.Server {
 	t.Helper()
-	cache := entcache.New(st, entcache.Options{Grace: 72 * time.Hour, Log: slog.New(slog.DiscardHandler)})
+	cache := entcache.New(st, api.RenderEntitlement, entcache.Options{Grace: 72 * time.Hour, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { cache.Run(ctx); close(done) }()

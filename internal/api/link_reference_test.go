@@ -11,7 +11,7 @@ import (
 	"github.com/billingd/billingd/internal/postgres"
 )
 
-// TestLinkErasedAccount (issue 16): PUT .../billing on an erased account is
+// TestLinkErasedAccount: PUT .../billing on an erased account is
 // 409 account_erased; with "reuse_erased_account": true it links (201,
 // audited with the token's name), the account is entitled again, and
 // later links need no flag.

@@ -20,19 +20,6 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	httpjson.WriteError(w, status, code, msg)
 }
 
-// WriteError writes the shared error shape.
-//
-// Deprecated: use httpjson.WriteError; kept so code written against it
-// still builds.
-func WriteError(w http.ResponseWriter, status int, code, msg string) {
-	httpjson.WriteError(w, status, code, msg)
-}
-
-// WriteJSON writes a JSON body.
-//
-// Deprecated: use httpjson.WriteJSON.
-func WriteJSON(w http.ResponseWriter, status int, v any) { httpjson.WriteJSON(w, status, v) }
-
 // Error answers err with the status, code and fixed message of
 // httpjson.Classify (the webhook handler uses the same table), and logs
 // 5xx once, here at the edge. The error's own text goes to the log only.

@@ -82,6 +82,9 @@ func (s *Server) Handler() http.Handler {
 	if s.Registerer != nil && s.httpm == nil {
 		s.httpm = newHTTPMetrics(s.Registerer)
 	}
+	if s.finm == nil {
+		s.finm = newFinanceMetrics(s.Registerer)
+	}
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
@@ -94,16 +97,29 @@ func (s *Server) Handler() http.Handler {
 	return s.middleware(r)
 }
 
-// routes is the one place every endpoint is registered.
+// routes is the one place every endpoint is registered: health, the
+// Stripe webhook, Prometheus, the app API (scope app), the finance API
+// (scope finance or a dashboard session) and the dashboard.
 func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/webhooks/stripe", s.webhooks())
 	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
-	r.HandleFunc("/v1/accounts/{account_id}", s.requireScope(billing.ScopeApp, s.handleAccountErase)).Methods(http.MethodDelete)
-	s.accountRoutes(r)
-	s.financeRoutes(r)
-	r.HandleFunc("/v1/accounts/{account_id}/export", s.requireScope(billing.ScopeApp, s.handleAccountExport)).Methods(http.MethodGet)
+
+	app := func(h http.HandlerFunc) http.HandlerFunc { return s.requireScope(billing.ScopeApp, h) }
+	r.HandleFunc("/v1/accounts/{account_id}", app(s.handleAccountErase)).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/accounts/{account_id}/billing", app(s.handleLink)).Methods(http.MethodPut)
+	r.HandleFunc("/v1/accounts/{account_id}/billing", app(s.handleBilling)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}/entitlement", app(s.handleEntitlement)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}/link-reference", app(s.handleLinkReference)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/accounts/{account_id}/export", app(s.handleAccountExport)).Methods(http.MethodGet)
+
+	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)
+	r.HandleFunc("/dashboard", s.handleDashboard).Methods(http.MethodGet)
+	r.HandleFunc("/dashboard/login", s.handleLogin).Methods(http.MethodPost)
+	r.HandleFunc("/dashboard/logout", s.handleLogout).Methods(http.MethodPost)
+	r.PathPrefix("/dashboard/static/").Handler(s.handleDashboardStatic()).Methods(http.MethodGet, http.MethodHead)
 }
 
 func (s *Server) webhooks() http.Handler {

@@ -19,6 +19,12 @@
 // nothing while a replica is disconnected, and needs no session-mode
 // connection.
 //
+// What is kept per account and mode is an answer: whatever the render
+// function given to New makes of the account's billing.Entitlement, once
+// per change. The API renders its response (body and ETag,
+// api.RenderEntitlement), so a cache hit only writes bytes, and the wire
+// format stays the API's.
+//
 // Loads race invalidations: an entry loaded from a snapshot older than an
 // invalidation that arrived meanwhile is not stored (a sequence number
 // taken before the load is compared under the write lock).
@@ -63,16 +69,18 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// Cache is the entitlement and token cache of one process. Its methods are
-// safe for concurrent use. Without Run it never serves from memory (every
-// read goes to the database): correct, only slower.
-type Cache struct {
-	src   Source
-	grace time.Duration
-	bound time.Duration
-	max   int
-	log   *slog.Logger
-	m     *metrics
+// Cache is the entitlement and token cache of one process, keeping
+// entitlement answers of type A. Its methods are safe for concurrent use.
+// Without Run it never serves from memory (every read goes to the
+// database): correct, only slower.
+type Cache[A any] struct {
+	src    Source
+	render func(billing.Entitlement) A
+	grace  time.Duration
+	bound  time.Duration
+	max    int
+	log    *slog.Logger
+	m      *metrics
 
 	// base anchors the monotonic clock; confirmed is the time (since base,
 	// ns) at which the last heartbeat that proved the listener up to date
@@ -81,9 +89,9 @@ type Cache struct {
 	confirmed atomic.Int64
 
 	mu     sync.RWMutex
-	seq    uint64             // bumped by every invalidation; guarded by mu
-	live   map[string]*Answer // account ID -> live-mode answer
-	test   map[string]*Answer // account ID -> test-mode answer
+	seq    uint64               // bumped by every invalidation; guarded by mu
+	live   map[string]*entry[A] // account ID -> live-mode answer
+	test   map[string]*entry[A] // account ID -> test-mode answer
 	tokens map[billing.TokenHash]*billing.Token
 	// unknown holds hashes no token has: a client misconfigured with a
 	// wrong token retries fast, and each retry would cost a query.
@@ -92,8 +100,16 @@ type Cache struct {
 	unknown map[billing.TokenHash]struct{}
 }
 
-// New returns a cache over src. Call Run to start its listener.
-func New(src Source, opt Options) *Cache {
+// entry is one cached answer and what the cache needs to know of it.
+type entry[A any] struct {
+	answer    A
+	recheckAt time.Time // billing.Entitlement.RecheckAt: time alone changes the answer then
+	bucket    uint16    // billing.CacheBucket of the account, for feed invalidations
+}
+
+// New returns a cache over src whose answers are render's of each
+// entitlement. Call Run to start its listener.
+func New[A any](src Source, render func(billing.Entitlement) A, opt Options) *Cache[A] {
 	if opt.Bound <= 0 {
 		opt.Bound = time.Second
 	}
@@ -103,73 +119,75 @@ func New(src Source, opt Options) *Cache {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Cache{
-		src: src, grace: opt.Grace, bound: opt.Bound, max: opt.MaxEntries, log: opt.Log,
+	return &Cache[A]{
+		src: src, render: render, grace: opt.Grace, bound: opt.Bound, max: opt.MaxEntries, log: opt.Log,
 		m: newMetrics(opt.Registerer), base: time.Now(),
-		live: make(map[string]*Answer), test: make(map[string]*Answer),
+		live: make(map[string]*entry[A]), test: make(map[string]*entry[A]),
 		tokens: make(map[billing.TokenHash]*billing.Token), unknown: make(map[billing.TokenHash]struct{}),
 	}
 }
 
 // Bound is the staleness bound this cache keeps.
-func (c *Cache) Bound() time.Duration { return c.bound }
+func (c *Cache[A]) Bound() time.Duration { return c.bound }
 
-func (c *Cache) since() int64 { return int64(time.Since(c.base)) }
+func (c *Cache[A]) since() int64 { return int64(time.Since(c.base)) }
 
 // Fresh reports whether the cache may answer from memory now: its
 // listener proved itself up to date within the bound.
-func (c *Cache) Fresh() bool { return c.fresh() }
+func (c *Cache[A]) Fresh() bool { return c.fresh() }
 
 // fresh reports whether memory may answer now (see the package comment).
-func (c *Cache) fresh() bool {
+func (c *Cache[A]) fresh() bool {
 	conf := c.confirmed.Load()
 	return conf != 0 && c.since()-conf <= int64(c.bound)
 }
 
 // Entitlement returns the account's entitlement answer in one mode.
-func (c *Cache) Entitlement(ctx context.Context, accountID string, livemode bool) (*Answer, error) {
+func (c *Cache[A]) Entitlement(ctx context.Context, accountID string, livemode bool) (A, error) {
 	return c.entitlement(ctx, accountID, livemode, true)
 }
 
 // FreshEntitlement is Entitlement read from the database whatever memory
 // holds: a client that sent Cache-Control: no-cache asked not to be
 // answered from a stored copy. The answer still replaces the cached one.
-func (c *Cache) FreshEntitlement(ctx context.Context, accountID string, livemode bool) (*Answer, error) {
+func (c *Cache[A]) FreshEntitlement(ctx context.Context, accountID string, livemode bool) (A, error) {
 	return c.entitlement(ctx, accountID, livemode, false)
 }
 
-func (c *Cache) entitlement(ctx context.Context, accountID string, livemode, memory bool) (*Answer, error) {
+func (c *Cache[A]) entitlement(ctx context.Context, accountID string, livemode, memory bool) (A, error) {
 	now := time.Now()
 	if memory && c.fresh() {
 		c.mu.RLock()
-		a := c.modeMap(livemode)[accountID]
+		e := c.modeMap(livemode)[accountID]
 		c.mu.RUnlock()
-		if a != nil && (a.recheckAt.IsZero() || now.Before(a.recheckAt)) {
+		if e != nil && (e.recheckAt.IsZero() || now.Before(e.recheckAt)) {
 			c.m.hit(kindEntitlement)
-			return a, nil
+			return e.answer, nil
 		}
 	}
 	c.m.miss(kindEntitlement)
 	seq := c.currentSeq()
 	subs, err := c.src.AccountSubscriptions(ctx, accountID, livemode)
 	if err != nil {
-		return nil, err
+		var none A
+		return none, err
 	}
-	a := render(billing.AccountEntitlement(subs, livemode, now, c.grace))
+	ent := billing.AccountEntitlement(subs, livemode, now, c.grace)
+	e := &entry[A]{answer: c.render(ent), recheckAt: ent.RecheckAt}
 	if c.fresh() {
 		c.mu.Lock()
 		if c.seq == seq {
 			m := c.modeMap(livemode)
 			evict(m, c.max)
-			a.bucket = billing.CacheBucket(accountID)
-			m[accountID] = a
+			e.bucket = billing.CacheBucket(accountID)
+			m[accountID] = e
 		}
 		c.mu.Unlock()
 	}
-	return a, nil
+	return e.answer, nil
 }
 
-func (c *Cache) modeMap(livemode bool) map[string]*Answer {
+func (c *Cache[A]) modeMap(livemode bool) map[string]*entry[A] {
 	if livemode {
 		return c.live
 	}
@@ -178,7 +196,7 @@ func (c *Cache) modeMap(livemode bool) map[string]*Answer {
 
 // TokenByHash returns the token record with this hash (api.Tokens);
 // billing.ErrNotFound when none.
-func (c *Cache) TokenByHash(ctx context.Context, hash billing.TokenHash) (billing.Token, error) {
+func (c *Cache[A]) TokenByHash(ctx context.Context, hash billing.TokenHash) (billing.Token, error) {
 	if c.fresh() {
 		c.mu.RLock()
 		t := c.tokens[hash]
@@ -225,7 +243,7 @@ func (c *Cache) TokenByHash(ctx context.Context, hash billing.TokenHash) (billin
 	return t, nil
 }
 
-func (c *Cache) currentSeq() uint64 {
+func (c *Cache[A]) currentSeq() uint64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.seq
@@ -234,7 +252,7 @@ func (c *Cache) currentSeq() uint64 {
 // InvalidateAccount drops an account's answers (both modes). The listener
 // calls it for every notification; a handler that changed the account
 // calls it too, so its own replica reads its writes at once.
-func (c *Cache) InvalidateAccount(accountID string) {
+func (c *Cache[A]) InvalidateAccount(accountID string) {
 	c.mu.Lock()
 	c.seq++
 	delete(c.live, accountID)
@@ -247,7 +265,7 @@ func (c *Cache) InvalidateAccount(accountID string) {
 // under one lock: the Store calls it after each commit that changed them
 // (postgres.Store.OnAccountsChanged), before the write's caller is
 // answered, so this replica reads its own writes.
-func (c *Cache) InvalidateAccounts(accountIDs []string) {
+func (c *Cache[A]) InvalidateAccounts(accountIDs []string) {
 	if len(accountIDs) == 0 {
 		return
 	}
@@ -262,7 +280,7 @@ func (c *Cache) InvalidateAccounts(accountIDs []string) {
 }
 
 // FlushTokens drops every cached token (a token was revoked somewhere).
-func (c *Cache) FlushTokens() {
+func (c *Cache[A]) FlushTokens() {
 	c.mu.Lock()
 	c.seq++
 	clear(c.tokens)
@@ -273,7 +291,7 @@ func (c *Cache) FlushTokens() {
 
 // Flush drops everything: after a (re)connection, when notifications may
 // have been lost.
-func (c *Cache) Flush() {
+func (c *Cache[A]) Flush() {
 	c.mu.Lock()
 	c.seq++
 	clear(c.live)

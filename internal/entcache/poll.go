@@ -19,7 +19,7 @@ const feedRetention = 10 * time.Minute
 // the proof (reads go to the database) and the next good one flushes,
 // since rows may have been purged meanwhile. It works through any
 // PostgreSQL connection, pooled ones included: no LISTEN session needed.
-func (c *Cache) Run(ctx context.Context) {
+func (c *Cache[A]) Run(ctx context.Context) {
 	every := c.bound / 4
 	var since uint64
 	seen := map[int64]struct{}{}
@@ -71,7 +71,7 @@ func (c *Cache) Run(ctx context.Context) {
 // applyFeed applies rows not applied before and returns the IDs of this
 // read: the next read's window starts at this read's xmin, so it can only
 // repeat rows of this one.
-func (c *Cache) applyFeed(rows []billing.Invalidation, seen map[int64]struct{}) map[int64]struct{} {
+func (c *Cache[A]) applyFeed(rows []billing.Invalidation, seen map[int64]struct{}) map[int64]struct{} {
 	now := make(map[int64]struct{}, len(rows))
 	var buckets map[uint16]struct{}
 	tokens := false
@@ -99,12 +99,12 @@ func (c *Cache) applyFeed(rows []billing.Invalidation, seen map[int64]struct{}) 
 }
 
 // invalidateBuckets drops the answers of every account in the buckets.
-func (c *Cache) invalidateBuckets(buckets map[uint16]struct{}) {
+func (c *Cache[A]) invalidateBuckets(buckets map[uint16]struct{}) {
 	c.mu.Lock()
 	c.seq++
-	for _, m := range []map[string]*Answer{c.live, c.test} {
-		for id, a := range m {
-			if _, ok := buckets[a.bucket]; ok {
+	for _, m := range []map[string]*entry[A]{c.live, c.test} {
+		for id, e := range m {
+			if _, ok := buckets[e.bucket]; ok {
 				delete(m, id)
 			}
 		}

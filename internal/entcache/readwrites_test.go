@@ -32,7 +32,10 @@ func TestStoreWritesDropCachedAnswers(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	// A long bound: the feed alone would leave answers stale for the whole
 	// test, so only the Store's own notification can make it pass.
-	cache := entcache.New(st, entcache.Options{Grace: 72 * time.Hour, Bound: time.Minute, Log: slog.New(slog.DiscardHandler), Registerer: reg})
+	// The answers are the domain values themselves: the cache keeps whatever
+	// its render function makes of an entitlement.
+	domain := func(e billing.Entitlement) billing.Entitlement { return e }
+	cache := entcache.New(st, domain, entcache.Options{Grace: 72 * time.Hour, Bound: time.Minute, Log: slog.New(slog.DiscardHandler), Registerer: reg})
 	st.OnAccountsChanged(cache.InvalidateAccounts)
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -63,7 +66,7 @@ func TestStoreWritesDropCachedAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return a.Entitlement.Entitled
+		return a.Entitled
 	}
 	// cached reads acct twice and checks the second came from memory.
 	cached := func(t *testing.T, acct string) bool {

@@ -26,7 +26,7 @@ const bound = time.Second
 // replica is one billingd API process: its own pool, cache and listener.
 type replica struct {
 	st    *postgres.Store
-	cache *entcache.Cache
+	cache *entcache.Cache[*api.EntitlementResponse]
 	reg   *prometheus.Registry
 	srv   *httptest.Server
 }
@@ -38,7 +38,7 @@ func startReplica(t *testing.T, url string) *replica {
 		t.Fatal(err)
 	}
 	r := &replica{st: st, reg: prometheus.NewRegistry()}
-	r.cache = entcache.New(st, entcache.Options{Grace: 72 * time.Hour, Bound: bound, Log: slog.New(slog.DiscardHandler), Registerer: r.reg})
+	r.cache = entcache.New(st, api.RenderEntitlement, entcache.Options{Grace: 72 * time.Hour, Bound: bound, Log: slog.New(slog.DiscardHandler), Registerer: r.reg})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.cache.Run(ctx); close(done) }()

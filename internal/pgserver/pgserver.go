@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // ErrNoBinaries means no PostgreSQL server binaries were found.
@@ -173,31 +172,6 @@ func (s *Server) Stop(ctx context.Context) error {
 	// The socket directory is empty once the server is down; Start makes
 	// it again. Left behind, one accumulated in /tmp per data directory.
 	_ = os.Remove(s.SocketDir)
-	return nil
-}
-
-// Kill ends the server abruptly (SIGKILL to the postmaster), as a crash would;
-// the next Start recovers from WAL. Used by fault tests.
-func (s *Server) Kill() error {
-	b, err := os.ReadFile(filepath.Join(s.DataDir, "postmaster.pid"))
-	if err != nil {
-		return fmt.Errorf("read postmaster.pid: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if err != nil {
-		return fmt.Errorf("parse postmaster.pid: %w", err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("kill postmaster: %w", err)
-	}
-	// Children notice the postmaster is gone and exit; wait for the socket to go.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(pid, 0) != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return nil
 }
 

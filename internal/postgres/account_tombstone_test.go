@@ -152,7 +152,7 @@ func TestAccountTombstone(t *testing.T) {
 	})
 }
 
-// TestEraseRacesHint (issue 16): an erasure racing an event that carries a
+// TestEraseRacesHint: an erasure racing an event that carries a
 // hint for the same account, on two replicas (separate pools), in both
 // orders and at random, never leaves a customer linked to the erased
 // account. The event path takes the account's lock shared, the erasure

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -32,13 +31,16 @@ func (s *Store) AccountLink(ctx context.Context, accountID, customerID string, o
 		opt.Actor = "api"
 	}
 	var res billing.LinkResult
-	ctx = s.withErasureKey(ctx) // isTombstoned needs it
 	changed := accountSet{}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Before writing anything about the customer or the account (see
-		// isTombstoned): an erasure of either then either committed before
+		// checkTombstones): an erasure of either then either committed before
 		// and is seen here, or waits for this transaction and erases the link.
-		dead, acct, err := checkTombstones(ctx, tx, []string{customerID}, accountID)
+		ring, err := s.erasureRingTx(ctx, tx)
+		if err != nil {
+			return err
+		}
+		dead, acct, err := checkTombstones(ctx, tx, ring, []string{customerID}, accountID)
 		if err != nil {
 			return err
 		}
@@ -158,10 +160,9 @@ func (r accountSubRow) toSubscription() (billing.Subscription, error) {
 		Currency: r.Currency, CurrentPeriodStart: r.CurrentPeriodStart, CurrentPeriodEnd: r.CurrentPeriodEnd,
 		TrialEnd: r.TrialEnd, CancelAt: r.CancelAt, CancelAtPeriodEnd: r.CancelAtPeriodEnd,
 	}
-	if err := json.Unmarshal(r.Items, &s.Items); err != nil {
-		return s, fmt.Errorf("read subscription items: %w", err)
-	}
-	return s, nil
+	var err error
+	s.Items, err = decodeItems(r.Items)
+	return s, err
 }
 
 // AccountBilling returns the account's customers and their subscriptions,

@@ -122,7 +122,7 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, 
 
 // lockAccountCustomers locks the account's customers: first the account
 // ID's and each customer ID's advisory lock (exclusive; the event path and
-// the app API take them shared in isTombstoned and checkTombstones, see
+// the app API take them shared in qRecordEvents and checkTombstones, see
 // there), then the rows. A customer linked to the account while the locks
 // were being taken shows up in the locked read; the loop then takes its
 // advisory lock too, until the set is stable. Once the account's lock is
@@ -279,7 +279,7 @@ func enqueueErasureProfitWell(ctx context.Context, tx *sqlx.Tx, req billing.Eras
 }
 
 // enqueueErasureStripe queues the Stripe calls the request asked for. They
-// run after commit (internal/stripejobs), so a Stripe outage never leaves a
+// run after commit (stripeapi.JobWorker), so a Stripe outage never leaves a
 // half-erased account. Deleting a customer cancels its subscriptions in
 // Stripe, so cancel jobs are queued only without DeleteCustomer.
 func enqueueErasureStripe(ctx context.Context, tx *sqlx.Tx, req billing.ErasureRequest, customers []erasedCustomer, subs []erasedSubscription, res *billing.ErasureResult) error {
@@ -300,7 +300,7 @@ func enqueueErasureStripe(ctx context.Context, tx *sqlx.Tx, req billing.ErasureR
 		}
 	}
 	for _, e := range entries {
-		if _, err := EnqueueOutbox(ctx, tx, e); err != nil {
+		if _, err := enqueueOutbox(ctx, tx, e); err != nil {
 			return fmt.Errorf("enqueue stripe job: %w", err)
 		}
 		res.StripeJobs++

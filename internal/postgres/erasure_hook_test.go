@@ -11,15 +11,21 @@ import (
 // before it commits, to race it against the event path deterministically.
 func SetBeforeEraseCommit(s *Store, f func()) { s.keys.beforeEraseCommit = f }
 
-// IsTombstoned exposes the event path's tombstone check to the external tests.
+// IsTombstoned exposes the tombstone check (checkTombstones, IDs only) to
+// the external tests.
 func IsTombstoned(ctx context.Context, s *Store, tx *sqlx.Tx, ids ...string) (bool, error) {
-	return isTombstoned(s.withErasureKey(ctx), tx, ids...)
+	ring, err := s.erasureRingTx(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	dead, _, err := checkTombstones(ctx, tx, ring, ids, "")
+	return dead, err
 }
 
 // ApplyBatch applies evs as one group-commit batch (one transaction), as
 // concurrent deliveries would be, and returns each event's result.
 func ApplyBatch(ctx context.Context, s *Store, evs []billing.Event) ([]billing.Outcome, []error, error) {
-	res, err := s.applyBatch(ctx, evs)
+	res, err := s.applyBatch(ctx, evs, txLimits{})
 	if err != nil {
 		return nil, nil, err
 	}

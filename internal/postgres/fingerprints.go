@@ -12,7 +12,7 @@ import (
 	"github.com/lib/pq"
 )
 
-// Key fingerprints (key_fingerprints, issue 16): billingd records the
+// Key fingerprints (key_fingerprints): billingd records the
 // fingerprint (billing.KeyFingerprint, never the key) of each key that
 // made something it still depends on, and refuses to start when the
 // configured keys no longer include one of them. A changed erasure key

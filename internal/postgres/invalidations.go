@@ -26,10 +26,12 @@ const (
 	invalidationToken   = 2
 )
 
-var qInsertInvalidation = eventStatement(`INSERT INTO cache_invalidations (kind, bucket) VALUES ($1, $2)`)
+const qInsertInvalidation = `INSERT INTO cache_invalidations (kind, bucket) VALUES ($1, $2)`
 
-func insertInvalidation(ctx context.Context, tx *sqlx.Tx, kind int, bucket uint16) error {
-	if _, err := txExec(ctx, tx, qInsertInvalidation, kind, int(bucket)); err != nil {
+// insertInvalidation appends one row to the feed in tx (prepared when tx
+// is the event path's ptx).
+func insertInvalidation(ctx context.Context, tx sqlx.ExecerContext, kind int, bucket uint16) error {
+	if _, err := tx.ExecContext(ctx, qInsertInvalidation, kind, int(bucket)); err != nil {
 		return fmt.Errorf("record cache invalidation: %w", translate(err))
 	}
 	return nil

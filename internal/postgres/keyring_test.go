@@ -119,7 +119,7 @@ func TestErasureKeyRotation(t *testing.T) {
 	})
 }
 
-// TestErasureKeyChangedRefused is the scenario at the store: a
+// TestErasureKeyChangedRefused is the changed-key scenario at the store: a
 // deployment started without ERASURE_KEY (a key is generated), erased an
 // account, and is restarted with ERASURE_KEY set. It is refused with one
 // line naming the way out (ERASURE_KEYS=<new key>,generated), which then

@@ -15,7 +15,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// Key rings (issue 16). Erasure hashes (tombstones, audit subjects, former
+// Key rings. Erasure hashes (tombstones, audit subjects, former
 // accounts) and link references are made with HMAC keys. Each purpose has a
 // ring: the first key writes or signs, every key checks or verifies, so a
 // key rotates without undoing erasures or breaking outstanding references.

@@ -65,11 +65,12 @@ func (r versionRow) toVersion() (billing.SubscriptionVersion, error) {
 		CancelAtPeriodEnd:  r.CancelAtPeriodEnd,
 		EndedAt:            r.EndedAt,
 	}
-	if err := json.Unmarshal(r.Items, &s.Items); err != nil {
-		return billing.SubscriptionVersion{}, fmt.Errorf("decode items of subscription %s: %w", r.SubscriptionRef, err)
+	var err error
+	if s.Items, err = decodeItems(r.Items); err != nil {
+		return billing.SubscriptionVersion{}, fmt.Errorf("subscription %s: %w", r.SubscriptionRef, err)
 	}
-	if err := json.Unmarshal(r.Discounts, &s.Discounts); err != nil {
-		return billing.SubscriptionVersion{}, fmt.Errorf("decode discounts of subscription %s: %w", r.SubscriptionRef, err)
+	if s.Discounts, err = decodeDiscounts(r.Discounts); err != nil {
+		return billing.SubscriptionVersion{}, fmt.Errorf("subscription %s: %w", r.SubscriptionRef, err)
 	}
 	return billing.SubscriptionVersion{
 		SubscriptionRef: r.SubscriptionRef, At: r.VersionAt, Rank: r.VersionRank, Event: r.VersionEvent, State: s,
@@ -105,18 +106,18 @@ func (r historyRow) toVersion() (billing.SubscriptionVersion, error) {
 	}.toVersion()
 }
 
-var qCustomerHistory = eventStatement(`
+const qCustomerHistory = `
 SELECT subscription_ref, livemode, status, currency, items, discounts,
        current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
        version_at, version_rank, version_event
 FROM subscription_versions
-WHERE customer_ref = $1 AND livemode = $2`)
+WHERE customer_ref = $1 AND livemode = $2`
 
 // customerHistory loads every version of every subscription of a customer
 // in one mode (index subscription_versions_customer_idx).
 func customerHistory(ctx context.Context, tx *sqlx.Tx, customerRef string, livemode bool) ([]billing.SubscriptionVersion, error) {
 	var rows []versionRow
-	if err := txSelect(ctx, tx, &rows, qCustomerHistory, customerRef, livemode); err != nil {
+	if err := tx.SelectContext(ctx, &rows, qCustomerHistory, customerRef, livemode); err != nil {
 		return nil, fmt.Errorf("load history of customer %s: %w", customerRef, translate(err))
 	}
 	out := make([]billing.SubscriptionVersion, 0, len(rows))

@@ -18,7 +18,10 @@ import (
 // The account is also added to changed, which the transaction's owner hands
 // to this replica's own cache after commit (Store.OnAccountsChanged), so
 // the replica that made a change reads it at once, before it answers.
-func notifyAccountChange(ctx context.Context, tx *sqlx.Tx, changed accountSet, accountID string) error {
+//
+// tx is the caller's transaction: a ptx inside the event path, so that the
+// insert runs prepared.
+func notifyAccountChange(ctx context.Context, tx sqlx.ExecerContext, changed accountSet, accountID string) error {
 	if accountID == "" {
 		return nil
 	}

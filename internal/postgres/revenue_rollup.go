@@ -64,38 +64,22 @@ func (s *Store) maybeCompactRollup(ctx context.Context) {
 	}
 }
 
-// The rollup's amounts are numeric (migration 0094): folding or rebuilding
-// any stored days cannot overflow, and movements are cast before they are
-// negated (a legacy delta of -2^63 has no bigint negation).
-
 // RebuildRevenueRollup recomputes revenue_daily from the ledger
-// (mrr_movements, subscription_activity) in one statement: one snapshot
-// sees the ledger and the rollup rows it replaces, and rows that event
-// transactions append after it stay, matching their ledger changes that
-// the snapshot did not see either. `billingd metrics rebuild` ends with it.
+// (mrr_movements, subscription_activity) through the view
+// revenue_daily_from_ledger (migration 0120: the one definition of what the
+// rollup sums to, amounts numeric so that no stored day can overflow), in
+// one statement: one snapshot sees the ledger and the rollup rows it
+// replaces, and rows that event transactions append after it stay,
+// matching their ledger changes that the snapshot did not see either.
+// `billingd metrics rebuild` ends with it.
 func (s *Store) RebuildRevenueRollup(ctx context.Context) error {
 	const q = `
 WITH gone AS (DELETE FROM revenue_daily)
 INSERT INTO revenue_daily (livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
                            churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta)
-SELECT livemode, currency, day, sum(mrr_delta), sum(new_minor), sum(expansion_minor), sum(contraction_minor),
-       sum(churn_minor), sum(reactivation_minor), sum(paying_delta), sum(churned_customers), sum(active_delta)
-FROM (
-    SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date AS day, d AS mrr_delta,
-           CASE WHEN kind = 'new' THEN d ELSE 0 END AS new_minor,
-           CASE WHEN kind = 'expansion' THEN d ELSE 0 END AS expansion_minor,
-           CASE WHEN kind = 'contraction' THEN -d ELSE 0 END AS contraction_minor,
-           CASE WHEN kind = 'churn' THEN -d ELSE 0 END AS churn_minor,
-           CASE WHEN kind = 'reactivation' THEN d ELSE 0 END AS reactivation_minor,
-           CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END AS paying_delta,
-           CASE WHEN kind = 'churn' THEN 1 ELSE 0 END AS churned_customers,
-           0 AS active_delta
-    FROM (SELECT livemode, currency, effective_at, kind, delta_minor::numeric AS d FROM mrr_movements) m
-    UNION ALL
-    SELECT livemode, currency, (effective_at AT TIME ZONE 'UTC')::date, 0, 0, 0, 0, 0, 0, 0, 0, delta
-    FROM subscription_activity
-) x
-GROUP BY livemode, currency, day`
+SELECT livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
+       churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta
+FROM revenue_daily_from_ledger`
 	if _, err := s.db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("rebuild revenue rollup: %w", translate(err))
 	}

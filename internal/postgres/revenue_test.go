@@ -76,11 +76,11 @@ func TestRevenueWorkedExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The SQL report must agree with the in-memory reference over the same ledgers.
-	var ledgers []billing.CustomerMovements
+	var ledgers []metricstest.CustomerMovements
 	for ref, vs := range workedExample() {
-		ledgers = append(ledgers, billing.CustomerMovements{CustomerRef: ref, Movements: billing.DeriveMovements(vs)})
+		ledgers = append(ledgers, metricstest.CustomerMovements{CustomerRef: ref, Movements: billing.DeriveLedger(vs).Movements})
 	}
-	want := billing.Periods(ledgers, true, "usd", billing.BucketMonth, at("2026-01-01T00:00:00Z"), at("2026-05-01T00:00:00Z"))
+	want := metricstest.Periods(ledgers, true, "usd", billing.BucketMonth, at("2026-01-01T00:00:00Z"), at("2026-05-01T00:00:00Z"))
 	wantActive := []int64{2, 2, 2, 1}
 	if len(got) != len(want) {
 		t.Fatalf("got %d buckets, want %d", len(got), len(want))

@@ -1,5 +1,3 @@
-// Package postgres is billingd's only SQL code: it implements the billing
-// interfaces on PostgreSQL. Driver errors stop here and become billing errors.
 package postgres
 
 import (
@@ -22,23 +20,26 @@ type Store struct {
 	db  *sqlx.DB
 	log *slog.Logger
 
-	keys instanceKeys // issues 8, 16: the erasure and link key rings, cached after first load (keys.go)
+	keys instanceKeys // the erasure and link key rings, cached after first load (keys.go)
 
-	stmts stmtCache // issue 4: the event path's prepared statements (prepared.go)
+	stmts stmtCache // the event path's prepared statements (event9_prepared.go)
 
-	group *groupApplier // issue 4: group commit of concurrent events (group.go)
+	group *groupApplier // group commit of concurrent events (event2_group.go)
 
-	onAccounts func(accountIDs []string) // issue 15: read your writes (notify.go)
+	onAccounts func(accountIDs []string) // read your writes: told of every commit's accounts (notify.go)
 }
 
 // Options tunes the connection pool.
 type Options struct {
 	MaxOpenConns int
 	MaxIdleConns int
-	// EventBatchers is how many event batches run at once (group.go);
+	// EventBatchers is how many event batches run at once (event2_group.go);
 	// 0 means 2. EventBatchMax caps a batch's events; 0 means 64.
 	EventBatchers int
 	EventBatchMax int
+	// EventQueueMax caps the events waiting for a batch; callers beyond
+	// it are refused at once with billing.ErrOverloaded. 0 means 512.
+	EventQueueMax int
 }
 
 // Open connects to url and checks the connection. It does not migrate.
@@ -65,7 +66,7 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax)}, nil
+	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax, opt.EventQueueMax)}, nil
 }
 
 // ObserveEventBatches has f told of every event batch once it is over: how
@@ -74,6 +75,20 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 // ApplyEvent.
 func (s *Store) ObserveEventBatches(f func(events int, took time.Duration, err error)) {
 	s.group.observe = f
+}
+
+// ObserveEventQueue has f told of the number of events waiting for a batch
+// whenever it changes. Call it before the first ApplyEvent.
+func (s *Store) ObserveEventQueue(f func(queued int)) {
+	s.group.gauge = f
+}
+
+// AdmitEvent reports whether an event due by deadline would be queued now
+// (nil) or refused at once (billing.ErrOverloaded), without queueing it:
+// the webhook handler asks before decoding a body, so that shedding load
+// costs little. ApplyEvent decides again when it is called.
+func (s *Store) AdmitEvent(deadline time.Time) error {
+	return s.group.Admit(deadline)
 }
 
 // OnAccountsChanged has f told, after every commit of this Store that may

@@ -1,25 +1,20 @@
 package postgres
 
 import (
-	"context"
-	"database/sql"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/jmoiron/sqlx"
 )
 
 // Subscriptions: current state (subscriptions) and state history
 // (subscription_versions). Every version goes into the history, late ones
 // included, because metrics derive from it; current state moves only to a
 // newer version key (billing/order.go). Both are written under the owning
-// customer's row lock (lockCustomer), so versions of one customer never
+// customer's row lock (qLockCustomers), so versions of one customer never
 // interleave.
 
 // subscriptionRow is a subscriptions row; items and discounts are jsonb
-// written only from billing.Item and billing.Discount. Also read by
+// documents of itemDoc and discountDoc (event4_subscription_doc.go). Also read by
 // reconcile.go.
 type subscriptionRow struct {
 	ID                 string     `db:"stripe_subscription_id"`
@@ -58,91 +53,12 @@ func (r subscriptionRow) toSubscription() (billing.Subscription, error) {
 		CancelAtPeriodEnd: r.CancelAtPeriodEnd, CanceledAt: r.CanceledAt, EndedAt: r.EndedAt,
 		CollectionPaused: r.CollectionPaused,
 	}
-	if err := json.Unmarshal(r.Items, &s.Items); err != nil {
-		return s, fmt.Errorf("read subscription items: %w", err)
+	var err error
+	if s.Items, err = decodeItems(r.Items); err != nil {
+		return s, err
 	}
-	if err := json.Unmarshal(r.Discounts, &s.Discounts); err != nil {
-		return s, fmt.Errorf("read subscription discounts: %w", err)
+	if s.Discounts, err = decodeDiscounts(r.Discounts); err != nil {
+		return s, err
 	}
 	return s, nil
-}
-
-// applyInvoice handles invoice.paid and invoice.payment_failed: it updates
-// only the subscription's invoice facts (latest_invoice_status,
-// invoice_attempt_count, next_payment_attempt), ordered by
-// invoice_version_at with billing.InvoiceFactsNewer.
-//
-// An invoice can arrive before its subscription (Stripe does not order
-// deliveries). Its facts then wait in pending_invoice_facts, under the same
-// ordering rule, and the subscription's first version takes them over
-// (writeCurrent), so the final state does not depend on delivery order.
-// One-off invoices (no subscription) and invoices without a customer are
-// ignored: nothing in them concerns entitlement.
-func applyInvoice(ctx context.Context, tx ptx, ev billing.Event) (billing.Outcome, error) {
-	inv := ev.Invoice
-	if inv.CustomerID == "" || inv.SubscriptionID == "" {
-		return billing.OutcomeIgnored, nil
-	}
-	c, dead, err := lockCustomer(ctx, tx, inv.CustomerID, inv.Livemode, "", "", nil, "")
-	if err != nil {
-		return "", err
-	}
-	if dead {
-		return billing.OutcomeTombstoned, nil
-	}
-	// Current facts: on the subscription if it is known, else pending.
-	const qCur = `
-SELECT true AS known, invoice_version_at, latest_invoice_status, invoice_attempt_count
-FROM subscriptions WHERE stripe_subscription_id = $1
-UNION ALL
-SELECT false, invoice_version_at, latest_invoice_status, invoice_attempt_count
-FROM pending_invoice_facts WHERE stripe_subscription_id = $1`
-	var rows []struct {
-		Known    bool           `db:"known"`
-		At       *time.Time     `db:"invoice_version_at"`
-		Status   sql.NullString `db:"latest_invoice_status"`
-		Attempts int64          `db:"invoice_attempt_count"`
-	}
-	if err := sqlx.SelectContext(ctx, tx.Tx, &rows, qCur, inv.SubscriptionID); err != nil {
-		return "", fmt.Errorf("read invoice facts: %w", translate(err))
-	}
-	known := false
-	var curAt *time.Time
-	var curStatus billing.InvoiceStatus
-	var curAttempts int64
-	for _, r := range rows {
-		if r.Known || !known {
-			known, curAt, curStatus, curAttempts = r.Known, r.At, billing.InvoiceStatus(r.Status.String), r.Attempts
-		}
-	}
-	if len(rows) > 0 && !billing.InvoiceFactsNewer(ev.Created, inv.Status, inv.AttemptCount, curAt, curStatus, curAttempts) {
-		return billing.OutcomeStale, nil
-	}
-	if !known {
-		const qPending = `
-INSERT INTO pending_invoice_facts (stripe_subscription_id, stripe_customer_id, latest_invoice_status,
-    invoice_attempt_count, next_payment_attempt, invoice_version_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (stripe_subscription_id) DO UPDATE SET
-    latest_invoice_status = EXCLUDED.latest_invoice_status, invoice_attempt_count = EXCLUDED.invoice_attempt_count,
-    next_payment_attempt = EXCLUDED.next_payment_attempt, invoice_version_at = EXCLUDED.invoice_version_at`
-		if _, err := tx.ExecContext(ctx, qPending, inv.SubscriptionID, inv.CustomerID, string(inv.Status),
-			inv.AttemptCount, inv.NextPaymentAttempt, ev.Created); err != nil {
-			return "", fmt.Errorf("hold invoice facts: %w", translate(err))
-		}
-		return billing.OutcomeApplied, nil
-	}
-	const q = `
-UPDATE subscriptions SET latest_invoice_status = $2, invoice_attempt_count = $3,
-    next_payment_attempt = $4, invoice_version_at = $5, updated_at = now()
-WHERE stripe_subscription_id = $1`
-	if _, err := tx.ExecContext(ctx, q, inv.SubscriptionID, string(inv.Status), inv.AttemptCount, inv.NextPaymentAttempt, ev.Created); err != nil {
-		return "", fmt.Errorf("write invoice facts: %w", translate(err))
-	}
-	if c.AccountID.Valid && !c.Deleted {
-		if err := notifyAccountChange(ctx, tx.Tx, tx.changed, c.AccountID.String); err != nil {
-			return "", fmt.Errorf("notify account change: %w", err)
-		}
-	}
-	return billing.OutcomeApplied, nil
 }

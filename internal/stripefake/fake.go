@@ -1,9 +1,14 @@
-// Package stripefake is a stateful fake of the few Stripe API endpoints
-// billingd reads (customers and subscriptions: list and retrieve), for
-// tests and local demos. Unlike stripe-mock it keeps state, paginates
-// (limit, starting_after, has_more, created[gte|lte]), honours the
-// subscription status filter (default: everything but canceled; "all"),
-// answers 401/404/429 when told to, records every request, and fills every
+// Package stripefake holds billingd's fakes of Stripe: a stateful fake of
+// the few Stripe API endpoints billingd calls (customers and
+// subscriptions: list and retrieve; delete a customer, cancel a
+// subscription), the launcher of Stripe's own stateless stripe-mock
+// (StartStripeMock), and the simulated life cycle `billingd simulate`
+// sends (Lifecycle).
+//
+// Unlike stripe-mock the fake keeps state, paginates (limit,
+// starting_after, has_more, created[gte|lte]), honours the subscription
+// status filter (default: everything but canceled; "all"), answers
+// 400/401/404/429/503 when told to, records every request, and fills every
 // object with fake personal data in more than one API-version shape.
 package stripefake
 
@@ -45,6 +50,8 @@ type Server struct {
 	limit429  int             // answer the next n requests with 429 rate_limit
 	failAfter int             // answer requests after this many with 400 (0: off)
 	gone      map[string]bool // IDs that answer 404 as if they never existed
+	refused   map[string]bool // IDs whose requests answer 400, as a request Stripe never accepts
+	down      bool            // answer everything 503, as during an outage
 	offset    time.Duration   // added to the clock behind the Date header
 	srv       *httptest.Server
 }
@@ -52,7 +59,7 @@ type Server struct {
 // New starts a fake API server; it stops when Close is called.
 func New() *Server {
 	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{},
-		gone: map[string]bool{}}
+		gone: map[string]bool{}, refused: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
@@ -123,6 +130,35 @@ func (s *Server) FailAfter(n int) {
 	s.failAfter = len(s.requests) + n + 1
 }
 
+// Down makes every request answer 503 (api_error) while on, as Stripe
+// during an outage.
+func (s *Server) Down(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = on
+}
+
+// Refuse makes requests about the object id answer 400
+// (parameter_invalid) while on: a request Stripe will never accept.
+func (s *Server) Refuse(id string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused[id] = on
+}
+
+// Count is how many recorded requests had this method and path.
+func (s *Server) Count(method, path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if r.Method == method && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
 // Requests returns the recorded requests.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -163,6 +199,9 @@ func writeObject(w http.ResponseWriter, v any) int {
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) int {
+	if s.down {
+		return apiError(w, http.StatusServiceUnavailable, "api_error", "", "the fake was told Stripe is down")
+	}
 	if s.failAfter > 0 && len(s.requests)+1 >= s.failAfter {
 		return apiError(w, http.StatusBadRequest, "invalid_request_error", "", "the fake was told to fail from here on")
 	}
@@ -175,10 +214,17 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		return apiError(w, http.StatusTooManyRequests, "invalid_request_error", "rate_limit",
 			"Too many requests hit the API too quickly.")
 	}
-	if r.Method != http.MethodGet {
-		return apiError(w, http.StatusMethodNotAllowed, "invalid_request_error", "", "the fake only reads")
-	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) == 3 && s.refused[parts[2]] {
+		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "the fake was told to refuse '"+parts[2]+"'")
+	}
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodDelete:
+		return s.delete(w, parts)
+	default:
+		return apiError(w, http.StatusMethodNotAllowed, "invalid_request_error", "", "the fake only reads, deletes customers and cancels subscriptions")
+	}
 	switch {
 	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "customers":
 		return s.listCustomers(w, q)
@@ -194,6 +240,38 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		sub, ok := s.subs[parts[2]]
 		if !ok {
 			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such subscription: '"+parts[2]+"'")
+		}
+		return writeObject(w, sub.JSON(s.customers[sub.CustomerID]))
+	}
+	return apiError(w, http.StatusNotFound, "invalid_request_error", "", "Unrecognized request URL")
+}
+
+// delete answers DELETE /v1/customers/{id} (the customer is deleted: it
+// answers GET with "deleted": true and leaves lists) and DELETE
+// /v1/subscriptions/{id} (the subscription is canceled now). An unknown
+// ID, or a customer deleted already, is 404 resource_missing, as Stripe
+// answers.
+func (s *Server) delete(w http.ResponseWriter, parts []string) int {
+	if len(parts) != 3 || parts[0] != "v1" {
+		return apiError(w, http.StatusNotFound, "invalid_request_error", "", "Unrecognized request URL")
+	}
+	id := parts[2]
+	switch parts[1] {
+	case "customers":
+		c, ok := s.customers[id]
+		if !ok || c.Deleted {
+			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such customer: '"+id+"'")
+		}
+		c.Deleted = true
+		return writeObject(w, map[string]any{"id": id, "object": "customer", "deleted": true})
+	case "subscriptions":
+		sub, ok := s.subs[id]
+		if !ok {
+			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such subscription: '"+id+"'")
+		}
+		if sub.Status != "canceled" {
+			now := time.Now().Add(s.offset).UTC().Truncate(time.Second)
+			sub.Status, sub.CanceledAt, sub.EndedAt = "canceled", &now, &now
 		}
 		return writeObject(w, sub.JSON(s.customers[sub.CustomerID]))
 	}

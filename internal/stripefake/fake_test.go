@@ -75,3 +75,59 @@ func TestFake(t *testing.T) {
 		})
 	}
 }
+
+// TestFakeWrites: the two calls the erasure jobs make, and the failures
+// they must handle, as Stripe answers them.
+func TestFakeWrites(t *testing.T) {
+	t.Parallel()
+	s := New()
+	t.Cleanup(s.Close)
+	s.PutCustomer(Customer{ID: "cus_W", Created: time.Unix(1_700_000_000, 0).UTC()})
+	s.PutSubscription(Subscription{ID: "sub_W", CustomerID: "cus_W", Status: "active", Currency: "eur",
+		Created: time.Unix(1_700_000_000, 0).UTC(), Items: []Item{{PriceID: "price_x", Interval: "month", Quantity: 1}}})
+	do := func(method, path string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+Key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	tests := []struct {
+		name   string
+		before func()
+		method string
+		path   string
+		status int
+		field  string // a top-level field of the answer to check, "" none
+		want   any
+	}{
+		{"Down503", func() { s.Down(true) }, "DELETE", "/v1/customers/cus_W", 503, "", nil},
+		{"BackUp", func() { s.Down(false) }, "GET", "/v1/customers/cus_W", 200, "deleted", nil},
+		{"Refused400", func() { s.Refuse("cus_W", true) }, "DELETE", "/v1/customers/cus_W", 400, "", nil},
+		{"CancelSubscription", func() { s.Refuse("cus_W", false) }, "DELETE", "/v1/subscriptions/sub_W", 200, "status", "canceled"},
+		{"CanceledIsListedAsSuch", nil, "GET", "/v1/subscriptions/sub_W", 200, "status", "canceled"},
+		{"DeleteCustomer", nil, "DELETE", "/v1/customers/cus_W", 200, "deleted", true},
+		{"DeletedCustomerReads", nil, "GET", "/v1/customers/cus_W", 200, "deleted", true},
+		{"DeleteAgain404", nil, "DELETE", "/v1/customers/cus_W", 404, "", nil},
+		{"CancelUnknown404", nil, "DELETE", "/v1/subscriptions/sub_None", 404, "", nil},
+	}
+	for _, tt := range tests { // sequential: the fake is shared and stateful
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.before != nil {
+				tt.before()
+			}
+			code, body := do(tt.method, tt.path)
+			if code != tt.status || (tt.field != "" && body[tt.field] != tt.want) {
+				t.Errorf("%s %s: %d %v, want %d with %s=%v", tt.method, tt.path, code, body, tt.status, tt.field, tt.want)
+			}
+		})
+	}
+	if n := s.Count("DELETE", "/v1/customers/cus_W"); n != 4 {
+		t.Errorf("Count = %d DELETEs of cus_W, want 4", n)
+	}
+}

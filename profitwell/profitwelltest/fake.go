@@ -76,14 +76,12 @@ type Fake struct {
 	limit      int
 	window     time.Duration
 	admitted   []time.Time
-	overLimit  int
 	retryAfter int // Retry-After of the answer being built
 	violations []string
 }
 
 // New starts a fake for t, closed when t ends. It enforces ProfitWell's
-// documented rate limit (25 requests per 5 s) by answering 429, and counts
-// how often it had to (OverLimit).
+// documented rate limit (25 requests per 5 s) by answering 429.
 func New(t testing.TB) *Fake {
 	f := &Fake{t: t, subs: map[string]*Sub{}, erased: map[string]bool{}, limit: 25, window: 5 * time.Second}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -152,13 +150,6 @@ func (f *Fake) RateLimit(n int, window time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.limit, f.window = n, window
-}
-
-// OverLimit is how many requests exceeded the documented rate limit.
-func (f *Fake) OverLimit() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.overLimit
 }
 
 // Violations lists contract and privacy violations seen (each also failed
@@ -239,7 +230,6 @@ func (f *Fake) handle(r *http.Request, body []byte) (status int, resp string, de
 	}
 	f.admitted = append(f.admitted[cut:], now)
 	if len(f.admitted) > f.limit {
-		f.overLimit++
 		f.retryAfter = 1
 		return 429, `{"detail":"Request was throttled."}`, 0
 	}

@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+)
+
+// Customers (customers table).
+//
+// A row links one Stripe customer to at most one app account. Links come
+// from hints (metadata.account_id on the customer or a subscription, a
+// signed client_reference_id on a checkout session) or the app API, and
+// are never moved by a hint: a customer linked to account A stays with A.
+// A hint never links to an erased account (its tombstone, read under the
+// account's shared lock: ptx.erased); the customer is recorded unlinked.
+//
+// customer.deleted marks the row deleted and removes its account link
+// (account_id NULL). The deleted customer's subscriptions keep their rows
+// (history and revenue need them) but must no longer grant entitlement:
+// READERS OF ENTITLEMENT MUST CHECK customers.deleted (or join through
+// account_id, which a deleted customer no longer has). A deleted customer
+// is never linked again, and stays deleted whatever late events arrive:
+// Stripe cannot undelete a customer.
+
+// linkVia says where a link came from (customers.linked_via).
+type linkVia string
+
+const (
+	viaCustomerMetadata     linkVia = "customer_metadata"
+	viaSubscriptionMetadata linkVia = "subscription_metadata"
+	viaCheckout             linkVia = "checkout"
+)
+
+// lockedCustomer is the customer row as the event transaction holds it.
+type lockedCustomer struct {
+	Ref       string         `db:"customer_ref"`
+	AccountID sql.NullString `db:"account_id"`
+	Deleted   bool           `db:"deleted"`
+	Inserted  bool           `db:"inserted"`
+}
+
+// qCustomerVersion records a customer event on its row, which the batch
+// locked (qLockCustomers): its mode, and its version when newer than the
+// one recorded (every SET expression reads the row as it was).
+const qCustomerVersion = `
+UPDATE customers SET livemode = $2,
+    version_at    = CASE WHEN version_at IS NULL OR $3 > version_at THEN $3 ELSE version_at END,
+    version_event = CASE WHEN version_at IS NULL OR $3 > version_at THEN $4 ELSE version_event END,
+    updated_at    = now()
+WHERE stripe_customer_id = $1`
+
+// link applies an account hint to a locked customer and returns the
+// outcome and the account whose state changed ("" if none). A deleted
+// customer is never linked; an already linked one is never moved; nothing
+// is linked to an erased account (OutcomeLinkErased). linkedAtInsert says
+// that a link c already has was made by the insert that locked it
+// (qLockCustomers links a first-seen customer from its first subscription
+// event's hint), which the subscription events report as theirs. c is
+// updated with the link it gets.
+func link(ctx context.Context, tx ptx, customerID string, c *lockedCustomer, hint string, via linkVia, linkedAtInsert bool) (billing.Outcome, string, error) {
+	switch {
+	case hint == "" || c.Deleted:
+		return billing.OutcomeApplied, "", nil
+	case c.AccountID.Valid && c.AccountID.String == hint:
+		if linkedAtInsert {
+			return billing.OutcomeApplied, hint, nil
+		}
+		return billing.OutcomeApplied, "", nil
+	case c.AccountID.Valid:
+		return billing.OutcomeLinkConflict, "", nil
+	case tx.erased[hint]:
+		return billing.OutcomeLinkErased, "", nil
+	}
+	const q = `
+UPDATE customers SET account_id = $2, linked_via = $3, linked_at = now(), updated_at = now()
+WHERE stripe_customer_id = $1 AND account_id IS NULL AND NOT deleted`
+	if _, err := tx.ExecContext(ctx, q, customerID, hint, string(via)); err != nil {
+		return "", "", fmt.Errorf("link customer: %w", translate(err))
+	}
+	c.AccountID = sql.NullString{String: hint, Valid: true}
+	return billing.OutcomeApplied, hint, nil
+}
+
+// applyCustomer handles customer.created/updated/deleted on the
+// customer's row as the batch locked it (c, kept up to date): at and
+// eventID are the event's, the customer's version.
+func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu *billing.Customer, c *lockedCustomer) (billing.Outcome, error) {
+	if _, err := tx.ExecContext(ctx, qCustomerVersion, cu.ID, cu.Livemode, at, eventID); err != nil {
+		return "", fmt.Errorf("record customer version: %w", translate(err))
+	}
+	if cu.Deleted {
+		if c.Deleted {
+			return billing.OutcomeApplied, nil
+		}
+		former := c.AccountID
+		if err := deleteCustomer(ctx, tx, cu.ID, former.String); err != nil {
+			return "", err
+		}
+		c.Deleted, c.AccountID = true, sql.NullString{}
+		if former.Valid {
+			if err := notifyAccountChange(ctx, tx, tx.changed, former.String); err != nil {
+				return "", fmt.Errorf("notify account change: %w", err)
+			}
+		}
+		return billing.OutcomeApplied, nil
+	}
+	out, changed, err := link(ctx, tx, cu.ID, c, cu.LinkHint(), viaCustomerMetadata, false)
+	if err != nil {
+		return "", err
+	}
+	if changed != "" {
+		if err := notifyAccountChange(ctx, tx, tx.changed, changed); err != nil {
+			return "", fmt.Errorf("notify account change: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// deleteCustomer marks a customer deleted and removes its account link,
+// keeping only the keyed hash of the former account (under the erasure
+// ring's writer, tx.ring) so that erasing that account later still finds
+// (and removes) the customer's rows.
+func deleteCustomer(ctx context.Context, tx ptx, customerID, accountID string) error {
+	var former []byte
+	if accountID != "" {
+		former = subjectHMAC(tx.ring.Writer(), accountID)
+		if err := recordKeyUse(ctx, tx.Tx, PurposeErasure, tx.ring.Fingerprints()[0]); err != nil {
+			return fmt.Errorf("delete customer: %w", err)
+		}
+	}
+	const q = `
+UPDATE customers SET deleted = true, account_id = NULL, linked_via = NULL, linked_at = NULL,
+    former_account_hmac = coalesce($2, former_account_hmac), updated_at = now()
+WHERE stripe_customer_id = $1`
+	if _, err := tx.ExecContext(ctx, q, customerID, former); err != nil {
+		return fmt.Errorf("delete customer: %w", translate(err))
+	}
+	return nil
+}
+
+// applyCheckout handles checkout.session.completed: it links the
+// customer, whose row the batch recorded and locked (c), from a (signed)
+// client_reference_id. A session without a customer (guest checkout,
+// one-off payment) is ignored.
+func applyCheckout(ctx context.Context, tx ptx, cs *billing.CheckoutSession, c *lockedCustomer) (billing.Outcome, error) {
+	if cs.CustomerID == "" {
+		return billing.OutcomeIgnored, nil
+	}
+	out, changed, err := link(ctx, tx, cs.CustomerID, c, cs.AccountHint, viaCheckout, false)
+	if err != nil {
+		return "", err
+	}
+	if changed != "" {
+		if err := notifyAccountChange(ctx, tx, tx.changed, changed); err != nil {
+			return "", fmt.Errorf("notify account change: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,340 @@
+package stripeapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/webhooks"
+)
+
+// SyncStore is what backfill and reconcile need from the database
+// (*postgres.Store implements it).
+type SyncStore interface {
+	billing.EventApplier
+	SubscriptionStates(ctx context.Context, ids []string) (map[string]billing.Subscription, error)
+	CustomerStates(ctx context.Context, ids []string) (map[string]billing.StoredCustomer, error)
+	ReconcileSubscriptions(ctx context.Context, livemode bool, createdSince *time.Time) (map[string]billing.Subscription, error)
+	ReconcileCustomers(ctx context.Context, livemode bool) (map[string]billing.StoredCustomer, error)
+	BackfillCursors(ctx context.Context) (map[string]billing.BackfillCursor, error)
+	SaveBackfillCursor(ctx context.Context, c billing.BackfillCursor) error
+	ClearBackfillCursors(ctx context.Context) error
+	TryStripeSyncLock(ctx context.Context) (release func(), ok bool, err error)
+	Tombstoned(ctx context.Context, ids []string) (map[string]bool, error)
+}
+
+// ErrBusy means another backfill or reconcile holds the lock.
+var ErrBusy = errors.New("another backfill or reconcile is running (it holds the Stripe sync lock); try again when it ends")
+
+// Syncer runs backfill and reconcile.
+type Syncer struct {
+	Client *Client
+	Store  SyncStore
+	Log    *slog.Logger
+	// Progress, when set, receives one line per page (counts, objects/s).
+	Progress io.Writer
+	// Now is the clock for --since windows and rates; nil: time.Now.
+	Now func() time.Time
+}
+
+func (s *Syncer) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Syncer) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Counts is what happened to the objects of one list.
+type Counts struct {
+	Listed    int // objects Stripe listed
+	Applied   int // written through ApplyEvent (state or link changed)
+	Unchanged int // already stored exactly so: not written again
+	Skipped   int // erased (tombstoned) or older than stored state
+	Failed    int
+}
+
+// Failure is one object that could not be applied. Err names the field
+// or cause, never a value from the object.
+type Failure struct {
+	Object string // customer or subscription
+	ID     string
+	Err    string
+}
+
+// BackfillSummary reports a backfill run.
+type BackfillSummary struct {
+	Resumed       bool
+	Customers     Counts
+	Subscriptions Counts
+	Failures      []Failure
+	Elapsed       time.Duration
+}
+
+// idOf reads only "id" and "created" of a raw object, for cursors and
+// failure reports.
+type idOf struct {
+	ID      string `json:"id"`
+	Created int64  `json:"created"`
+}
+
+// Backfill applies every customer and subscription Stripe lists (every
+// status), customers first. It resumes an interrupted run from its cursor,
+// skips objects stored exactly as Stripe has them (so a second run changes
+// nothing), and keeps going past objects that fail: they are listed in the
+// summary and the run returns an error naming how many. A database outage
+// stops the run; the cursor keeps what was done.
+func (s *Syncer) Backfill(ctx context.Context) (BackfillSummary, error) {
+	var sum BackfillSummary
+	start := s.now()
+	release, ok, err := s.Store.TryStripeSyncLock(ctx)
+	if err != nil {
+		return sum, err
+	}
+	if !ok {
+		return sum, ErrBusy
+	}
+	defer release()
+	cursors, err := s.Store.BackfillCursors(ctx)
+	if err != nil {
+		return sum, err
+	}
+	sum.Resumed = len(cursors) > 0
+	for _, list := range []string{billing.BackfillCustomers, billing.BackfillSubscriptions} {
+		c, ok := cursors[list]
+		if !ok {
+			c = billing.BackfillCursor{List: list}
+		}
+		if c.Done {
+			continue
+		}
+		counts := &sum.Customers
+		if list == billing.BackfillSubscriptions {
+			counts = &sum.Subscriptions
+		}
+		var w Window
+		if c.CreatedLTE != nil {
+			w.LTE = *c.CreatedLTE
+		}
+		fn := func(p Page) error {
+			var err error
+			if list == billing.BackfillCustomers {
+				err = s.applyCustomers(ctx, p, counts, &sum.Failures)
+			} else {
+				err = s.applySubscriptions(ctx, p, counts, &sum.Failures)
+			}
+			if err != nil {
+				return err
+			}
+			c.Objects += int64(len(p.Objects))
+			if oldest := oldestCreated(p.Objects); oldest != nil {
+				c.CreatedLTE = oldest
+			}
+			if err := s.Store.SaveBackfillCursor(ctx, c); err != nil {
+				return err
+			}
+			s.progress(list, c.Objects, start)
+			return nil
+		}
+		if list == billing.BackfillCustomers {
+			err = s.Client.ListCustomers(ctx, w, fn)
+		} else {
+			err = s.Client.ListSubscriptions(ctx, w, fn)
+		}
+		if err != nil {
+			sum.Elapsed = s.now().Sub(start)
+			return sum, fmt.Errorf("backfill %s (resumable: run it again): %w", list, err)
+		}
+		c.Done = true
+		if err := s.Store.SaveBackfillCursor(ctx, c); err != nil {
+			return sum, err
+		}
+	}
+	if err := s.Store.ClearBackfillCursors(ctx); err != nil {
+		return sum, err
+	}
+	sum.Elapsed = s.now().Sub(start)
+	s.log().Info("backfill done", "customers", sum.Customers.Listed, "subscriptions", sum.Subscriptions.Listed,
+		"applied", sum.Customers.Applied+sum.Subscriptions.Applied, "failed", len(sum.Failures))
+	if len(sum.Failures) > 0 {
+		return sum, fmt.Errorf("backfill: %d objects could not be applied (listed above); everything else was", len(sum.Failures))
+	}
+	return sum, nil
+}
+
+func (s *Syncer) progress(list string, n int64, start time.Time) {
+	if s.Progress == nil {
+		return
+	}
+	secs := s.now().Sub(start).Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(n) / secs
+	}
+	fmt.Fprintf(s.Progress, "%s: %d listed (%.0f objects/s)\n", list, n, rate)
+}
+
+// oldestCreated is the creation second of the oldest object on a page.
+func oldestCreated(objs []json.RawMessage) *time.Time {
+	var oldest *time.Time
+	for _, raw := range objs {
+		var o idOf
+		if json.Unmarshal(raw, &o) != nil || o.Created <= 0 {
+			continue
+		}
+		t := time.Unix(o.Created, 0).UTC()
+		if oldest == nil || t.Before(*oldest) {
+			oldest = &t
+		}
+	}
+	return oldest
+}
+
+func rawID(raw json.RawMessage) string {
+	var o idOf
+	_ = json.Unmarshal(raw, &o)
+	if len(o.ID) > 64 {
+		return o.ID[:64]
+	}
+	return o.ID
+}
+
+// fatal reports whether an apply error should stop the run (the database
+// is unreachable: every further object would fail too) rather than be
+// listed as one object's failure.
+func fatal(err error) bool {
+	return errors.Is(err, billing.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// failure keeps the decoder's or store's message: both name fields and
+// causes, never values from the object.
+func failure(object, id string, err error) Failure {
+	return Failure{Object: object, ID: id, Err: err.Error()}
+}
+
+// applySubscriptions decodes a page of subscriptions and applies the ones
+// that differ from stored state, or carry an account hint for a customer
+// not linked yet.
+func (s *Syncer) applySubscriptions(ctx context.Context, p Page, counts *Counts, fails *[]Failure) error {
+	subs := make([]billing.Subscription, 0, len(p.Objects))
+	ids, custIDs := make([]string, 0, len(p.Objects)), make([]string, 0, len(p.Objects))
+	for _, raw := range p.Objects {
+		counts.Listed++
+		sub, err := webhooks.DecodeSubscription(raw)
+		if err != nil {
+			counts.Failed++
+			*fails = append(*fails, failure("subscription", rawID(raw), err))
+			continue
+		}
+		subs = append(subs, sub)
+		ids, custIDs = append(ids, sub.ID), append(custIDs, sub.CustomerID)
+	}
+	stored, err := s.Store.SubscriptionStates(ctx, ids)
+	if err != nil {
+		return err
+	}
+	custs, err := s.Store.CustomerStates(ctx, custIDs)
+	if err != nil {
+		return err
+	}
+	for i := range subs {
+		sub := subs[i]
+		cur, ok := stored[sub.ID]
+		c := custs[sub.CustomerID]
+		if ok && billing.SubscriptionDiff(cur, sub) == nil && (sub.AccountHint == "" || c.Linked || c.Deleted) {
+			counts.Unchanged++
+			continue
+		}
+		if err := s.apply(ctx, subscriptionEvent(sub, p.At), counts); err != nil {
+			if fatal(err) {
+				return err
+			}
+			*fails = append(*fails, failure("subscription", sub.ID, err))
+		}
+	}
+	return nil
+}
+
+// applyCustomers decodes a page of customers and applies the ones not
+// stored yet, or whose account hint can link them.
+func (s *Syncer) applyCustomers(ctx context.Context, p Page, counts *Counts, fails *[]Failure) error {
+	custs := make([]billing.Customer, 0, len(p.Objects))
+	ids := make([]string, 0, len(p.Objects))
+	for _, raw := range p.Objects {
+		counts.Listed++
+		c, err := webhooks.DecodeCustomer(raw)
+		if err != nil {
+			counts.Failed++
+			*fails = append(*fails, failure("customer", rawID(raw), err))
+			continue
+		}
+		custs = append(custs, c)
+		ids = append(ids, c.ID)
+	}
+	stored, err := s.Store.CustomerStates(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, c := range custs {
+		if cur, ok := stored[c.ID]; ok && customerUnchanged(cur, c) {
+			counts.Unchanged++
+			continue
+		}
+		if err := s.apply(ctx, customerEvent(c, p.At), counts); err != nil {
+			if fatal(err) {
+				return err
+			}
+			*fails = append(*fails, failure("customer", c.ID, err))
+		}
+	}
+	return nil
+}
+
+// customerUnchanged: applying c would change nothing. A deleted customer
+// stays deleted (Stripe cannot undelete), a linked one stays linked.
+func customerUnchanged(cur billing.StoredCustomer, c billing.Customer) bool {
+	if cur.Deleted {
+		return true
+	}
+	return cur.Livemode != nil && *cur.Livemode == c.Livemode && !c.Deleted && (c.AccountHint == "" || cur.Linked)
+}
+
+func subscriptionEvent(sub billing.Subscription, at time.Time) billing.Event {
+	return billing.Event{Type: webhooks.TypeSubscriptionUpdated, Created: at, Livemode: sub.Livemode, Subscription: &sub}
+}
+
+func customerEvent(c billing.Customer, at time.Time) billing.Event {
+	typ := webhooks.TypeCustomerUpdated
+	if c.Deleted {
+		typ = webhooks.TypeCustomerDeleted
+	}
+	return billing.Event{Type: typ, Created: at, Livemode: c.Livemode, Customer: &c}
+}
+
+// apply writes one API-fetched object through the webhook path and counts
+// the outcome.
+func (s *Syncer) apply(ctx context.Context, ev billing.Event, counts *Counts) error {
+	out, err := s.Store.ApplyEvent(ctx, ev)
+	if err != nil {
+		counts.Failed++
+		return err
+	}
+	switch out {
+	case billing.OutcomeApplied, billing.OutcomeLinkConflict:
+		counts.Applied++
+	default:
+		counts.Skipped++
+	}
+	return nil
+}

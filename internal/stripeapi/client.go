@@ -1,0 +1,329 @@
+package stripeapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+)
+
+// ErrAuth means Stripe refused the API key: retrying cannot help.
+var ErrAuth = errors.New("the Stripe API rejected STRIPE_API_KEY")
+
+// Config configures a Client.
+type Config struct {
+	Key  string // STRIPE_API_KEY
+	Base string // STRIPE_API_BASE; empty: Stripe itself
+	// NetworkRetries is stripe-go's own retry budget per request (network
+	// errors, 409, lock timeouts, 5xx on GET). 0 takes 2, right for the
+	// reads of backfill and reconcile; NoNetworkRetries turns them off, for
+	// the erasure jobs, whose outbox retries durably instead.
+	NetworkRetries int64
+	// RateLimitRetries is how often a rate-limited (429) read is retried
+	// with exponential backoff from RateLimitBackoff: stripe-go
+	// deliberately does not retry rate limits, so this client does.
+	// Defaults 8 and 1s. Writes are not retried here (the jobs' outbox
+	// does).
+	RateLimitRetries int
+	RateLimitBackoff time.Duration
+	// PageSize is the list limit (1-100, default 100).
+	PageSize int64
+	// HTTPClient overrides the HTTP client; nil: a client with a 80 s
+	// timeout, as stripe-go's default.
+	HTTPClient *http.Client
+}
+
+// NoNetworkRetries is Config.NetworkRetries for no stripe-go retries.
+const NoNetworkRetries = -1
+
+// Client talks to the Stripe API. Reads (customers and subscriptions)
+// return raw JSON: stripe-go's typed objects drop the fields of API
+// versions other than its own, so the webhook decoders read the bytes
+// Stripe sent. Writes are the erasure jobs' two calls.
+type Client struct {
+	api      *client.API
+	live     bool
+	retries  int
+	backoff  time.Duration
+	pageSize int64
+}
+
+// New builds a client: the one stripe-go client configuration of billingd
+// (its logger off, since its lines quote Stripe's messages, which name IDs;
+// no telemetry). It makes no request.
+func New(cfg Config) (*Client, error) {
+	if strings.TrimSpace(cfg.Key) == "" {
+		return nil, errors.New("STRIPE_API_KEY is not set")
+	}
+	switch {
+	case cfg.NetworkRetries == 0:
+		cfg.NetworkRetries = 2
+	case cfg.NetworkRetries < 0:
+		cfg.NetworkRetries = 0
+	}
+	if cfg.RateLimitRetries == 0 {
+		cfg.RateLimitRetries = 8
+	}
+	if cfg.RateLimitBackoff == 0 {
+		cfg.RateLimitBackoff = time.Second
+	}
+	if cfg.PageSize <= 0 || cfg.PageSize > 100 {
+		cfg.PageSize = 100
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 80 * time.Second}
+	}
+	bc := &stripe.BackendConfig{
+		HTTPClient:        cfg.HTTPClient,
+		MaxNetworkRetries: stripe.Int64(cfg.NetworkRetries),
+		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
+		EnableTelemetry:   stripe.Bool(false),
+	}
+	if cfg.Base != "" {
+		bc.URL = stripe.String(cfg.Base)
+	}
+	backends := &stripe.Backends{
+		API:     stripe.GetBackendWithConfig(stripe.APIBackend, bc),
+		Connect: stripe.GetBackendWithConfig(stripe.ConnectBackend, &stripe.BackendConfig{HTTPClient: cfg.HTTPClient}),
+		Uploads: stripe.GetBackendWithConfig(stripe.UploadsBackend, &stripe.BackendConfig{HTTPClient: cfg.HTTPClient}),
+	}
+	key := strings.TrimSpace(cfg.Key)
+	return &Client{
+		api:     client.New(key, backends),
+		live:    strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_"),
+		retries: cfg.RateLimitRetries, backoff: cfg.RateLimitBackoff, pageSize: cfg.PageSize,
+	}, nil
+}
+
+// Livemode reports the mode of the key: a key sees one mode's objects only.
+func (c *Client) Livemode() bool { return c.live }
+
+// Page is one list page as Stripe answered it.
+type Page struct {
+	Objects []json.RawMessage
+	// At is when Stripe answered (its Date header; our clock if absent):
+	// the version of every object on the page (design invariant 2).
+	At time.Time
+}
+
+// Window restricts a list to objects Stripe created in [GTE, LTE]; zero
+// bounds are open.
+type Window struct {
+	GTE, LTE time.Time
+}
+
+func (w Window) params() *stripe.RangeQueryParams {
+	if w.GTE.IsZero() && w.LTE.IsZero() {
+		return nil
+	}
+	r := &stripe.RangeQueryParams{}
+	if !w.GTE.IsZero() {
+		r.GreaterThanOrEqual = w.GTE.Unix()
+	}
+	if !w.LTE.IsZero() {
+		r.LesserThanOrEqual = w.LTE.Unix()
+	}
+	return r
+}
+
+// ListCustomers calls fn with every page of customers in w, newest first
+// (auto-pagination). An error from fn stops the listing and is returned.
+func (c *Client) ListCustomers(ctx context.Context, w Window, fn func(Page) error) error {
+	return c.list(ctx, "customers", func(lp stripe.ListParams) *stripe.Iter {
+		return c.api.Customers.List(&stripe.CustomerListParams{ListParams: lp, CreatedRange: w.params()}).Iter
+	}, fn)
+}
+
+// ListSubscriptions calls fn with every page of subscriptions in w, of
+// every status (status=all: Stripe leaves canceled ones out otherwise).
+func (c *Client) ListSubscriptions(ctx context.Context, w Window, fn func(Page) error) error {
+	return c.list(ctx, "subscriptions", func(lp stripe.ListParams) *stripe.Iter {
+		return c.api.Subscriptions.List(&stripe.SubscriptionListParams{ListParams: lp, Status: stripe.String("all"), CreatedRange: w.params()}).Iter
+	}, fn)
+}
+
+// list walks a list with stripe-go's iterator. A rate-limited page ends
+// the iterator; the walk then sleeps and resumes after the last object
+// handed to fn, so nothing is applied twice or skipped.
+func (c *Client) list(ctx context.Context, what string, newIter func(stripe.ListParams) *stripe.Iter, fn func(Page) error) error {
+	var after string
+	for attempt := 0; ; attempt++ {
+		lp := stripe.ListParams{Context: ctx, Limit: stripe.Int64(c.pageSize)}
+		if after != "" {
+			lp.StartingAfter = stripe.String(after)
+		}
+		it := newIter(lp)
+		var cur stripe.ListContainer
+		for it.Next() {
+			if l := it.List(); l != cur {
+				cur = l
+				p, err := pageOf(l)
+				if err != nil {
+					return fmt.Errorf("list %s: %w", what, err)
+				}
+				if err := fn(p); err != nil {
+					return err
+				}
+				attempt = 0
+			}
+			after = itemID(it.Current())
+		}
+		err := it.Err()
+		if err == nil {
+			return nil
+		}
+		if !rateLimited(err) || attempt >= c.retries {
+			return readError("list "+what, err)
+		}
+		if err := c.sleep(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// sleep waits backoff·2^attempt (capped at 30 s) or until ctx ends.
+func (c *Client) sleep(ctx context.Context, attempt int) error {
+	d := min(c.backoff<<min(attempt, 10), 30*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func itemID(v any) string {
+	switch o := v.(type) {
+	case *stripe.Subscription:
+		return o.ID
+	case *stripe.Customer:
+		return o.ID
+	}
+	return ""
+}
+
+// pageOf extracts the raw objects of a list page.
+func pageOf(l stripe.ListContainer) (Page, error) {
+	var resp *stripe.APIResponse
+	switch o := l.(type) {
+	case *stripe.SubscriptionList:
+		resp = o.LastResponse
+	case *stripe.CustomerList:
+		resp = o.LastResponse
+	}
+	if resp == nil {
+		return Page{}, errors.New("list page without a response")
+	}
+	var body struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(resp.RawJSON, &body); err != nil {
+		return Page{}, fmt.Errorf("read list page: %w", err)
+	}
+	return Page{Objects: body.Data, At: answeredAt(resp)}, nil
+}
+
+func answeredAt(resp *stripe.APIResponse) time.Time {
+	if resp != nil && resp.Header != nil {
+		if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Now().UTC()
+}
+
+// Object is one object fetched by ID. Found is false when Stripe answered
+// 404 (it does not know the ID).
+type Object struct {
+	Raw   json.RawMessage
+	At    time.Time
+	Found bool
+}
+
+// GetCustomer fetches one customer; a deleted one comes back with
+// "deleted": true.
+func (c *Client) GetCustomer(ctx context.Context, id string) (Object, error) {
+	return c.get(ctx, "get customer", func() (*stripe.APIResponse, error) {
+		cu, err := c.api.Customers.Get(id, &stripe.CustomerParams{Params: stripe.Params{Context: ctx}})
+		if err != nil {
+			return nil, err
+		}
+		return cu.LastResponse, nil
+	})
+}
+
+// GetSubscription fetches one subscription.
+func (c *Client) GetSubscription(ctx context.Context, id string) (Object, error) {
+	return c.get(ctx, "get subscription", func() (*stripe.APIResponse, error) {
+		s, err := c.api.Subscriptions.Get(id, &stripe.SubscriptionParams{Params: stripe.Params{Context: ctx}})
+		if err != nil {
+			return nil, err
+		}
+		return s.LastResponse, nil
+	})
+}
+
+func (c *Client) get(ctx context.Context, what string, call func() (*stripe.APIResponse, error)) (Object, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := call()
+		if err == nil {
+			return Object{Raw: resp.RawJSON, At: answeredAt(resp), Found: true}, nil
+		}
+		var se *stripe.Error
+		if errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {
+			return Object{}, nil
+		}
+		if !rateLimited(err) || attempt >= c.retries {
+			return Object{}, readError(what, err)
+		}
+		if err := c.sleep(ctx, attempt); err != nil {
+			return Object{}, err
+		}
+	}
+}
+
+func rateLimited(err error) bool {
+	var se *stripe.Error
+	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusTooManyRequests
+}
+
+// readError turns a stripe-go error of a read into one clear line.
+// Stripe's own message is kept only for errors that are not about the key.
+func readError(what string, err error) error {
+	var se *stripe.Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	switch se.HTTPStatusCode {
+	case http.StatusUnauthorized:
+		return fmt.Errorf("%w (401): check the key and that it belongs to the intended account and mode", ErrAuth)
+	case http.StatusForbidden:
+		return fmt.Errorf("%w (403): the key may not read customers and subscriptions (restricted key without those permissions?)", ErrAuth)
+	case http.StatusTooManyRequests:
+		return fmt.Errorf("%s: still rate limited by Stripe after retries; run again later", what)
+	}
+	return fmt.Errorf("%s: Stripe answered %d %s: %s", what, se.HTTPStatusCode, se.Type, se.Msg)
+}
+
+// DeleteCustomer deletes a customer in Stripe; the error is stripe-go's
+// (*stripe.Error for an answer), for jobOutcome to classify. No context on
+// purpose, for both writes: a call under way when serve stops finishes and
+// its outcome is recorded, within the HTTP client's timeout.
+func (c *Client) DeleteCustomer(id string) error {
+	_, err := c.api.Customers.Del(id, nil)
+	return err
+}
+
+// CancelSubscription cancels a subscription in Stripe at once.
+func (c *Client) CancelSubscription(id string) error {
+	_, err := c.api.Subscriptions.Cancel(id, nil)
+	return err
+}

@@ -1,0 +1,60 @@
+package webhooks
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/billingd/billingd/billing"
+)
+
+// customerObject decodes customer.* events. customer.deleted sets Deleted
+// whatever the object says.
+var customerObject = objectDecoder{
+	union: func(o *rawObject, in objectInput, ev billing.Event) (billing.Event, error) {
+		c, err := customerFromRaw(&rawCustomer{ID: o.ID, Object: o.Object, Livemode: o.Livemode, Deleted: o.Deleted, Metadata: o.Metadata})
+		return setCustomer(ev, in, c, err)
+	},
+	exact: func(raw []byte, in objectInput, ev billing.Event) (billing.Event, error) {
+		c, err := DecodeCustomer(raw)
+		return setCustomer(ev, in, c, err)
+	},
+}
+
+// setCustomer puts a decoded customer into ev.
+func setCustomer(ev billing.Event, in objectInput, c billing.Customer, err error) (billing.Event, error) {
+	c.Deleted = c.Deleted || in.eventType == TypeCustomerDeleted
+	ev.Customer = &c
+	return ev, err
+}
+
+// rawCustomer is the whitelist of a customer object.
+type rawCustomer struct {
+	ID       string    `json:"id"`
+	Object   string    `json:"object"`
+	Livemode bool      `json:"livemode"`
+	Deleted  bool      `json:"deleted"`
+	Metadata *metadata `json:"metadata"`
+}
+
+// DecodeCustomer reads a bare Stripe customer object (an event's
+// data.object or an API response, any API version) into a billing.Customer:
+// ID, livemode, deleted and metadata.account_id as a hint. Errors wrap
+// billing.ErrInvalid.
+func DecodeCustomer(raw []byte) (billing.Customer, error) {
+	var rc rawCustomer
+	if err := json.Unmarshal(raw, &rc); err != nil {
+		return billing.Customer{}, fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
+	}
+	return customerFromRaw(&rc)
+}
+
+// customerFromRaw validates and converts a decoded customer.
+func customerFromRaw(rc *rawCustomer) (billing.Customer, error) {
+	if rc.Object != "" && rc.Object != objectCustomer {
+		return billing.Customer{}, invalid("object is not a customer")
+	}
+	if !reCustomerID.MatchString(rc.ID) {
+		return billing.Customer{}, invalid("customer id")
+	}
+	return billing.Customer{ID: rc.ID, Livemode: rc.Livemode, Deleted: rc.Deleted, AccountHint: rc.Metadata.hint()}, nil
+}
