@@ -310,8 +310,18 @@ func readError(what string, err error) error {
 	case http.StatusTooManyRequests:
 		return fmt.Errorf("%s: still rate limited by Stripe after retries; run again later", what)
 	}
-	return fmt.Errorf("%s: Stripe answered %d %s: %s", what, se.HTTPStatusCode, se.Type, se.Msg)
+	return &apiError{msg: fmt.Sprintf("%s: Stripe answered %d %s: %s", what, se.HTTPStatusCode, se.Type, se.Msg), se: se}
 }
+
+// apiError is a read's Stripe error as one clear line that still unwraps
+// to the *stripe.Error, so a job can classify the answer (jobOutcome).
+type apiError struct {
+	msg string
+	se  *stripe.Error
+}
+
+func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.se }
 
 // DeleteCustomer deletes a customer in Stripe; the error is stripe-go's
 // (*stripe.Error for an answer), for jobOutcome to classify. No context on
