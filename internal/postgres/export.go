@@ -91,7 +91,7 @@ SELECT s.stripe_subscription_id, s.subscription_ref, s.stripe_customer_id, s.cus
        s.mrr_minor, s.mrr_fixed, s.created, s.start_date, s.current_period_start, s.current_period_end,
        s.trial_start, s.trial_end, s.cancel_at, s.cancel_at_period_end, s.canceled_at, s.ended_at,
        s.collection_paused, s.latest_invoice_status, s.invoice_attempt_count, s.next_payment_attempt,
-       s.invoice_version_at, s.pending_update, s.version_at, s.version_rank, s.version_event, s.updated_at
+       s.invoice_version_at, coalesce(s.pending_update, 'null') AS pending_update, s.version_at, s.version_rank, s.version_event, s.updated_at
 FROM subscriptions s
 JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id
 WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
@@ -164,7 +164,7 @@ FROM account_overrides WHERE account_id = $1`
 
 func exportEntitlementSummaries(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportEntitlementSummary) error {
 	const q = `
-SELECT e.stripe_customer_id, e.livemode, array_to_json(e.lookup_keys)::text AS lookup_keys, e.complete,
+SELECT e.stripe_customer_id, e.livemode, to_jsonb(e.lookup_keys) AS lookup_keys, e.complete,
        e.version_at, e.version_event, e.updated_at
 FROM stripe_entitlement_summaries e
 JOIN customers c ON c.stripe_customer_id = e.stripe_customer_id
