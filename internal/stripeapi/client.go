@@ -206,6 +206,8 @@ func itemID(v any) string {
 		return o.ID
 	case *stripe.Customer:
 		return o.ID
+	case *stripe.EntitlementsActiveEntitlement:
+		return o.ID
 	}
 	return ""
 }
@@ -217,6 +219,8 @@ func pageOf(l stripe.ListContainer) (Page, error) {
 	case *stripe.SubscriptionList:
 		resp = o.LastResponse
 	case *stripe.CustomerList:
+		resp = o.LastResponse
+	case *stripe.EntitlementsActiveEntitlementList:
 		resp = o.LastResponse
 	}
 	if resp == nil {
