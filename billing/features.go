@@ -1,9 +1,6 @@
 package billing
 
-import (
-	"math"
-	"time"
-)
+import "time"
 
 // FeatureGrant is one granted feature in an entitlement answer. Limit nil
 // means on with no numeric limit.
@@ -270,6 +267,3 @@ type Override struct {
 
 // MaxOverrideFeatures bounds one override.
 const MaxOverrideFeatures = 500
-
-// ValidLimit reports whether n fits a limit.
-func ValidLimit(n float64) bool { return n >= 0 && n <= MaxLimit && n == math.Trunc(n) }
