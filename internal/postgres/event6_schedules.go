@@ -91,14 +91,20 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (stripe_customer_id) DO UPDATE SET
     livemode = EXCLUDED.livemode, lookup_keys = EXCLUDED.lookup_keys, complete = EXCLUDED.complete,
     version_at = EXCLUDED.version_at, version_event = EXCLUDED.version_event, updated_at = now()
-WHERE (stripe_entitlement_summaries.version_at, stripe_entitlement_summaries.version_event COLLATE "C")
-    < (EXCLUDED.version_at, EXCLUDED.version_event COLLATE "C")
+WHERE (stripe_entitlement_summaries.version_at, stripe_entitlement_summaries.complete,
+       stripe_entitlement_summaries.version_event COLLATE "C")
+    < (EXCLUDED.version_at, EXCLUDED.complete, EXCLUDED.version_event COLLATE "C")
 RETURNING 1`
 
 // StripeFetchEntitlements is the Stripe job action that fetches a
 // customer's complete list of active entitlements (a summary event said
 // there were more than one page) and applies it as an API fetch.
 const StripeFetchEntitlements = "fetch_entitlements"
+
+// Summaries are ordered by (time, complete, event ID): within one second
+// a complete list beats a truncated one, so the list the fetch job reads
+// (an API fetch, no event ID, versioned by Stripe's answer, which can fall
+// in the second of the event that queued it) is never lost to that event.
 
 // applySummary handles entitlements.active_entitlement_summary.updated
 // (and the complete list fetched by the Stripe job, an API fetch). A

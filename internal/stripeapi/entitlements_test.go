@@ -121,9 +121,22 @@ func TestEntitlementSummaryFetchedInFull(t *testing.T) {
 	if err := st.DB().Get(&payload, `SELECT payload::text FROM outbox WHERE action = $1`, stripeapi.ActionFetchEntitlements); err != nil || payload != "{}" {
 		t.Errorf("done job payload %q (%v), want {}", payload, err)
 	}
+	// The fetched list, versioned in the very second of the event that
+	// queued it, still replaces the truncated one.
+	if out := apply("evt_EntSummary3", created.Add(2*time.Hour), 10); out != billing.OutcomeApplied {
+		t.Fatalf("truncated summary: %s", out)
+	}
+	full := &billing.EntitlementSummary{CustomerID: cus, Features: keys, Complete: true}
+	if out, err := st.ApplyEvent(ctx, billing.Event{Type: webhooks.TypeEntitlementSummaryUpdated, Created: created.Add(2 * time.Hour),
+		Entitlements: full}); err != nil || out != billing.OutcomeApplied {
+		t.Fatalf("fetched list in the same second: %s %v", out, err)
+	}
+	if e := answer(); len(e.Features) != 25 || e.FeaturesIncomplete {
+		t.Errorf("after a same-second fetch: %d features, incomplete %v", len(e.Features), e.FeaturesIncomplete)
+	}
 	// A later event (Stripe's truth changed) replaces the fetched list.
 	fake.PutEntitlements(cus, keys[:2])
-	if out := apply("evt_EntSummary2", time.Now().Add(time.Hour), 10); out != billing.OutcomeApplied {
+	if out := apply("evt_EntSummary2", created.Add(3*time.Hour), 10); out != billing.OutcomeApplied {
 		t.Fatalf("later summary: %s", out)
 	}
 	if e := answer(); len(e.Features) != 2 || e.FeaturesIncomplete {
