@@ -81,7 +81,9 @@ func (s *Server) sessionsRoute(w http.ResponseWriter, r *http.Request, parts []s
 	return 0, false
 }
 
-func (s *Server) livemode() bool { return strings.HasPrefix(s.key, "sk_live_") || strings.HasPrefix(s.key, "rk_live_") }
+func (s *Server) livemode() bool {
+	return strings.HasPrefix(s.key, "sk_live_") || strings.HasPrefix(s.key, "rk_live_")
+}
 
 // idempotently runs create under the request's Idempotency-Key as Stripe
 // does: a key seen with the same request replays its answer (header
