@@ -20,6 +20,7 @@ import (
 	"github.com/billingd/billingd/internal/entcache"
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/internal/privacy"
 	"github.com/billingd/billingd/internal/stripeapi"
 	"github.com/billingd/billingd/internal/stripefake"
 	"github.com/billingd/billingd/webhooks"
@@ -212,6 +213,7 @@ func TestCheckoutSessionSendsExactParameters(t *testing.T) {
 					t.Errorf("unexpected parameter %s = %q", k, p.Form[k])
 				}
 			}
+			assertInventoried(t, p.Form)
 			ref := p.Form.Get("client_reference_id")
 			acct, why := verifier.Verify(ref, time.Now().Add(24*time.Hour))
 			if acct != tt.acct || why != billing.LinkAccepted {
@@ -673,10 +675,30 @@ func TestPortalSession(t *testing.T) {
 			if len(posts) != 1 || posts[0].IdempotencyKey != "portal-"+tt.name {
 				t.Fatalf("requests %+v", posts)
 			}
+			assertInventoried(t, posts[0].Form)
 			if !sameForm(posts[0].Form, tt.want) {
 				t.Errorf("sent %v, want exactly %v", posts[0].Form, tt.want)
 			}
 		})
+	}
+}
+
+// assertInventoried fails for a parameter sent to Stripe that the privacy
+// inventory does not list (internal/privacy/processors.go).
+func assertInventoried(t *testing.T, f url.Values) {
+	t.Helper()
+	declared := map[string]bool{}
+	for _, p := range privacy.Processors() {
+		if p.Name == "Stripe" {
+			for _, fd := range p.Receives {
+				declared[fd.Name] = true
+			}
+		}
+	}
+	for k := range f {
+		if !declared[k] {
+			t.Errorf("Stripe receives %q, which the privacy inventory does not list", k)
+		}
 	}
 }
 
