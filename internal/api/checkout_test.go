@@ -276,8 +276,8 @@ func TestCheckoutSessionCustomerReuse(t *testing.T) {
 // TestCheckoutSessionIdempotency: a retry with the same Idempotency-Key
 // gets the same session and Stripe creates one (also when the retry comes
 // after midnight UTC, when the reference billingd signs has changed); the
-// same key for another request is 409; without a key each request gets
-// its own generated one.
+// same key for another request is 409; duplicates sent at once make one
+// session; without a key each request gets its own generated one.
 func TestCheckoutSessionIdempotency(t *testing.T) {
 	t.Parallel()
 	b := setupCheckout(t, "")
@@ -322,6 +322,30 @@ func TestCheckoutSessionIdempotency(t *testing.T) {
 		t.Fatalf("same key, other request: %d %s", other.status, other.body)
 	}
 
+	// Duplicates at once (a double click, a retrying client): one session.
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := post("acct_burst", body, "Idempotency-Key", "burst-1")
+			var a checkoutAnswer
+			if r.status == 200 && json.Unmarshal(r.body, &a) == nil {
+				ids[i] = a.ID
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id == "" || id != ids[0] {
+			t.Fatalf("concurrent duplicates got sessions %v, want one", ids)
+		}
+	}
+	if c, _ := b.fake.SessionsCreated(); c != 2 {
+		t.Fatalf("Stripe created %d sessions, want 2", c)
+	}
+
 	b.fake.ResetRequests()
 	for range 2 {
 		if r := post("acct_j", body); r.status != 200 {
@@ -332,8 +356,8 @@ func TestCheckoutSessionIdempotency(t *testing.T) {
 	if len(posts) != 2 || posts[0].IdempotencyKey == "" || posts[0].IdempotencyKey == posts[1].IdempotencyKey {
 		t.Fatalf("generated keys %q, want two distinct", []string{posts[0].IdempotencyKey, posts[1].IdempotencyKey})
 	}
-	if c, _ := b.fake.SessionsCreated(); c != 3 {
-		t.Fatalf("Stripe created %d sessions, want 3", c)
+	if c, _ := b.fake.SessionsCreated(); c != 4 {
+		t.Fatalf("Stripe created %d sessions, want 4", c)
 	}
 }
 

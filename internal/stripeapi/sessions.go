@@ -29,6 +29,22 @@ type Sessions struct {
 	Grace time.Duration
 	// Now is the clock (tests set it); nil: time.Now.
 	Now func() time.Time
+	// Timeout bounds one session request, all its Stripe calls and their
+	// retries together; 0: DefaultSessionTimeout. It must end before the
+	// HTTP server's write timeout (30 s), so the app gets the 503 rather
+	// than a cut connection.
+	Timeout time.Duration
+}
+
+// DefaultSessionTimeout is Sessions.Timeout's default.
+const DefaultSessionTimeout = 25 * time.Second
+
+func (s *Sessions) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := s.Timeout
+	if d <= 0 {
+		d = DefaultSessionTimeout
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 func (s *Sessions) now() time.Time {
@@ -57,6 +73,8 @@ func (s *Sessions) mode(asked *bool) (bool, error) {
 // in its metadata and its subscription's, so the customer it creates links
 // to the account whichever event arrives first.
 func (s *Sessions) Checkout(ctx context.Context, req billing.CheckoutRequest) (billing.CheckoutRedirect, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	live, err := s.mode(req.Livemode)
 	if err != nil {
 		return billing.CheckoutRedirect{}, err
@@ -115,6 +133,8 @@ func (s *Sessions) Checkout(ctx context.Context, req billing.CheckoutRequest) (b
 // subscription flows open on the subscription the app named (if the
 // account's) or the one that decides its entitlement, and its customer.
 func (s *Sessions) Portal(ctx context.Context, req billing.PortalRequest) (billing.PortalRedirect, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	live, err := s.mode(req.Livemode)
 	if err != nil {
 		return billing.PortalRedirect{}, err

@@ -1,7 +1,9 @@
 // Package stripefake holds billingd's fakes of Stripe: a stateful fake of
 // the few Stripe API endpoints billingd calls (customers and
 // subscriptions: list and retrieve; delete a customer, cancel a
-// subscription), the launcher of Stripe's own stateless stripe-mock
+// subscription; retrieve a price; create Checkout and Billing Portal
+// sessions, recording every parameter: sessions.go), the launcher of
+// Stripe's own stateless stripe-mock
 // (StartStripeMock), and the simulated life cycle `billingd simulate`
 // sends (Lifecycle).
 //
