@@ -25,6 +25,7 @@ import (
 	"github.com/billingd/billingd/internal/stripefake"
 	"github.com/billingd/billingd/webhooks"
 	"github.com/billingd/billingd/webhooks/webhookstest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const testAllowlist = "https://app.example.com/billing,http://localhost:3000"
@@ -38,6 +39,7 @@ type checkoutBundle struct {
 	appTok string
 	logs   *lockedBuffer
 	clock  *atomic.Pointer[time.Time] // Sessions' clock; nil value: time.Now
+	reg    *prometheus.Registry
 }
 
 // lockedBuffer collects log lines written by concurrent handlers.
@@ -79,7 +81,7 @@ func setupCheckout(t *testing.T, key string) checkoutBundle {
 		t.Fatal(err)
 	}
 	st := pgtest.Open(t)
-	b := checkoutBundle{st: st, fake: fake, logs: &lockedBuffer{}, clock: &atomic.Pointer[time.Time]{}}
+	b := checkoutBundle{st: st, fake: fake, logs: &lockedBuffer{}, clock: &atomic.Pointer[time.Time]{}, reg: prometheus.NewRegistry()}
 	allow, err := billing.ParseURLAllowlist(testAllowlist)
 	if err != nil {
 		t.Fatal(err)
@@ -96,10 +98,34 @@ func setupCheckout(t *testing.T, key string) checkoutBundle {
 	done := make(chan struct{})
 	go func() { cache.Run(ctx); close(done) }()
 	b.srv = httptest.NewServer((&api.Server{Log: log, Tokens: cache, Entitlements: cache, Accounts: st,
-		LinkReferences: st, Checkout: sessions, AppURLs: allow, MaxBodyBytes: 4096}).Handler())
+		LinkReferences: st, Checkout: sessions, AppURLs: allow, MaxBodyBytes: 4096, Registerer: b.reg}).Handler())
 	t.Cleanup(func() { b.srv.Close(); cancel(); <-done })
 	b.appTok = mintToken(t, st, "backend", billing.ScopeApp)
 	return b
+}
+
+// sessionCount is billingd_app_sessions_total{kind,outcome}.
+func (b checkoutBundle) sessionCount(t *testing.T, kind, outcome string) float64 {
+	t.Helper()
+	mfs, err := b.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "billingd_app_sessions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == kind && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // sessionPosts returns the form of every POST the fake got on path.
@@ -480,6 +506,9 @@ func TestCheckoutSessionAlreadySubscribed(t *testing.T) {
 				t.Errorf("%d sessions requested with answer %d", n, r.status)
 			}
 		})
+	}
+	if c, r := b.sessionCount(t, "checkout", "created"), b.sessionCount(t, "checkout", "already_subscribed"); c != 4 || r != 1 {
+		t.Errorf("billingd_app_sessions_total: created %v, already_subscribed %v; want 4, 1", c, r)
 	}
 }
 
