@@ -55,6 +55,13 @@ type Server struct {
 	Overrides Overrides
 	// Exporter answers subject access requests (GET /v1/accounts/{account_id}/export, export.go); nil: 503.
 	Exporter AccountExporter
+	// Checkout creates Checkout and Billing Portal sessions (POST
+	// .../checkout-sessions, .../portal-sessions, checkout.go); nil, or
+	// AppURLs empty: 503 checkout_not_configured.
+	Checkout CheckoutSessions
+	// AppURLs is APP_URL_ALLOWLIST: where Checkout and the portal may send
+	// the user back to.
+	AppURLs billing.URLAllowlist
 
 	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
 	Revenue billing.RevenueReader
@@ -73,6 +80,7 @@ type Server struct {
 
 	httpm *httpMetrics
 	finm  *financeMetrics
+	sessm *sessionMetrics
 }
 
 // Handler builds the router with every route and the shared middleware.
@@ -88,6 +96,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.finm == nil {
 		s.finm = newFinanceMetrics(s.Registerer)
+	}
+	if s.sessm == nil {
+		s.sessm = newSessionMetrics(s.Registerer)
 	}
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -123,6 +134,8 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/accounts/{account_id}/overrides", app(s.handleOverrideDelete)).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/catalog", app(s.handleCatalogGet)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/catalog", app(s.handleCatalogPut)).Methods(http.MethodPut)
+	r.HandleFunc("/v1/accounts/{account_id}/checkout-sessions", app(s.handleCheckoutSession)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/accounts/{account_id}/portal-sessions", app(s.handlePortalSession)).Methods(http.MethodPost)
 
 	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)
