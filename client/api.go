@@ -15,6 +15,62 @@ type Entitlement struct {
 	Plan       *string    `json:"plan"`   // its primary price ID
 	ValidUntil *time.Time `json:"valid_until"`
 	Livemode   bool       `json:"livemode"`
+
+	// Features granted (catalog, Stripe Entitlements, overrides); a key is
+	// present when granted. FeaturesIncomplete: Stripe's list could not be
+	// read whole yet.
+	Features           map[string]FeatureGrant `json:"features"`
+	FeaturesIncomplete bool                    `json:"features_incomplete"`
+	Quantity           int64                   `json:"quantity"` // the primary item's
+	Trial              bool                    `json:"trial"`
+	InGrace            bool                    `json:"in_grace"` // past_due, still entitled
+	CancelAtPeriodEnd  bool                    `json:"cancel_at_period_end"`
+	ScheduledChange    *ScheduledChange        `json:"scheduled_change"` // nil: nothing scheduled
+}
+
+// FeatureGrant is one granted feature: Limit nil means on, with no
+// numeric limit.
+type FeatureGrant struct {
+	Limit *int64 `json:"limit"`
+}
+
+// ScheduledChange is what the deciding subscription changes to, and when.
+type ScheduledChange struct {
+	At       *time.Time `json:"at"`
+	Plan     *string    `json:"plan"`
+	Quantity *int64     `json:"quantity"`
+	Cancel   bool       `json:"cancel"`
+}
+
+// Feature is one feature's answer.
+type Feature struct {
+	Enabled            bool   `json:"enabled"`
+	Limit              *int64 `json:"limit"` // nil: no numeric limit (or not enabled)
+	FeaturesIncomplete bool   `json:"features_incomplete"`
+}
+
+// Feature asks whether the account may use one feature (by its catalog
+// key or Stripe lookup key), and how much of it. ETags as Entitlement.
+func (c *Client) Feature(ctx context.Context, accountID, key string, opts ...ReadOption) (*Feature, error) {
+	q, h := url.Values{}, http.Header{}
+	for _, o := range opts {
+		o(q, h)
+	}
+	path := accountPath(accountID, "/entitlement/features/"+url.PathEscape(key))
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var f Feature
+	if h.Get("Cache-Control") != "" {
+		if _, err := c.call(ctx, http.MethodGet, path, h, nil, &f); err != nil {
+			return nil, err
+		}
+		return &f, nil
+	}
+	if err := c.getTagged(ctx, path, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
 }
 
 // ReadOption changes an entitlement read.
