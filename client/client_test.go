@@ -25,6 +25,7 @@ import (
 	"github.com/billingd/billingd/client"
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/internal/stripefake"
 	"github.com/stripe/stripe-go/v76/webhook"
 )
 
@@ -42,7 +43,7 @@ var (
 	buildErr  error
 )
 
-func startBillingd(t *testing.T) realBillingd {
+func startBillingd(t *testing.T, env ...string) realBillingd {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "billingd-client-")
@@ -88,6 +89,7 @@ func startBillingd(t *testing.T) realBillingd {
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DATABASE_URL=" + dbURL,
 		"LISTEN_ADDR=" + addr, "STRIPE_WEBHOOK_SECRETS=" + b.secret, "LOG_LEVEL=warn"}
+	cmd.Env = append(cmd.Env, env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -316,5 +318,58 @@ func TestClientRetries503(t *testing.T) {
 	defer cancel()
 	if _, err := c.Entitlement(ctx, "acct_retry"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("context ended during Retry-After: %v", err)
+	}
+}
+
+// TestClientSessions: Checkout and Portal sessions through billingd, with
+// the in-repo fake as Stripe: the client's generated Idempotency-Key
+// reaches Stripe, a retried call with the same key makes one session, and
+// billingd's refusals arrive as typed errors.
+func TestClientSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fake := stripefake.New()
+	defer fake.Close()
+	fake.PutPrice(stripefake.Price{ID: "price_cl", ProductID: "prod_cl", Recurring: true})
+	fake.PutCustomer(stripefake.Customer{ID: "cus_clportal", Created: time.Now().Add(-time.Hour)})
+	b := startBillingd(t, "STRIPE_API_BASE="+fake.URL, "STRIPE_API_KEY="+stripefake.Key,
+		"APP_URL_ALLOWLIST=https://app.example.com/billing")
+	c, _ := client.New(b.base, b.appToken)
+
+	p := client.CheckoutParams{Price: "price_cl", SuccessURL: "https://app.example.com/billing/done",
+		CancelURL: "https://app.example.com/billing", CustomerEmail: "jane.client@example.com", IdempotencyKey: "cl-upgrade-1"}
+	cs, err := c.CheckoutSession(ctx, "acct_cls", p)
+	if err != nil || !strings.HasPrefix(cs.ID, "cs_test_") || cs.URL == "" || cs.Livemode || cs.ExpiresAt.Before(time.Now()) {
+		t.Fatalf("checkout: %+v %v", cs, err)
+	}
+	again, err := c.CheckoutSession(ctx, "acct_cls", p)
+	if err != nil || again.ID != cs.ID {
+		t.Fatalf("same Idempotency-Key: %+v %v, want the same session %s", again, err, cs.ID)
+	}
+	if n, _ := fake.SessionsCreated(); n != 1 {
+		t.Fatalf("Stripe created %d checkout sessions, want 1", n)
+	}
+	p.IdempotencyKey = "" // generated per call: a second session
+	if _, err := c.CheckoutSession(ctx, "acct_cls", p); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := fake.SessionsCreated(); n != 2 {
+		t.Fatalf("Stripe created %d checkout sessions, want 2", n)
+	}
+	p.SuccessURL = "https://app.example.com.evil.test/"
+	var be *client.Error
+	if _, err := c.CheckoutSession(ctx, "acct_cls", p); !errors.As(err, &be) || be.Code != "url_not_allowed" {
+		t.Fatalf("open redirect: %v", err)
+	}
+
+	if _, err := c.PortalSession(ctx, "acct_nocustomer", client.PortalParams{ReturnURL: "https://app.example.com/billing"}); !errors.Is(err, client.ErrNoCustomer) {
+		t.Fatalf("portal without customer: %v", err)
+	}
+	if _, err := c.Link(ctx, "acct_clportal", "cus_clportal"); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.PortalSession(ctx, "acct_clportal", client.PortalParams{ReturnURL: "https://app.example.com/billing"})
+	if err != nil || ps.URL == "" || ps.Livemode {
+		t.Fatalf("portal: %+v %v", ps, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/billingd/billingd/billing"
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/internal/stripefake"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
@@ -62,8 +63,15 @@ func TestOpenAPIRealRequests(t *testing.T) {
 		tokens[name] = tok
 	}
 	const secret = "whsec_openapi_contract_0123456789"
+	// Stripe is the in-repo fake: checkout needs a price, the portal a
+	// customer the key's (test) mode sees.
+	fake := stripefake.New()
+	defer fake.Close()
+	fake.PutPrice(stripefake.Price{ID: "price_oa", ProductID: "prod_oa", Recurring: true})
+	fake.PutCustomer(stripefake.Customer{ID: "cus_oaportal", Created: time.Now().Add(-time.Hour)})
 	addr := freeAddr(t)
-	p := startBillingd(t, []string{"DATABASE_URL=" + url, "LISTEN_ADDR=" + addr, "STRIPE_WEBHOOK_SECRETS=" + secret, "LOG_LEVEL=warn"}, "serve")
+	p := startBillingd(t, []string{"DATABASE_URL=" + url, "LISTEN_ADDR=" + addr, "STRIPE_WEBHOOK_SECRETS=" + secret, "LOG_LEVEL=warn",
+		"STRIPE_API_BASE=" + fake.URL, "STRIPE_API_KEY=" + stripefake.Key, "APP_URL_ALLOWLIST=https://app.example.com/billing"}, "serve")
 	waitReady(t, p, addr, 60*time.Second)
 	base := "http://" + addr
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -132,6 +140,24 @@ func TestOpenAPIRealRequests(t *testing.T) {
 		{name: "revenue bad range", method: "GET", path: "/v1/metrics/revenue?from=2026-05-01&to=2026-01-01", token: "finance", want: 400},
 		{name: "revenue app token", method: "GET", path: "/v1/metrics/revenue", token: "app", want: 403},
 		{name: "summary", method: "GET", path: "/v1/metrics/summary", token: "finance", want: 200},
+		{name: "link portal customer", method: "PUT", path: "/v1/accounts/acct_oaportal/billing", token: "app", body: `{"stripe_customer_id":"cus_oaportal"}`, want: 201},
+		{name: "checkout", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
+			body: `{"price":"price_oa","quantity":2,"success_url":"https://app.example.com/billing/done","cancel_url":"https://app.example.com/billing","trial_period_days":14,"allow_promotion_codes":true,"customer_email":"jane.openapi@example.com"}`,
+			hdr: []string{"Idempotency-Key", "oa-checkout-1"}, want: 200},
+		{name: "checkout open redirect", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
+			body: `{"price":"price_oa","success_url":"https://app.example.com.evil.test/","cancel_url":"https://app.example.com/billing"}`, want: 400},
+		{name: "checkout unknown price", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
+			body: `{"price":"price_nope","success_url":"https://app.example.com/billing","cancel_url":"https://app.example.com/billing"}`, want: 400},
+		{name: "checkout missing field", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
+			body: `{"price":"price_oa"}`, want: 400, badRequest: true},
+		{name: "checkout other mode", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions?livemode=true", token: "app",
+			body: `{"price":"price_oa","success_url":"https://app.example.com/billing","cancel_url":"https://app.example.com/billing"}`, want: 409},
+		{name: "portal", method: "POST", path: "/v1/accounts/acct_oaportal/portal-sessions", token: "app",
+			body: `{"return_url":"https://app.example.com/billing"}`, want: 200},
+		{name: "portal no customer", method: "POST", path: "/v1/accounts/acct_oa7/portal-sessions", token: "app",
+			body: `{"return_url":"https://app.example.com/billing"}`, want: 404},
+		{name: "portal bad flow", method: "POST", path: "/v1/accounts/acct_oaportal/portal-sessions", token: "app",
+			body: `{"return_url":"https://app.example.com/billing","flow":"refund"}`, want: 400, badRequest: true},
 		{name: "summary test mode", method: "GET", path: "/v1/metrics/summary?livemode=false", token: "finance", want: 200},
 	}
 
