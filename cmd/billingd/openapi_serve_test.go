@@ -143,7 +143,7 @@ func TestOpenAPIRealRequests(t *testing.T) {
 		{name: "link portal customer", method: "PUT", path: "/v1/accounts/acct_oaportal/billing", token: "app", body: `{"stripe_customer_id":"cus_oaportal"}`, want: 201},
 		{name: "checkout", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
 			body: `{"price":"price_oa","quantity":2,"success_url":"https://app.example.com/billing/done","cancel_url":"https://app.example.com/billing","trial_period_days":14,"allow_promotion_codes":true,"customer_email":"jane.openapi@example.com"}`,
-			hdr: []string{"Idempotency-Key", "oa-checkout-1"}, want: 200},
+			hdr:  []string{"Idempotency-Key", "oa-checkout-1"}, want: 200},
 		{name: "checkout open redirect", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
 			body: `{"price":"price_oa","success_url":"https://app.example.com.evil.test/","cancel_url":"https://app.example.com/billing"}`, want: 400},
 		{name: "checkout unknown price", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
