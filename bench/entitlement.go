@@ -20,7 +20,8 @@ import (
 // benchEntitlement measures GET /v1/accounts/{id}/entitlement over loopback
 // at concurrency 32 over 10k accounts, against (a) the same reads as bare
 // SQL on the same PostgreSQL and (b) a bare net/http handler answering from
-// an in-memory map: the ceiling for any HTTP answer on this machine.
+// an in-memory map: the ceiling for any HTTP answer on this machine; then
+// the features case (benchFeatures).
 func benchEntitlement(ctx context.Context, c *config) error {
 	const accounts = 10_000
 	requests := 100_000
@@ -127,7 +128,8 @@ func benchEntitlement(ctx context.Context, c *config) error {
 	c.print("entitlement_ratio_c32", "%.2f", svc.rate()/bareRes.rate())
 	c.print("entitlement_sql_ratio_c32", "%.2f", svc.rate()/sqlRes.rate())
 	c.print("entitlement_p99_ratio_c32", "%.2f", float64(svc.p99)/float64(bareRes.p99))
-	return nil
+	// Issue 18: the same server with a catalog, add-ons and overrides.
+	return benchFeatures(ctx, c, "http://"+addr, token, accounts, requests)
 }
 
 type bareServer struct {

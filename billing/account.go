@@ -56,6 +56,9 @@ type AccountBilling struct {
 	AccountID     string
 	Customers     []AccountCustomer
 	Subscriptions []Subscription
+	// Schedules are the customers' live subscription schedules, for each
+	// subscription's scheduled change (NextChange).
+	Schedules []Schedule
 }
 
 // ValidCustomerID reports whether id has the shape of a Stripe customer ID

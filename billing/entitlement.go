@@ -30,6 +30,21 @@ type Entitlement struct {
 	// grace period or a scheduled cancellation ends), so a cache must not
 	// serve it from then on. Zero: only a change of state changes it.
 	RecheckAt time.Time
+
+	// The answer's detail (ResolveEntitlement; AccountEntitlement leaves
+	// them zero). Features are the granted features by key; Quantity, Trial,
+	// InGrace, CancelAtPeriodEnd and ScheduledChange describe the deciding
+	// subscription.
+	Features map[string]FeatureGrant
+	// FeaturesIncomplete: a Stripe Entitlements summary had more than one
+	// page and the complete list has not been fetched yet, so Features may
+	// lack some of Stripe's.
+	FeaturesIncomplete bool
+	Quantity           int64
+	Trial              bool
+	InGrace            bool
+	CancelAtPeriodEnd  bool
+	ScheduledChange    *ScheduledChange
 }
 
 // AccountSubscription is one subscription of an account's customer, with
@@ -48,10 +63,18 @@ type AccountSubscription struct {
 // so the answer never depends on row order). grace is how long past_due
 // stays entitled (ENTITLEMENT_GRACE_PERIOD).
 func AccountEntitlement(subs []AccountSubscription, livemode bool, now time.Time, grace time.Duration) Entitlement {
+	e, _ := accountEntitlement(subs, livemode, now, grace)
+	return e
+}
+
+// accountEntitlement is AccountEntitlement and the index in subs of the
+// deciding subscription (-1: none).
+func accountEntitlement(subs []AccountSubscription, livemode bool, now time.Time, grace time.Duration) (Entitlement, int) {
 	best := Entitlement{Status: StatusNone, Livemode: livemode}
+	bestIdx := -1
 	bestID := ""
 	var recheck time.Time
-	for _, as := range subs {
+	for i, as := range subs {
 		s := as.Subscription
 		if s.Livemode != livemode || as.CustomerDeleted {
 			continue
@@ -64,11 +87,11 @@ func AccountEntitlement(subs []AccountSubscription, livemode bool, now time.Time
 			recheck = e.RecheckAt
 		}
 		if bestID == "" || better(e, s.ID, best, bestID) {
-			best, bestID = e, s.ID
+			best, bestID, bestIdx = e, s.ID, i
 		}
 	}
 	best.RecheckAt = recheck
-	return best
+	return best, bestIdx
 }
 
 // better reports whether a (subscription aID) beats b (bID).

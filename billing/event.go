@@ -78,6 +78,8 @@ type Event struct {
 	Subscription *Subscription
 	Invoice      *Invoice
 	Checkout     *CheckoutSession
+	Schedule     *Schedule
+	Entitlements *EntitlementSummary
 }
 
 // FromAPI reports whether the event is an object fetched from the API
@@ -116,6 +118,12 @@ func (e Event) Object() (EventObject, int) {
 	}
 	if e.Checkout != nil {
 		o, n = e.Checkout, n+1
+	}
+	if e.Schedule != nil {
+		o, n = e.Schedule, n+1
+	}
+	if e.Entitlements != nil {
+		o, n = e.Entitlements, n+1
 	}
 	return o, n
 }

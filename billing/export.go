@@ -21,12 +21,54 @@ type AccountExport struct {
 	Movements           []ExportMovement        `json:"movements"`
 	Activity            []ExportActivity        `json:"subscription_activity"`
 	Audit               []ExportAuditEntry      `json:"audit"`
+	// Entitlement features (issue 18): the account's override, its
+	// customers' Stripe Entitlements summaries and subscription schedules.
+	Overrides            []ExportOverride           `json:"overrides"`
+	EntitlementSummaries []ExportEntitlementSummary `json:"stripe_entitlement_summaries"`
+	Schedules            []ExportSchedule           `json:"subscription_schedules"`
 }
 
 // Empty reports whether the export holds no record at all.
 func (e AccountExport) Empty() bool {
 	return len(e.Customers) == 0 && len(e.Subscriptions) == 0 && len(e.PendingInvoices) == 0 && len(e.SubscriptionHistory) == 0 &&
-		len(e.Movements) == 0 && len(e.Activity) == 0 && len(e.Audit) == 0
+		len(e.Movements) == 0 && len(e.Activity) == 0 && len(e.Audit) == 0 && len(e.Overrides) == 0 &&
+		len(e.EntitlementSummaries) == 0 && len(e.Schedules) == 0
+}
+
+// ExportOverride is one row of account_overrides.
+type ExportOverride struct {
+	AccountID string          `json:"account_id" db:"account_id"`
+	Features  json.RawMessage `json:"features" db:"features"`
+	ExpiresAt *time.Time      `json:"expires_at" db:"expires_at"`
+	CreatedAt time.Time       `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at" db:"updated_at"`
+	UpdatedBy string          `json:"updated_by" db:"updated_by"`
+}
+
+// ExportEntitlementSummary is one row of stripe_entitlement_summaries.
+type ExportEntitlementSummary struct {
+	StripeCustomerID string          `json:"stripe_customer_id" db:"stripe_customer_id"`
+	Livemode         bool            `json:"livemode" db:"livemode"`
+	LookupKeys       json.RawMessage `json:"lookup_keys" db:"lookup_keys"`
+	Complete         bool            `json:"complete" db:"complete"`
+	VersionAt        time.Time       `json:"version_at" db:"version_at"`
+	VersionEvent     string          `json:"version_event" db:"version_event"`
+	UpdatedAt        time.Time       `json:"updated_at" db:"updated_at"`
+}
+
+// ExportSchedule is one row of subscription_schedules.
+type ExportSchedule struct {
+	StripeScheduleID     string          `json:"stripe_schedule_id" db:"stripe_schedule_id"`
+	StripeCustomerID     string          `json:"stripe_customer_id" db:"stripe_customer_id"`
+	StripeSubscriptionID *string         `json:"stripe_subscription_id" db:"stripe_subscription_id"`
+	Livemode             bool            `json:"livemode" db:"livemode"`
+	Status               string          `json:"status" db:"status"`
+	EndBehavior          string          `json:"end_behavior" db:"end_behavior"`
+	Phases               json.RawMessage `json:"phases" db:"phases"`
+	VersionAt            time.Time       `json:"version_at" db:"version_at"`
+	VersionRank          int64           `json:"version_rank" db:"version_rank"`
+	VersionEvent         string          `json:"version_event" db:"version_event"`
+	UpdatedAt            time.Time       `json:"updated_at" db:"updated_at"`
 }
 
 // ExportCustomer is one row of customers: a link between the account and a
@@ -75,6 +117,7 @@ type ExportSubscription struct {
 	InvoiceAttemptCount  int64           `json:"invoice_attempt_count" db:"invoice_attempt_count"`
 	NextPaymentAttempt   *time.Time      `json:"next_payment_attempt" db:"next_payment_attempt"`
 	InvoiceVersionAt     *time.Time      `json:"invoice_version_at" db:"invoice_version_at"`
+	PendingUpdate        json.RawMessage `json:"pending_update" db:"pending_update"`
 	VersionAt            time.Time       `json:"version_at" db:"version_at"`
 	VersionRank          int64           `json:"version_rank" db:"version_rank"`
 	VersionEvent         string          `json:"version_event" db:"version_event"`

@@ -5,6 +5,7 @@ package billing
 type Invalidation struct {
 	ID     int64
 	Token  bool   // the token set changed (a revocation): flush tokens
+	All    bool   // every account's answer changed (the catalog): flush answers
 	Bucket uint16 // for an account change: CacheBucket(account ID)
 }
 

@@ -97,6 +97,9 @@ type Subscription struct {
 	// CollectionPaused is pause_collection set on a subscription: invoices
 	// are not collected, but the status stays what it is (not "paused").
 	CollectionPaused bool `json:"collection_paused"`
+	// PendingUpdate is pending_update: changes waiting for their invoice
+	// to be paid (nil: none).
+	PendingUpdate *PendingUpdate `json:"pending_update,omitempty"`
 	// AccountHint is metadata.account_id from the subscription: a hint only,
 	// never trusted to move a customer between accounts. Not stored here.
 	AccountHint string `json:"-"`

@@ -64,6 +64,14 @@ var eventTypes = map[string]objectDecoder{
 	TypeInvoicePaid:                invoiceObject,
 	TypeInvoicePaymentFailed:       invoiceObject,
 	TypeCheckoutSessionCompleted:   checkoutObject,
+	TypeScheduleCreated:            scheduleObject,
+	TypeScheduleUpdated:            scheduleObject,
+	TypeScheduleReleased:           scheduleObject,
+	TypeScheduleCanceled:           scheduleObject,
+	TypeScheduleCompleted:          scheduleObject,
+	TypeScheduleAborted:            scheduleObject,
+	TypeScheduleExpiring:           scheduleObject,
+	TypeEntitlementSummaryUpdated:  summaryObject,
 }
 
 // objectDecoder reads one kind of data.object into a billing.Event (the
@@ -144,6 +152,10 @@ type rawObject struct {
 	NextPaymentAttempt *int64     `json:"next_payment_attempt"` // invoice
 	Parent             *rawParent `json:"parent"`               // invoice from 2025-03-31
 	ClientReferenceID  string     `json:"client_reference_id"`  // checkout session
+	EndBehavior        string     `json:"end_behavior"`         // subscription schedule
+	Phases             []rawPhase `json:"phases"`               // subscription schedule
+	// entitlements.active_entitlement_summary
+	Entitlements *rawEntitlementList `json:"entitlements"`
 }
 
 // rawEvent is an event decoded in one pass.

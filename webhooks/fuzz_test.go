@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/webhooks"
 	"github.com/billingd/billingd/webhooks/webhookstest"
@@ -62,6 +63,16 @@ func FuzzDecodeEvent(f *testing.F) {
 		case ev.Subscription != nil:
 			if !ev.Subscription.Status.Valid() || len(ev.Subscription.Currency) != 3 {
 				t.Fatalf("accepted invalid subscription %+v", ev.Subscription)
+			}
+		case ev.Schedule != nil:
+			if !ev.Schedule.Status.Valid() || ev.Schedule.CustomerID == "" {
+				t.Fatalf("accepted invalid schedule %+v", ev.Schedule)
+			}
+		case ev.Entitlements != nil:
+			for _, k := range ev.Entitlements.Features {
+				if !billing.ValidFeatureKey(k) {
+					t.Fatalf("accepted invalid lookup key %q", k)
+				}
 			}
 		case ev.Customer == nil && ev.Invoice == nil && ev.Checkout == nil:
 			t.Fatalf("accepted event without object: %+v", ev)

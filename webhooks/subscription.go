@@ -15,8 +15,9 @@ import (
 // a single "discount" object is present; from 2025-03-31 the period moved
 // onto each item and only "discounts" (IDs, or objects when expanded)
 // remain. description, default_payment_method, metadata other than
-// account_id and every other field are never read. pending_update is not
-// read either: it is not in force until paid, so only current state counts.
+// account_id and every other field are never read. pending_update is read
+// for the scheduled change only (its expiry, prices and quantities): it is
+// not in force until paid, so entitlement and revenue ignore it.
 type rawSubscription struct {
 	ID                 string    `json:"id"`
 	Object             string    `json:"object"`
@@ -40,8 +41,9 @@ type rawSubscription struct {
 		Data    []rawItem `json:"data"`
 		HasMore bool      `json:"has_more"`
 	} `json:"items"`
-	Discount  *rawDiscount    `json:"discount"`
-	Discounts []discountEntry `json:"discounts"`
+	Discount      *rawDiscount      `json:"discount"`
+	Discounts     []discountEntry   `json:"discounts"`
+	PendingUpdate *rawPendingUpdate `json:"pending_update"`
 }
 
 type rawRecurring struct {
@@ -209,6 +211,9 @@ func subscriptionFromRaw(rs *rawSubscription) (billing.Subscription, error) {
 		return billing.Subscription{}, err
 	}
 	s.Discounts = ds
+	if s.PendingUpdate, err = pendingFromRaw(rs.PendingUpdate); err != nil {
+		return billing.Subscription{}, err
+	}
 	return s, nil
 }
 

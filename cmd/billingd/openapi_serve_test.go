@@ -159,6 +159,16 @@ func TestOpenAPIRealRequests(t *testing.T) {
 		{name: "portal bad flow", method: "POST", path: "/v1/accounts/acct_oaportal/portal-sessions", token: "app",
 			body: `{"return_url":"https://app.example.com/billing","flow":"refund"}`, want: 400, badRequest: true},
 		{name: "summary test mode", method: "GET", path: "/v1/metrics/summary?livemode=false", token: "finance", want: 200},
+		{name: "catalog put", method: "PUT", path: "/v1/catalog", token: "app",
+			body: `{"features": {"sso": {"name": "SSO"}, "seats": {}}, "products": {"prod_oa": {"sso": true, "seats": {"per_unit": 1}}}}`, want: 200},
+		{name: "catalog get", method: "GET", path: "/v1/catalog", token: "app", want: 200},
+		{name: "catalog invalid", method: "PUT", path: "/v1/catalog", token: "app", body: `{"features": {}, "products": {"prod_oa": {"x": 1}}}`, want: 400},
+		{name: "override put", method: "PUT", path: "/v1/accounts/acct_oa1/overrides", token: "app", body: `{"features": {"seats": 50}, "expires_at": null}`, want: 200},
+		{name: "override get", method: "GET", path: "/v1/accounts/acct_oa1/overrides", token: "app", want: 200},
+		{name: "feature", method: "GET", path: "/v1/accounts/acct_oa1/entitlement/features/seats", token: "app", want: 200},
+		{name: "entitlement with features", method: "GET", path: "/v1/accounts/acct_oa1/entitlement", token: "app", want: 200},
+		{name: "override delete", method: "DELETE", path: "/v1/accounts/acct_oa1/overrides", token: "app", want: 204},
+		{name: "override gone", method: "GET", path: "/v1/accounts/acct_oa1/overrides", token: "app", want: 404},
 	}
 
 	reached := map[string]bool{} // operationId → a 2xx was validated

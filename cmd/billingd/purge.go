@@ -112,7 +112,7 @@ func (e *env) startErasure(ctx context.Context, st *postgres.Store, reg promethe
 	if err != nil { // no STRIPE_API_KEY: the only reason New fails
 		e.log.Warn("stripe jobs wait: STRIPE_API_KEY is not set; erasures asking to cancel subscriptions or delete customers in Stripe stay queued until it is")
 	} else {
-		w := &stripeapi.JobWorker{Store: st, Stripe: stripe, Log: e.log}
+		w := &stripeapi.JobWorker{Store: st, Stripe: stripe, Log: e.log, Events: st}
 		w.Register(reg)
 		wg.Add(1)
 		go func() {

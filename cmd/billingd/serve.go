@@ -125,7 +125,12 @@ func (e *env) serve(ctx context.Context) error {
 	// cached answers before the write is acknowledged. Set before anything
 	// below can write.
 	db.store.OnAccountsChanged(cache.InvalidateAccounts)
+	// A catalog change reaches every answer: this replica drops them all
+	// before PUT /v1/catalog is answered, others through the feed.
+	db.store.OnCatalogChanged(cache.FlushEntitlements)
 	go cache.Run(ctx)
+	// Features catalog and per-account overrides (issue 18).
+	srv.Catalogs, srv.Overrides = db.store, db.store
 	srv.Tokens, srv.Entitlements, srv.Accounts, srv.LinkReferences = cache, cache, db.store, db.store
 	// Erasure (DELETE /v1/accounts/{id}), its Stripe jobs and the hourly
 	// retention purge; stopped before the database closes.

@@ -29,11 +29,12 @@ development secret serve keeps in BILLINGD_DATA_DIR/webhook-secret.`,
 		setup: func(fs *flag.FlagSet) runFunc {
 			base := fs.String("url", "", "base `URL` of a running billingd (default http://$LISTEN_ADDR)")
 			n := fs.Int("customers", 10, "simulate `N` fake customers (1 to 10000)")
+			token := fs.String("token", "", "an app-scope `TOKEN`: first replace the features catalog with the demo one (PUT /v1/catalog)")
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				return e.simulate(ctx, *base, *n)
+				return e.simulate(ctx, *base, *n, *token)
 			}
 		},
 	}
@@ -43,7 +44,7 @@ development secret serve keeps in BILLINGD_DATA_DIR/webhook-secret.`,
 // n fake customers (stripefake.Lifecycle) and posts them to the server at
 // base, so a new user sees state, entitlement and metrics change without a
 // Stripe account.
-func (e *env) simulate(ctx context.Context, base string, n int) error {
+func (e *env) simulate(ctx context.Context, base string, n int, token string) error {
 	if base == "" {
 		base = "http://" + e.cfg.ListenAddr
 	}
@@ -64,6 +65,12 @@ func (e *env) simulate(ctx context.Context, base string, n int) error {
 	}
 	endpoint := strings.TrimRight(base, "/") + "/webhooks/stripe"
 	hc := &http.Client{Timeout: 30 * time.Second}
+	if token != "" {
+		if err := putCatalog(ctx, hc, strings.TrimRight(base, "/")+"/v1/catalog", token); err != nil {
+			return fmt.Errorf("simulate: apply the demo catalog: %w", err)
+		}
+		fmt.Fprintln(e.stdout, "applied the demo features catalog (projects, seats per unit, sso on Pro)")
+	}
 	for i, ev := range events {
 		if err := postEvent(ctx, hc, endpoint, secret, ev); err != nil {
 			return fmt.Errorf("simulate: event %d of %d (%s %s): %w", i+1, len(events), ev.Type, ev.ID, err)
@@ -76,6 +83,29 @@ func (e *env) simulate(ctx context.Context, base string, n int) error {
 	fmt.Fprintf(e.stdout, "sent %d events for %d customers to %s: %d active, %d trialing, %d past_due, %d canceled\n",
 		len(events), n, endpoint, counts["active"], counts["trialing"], counts["past_due"], counts["canceled"])
 	fmt.Fprintf(e.stdout, "accounts acct_sim_00000 .. acct_sim_%05d (try GET /v1/accounts/acct_sim_00000/entitlement)\n", n-1)
+	if n > 1 {
+		fmt.Fprintln(e.stdout, "features: every account's answer lists its Stripe Entitlements; acct_sim_00001 is scheduled to go back to Starter in 10 days (scheduled_change)")
+	}
+	return nil
+}
+
+// putCatalog replaces the server's catalog with the demo one.
+func putCatalog(ctx context.Context, hc *http.Client, endpoint, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, endpoint, strings.NewReader(stripefake.SimCatalog))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server answered %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
 	return nil
 }
 

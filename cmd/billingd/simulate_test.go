@@ -40,7 +40,8 @@ func TestSimulate(t *testing.T) {
 	}
 	cache := entcache.New(st, api.RenderEntitlement, entcache.Options{Grace: 72 * time.Hour, Log: log, Registerer: reg})
 	go cache.Run(ctx)
-	srv := &api.Server{Log: log, Webhooks: wh, Tokens: cache, Entitlements: cache, Accounts: st, Revenue: st}
+	st.OnCatalogChanged(cache.FlushEntitlements)
+	srv := &api.Server{Log: log, Webhooks: wh, Tokens: cache, Entitlements: cache, Accounts: st, Revenue: st, Catalogs: st}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	appToken := newToken(t, st, billing.ScopeApp)
@@ -50,7 +51,7 @@ func TestSimulate(t *testing.T) {
 	getenv := func(k string) string {
 		return map[string]string{"STRIPE_WEBHOOK_SECRET": secret, "LOG_LEVEL": "error"}[k]
 	}
-	if err := run(ctx, []string{"simulate", "--url", ts.URL, "--customers", fmt.Sprint(n)}, getenv, &stdout, &stderr); err != nil {
+	if err := run(ctx, []string{"simulate", "--url", ts.URL, "--customers", fmt.Sprint(n), "--token", appToken}, getenv, &stdout, &stderr); err != nil {
 		t.Fatalf("simulate: %v\n%s", err, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), fmt.Sprintf("for %d customers", n)) {
@@ -77,9 +78,13 @@ FROM subscriptions WHERE stripe_subscription_id = $1`, o.SubscriptionID); err !=
 				t.Errorf("stored %+v, want %s %s ×%d", got, o.Status, o.PriceID, o.Quantity)
 			}
 			var ent struct {
-				Entitled bool    `json:"entitled"`
-				Status   string  `json:"status"`
-				Plan     *string `json:"plan"`
+				Entitled        bool                      `json:"entitled"`
+				Status          string                    `json:"status"`
+				Plan            *string                   `json:"plan"`
+				Features        map[string]map[string]any `json:"features"`
+				ScheduledChange *struct {
+					Plan string `json:"plan"`
+				} `json:"scheduled_change"`
 			}
 			getJSON(t, ts.URL+"/v1/accounts/"+o.AccountID+"/entitlement?livemode=false", appToken, &ent)
 			if ent.Status != o.Status {
@@ -94,6 +99,19 @@ FROM subscriptions WHERE stripe_subscription_id = $1`, o.SubscriptionID); err !=
 				if ent.Entitled {
 					t.Error("canceled: still entitled")
 				}
+			}
+			// Features: Stripe Entitlements' and, while entitled, the demo
+			// catalog's (seats = quantity); the scheduled downgrade.
+			for _, k := range o.Features {
+				if _, ok := ent.Features[k]; !ok {
+					t.Errorf("feature %s missing from %v", k, ent.Features)
+				}
+			}
+			if ent.Entitled && ent.Features["seats"]["limit"] != float64(o.Quantity) {
+				t.Errorf("seats %v, want the quantity %d", ent.Features["seats"], o.Quantity)
+			}
+			if o.ScheduledPlan != "" && (ent.ScheduledChange == nil || ent.ScheduledChange.Plan != o.ScheduledPlan) {
+				t.Errorf("scheduled change %+v, want a move to %s", ent.ScheduledChange, o.ScheduledPlan)
 			}
 		})
 		if o.Status == "active" || o.Status == "past_due" {

@@ -139,6 +139,9 @@ type subscriptionJSON struct {
 	TrialEnd          *string    `json:"trial_end"`
 	CancelAt          *string    `json:"cancel_at"`
 	CancelAtPeriodEnd bool       `json:"cancel_at_period_end"`
+	// ScheduledChange is the subscription's next change (issue 18), as in
+	// the entitlement answer.
+	ScheduledChange *scheduledChangeJSON `json:"scheduled_change"`
 }
 
 type itemJSON struct {
@@ -157,7 +160,7 @@ func rfc3339(t *time.Time) *string {
 	return &s
 }
 
-func toBillingJSON(b billing.AccountBilling) billingJSON {
+func toBillingJSON(b billing.AccountBilling, now time.Time) billingJSON {
 	out := billingJSON{AccountID: b.AccountID, Customers: []customerJSON{}, Subscriptions: []subscriptionJSON{}}
 	for _, c := range b.Customers {
 		out.Customers = append(out.Customers, customerJSON{StripeCustomerID: c.ID, Livemode: c.Livemode})
@@ -167,6 +170,7 @@ func toBillingJSON(b billing.AccountBilling) billingJSON {
 			ID: sub.ID, StripeCustomerID: sub.CustomerID, Livemode: sub.Livemode, Status: string(sub.Status),
 			Items: []itemJSON{}, CurrentPeriodEnd: rfc3339(sub.CurrentPeriodEnd), TrialEnd: rfc3339(sub.TrialEnd),
 			CancelAt: rfc3339(sub.CancelAt), CancelAtPeriodEnd: sub.CancelAtPeriodEnd,
+			ScheduledChange: toScheduledChangeJSON(billing.NextChange(sub, b.Schedules, now)),
 		}
 		for _, it := range sub.Items {
 			ij := itemJSON{PriceID: it.PriceID, Quantity: it.Quantity, Interval: string(it.Interval), IntervalCount: it.IntervalCount}
@@ -202,7 +206,7 @@ func (s *Server) handleBilling(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	body, err := json.Marshal(toBillingJSON(b))
+	body, err := json.Marshal(toBillingJSON(b, s.now()))
 	if err != nil {
 		s.Error(w, r, err)
 		return

@@ -60,7 +60,7 @@ func startAPI(t *testing.T, st *postgres.Store, url string) *httptest.Server {
 	done := make(chan struct{})
 	go func() { cache.Run(ctx); close(done) }()
 	srv := httptest.NewServer((&api.Server{Log: slog.New(slog.DiscardHandler), Tokens: cache,
-		Entitlements: cache, Accounts: st, LinkReferences: st, MaxBodyBytes: 1024}).Handler())
+		Entitlements: cache, Accounts: st, LinkReferences: st, Catalogs: st, Overrides: st, MaxBodyBytes: 1024}).Handler())
 	t.Cleanup(func() { srv.Close(); cancel(); <-done })
 	return srv
 }

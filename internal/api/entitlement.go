@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/billingd/billingd/billing"
+	"github.com/gorilla/mux"
 )
 
 // Entitlements answers the hot-path entitlement question
@@ -34,6 +36,28 @@ type EntitlementResponse struct {
 	// etagHeader is []string{ETag}, assigned to the response header
 	// without an allocation per request. Read only.
 	etagHeader []string
+	// features are the answers of GET .../entitlement/features/{key} for
+	// each granted feature; notGranted answers every other key. Both are
+	// shared between accounts (internFeature): equal answers, one copy.
+	features   map[string]*FeatureResponse
+	notGranted *FeatureResponse
+}
+
+// FeatureResponse is the answer of GET
+// /v1/accounts/{account_id}/entitlement/features/{key}, encoded and tagged
+// once (see EntitlementResponse).
+type FeatureResponse struct {
+	Body       []byte
+	ETag       string
+	etagHeader []string
+}
+
+// Feature returns the answer for one feature key.
+func (a *EntitlementResponse) Feature(key string) *FeatureResponse {
+	if f, ok := a.features[key]; ok {
+		return f
+	}
+	return a.notGranted
 }
 
 // entitlementJSON is the wire shape of the entitlement endpoint.
@@ -43,29 +67,150 @@ type entitlementJSON struct {
 	Plan       *string `json:"plan"`
 	ValidUntil *string `json:"valid_until"`
 	Livemode   bool    `json:"livemode"`
+	// Issue 18: what the account may use and how much of it.
+	Features map[string]featureJSON `json:"features"`
+	// FeaturesIncomplete: a Stripe Entitlements summary had more pages
+	// than its event carried and the full list is still being fetched.
+	FeaturesIncomplete bool                 `json:"features_incomplete"`
+	Quantity           int64                `json:"quantity"`
+	Trial              bool                 `json:"trial"`
+	InGrace            bool                 `json:"in_grace"`
+	CancelAtPeriodEnd  bool                 `json:"cancel_at_period_end"`
+	ScheduledChange    *scheduledChangeJSON `json:"scheduled_change"`
 }
 
-// RenderEntitlement encodes e as the entitlement endpoint answers it. It
-// cannot fail: every field is a plain value. serve gives it to the
-// entitlement cache (entcache.New), which calls it once per change.
+// featureJSON is one feature of the answer: limit null is on with no
+// numeric limit.
+type featureJSON struct {
+	Limit *int64 `json:"limit"`
+}
+
+// scheduledChangeJSON is the next change Stripe will make (at null: a
+// pending update, applied once its invoice is paid).
+type scheduledChangeJSON struct {
+	At       *string `json:"at"`
+	Plan     *string `json:"plan"`
+	Quantity *int64  `json:"quantity"`
+	Cancel   bool    `json:"cancel"`
+}
+
+func toScheduledChangeJSON(c *billing.ScheduledChange) *scheduledChangeJSON {
+	if c == nil {
+		return nil
+	}
+	j := &scheduledChangeJSON{At: rfc3339(c.At), Quantity: c.Quantity, Cancel: c.Cancel}
+	if c.Plan != "" {
+		p := c.Plan
+		j.Plan = &p
+	}
+	return j
+}
+
+// RenderEntitlement encodes e as the entitlement endpoint answers it,
+// with the answers of its single-feature endpoint. It cannot fail: every
+// field is a plain value. serve gives it to the entitlement cache
+// (entcache.New), which calls it once per change; the change feed renders
+// its entries with it too, so this is the one wire format of an answer.
 func RenderEntitlement(e billing.Entitlement) *EntitlementResponse {
-	j := entitlementJSON{Entitled: e.Entitled, Status: string(e.Status), ValidUntil: rfc3339(e.ValidUntil), Livemode: e.Livemode}
+	j := entitlementJSON{Entitled: e.Entitled, Status: string(e.Status), ValidUntil: rfc3339(e.ValidUntil), Livemode: e.Livemode,
+		Features: make(map[string]featureJSON, len(e.Features)), FeaturesIncomplete: e.FeaturesIncomplete,
+		Quantity: e.Quantity, Trial: e.Trial, InGrace: e.InGrace, CancelAtPeriodEnd: e.CancelAtPeriodEnd,
+		ScheduledChange: toScheduledChangeJSON(e.ScheduledChange)}
 	if e.Plan != "" {
 		j.Plan = &e.Plan
 	}
+	r := &EntitlementResponse{notGranted: internFeature(false, nil, e.FeaturesIncomplete)}
+	if len(e.Features) > 0 {
+		r.features = make(map[string]*FeatureResponse, len(e.Features))
+	}
+	for k, f := range e.Features {
+		j.Features[k] = featureJSON(f)
+		r.features[k] = internFeature(true, f.Limit, e.FeaturesIncomplete)
+	}
 	body, _ := json.Marshal(j)
 	body = append(body, '\n')
+	r.Body, r.ETag = body, etag(body)
+	r.etagHeader = []string{r.ETag}
+	return r
+}
+
+// featureKey names one distinct single-feature answer.
+type featureKey struct {
+	enabled, incomplete, limited bool
+	limit                        int64
+}
+
+// features holds the distinct single-feature answers: a handful of limits
+// across every account, so each cached entitlement keeps pointers, not
+// bodies. Bounded: past maxInterned distinct answers new ones are not
+// kept here (each entitlement then holds its own).
+var (
+	featureMu   sync.Mutex
+	featureSet  = map[featureKey]*FeatureResponse{}
+	maxInterned = 4096
+)
+
+// internFeature returns the answer {"enabled":..,"limit":..} (and
+// "features_incomplete": true when Stripe's list is being fetched).
+func internFeature(enabled bool, limit *int64, incomplete bool) *FeatureResponse {
+	k := featureKey{enabled: enabled, incomplete: incomplete, limited: limit != nil}
+	if limit != nil {
+		k.limit = *limit
+	}
+	featureMu.Lock()
+	defer featureMu.Unlock()
+	if f, ok := featureSet[k]; ok {
+		return f
+	}
+	v := struct {
+		Enabled    bool   `json:"enabled"`
+		Limit      *int64 `json:"limit"`
+		Incomplete bool   `json:"features_incomplete,omitempty"`
+	}{enabled, limit, incomplete}
+	body, _ := json.Marshal(v)
+	body = append(body, '\n')
 	tag := etag(body)
-	return &EntitlementResponse{Body: body, ETag: tag, etagHeader: []string{tag}}
+	f := &FeatureResponse{Body: body, ETag: tag, etagHeader: []string{tag}}
+	if len(featureSet) < maxInterned {
+		featureSet[k] = f
+	}
+	return f
 }
 
 // handleEntitlement: GET /v1/accounts/{account_id}/entitlement, the hot
 // path. An account billingd has never heard of is simply not entitled
 // (200). ?livemode=false asks about test-mode subscriptions.
 func (s *Server) handleEntitlement(w http.ResponseWriter, r *http.Request) {
-	id, ok := accountID(w, r)
+	a, ok := s.entitlementAnswer(w, r)
 	if !ok {
 		return
+	}
+	writeTagged(w, r, a.Body, a.ETag, a.etagHeader)
+}
+
+// handleFeature: GET /v1/accounts/{account_id}/entitlement/features/{key}:
+// one feature of the same cached answer, {"enabled":bool,"limit":n|null},
+// with its own ETag, under the same rules (no-cache, If-None-Match).
+func (s *Server) handleFeature(w http.ResponseWriter, r *http.Request) {
+	key := mux.Vars(r)["key"]
+	if !billing.ValidFeatureKey(key) {
+		writeError(w, http.StatusBadRequest, "invalid_feature_key", "feature key must be 1-80 characters of A-Z a-z 0-9 _ . : - starting with a letter or digit")
+		return
+	}
+	a, ok := s.entitlementAnswer(w, r)
+	if !ok {
+		return
+	}
+	f := a.Feature(key)
+	writeTagged(w, r, f.Body, f.ETag, f.etagHeader)
+}
+
+// entitlementAnswer validates the request and returns the account's
+// cached (or, with no-cache, fresh) answer, or answers the error.
+func (s *Server) entitlementAnswer(w http.ResponseWriter, r *http.Request) (*EntitlementResponse, bool) {
+	id, ok := accountID(w, r)
+	if !ok {
+		return nil, false
 	}
 	live := true
 	if r.URL.RawQuery != "" { // parsing the query allocates: only when there is one
@@ -76,12 +221,12 @@ func (s *Server) handleEntitlement(w http.ResponseWriter, r *http.Request) {
 			live = false
 		default:
 			writeError(w, http.StatusBadRequest, "invalid_livemode", "livemode must be true or false")
-			return
+			return nil, false
 		}
 	}
 	if s.Entitlements == nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "entitlements are not configured")
-		return
+		return nil, false
 	}
 	var a *EntitlementResponse
 	var err error
@@ -92,9 +237,9 @@ func (s *Server) handleEntitlement(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.Error(w, r, err)
-		return
+		return nil, false
 	}
-	writeTagged(w, r, a.Body, a.ETag, a.etagHeader)
+	return a, true
 }
 
 // noCache reports whether the request asks not to be answered from a

@@ -49,6 +49,10 @@ type Server struct {
 	LinkReferences LinkReferences
 	// Eraser erases accounts (DELETE /v1/accounts/{account_id}); nil: 503.
 	Eraser AccountEraser
+	// Catalogs stores the features catalog (GET/PUT /v1/catalog, features.go); nil: 503.
+	Catalogs Catalogs
+	// Overrides stores per-account feature overrides (features.go); nil: 503.
+	Overrides Overrides
 	// Exporter answers subject access requests (GET /v1/accounts/{account_id}/export, export.go); nil: 503.
 	Exporter AccountExporter
 	// Checkout creates Checkout and Billing Portal sessions (POST
@@ -125,6 +129,12 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/accounts/{account_id}/entitlement", app(s.handleEntitlement)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/accounts/{account_id}/link-reference", app(s.handleLinkReference)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/accounts/{account_id}/export", app(s.handleAccountExport)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}/entitlement/features/{key}", app(s.handleFeature)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}/overrides", app(s.handleOverrideGet)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}/overrides", app(s.handleOverridePut)).Methods(http.MethodPut)
+	r.HandleFunc("/v1/accounts/{account_id}/overrides", app(s.handleOverrideDelete)).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/catalog", app(s.handleCatalogGet)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/catalog", app(s.handleCatalogPut)).Methods(http.MethodPut)
 	r.HandleFunc("/v1/accounts/{account_id}/checkout-sessions", app(s.handleCheckoutSession)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/accounts/{account_id}/portal-sessions", app(s.handlePortalSession)).Methods(http.MethodPost)
 

@@ -45,7 +45,13 @@ import (
 
 // Source is the database behind the cache (*postgres.Store).
 type Source interface {
-	AccountSubscriptions(ctx context.Context, accountID string, livemode bool) ([]billing.AccountSubscription, error)
+	// EntitlementInputs reads what an account's answer is computed from,
+	// but the catalog, which the cache keeps (Catalog).
+	EntitlementInputs(ctx context.Context, accountID string, livemode bool) (billing.ResolveInput, error)
+	// Catalog reads the features catalog: every answer uses it, so it is
+	// loaded once and kept until a feed row of kind "all" (a catalog
+	// change) or a flush drops it.
+	Catalog(ctx context.Context) (billing.CatalogRecord, error)
 	TokenByHash(ctx context.Context, hash billing.TokenHash) (billing.Token, error)
 	TokenTouch(ctx context.Context, id int64) error
 	// Invalidations reads the cache-invalidation feed (see Run).
@@ -98,6 +104,9 @@ type Cache[A any] struct {
 	// Creating a token needs no invalidation here: a new token's hash is
 	// one nobody has presented before.
 	unknown map[billing.TokenHash]struct{}
+	// catalog is the features catalog every answer reads; nil: not loaded
+	// (dropped with the answers by FlushEntitlements and Flush).
+	catalog *billing.Catalog
 }
 
 // entry is one cached answer and what the cache needs to know of it.
@@ -167,12 +176,20 @@ func (c *Cache[A]) entitlement(ctx context.Context, accountID string, livemode, 
 	}
 	c.m.miss(kindEntitlement)
 	seq := c.currentSeq()
-	subs, err := c.src.AccountSubscriptions(ctx, accountID, livemode)
+	// The catalog after the sequence number: a catalog change that lands
+	// between the two bumps it, and this answer is then not kept.
+	cat, err := c.catalogFor(ctx, seq)
 	if err != nil {
 		var none A
 		return none, err
 	}
-	ent := billing.AccountEntitlement(subs, livemode, now, c.grace)
+	in, err := c.src.EntitlementInputs(ctx, accountID, livemode)
+	if err != nil {
+		var none A
+		return none, err
+	}
+	in.Catalog = cat
+	ent := billing.ResolveEntitlement(in, livemode, now, c.grace)
 	e := &entry[A]{answer: c.render(ent), recheckAt: ent.RecheckAt}
 	if c.fresh() {
 		c.mu.Lock()
@@ -192,6 +209,44 @@ func (c *Cache[A]) modeMap(livemode bool) map[string]*entry[A] {
 		return c.live
 	}
 	return c.test
+}
+
+// catalogFor returns the catalog, loading it when memory has none; the
+// loaded one is kept only while no invalidation arrived since seq.
+func (c *Cache[A]) catalogFor(ctx context.Context, seq uint64) (*billing.Catalog, error) {
+	c.mu.RLock()
+	cat := c.catalog
+	c.mu.RUnlock()
+	if cat != nil {
+		return cat, nil
+	}
+	rec, err := c.src.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cat = &rec.Catalog
+	if c.fresh() {
+		c.mu.Lock()
+		if c.seq == seq {
+			c.catalog = cat
+		}
+		c.mu.Unlock()
+	}
+	return cat, nil
+}
+
+// FlushEntitlements drops every cached answer and the catalog: the catalog
+// changed, and every account's answer reads it. The feed tells every
+// replica (a row of kind "all"); the Store calls it on the replica that
+// made the change before the write returns (OnCatalogChanged).
+func (c *Cache[A]) FlushEntitlements() {
+	c.mu.Lock()
+	c.seq++
+	clear(c.live)
+	clear(c.test)
+	c.catalog = nil
+	c.mu.Unlock()
+	c.m.flushes.Inc()
 }
 
 // TokenByHash returns the token record with this hash (api.Tokens);
@@ -298,6 +353,7 @@ func (c *Cache[A]) Flush() {
 	clear(c.test)
 	clear(c.tokens)
 	clear(c.unknown)
+	c.catalog = nil
 	c.mu.Unlock()
 	c.m.flushes.Inc()
 }

@@ -74,7 +74,7 @@ func (c *Cache[A]) Run(ctx context.Context) {
 func (c *Cache[A]) applyFeed(rows []billing.Invalidation, seen map[int64]struct{}) map[int64]struct{} {
 	now := make(map[int64]struct{}, len(rows))
 	var buckets map[uint16]struct{}
-	tokens := false
+	tokens, all := false, false
 	for _, r := range rows {
 		now[r.ID] = struct{}{}
 		if _, ok := seen[r.ID]; ok {
@@ -82,6 +82,10 @@ func (c *Cache[A]) applyFeed(rows []billing.Invalidation, seen map[int64]struct{
 		}
 		if r.Token {
 			tokens = true
+			continue
+		}
+		if r.All {
+			all = true
 			continue
 		}
 		if buckets == nil {
@@ -92,7 +96,10 @@ func (c *Cache[A]) applyFeed(rows []billing.Invalidation, seen map[int64]struct{
 	if tokens {
 		c.FlushTokens()
 	}
-	if len(buckets) > 0 {
+	switch {
+	case all:
+		c.FlushEntitlements()
+	case len(buckets) > 0:
 		c.invalidateBuckets(buckets)
 	}
 	return now

@@ -152,6 +152,7 @@ type accountSubRow struct {
 	CancelAt           *time.Time `db:"cancel_at"`
 	CancelAtPeriodEnd  bool       `db:"cancel_at_period_end"`
 	CustomerDeleted    bool       `db:"customer_deleted"`
+	PendingUpdate      []byte     `db:"pending_update"`
 }
 
 func (r accountSubRow) toSubscription() (billing.Subscription, error) {
@@ -161,7 +162,10 @@ func (r accountSubRow) toSubscription() (billing.Subscription, error) {
 		TrialEnd: r.TrialEnd, CancelAt: r.CancelAt, CancelAtPeriodEnd: r.CancelAtPeriodEnd,
 	}
 	var err error
-	s.Items, err = decodeItems(r.Items)
+	if s.Items, err = decodeItems(r.Items); err != nil {
+		return s, err
+	}
+	s.PendingUpdate, err = decodePending(r.PendingUpdate)
 	return s, err
 }
 
@@ -190,7 +194,7 @@ WHERE account_id = $1 ORDER BY stripe_customer_id`
 		const qs = `
 SELECT s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
        s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
-       c.deleted AS customer_deleted
+       c.deleted AS customer_deleted, s.pending_update
 FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
 WHERE c.account_id = $1
 ORDER BY s.stripe_subscription_id`
@@ -206,7 +210,19 @@ ORDER BY s.stripe_subscription_id`
 			}
 			out.Subscriptions = append(out.Subscriptions, sub)
 		}
-		return nil
+		// Live schedules: each subscription's scheduled change reads them.
+		const qsc = `
+SELECT coalesce(json_agg(json_build_object('id', sc.stripe_schedule_id, 'sub', sc.stripe_subscription_id,
+       'livemode', sc.livemode, 'status', sc.status, 'end_behavior', sc.end_behavior, 'phases', sc.phases)), '[]')
+FROM customers c JOIN subscription_schedules sc ON sc.stripe_customer_id = c.stripe_customer_id
+WHERE c.account_id = $1 AND sc.status IN ('not_started', 'active')`
+		var raw []byte
+		if err := tx.GetContext(ctx, &raw, qsc, accountID); err != nil {
+			return translate(err)
+		}
+		var err error
+		out.Schedules, err = decodeSchedules(raw)
+		return err
 	})
 	if err != nil {
 		return billing.AccountBilling{}, fmt.Errorf("read account billing: %w", err)
@@ -222,7 +238,7 @@ func (s *Store) AccountSubscriptions(ctx context.Context, accountID string, live
 	const q = `
 SELECT s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
        s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
-       c.deleted AS customer_deleted
+       c.deleted AS customer_deleted, s.pending_update
 FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
 WHERE c.account_id = $1 AND s.livemode = $2`
 	var rows []accountSubRow

@@ -111,6 +111,9 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, 
 	if err := deleteLinks(ctx, tx, cusIDs); err != nil {
 		return res, err
 	}
+	if err := eraseEntitlementExtras(ctx, tx, req.AccountID, cusIDs); err != nil {
+		return res, err
+	}
 	if err := writeErasureAudit(ctx, tx, req, subjectHMAC(key, req.AccountID), res); err != nil {
 		return res, err
 	}

@@ -87,6 +87,10 @@ func checkEvent(ev billing.Event) error {
 		return fmt.Errorf("%w: subscription without ID or customer", billing.ErrInvalid)
 	case ev.Customer != nil && ev.Customer.ID == "":
 		return fmt.Errorf("%w: customer without ID", billing.ErrInvalid)
+	case ev.Schedule != nil && (ev.Schedule.ID == "" || ev.Schedule.CustomerID == ""):
+		return fmt.Errorf("%w: subscription schedule without ID or customer", billing.ErrInvalid)
+	case ev.Entitlements != nil && ev.Entitlements.CustomerID == "":
+		return fmt.Errorf("%w: entitlement summary without customer", billing.ErrInvalid)
 	}
 	return nil
 }
@@ -114,6 +118,10 @@ func applyEvent(ctx context.Context, tx ptx, ev billing.Event, c *lockedCustomer
 		return applyInvoice(ctx, tx, ev.Created, obj, c)
 	case *billing.CheckoutSession:
 		return applyCheckout(ctx, tx, obj, c)
+	case *billing.Schedule:
+		return applySchedule(ctx, tx, ev.Created, ev.ID, obj, c)
+	case *billing.EntitlementSummary:
+		return applySummary(ctx, tx, ev.Created, ev.ID, obj, c)
 	case *billing.Subscription:
 		// Written in sets by the batch (applySubscriptions), never one by one.
 		return "", fmt.Errorf("apply event: subscription events go through applySubscriptions")

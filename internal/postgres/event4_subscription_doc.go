@@ -41,6 +41,7 @@ type subscriptionDoc struct {
 	CanceledAt         *time.Time    `json:"canceled_at,omitempty"`
 	EndedAt            *time.Time    `json:"ended_at,omitempty"`
 	CollectionPaused   bool          `json:"collection_paused"`
+	PendingUpdate      *pendingDoc   `json:"pending_update,omitempty"`
 	VersionAt          time.Time     `json:"version_at"`
 	VersionRank        int           `json:"version_rank"`
 	VersionEvent       string        `json:"version_event"`
@@ -62,7 +63,7 @@ func toSubscriptionDoc(s billing.Subscription, k billing.VersionKey) subscriptio
 		StartDate: s.StartDate, CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd,
 		TrialStart: s.TrialStart, TrialEnd: s.TrialEnd, CancelAt: s.CancelAt, CancelAtPeriodEnd: s.CancelAtPeriodEnd,
 		CanceledAt: s.CanceledAt, EndedAt: s.EndedAt, CollectionPaused: s.CollectionPaused,
-		VersionAt: k.At, VersionRank: k.Rank, VersionEvent: k.Event,
+		PendingUpdate: toPendingDoc(s.PendingUpdate), VersionAt: k.At, VersionRank: k.Rank, VersionEvent: k.Event,
 	}
 }
 
@@ -76,6 +77,7 @@ func (d subscriptionDoc) toSubscription() (billing.Subscription, billing.Version
 		CurrentPeriodStart: d.CurrentPeriodStart, CurrentPeriodEnd: d.CurrentPeriodEnd, TrialStart: d.TrialStart,
 		TrialEnd: d.TrialEnd, CancelAt: d.CancelAt, CancelAtPeriodEnd: d.CancelAtPeriodEnd,
 		CanceledAt: d.CanceledAt, EndedAt: d.EndedAt, CollectionPaused: d.CollectionPaused,
+		PendingUpdate: d.PendingUpdate.toPendingUpdate(),
 	}, billing.VersionKey{At: d.VersionAt, Rank: d.VersionRank, Event: d.VersionEvent}
 }
 
@@ -95,6 +97,54 @@ type itemDoc struct {
 	BillingScheme     string           `json:"billing_scheme,omitempty"`
 	TransformDivideBy int64            `json:"transform_divide_by,omitempty"`
 	TransformRound    string           `json:"transform_round,omitempty"`
+}
+
+// pendingDoc is a subscription's pending_update as the pending_update
+// column stores it: its expiry and each item's price and quantity.
+type pendingDoc struct {
+	ExpiresAt *time.Time     `json:"expires_at,omitempty"`
+	Items     []phaseItemDoc `json:"items"`
+}
+
+// phaseItemDoc is a price and quantity of a pending update or a schedule
+// phase, as stored; it has billing.PhaseItem's fields exactly.
+type phaseItemDoc struct {
+	PriceID  string `json:"price_id"`
+	Quantity int64  `json:"quantity"`
+}
+
+func toPendingDoc(p *billing.PendingUpdate) *pendingDoc {
+	if p == nil {
+		return nil
+	}
+	d := &pendingDoc{ExpiresAt: p.ExpiresAt, Items: make([]phaseItemDoc, len(p.Items))}
+	for i, it := range p.Items {
+		d.Items[i] = phaseItemDoc(it)
+	}
+	return d
+}
+
+func (d *pendingDoc) toPendingUpdate() *billing.PendingUpdate {
+	if d == nil {
+		return nil
+	}
+	p := &billing.PendingUpdate{ExpiresAt: d.ExpiresAt, Items: make([]billing.PhaseItem, len(d.Items))}
+	for i, it := range d.Items {
+		p.Items[i] = billing.PhaseItem(it)
+	}
+	return p
+}
+
+// decodePending reads a pending_update column (NULL: none).
+func decodePending(raw []byte) (*billing.PendingUpdate, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var d pendingDoc
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return nil, fmt.Errorf("read pending update: %w", err)
+	}
+	return d.toPendingUpdate(), nil
 }
 
 // discountDoc is a discount as the discounts columns store it; like

@@ -32,6 +32,10 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		Movements:           []billing.ExportMovement{},
 		Activity:            []billing.ExportActivity{},
 		Audit:               []billing.ExportAuditEntry{},
+
+		Overrides:            []billing.ExportOverride{},
+		EntitlementSummaries: []billing.ExportEntitlementSummary{},
+		Schedules:            []billing.ExportSchedule{},
 	}
 	// audit_log names an account only by keyed hashes. Computed before
 	// the read-only transaction: the first use may generate and store the key.
@@ -56,6 +60,11 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		{"movements", func() error { return exportMovements(ctx, tx, accountID, subject, &exp.Movements) }},
 		{"subscription activity", func() error { return exportActivity(ctx, tx, accountID, subject, &exp.Activity) }},
 		{"audit", func() error { return exportAudit(ctx, tx, subject, &exp.Audit) }},
+		{"overrides", func() error { return exportOverrides(ctx, tx, accountID, &exp.Overrides) }},
+		{"entitlement summaries", func() error {
+			return exportEntitlementSummaries(ctx, tx, accountID, subject, &exp.EntitlementSummaries)
+		}},
+		{"subscription schedules", func() error { return exportSchedules(ctx, tx, accountID, subject, &exp.Schedules) }},
 	}
 	for _, st := range steps {
 		if err := st.fn(); err != nil {
@@ -82,7 +91,7 @@ SELECT s.stripe_subscription_id, s.subscription_ref, s.stripe_customer_id, s.cus
        s.mrr_minor, s.mrr_fixed, s.created, s.start_date, s.current_period_start, s.current_period_end,
        s.trial_start, s.trial_end, s.cancel_at, s.cancel_at_period_end, s.canceled_at, s.ended_at,
        s.collection_paused, s.latest_invoice_status, s.invoice_attempt_count, s.next_payment_attempt,
-       s.invoice_version_at, s.version_at, s.version_rank, s.version_event, s.updated_at
+       s.invoice_version_at, coalesce(s.pending_update, 'null') AS pending_update, s.version_at, s.version_rank, s.version_event, s.updated_at
 FROM subscriptions s
 JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id
 WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
@@ -144,4 +153,33 @@ FROM audit_log
 WHERE subject_hmac = ANY($1)
 ORDER BY at, id`
 	return tx.SelectContext(ctx, out, q, subject)
+}
+
+func exportOverrides(ctx context.Context, tx *sqlx.Tx, accountID string, out *[]billing.ExportOverride) error {
+	const q = `
+SELECT account_id, features, expires_at, created_at, updated_at, updated_by
+FROM account_overrides WHERE account_id = $1`
+	return tx.SelectContext(ctx, out, q, accountID)
+}
+
+func exportEntitlementSummaries(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportEntitlementSummary) error {
+	const q = `
+SELECT e.stripe_customer_id, e.livemode, to_jsonb(e.lookup_keys) AS lookup_keys, e.complete,
+       e.version_at, e.version_event, e.updated_at
+FROM stripe_entitlement_summaries e
+JOIN customers c ON c.stripe_customer_id = e.stripe_customer_id
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
+ORDER BY e.stripe_customer_id`
+	return tx.SelectContext(ctx, out, q, accountID, subject)
+}
+
+func exportSchedules(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportSchedule) error {
+	const q = `
+SELECT sc.stripe_schedule_id, sc.stripe_customer_id, sc.stripe_subscription_id, sc.livemode, sc.status,
+       sc.end_behavior, sc.phases, sc.version_at, sc.version_rank, sc.version_event, sc.updated_at
+FROM subscription_schedules sc
+JOIN customers c ON c.stripe_customer_id = sc.stripe_customer_id
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
+ORDER BY sc.stripe_customer_id, sc.stripe_schedule_id`
+	return tx.SelectContext(ctx, out, q, accountID, subject)
 }

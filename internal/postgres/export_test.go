@@ -62,6 +62,24 @@ func seedAccount(t *testing.T, st *postgres.Store, account, cus, sub string, liv
 			t.Fatalf("seed audit: %v", err)
 		}
 	}
+	// Issue 18: a Stripe Entitlements summary and a schedule of the
+	// customer, and the account's override.
+	if _, err := db.ExecContext(ctx, `INSERT INTO stripe_entitlement_summaries (stripe_customer_id, livemode, lookup_keys,
+		complete, version_at, version_event) VALUES ($1, $2, '{sso,reports}', true, now(), 'evt_sum')`, cus, livemode); err != nil {
+		t.Fatalf("seed entitlement summary: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO subscription_schedules (stripe_schedule_id, stripe_customer_id, stripe_subscription_id,
+		livemode, status, end_behavior, phases, version_at, version_rank, version_event)
+		VALUES ($1, $2, $3, $4, 'active', 'release', '[{"start":"2027-03-01T00:00:00Z","items":[{"price_id":"price_basic","quantity":5}]}]',
+		now(), 2, 'evt_sched')`, "sub_sched_"+cus[len("cus_"):], cus, sub, livemode); err != nil {
+		t.Fatalf("seed schedule: %v", err)
+	}
+	if account != "" {
+		if _, err := db.ExecContext(ctx, `INSERT INTO account_overrides (account_id, features, updated_by)
+			VALUES ($1, '{"projects":200}', 'backend') ON CONFLICT DO NOTHING`, account); err != nil {
+			t.Fatalf("seed override: %v", err)
+		}
+	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO subscription_activity (customer_ref, subscription_ref, livemode, currency, effective_at, delta)
 		VALUES ($1, $2, $3, 'eur', now(), 1)`, cref, sref, livemode); err != nil {
 		t.Fatalf("seed activity: %v", err)
@@ -133,6 +151,10 @@ func TestAccountExport(t *testing.T) {
 			if !refs[a.CustomerRef] {
 				t.Errorf("activity %d belongs to another customer", a.ID)
 			}
+		}
+		if len(exp.Overrides) != 1 || exp.Overrides[0].AccountID != "acct_a" || len(exp.EntitlementSummaries) != 2 || len(exp.Schedules) != 2 {
+			t.Errorf("overrides %+v, summaries %d, schedules %d; want acct_a's one override and one of each per customer",
+				exp.Overrides, len(exp.EntitlementSummaries), len(exp.Schedules))
 		}
 		body, _ := json.Marshal(exp)
 		for _, other := range []string{"acct_b", "cus_B", "sub_B", "cus_Unlinked", "sub_Unlinked"} {

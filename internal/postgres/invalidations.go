@@ -24,6 +24,8 @@ import (
 const (
 	invalidationAccount = 1
 	invalidationToken   = 2
+	// invalidationAll: every entitlement answer (the catalog changed).
+	invalidationAll = 3
 )
 
 const qInsertInvalidation = `INSERT INTO cache_invalidations (kind, bucket) VALUES ($1, $2)`
@@ -72,7 +74,7 @@ func (s *Store) Invalidations(ctx context.Context, since uint64) (uint64, []bill
 		if err := rows.Scan(&id, &kind, &bucket); err != nil {
 			return 0, nil, fmt.Errorf("read cache invalidations: %w", translate(err))
 		}
-		out = append(out, billing.Invalidation{ID: id, Token: kind == invalidationToken, Bucket: uint16(bucket)})
+		out = append(out, billing.Invalidation{ID: id, Token: kind == invalidationToken, All: kind == invalidationAll, Bucket: uint16(bucket)})
 	}
 	if err := rows.Err(); err != nil {
 		return 0, nil, fmt.Errorf("read cache invalidations: %w", translate(err))

@@ -27,6 +27,7 @@ type Store struct {
 	group *groupApplier // group commit of concurrent events (event2_group.go)
 
 	onAccounts func(accountIDs []string) // read your writes: told of every commit's accounts (notify.go)
+	onCatalog  func()                    // read your writes: told of every catalog change (catalog.go)
 }
 
 // Options tunes the connection pool.

@@ -206,6 +206,8 @@ func itemID(v any) string {
 		return o.ID
 	case *stripe.Customer:
 		return o.ID
+	case *stripe.EntitlementsActiveEntitlement:
+		return o.ID
 	}
 	return ""
 }
@@ -217,6 +219,8 @@ func pageOf(l stripe.ListContainer) (Page, error) {
 	case *stripe.SubscriptionList:
 		resp = o.LastResponse
 	case *stripe.CustomerList:
+		resp = o.LastResponse
+	case *stripe.EntitlementsActiveEntitlementList:
 		resp = o.LastResponse
 	}
 	if resp == nil {
@@ -310,8 +314,18 @@ func readError(what string, err error) error {
 	case http.StatusTooManyRequests:
 		return fmt.Errorf("%s: still rate limited by Stripe after retries; run again later", what)
 	}
-	return fmt.Errorf("%s: Stripe answered %d %s: %s", what, se.HTTPStatusCode, se.Type, se.Msg)
+	return &apiError{msg: fmt.Sprintf("%s: Stripe answered %d %s: %s", what, se.HTTPStatusCode, se.Type, se.Msg), se: se}
 }
+
+// apiError is a read's Stripe error as one clear line that still unwraps
+// to the *stripe.Error, so a job can classify the answer (jobOutcome).
+type apiError struct {
+	msg string
+	se  *stripe.Error
+}
+
+func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.se }
 
 // DeleteCustomer deletes a customer in Stripe; the error is stripe-go's
 // (*stripe.Error for an answer), for jobOutcome to classify. No context on

@@ -43,6 +43,10 @@ type JobWorker struct {
 	// must finish well within it (default 2m; the HTTP client times out
 	// sooner).
 	Lease time.Duration
+	// Events applies what a fetch job read from Stripe (the complete list
+	// of a customer's active entitlements) through the event path; nil:
+	// such jobs fail and are retried.
+	Events billing.EventApplier
 	// MaxBackoff caps the delay between attempts (default 1h). Jobs are
 	// retried until Stripe answers: an erasure must not be dropped because
 	// Stripe was down for a day.
@@ -124,7 +128,7 @@ const (
 )
 
 func (w *JobWorker) run(ctx context.Context, j billing.OutboxJob) {
-	status, summary, oc := w.call(j)
+	status, summary, oc := w.call(ctx, j)
 	var err error
 	switch oc {
 	case jobDone:
@@ -151,7 +155,7 @@ func (w *JobWorker) run(ctx context.Context, j billing.OutboxJob) {
 // call makes the job's Stripe request and classifies the answer. The
 // summary names the action, status and Stripe error code only: Stripe's
 // messages quote the IDs, which must not reach logs or last_error.
-func (w *JobWorker) call(j billing.OutboxJob) (int, string, jobOutcomeKind) {
+func (w *JobWorker) call(ctx context.Context, j billing.OutboxJob) (int, string, jobOutcomeKind) {
 	var p billing.StripeJobPayload
 	if err := json.Unmarshal(j.Payload, &p); err != nil {
 		return 0, "malformed payload", jobDead
@@ -168,6 +172,15 @@ func (w *JobWorker) call(j billing.OutboxJob) (int, string, jobOutcomeKind) {
 			return 0, "payload has no subscription ID", jobDead
 		}
 		err = w.Stripe.CancelSubscription(p.SubscriptionID)
+	case ActionFetchEntitlements:
+		if !idPattern.MatchString(p.CustomerID) {
+			return 0, "payload has no customer ID", jobDead
+		}
+		err = w.fetchEntitlements(ctx, p.CustomerID)
+		if errors.Is(err, errApplyFetched) {
+			// The database or the applier: retried, durably.
+			return 0, j.Action + ": could not apply the fetched list", jobRetry
+		}
 	default:
 		return 0, "unknown action", jobDead
 	}
@@ -208,3 +221,12 @@ func (w *JobWorker) backoff(n int) time.Duration {
 	d = min(d, w.MaxBackoff)
 	return d/2 + rand.N(d/2+1)
 }
+
+// ActionFetchEntitlements is the Stripe job that fetches a customer's
+// complete active entitlements (postgres.StripeFetchEntitlements queues it
+// when a summary event had more than one page).
+const ActionFetchEntitlements = "fetch_entitlements"
+
+// errApplyFetched marks a fetch job whose Stripe call succeeded but whose
+// result could not be applied.
+var errApplyFetched = errors.New("apply fetched objects")

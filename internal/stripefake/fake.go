@@ -52,14 +52,16 @@ type Server struct {
 	key       string
 	customers map[string]*Customer
 	subs      map[string]*Subscription
-	requests  []Request
-	limit429  int             // answer the next n requests with 429 rate_limit
-	failAfter int             // answer requests after this many with 400 (0: off)
-	gone      map[string]bool // IDs that answer 404 as if they never existed
-	refused   map[string]bool // IDs whose requests answer 400, as a request Stripe never accepts
-	down      bool            // answer everything 503, as during an outage
-	offset    time.Duration   // added to the clock behind the Date header
-	srv       *httptest.Server
+	// entitlements are customers' active features (entitlements.go).
+	entitlements map[string][]string
+	requests     []Request
+	limit429     int             // answer the next n requests with 429 rate_limit
+	failAfter    int             // answer requests after this many with 400 (0: off)
+	gone         map[string]bool // IDs that answer 404 as if they never existed
+	refused      map[string]bool // IDs whose requests answer 400, as a request Stripe never accepts
+	down         bool            // answer everything 503, as during an outage
+	offset       time.Duration   // added to the clock behind the Date header
+	srv          *httptest.Server
 
 	// Checkout and portal sessions (sessions.go).
 	prices    map[string]*Price
@@ -252,6 +254,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		return s.listCustomers(w, q)
 	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "subscriptions":
 		return s.listSubscriptions(w, q)
+	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "entitlements" && parts[2] == "active_entitlements":
+		return s.listActiveEntitlements(w, q)
 	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "customers":
 		c, ok := s.customers[parts[2]]
 		if !ok {

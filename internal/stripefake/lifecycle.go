@@ -22,7 +22,20 @@ type SimOutcome struct {
 	PriceID        string
 	Quantity       int64
 	UnitAmount     int64 // per month, minor units (every simulated price is monthly)
+	// Features are the Stripe Entitlements lookup keys the customer's
+	// summary event lists (none once canceled).
+	Features []string
+	// ScheduledPlan is the price a subscription schedule moves the
+	// subscription to in ten days ("" for none): the downgrade demo.
+	ScheduledPlan string
 }
+
+// SimCatalog is the features catalog `billingd simulate --token` applies
+// (PUT /v1/catalog) before sending events: limits from the plans, seats
+// from the quantity.
+const SimCatalog = `{"features": {"projects": {"name": "Projects"}, "seats": {"name": "Seats"}, "sso": {"name": "Single sign-on"}},
+ "products": {"prod_sim_app": {"projects": 10, "seats": {"per_unit": 1}}},
+ "prices": {"price_sim_pro": {"projects": 100, "sso": true}}}`
 
 // The simulated plans: monthly prices in EUR cents.
 const (
@@ -121,8 +134,29 @@ func Lifecycle(n int, now time.Time) ([]SimEvent, []SimOutcome, error) {
 			return nil, nil, err
 		}
 		it := s.Items[0]
-		outcomes = append(outcomes, SimOutcome{AccountID: c.AccountID, CustomerID: c.ID, SubscriptionID: s.ID,
-			Status: s.Status, PriceID: it.PriceID, Quantity: it.Quantity, UnitAmount: it.UnitAmount})
+		o := SimOutcome{AccountID: c.AccountID, CustomerID: c.ID, SubscriptionID: s.ID,
+			Status: s.Status, PriceID: it.PriceID, Quantity: it.Quantity, UnitAmount: it.UnitAmount}
+		last := events[len(events)-1].Created
+		// Stripe Entitlements: the features of the customer's plan, as its
+		// summary event lists them.
+		if s.Status != "canceled" {
+			o.Features = []string{"api_access"}
+			if it.PriceID == SimPricePro {
+				o.Features = append(o.Features, "priority_support")
+			}
+		}
+		if err := emit("entitlements.active_entitlement_summary.updated", last.Add(time.Second), summaryJSON(c.ID, o.Features)); err != nil {
+			return nil, nil, err
+		}
+		// The upgrade to Pro is scheduled to go back to Starter in ten days.
+		if i%6 == 1 {
+			next := now.UTC().Truncate(time.Second).Add(10 * 24 * time.Hour)
+			if err := emit("subscription_schedule.created", last.Add(2*time.Second), scheduleJSON(i, s, last, next)); err != nil {
+				return nil, nil, err
+			}
+			o.ScheduledPlan = SimPriceStarter
+		}
+		outcomes = append(outcomes, o)
 	}
 	return events, outcomes, nil
 }
@@ -143,5 +177,38 @@ func invoiceJSON(id string, s Subscription, at time.Time, attempts int64, paid b
 		"customer_address": address(), "customer_tax_ids": []any{map[string]any{"type": "gb_vat", "value": PersonalTaxID}},
 		"description": PersonalDescription,
 		"parent":      map[string]any{"type": "subscription_details", "subscription_details": map[string]any{"subscription": s.ID}},
+	}
+}
+
+// summaryJSON is an entitlements.active_entitlement_summary with the
+// customer's active features, one page.
+func summaryJSON(customerID string, keys []string) map[string]any {
+	data := []any{}
+	for i, k := range keys {
+		data = append(data, activeEntitlement(customerID, i, k, false))
+	}
+	return map[string]any{
+		"object": "entitlements.active_entitlement_summary", "customer": customerID, "livemode": false,
+		"entitlements": map[string]any{"object": "list", "data": data, "has_more": false, "url": "/v1/customer/" + customerID + "/entitlements"},
+	}
+}
+
+// scheduleJSON is a subscription schedule that keeps s's current plan
+// until next, then moves it to Starter: a scheduled downgrade. Its
+// metadata and descriptions hold the fake personal data a merchant may put
+// there.
+func scheduleJSON(i int, s Subscription, from, next time.Time) map[string]any {
+	it := s.Items[0]
+	return map[string]any{
+		"id": fmt.Sprintf("sub_sched_Sim%05d", i), "object": "subscription_schedule", "customer": s.CustomerID,
+		"subscription": s.ID, "livemode": false, "status": "active", "end_behavior": "release", "created": from.Unix(),
+		"metadata": metadata(s.AccountID), "current_phase": map[string]any{"start_date": from.Unix(), "end_date": next.Unix()},
+		"default_settings": map[string]any{"description": PersonalDescription},
+		"phases": []any{
+			map[string]any{"start_date": from.Unix(), "end_date": next.Unix(), "description": PersonalDescription,
+				"items": []any{map[string]any{"price": it.PriceID, "quantity": it.Quantity}}},
+			map[string]any{"start_date": next.Unix(), "end_date": next.AddDate(0, 1, 0).Unix(), "metadata": metadata(s.AccountID),
+				"items": []any{map[string]any{"price": SimPriceStarter, "quantity": it.Quantity}}},
+		},
 	}
 }
