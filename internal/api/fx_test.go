@@ -135,10 +135,10 @@ func TestRevenueReportingCurrency(t *testing.T) {
 	}
 	ps := body.Currencies[0].Periods
 	want := []struct{ mrr, newMRR, exp, churn, fx float64 }{
-		{3200, 3200, 0, 0, 0},       // 40 USD = 32.00 EUR
-		{8800, 4000, 1600, 0, 0},    // + 20 USD expansion (16.00) + 5000 yen new (40.00)
-		{8800, 0, 0, 0, 0},          // unchanged
-		{6000, 0, 0, 4000, 1200},    // see below
+		{3200, 3200, 0, 0, 0},    // 40 USD = 32.00 EUR
+		{8800, 4000, 1600, 0, 0}, // + 20 USD expansion (16.00) + 5000 yen new (40.00)
+		{8800, 0, 0, 0, 0},       // unchanged
+		{6000, 0, 0, 4000, 1200}, // see below
 	}
 	// April: MRR(S) 88.00 EUR = 60 USD at 1.25 + 40.00; MRR(E) = 20 USD at
 	// 1.00 + 40.00 = 60.00; churn 40 USD at April 3's 1.00 = 40.00; FX
