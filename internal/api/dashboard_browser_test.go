@@ -2,13 +2,18 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/metricstest"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -27,19 +32,22 @@ func chromiumPath() string {
 	return ""
 }
 
-// TestDashboardBrowser signs in through the real login form in headless
-// Chromium, loads the dashboard over the worked example, and reads the
-// rendered SVG and table back: the charts must show the seeded figures.
-// The screenshot goes to the test's artifact directory (kept with
-// `go test -artifacts -outputdir DIR`); its path is logged.
-func TestDashboardBrowser(t *testing.T) {
-	t.Parallel()
+// browser is one headless Chromium tab on the dashboard, with the page's
+// console collected: an exception or a CSP violation fails the test.
+type browser struct {
+	t       *testing.T
+	ctx     context.Context
+	base    string
+	mu      sync.Mutex
+	console []chromedp.ConsoleMessage
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
 	exe := chromiumPath()
 	if exe == "" {
 		t.Skip("chromium not found (scripts/install-deps.sh installs the Debian package): browser test skipped")
 	}
-	f := setupFinance(t)
-
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -54,94 +62,377 @@ func TestDashboardBrowser(t *testing.T) {
 		chromedp.WindowSize(1100, 1800),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	defer cancelCtx()
-	ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
-	defer cancel()
+	t.Cleanup(cancelCtx)
+	// Generous: two cores shared by several test runs. Only a hang fails.
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancel)
+	b := &browser{t: t, ctx: ctx, base: base}
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("browser: start: %v", err)
+	}
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, m)
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
 
-	page := f.srv.URL + "/dashboard?from=2026-01-01&to=2026-04-30&interval=month&currency=usd"
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("browser: %s: %v", what, err)
-		}
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("browser: %s: %v", what, err)
 	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("browser: text of %s: %v", sel, err)
-		}
-		return v
-	}
-	attrs := func(sel string) []map[string]string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll(sel)))
-		if err != nil {
-			t.Fatalf("browser: attributes of %s: %v", sel, err)
-		}
-		return v
-	}
-	submit := func(token string) {
-		t.Helper()
-		do("open sign-in", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("token")),
-			chromedp.SendKeys(chromedp.ID("token"), token))
-		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(cdppage.LoadEventFired, nil, chromedp.Click(chromedp.ID("login")))); err != nil {
-			t.Fatalf("browser: sign in: %v", err)
-		}
-	}
+}
 
-	// A wrong token first: the form says so and no session starts.
-	submit("bd_fin_not-a-token")
-	if msg := text("#login-error"); msg == "" {
-		t.Error("a wrong token showed no error on the login form")
-	}
-	submit(f.finance)
-	// The sign-in lands on /dashboard without the query: ask again for
-	// the worked example's range, now with the session cookie.
-	do("load dashboard", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)))
-
-	var mrr []string
-	for _, a := range attrs(`#mrr-chart circle.mrr-point`) {
-		mrr = append(mrr, a["data-mrr"])
-	}
-	churn := attrs(`#movements-chart rect[data-kind="churn"]`)
-	expansion := attrs(`#movements-chart rect[data-kind="expansion"]`)
-	csvHref, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("csv"), "href"))
+// eval runs a JavaScript expression in the page and decodes its value.
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
-		t.Fatal(err)
+		b.t.Fatalf("browser: eval %s: %v", expr, err)
 	}
-	checks := []struct {
-		name      string
-		got, want any
-	}{
-		{"MRRPoints", mrr, []string{"4000", "6000", "6000", "2000"}},
-		{"ChurnBars", len(churn), 1},
-		{"ExpansionBars", len(expansion), 1},
-		{"AprilMRRCell", text(`tr[data-period="2026-04-01"] td[data-col="mrr"]`), "20.00"},
-		{"AprilARRCell", text(`tr[data-period="2026-04-01"] td[data-col="arr"]`), "240.00"},
-		{"AprilCustomerChurn", text(`tr[data-period="2026-04-01"] td[data-col="customer_churn_rate"]`), "50.00%"},
-		{"JanChurnRateUndefined", text(`tr[data-period="2026-01-01"] td[data-col="customer_churn_rate"]`), "—"},
-		{"FebExpansionCell", text(`tr[data-period="2026-02-01"] td[data-col="expansion"]`), "20.00"},
-		{"SummaryMRRCard", text(`#card-mrr strong`), "20.00 USD"},
-		{"CSVLink", csvHref.Value, "/v1/metrics/revenue?from=2026-01-01&to=2026-04-30&interval=month&livemode=true&currency=usd&format=csv"},
+	return v
+}
+
+// texts is the trimmed text of every element matching sel.
+func (b *browser) texts(sel string) []string {
+	b.t.Helper()
+	return eval[[]string](b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map((e) => e.textContent.trim())`, sel))
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	return eval[string](b, fmt.Sprintf(`(document.querySelector(%q) || {textContent: "<missing>"}).textContent.trim()`, sel))
+}
+
+func (b *browser) attr(sel, name string) []string {
+	b.t.Helper()
+	return eval[[]string](b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map((e) => e.getAttribute(%q))`, sel, name))
+}
+
+// open loads a dashboard URL and waits until its figures are drawn.
+func (b *browser) open(path string) {
+	b.t.Helper()
+	b.do("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)))
+}
+
+// change sets a control and fires its change event, as a user does.
+func (b *browser) change(id, value string) {
+	b.t.Helper()
+	eval[bool](b, fmt.Sprintf(`(() => { const e = document.getElementById(%q); e.value = %q;
+		e.dispatchEvent(new Event("change")); return true })()`, id, value))
+}
+
+func (b *browser) waitReady() {
+	b.t.Helper()
+	b.do("wait for figures", chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)))
+}
+
+// screenshot keeps the page as an artifact (`go test -artifacts
+// -outputdir DIR` keeps the directory); the path is logged.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
 	}
+	path := filepath.Join(b.t.ArtifactDir(), name+".png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot %s (%d bytes)", path, len(shot))
+}
+
+// pageErrors are the exceptions, console errors and CSP reports so far.
+// (A 404 of an endpoint this server lacks is a network entry, not one.)
+func (b *browser) pageErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, m := range b.console {
+		if m.IsException() || m.Type == chromedp.ConsoleError && m.Source != "network" ||
+			m.Source == "security" || strings.Contains(m.Text, "Content Security Policy") {
+			out = append(out, m.String())
+		}
+	}
+	return out
+}
+
+func (b *browser) signIn(token string) {
+	b.t.Helper()
+	b.do("open sign-in", chromedp.Navigate(b.base+"/dashboard"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), token))
+	if _, err := chromedp.Run(b.ctx, chromedp.WaitEvent(cdppage.LoadEventFired, nil, chromedp.Click(chromedp.ID("login")))); err != nil {
+		b.t.Fatalf("browser: sign in: %v", err)
+	}
+}
+
+type check struct {
+	name      string
+	got, want any
+}
+
+func verify(t *testing.T, checks []check) {
+	t.Helper()
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
-			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+			t.Errorf("%s: got %#v, want %#v", c.name, c.got, c.want)
 		}
 	}
-	if len(churn) == 1 && (churn[0]["data-value"] != "4000" || churn[0]["data-period"] != "2026-04-01") {
-		t.Errorf("churn bar %v, want 4000 at 2026-04-01", churn[0])
+}
+
+// overlapJS counts pairs of axis labels that overlap, across every chart.
+const overlapJS = `(() => {
+	let n = 0;
+	for (const svg of document.querySelectorAll("svg")) {
+		const boxes = [...svg.querySelectorAll("text.x-tick, text.y-tick")].map((t) => t.getBoundingClientRect());
+		for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+			const a = boxes[i], b = boxes[j];
+			if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) n++;
+		}
 	}
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
+	return n;
+})()`
+
+// dashboardExample is metrics.md's worked example and the yen customer
+// (financeExample, live) plus a test-mode euro customer, so switching
+// modes has other currencies to show.
+func dashboardExample() map[string][]billing.SubscriptionVersion {
+	test := billing.Subscription{Status: billing.StatusActive, Livemode: false, Currency: "eur",
+		Items: []billing.Item{{PriceID: "price_test", Quantity: 1, UnitAmount: 1500, Interval: billing.IntervalMonth, IntervalCount: 1}}}
+	return map[string][]billing.SubscriptionVersion{
+		"00000000-0000-4000-8000-00000000000d": {{SubscriptionRef: "10000000-0000-4000-8000-00000000000d",
+			At: at("2026-03-05T10:00:00Z"), Event: "evt_test_d", State: test}},
 	}
-	path := filepath.Join(t.ArtifactDir(), "dashboard.png")
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
+}
+
+// TestDashboardBrowser signs in through the real login form in headless
+// Chromium and checks every view of the dashboard against the seeded
+// figures (metrics.md's worked example, a yen customer and a test-mode
+// euro customer; the server's clock at 2026-06-01). Each view's
+// screenshot is kept as an artifact.
+func TestDashboardBrowser(t *testing.T) {
+	t.Parallel()
+	if chromiumPath() == "" {
+		t.Skip("chromium not found (scripts/install-deps.sh installs the Debian package): browser test skipped")
+	}
+	f := setupFinance(t)
+	if err := metricstest.Seed(context.Background(), f.store, dashboardExample()); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("dashboard screenshot: %s (%d bytes)", path, len(shot))
+	b := newBrowser(t, f.srv.URL)
+	const example = "/dashboard?from=2026-01-01&to=2026-04-30&interval=month&currency=usd"
+
+	// A wrong token first: the form says so and no session starts.
+	b.signIn("bd_fin_not-a-token")
+	if msg := b.text("#login-error"); msg == "" {
+		t.Error("a wrong token showed no error on the login form")
+	}
+	b.signIn(f.finance)
+
+	t.Run("MonthView", func(t *testing.T) {
+		b.t = t
+		b.open(example)
+		verify(t, []check{
+			{"MRRPoints", b.attr(`#mrr-chart circle.mrr-point`, "data-mrr"), []string{"4000", "6000", "6000", "2000"}},
+			{"MRRTicks", b.texts(`#mrr-chart .y-tick`), []string{"0", "20", "40", "60"}},
+			{"MovementTicks", b.texts(`#movements-chart .y-tick`), []string{"−40", "−20", "0", "20", "40"}},
+			{"ChurnTicks", b.texts(`#churn-chart .y-tick`), []string{"−50%", "0%", "50%", "100%"}},
+			{"ChurnBar", b.attr(`#movements-chart rect[data-kind="churn"]`, "data-value"), []string{"4000"}},
+			{"ChurnBarPeriod", b.attr(`#movements-chart rect[data-kind="churn"]`, "data-period"), []string{"2026-04-01"}},
+			{"ExpansionBars", len(b.attr(`#movements-chart rect[data-kind="expansion"]`, "data-value")), 1},
+			{"NoPartialBand", len(b.attr(`.partial-band`, "data-period")), 0},
+			{"RowsNewestFirst", b.attr(`#periods tbody tr`, "data-period"), []string{"2026-04-01", "2026-03-01", "2026-02-01", "2026-01-01"}},
+			{"AprilMRRCell", b.text(`tr[data-period="2026-04-01"] td[data-col="mrr"]`), "20.00"},
+			{"AprilARRCell", b.text(`tr[data-period="2026-04-01"] td[data-col="arr"]`), "240.00"},
+			{"AprilCustomerChurn", b.text(`tr[data-period="2026-04-01"] td[data-col="customer_churn_rate"]`), "50.00%"},
+			{"AprilChurnedCustomers", b.text(`tr[data-period="2026-04-01"] td[data-col="churned_customers"]`), "1"},
+			{"AprilQuickRatio", b.text(`tr[data-period="2026-04-01"] td[data-col="quick_ratio"]`), "0.00"},
+			{"AprilLTV", b.text(`tr[data-period="2026-04-01"] td[data-col="ltv"]`), "40.00"},
+			{"MarchQuickRatioUndefined", b.text(`tr[data-period="2026-03-01"] td[data-col="quick_ratio"]`), "—"},
+			{"JanChurnRateUndefined", b.text(`tr[data-period="2026-01-01"] td[data-col="customer_churn_rate"]`), "—"},
+			{"FebExpansionCell", b.text(`tr[data-period="2026-02-01"] td[data-col="expansion"]`), "20.00"},
+			{"SummaryMRRCard", b.text(`#card-mrr strong`), "20.00 USD"},
+			{"ChurnedCustomersCard", b.text(`#card-churned strong`), "1"},
+			{"QuickRatioCard", b.text(`#card-quick-ratio strong`), "1.50"}, // (40 + 20) ÷ 40
+			{"LTVCard", b.text(`#card-ltv strong`), "40.00 USD"},            // ARPA 20.00 ÷ 50%
+			{"LTVCardMonth", b.text(`#card-ltv small`), "Apr 2026"},
+			{"NetNewCard", b.text(`#card-net-new strong`), "20.00 USD"},
+			{"CSVLink", eval[string](b, `document.getElementById("csv").getAttribute("href")`),
+				"/v1/metrics/revenue?from=2026-01-01&to=2026-04-30&interval=month&livemode=true&currency=usd&format=csv"},
+			{"OnceCouponDefinition", strings.Contains(b.text(".definitions"), "A once coupon discounts one invoice and does not reduce MRR"), true},
+			{"LabelOverlaps", eval[int](b, overlapJS), 0},
+		})
+		b.screenshot("month")
+	})
+
+	t.Run("DefaultRangeFromFirstDataAndPartialPeriod", func(t *testing.T) {
+		b.t = t
+		b.open("/dashboard?currency=usd")
+		// The first movement is on 2026-01-03 (usd); the server's today is
+		// 2026-06-01, so June is the partial bucket.
+		verify(t, []check{
+			{"URL", eval[string](b, `location.search`), "?from=2026-01-01&to=2026-06-01&interval=month&currency=usd&livemode=true"},
+			{"FromControl", eval[string](b, `document.getElementById("from").value`), "2026-01-01"},
+			{"MRRPoints", b.attr(`#mrr-chart circle.mrr-point`, "data-mrr"), []string{"4000", "6000", "6000", "2000", "2000", "2000"}},
+			{"PartialPoint", b.attr(`#mrr-chart circle.mrr-point.partial`, "data-period"), []string{"2026-06-01"}},
+			{"PartialBands", b.attr(`.partial-band`, "data-period"), []string{"2026-06-01", "2026-06-01", "2026-06-01"}},
+			{"PartialLabel", b.texts(`#mrr-chart .partial-label`), []string{"so far"}},
+			{"DashedChurnSegments", len(b.attr(`#churn-chart polyline.partial`, "data-series")) > 0, true},
+			{"PartialRowFirst", b.text(`#periods tbody tr:first-child td[data-col="start"]`), "2026-06-01 (so far)"},
+			{"PartialRowClass", b.attr(`#periods tbody tr.partial`, "data-period"), []string{"2026-06-01"}},
+			// The last complete month (May) had no churn: no LTV estimate.
+			{"LTVCard", b.text(`#card-ltv strong`), "—"},
+			{"LTVCardNote", b.text(`#card-ltv small`), "no churn in May 2026"},
+			{"CurrencyOptions", b.attr(`#currency option`, "value"), []string{"jpy", "usd", "all"}},
+		})
+		b.screenshot("default-partial")
+	})
+
+	t.Run("DayView", func(t *testing.T) {
+		b.t = t
+		b.open("/dashboard?from=2026-01-01&to=2026-04-30&interval=day&currency=usd")
+		type row struct{ Period, From, To, Class string }
+		rows := eval[[]row](b, `[...document.querySelectorAll("#periods tbody tr")].map((r) =>
+			({Period: r.dataset.period || "", From: r.dataset.from || "", To: r.dataset.to || "", Class: r.className}))`)
+		want := []row{
+			{From: "2026-04-04", To: "2026-04-30", Class: "quiet"}, {Period: "2026-04-03"},
+			{From: "2026-02-11", To: "2026-04-02", Class: "quiet"}, {Period: "2026-02-10"},
+			{From: "2026-01-21", To: "2026-02-09", Class: "quiet"}, {Period: "2026-01-20"},
+			{From: "2026-01-04", To: "2026-01-19", Class: "quiet"}, {Period: "2026-01-03"},
+			{From: "2026-01-01", To: "2026-01-02", Class: "quiet"},
+		}
+		verify(t, []check{
+			{"Rows", rows, want},
+			{"QuietRowText", b.text(`#periods tr.quiet`), "4 Apr 2026 – 30 Apr 2026: 27 days without movement · MRR 20.00"},
+			{"NoDots", len(b.attr(`#mrr-chart circle`, "cx")), 0},
+			{"HoverColumns", len(b.attr(`#mrr-chart rect.hover`, "x")), 120},
+			{"ChurnBar", b.attr(`#movements-chart rect[data-kind="churn"]`, "data-period"), []string{"2026-04-03"}},
+			{"LTVOnlyMonthly", b.text(`#card-ltv small`), "monthly view only"},
+			{"LabelOverlaps", eval[int](b, overlapJS), 0},
+		})
+		if n := len(b.texts(`#mrr-chart .x-tick`)); n < 4 || n > 20 {
+			t.Errorf("day view shows %d date labels, want a readable handful", n)
+		}
+		b.screenshot("day")
+	})
+
+	t.Run("AllCurrenciesSideBySide", func(t *testing.T) {
+		b.t = t
+		b.open("/dashboard?from=2026-01-01&to=2026-04-30&interval=month&currency=all")
+		fig := func(cur, k string) string {
+			return b.text(fmt.Sprintf(`.currency-panel[data-currency=%q] dd[data-figure=%q]`, cur, k))
+		}
+		verify(t, []check{
+			{"Panels", b.attr(`.currency-panel`, "data-currency"), []string{"jpy", "usd"}},
+			{"USDMRR", fig("usd", "mrr"), "20.00"},
+			{"JPYMRR", fig("jpy", "mrr"), "5,000"},
+			{"USDQuickRatio", fig("usd", "quick-ratio"), "1.50"},
+			{"USDChurned", fig("usd", "churned"), "1"},
+			{"JPYQuickRatio", fig("jpy", "quick-ratio"), "—"},
+			{"JPYChartTicks", b.texts(`.currency-panel[data-currency="jpy"] .y-tick`), []string{"0", "1,000", "2,000", "3,000", "4,000", "5,000"}},
+			{"SingleViewsHidden", eval[bool](b, `getComputedStyle(document.getElementById("mrr-chart").parentElement).display === "none"`), true},
+			{"CSVAllCurrencies", eval[string](b, `document.getElementById("csv").getAttribute("href")`),
+				"/v1/metrics/revenue?from=2026-01-01&to=2026-04-30&interval=month&livemode=true&format=csv"},
+		})
+		b.screenshot("all-currencies")
+	})
+
+	t.Run("StateInURL", func(t *testing.T) {
+		b.t = t
+		b.open(example)
+		b.change("interval", "week")
+		b.waitReady()
+		u := eval[string](b, `location.search`)
+		if u != "?from=2026-01-01&to=2026-04-30&interval=week&currency=usd&livemode=true" {
+			t.Fatalf("URL after choosing weeks: %s", u)
+		}
+		// The link alone reopens the same view.
+		b.open("/dashboard" + u)
+		verify(t, []check{
+			{"Interval", eval[string](b, `document.getElementById("interval").value`), "week"},
+			{"NewestWeekFirst", b.attr(`#periods tbody tr:first-child`, "data-to"), []string{"2026-04-27"}},
+			{"ChurnWeek", b.attr(`#movements-chart rect[data-kind="churn"]`, "data-period"), []string{"2026-03-30"}},
+		})
+	})
+
+	t.Run("ErrorClearsStaleCharts", func(t *testing.T) {
+		b.t = t
+		b.open(example)
+		b.do("ask for an impossible range", chromedp.SetValue(chromedp.ID("from"), "2026-05-01"),
+			chromedp.SetValue(chromedp.ID("to"), "2026-04-01"), chromedp.Click(chromedp.ID("apply")),
+			chromedp.WaitVisible(chromedp.ID("error")))
+		verify(t, []check{
+			{"Error", b.text("#error"), "Could not load figures: from must not be after to"},
+			{"NoCharts", len(b.attr("svg", "role")), 0},
+			{"NoCards", b.text("#summary"), ""},
+			{"NoRows", len(b.attr("#periods tr", "data-period")), 0},
+			{"NotReady", eval[bool](b, `document.body.dataset.ready === undefined`), true},
+		})
+		b.screenshot("error")
+		b.do("fix the range", chromedp.SetValue(chromedp.ID("from"), "2026-01-01"),
+			chromedp.SetValue(chromedp.ID("to"), "2026-04-30"), chromedp.Click(chromedp.ID("apply")))
+		b.waitReady()
+		if !eval[bool](b, `document.getElementById("error").hidden`) || len(b.attr(`#mrr-chart circle`, "data-mrr")) != 4 {
+			t.Error("the error stayed or the charts did not return once the range was fixed")
+		}
+	})
+
+	t.Run("ModeSwitchRefillsCurrencies", func(t *testing.T) {
+		b.t = t
+		b.open(example)
+		b.change("livemode", "false")
+		b.waitReady()
+		verify(t, []check{
+			{"TestCurrencies", b.attr(`#currency option`, "value"), []string{"eur"}},
+			{"TestMRRCard", b.text(`#card-mrr strong`), "15.00 EUR"},
+			{"TestMRRChart", b.attr(`#mrr-chart svg`, "data-currency"), []string{"eur"}},
+			{"URL", eval[string](b, `location.search`), "?from=2026-01-01&to=2026-04-30&interval=month&currency=eur&livemode=false"},
+		})
+		b.screenshot("test-mode")
+		b.change("livemode", "true")
+		b.waitReady()
+		verify(t, []check{{"LiveCurrencies", b.attr(`#currency option`, "value"), []string{"jpy", "usd", "all"}}})
+	})
+
+	t.Run("Readable400px", func(t *testing.T) {
+		b.t = t
+		b.do("narrow", chromedp.EmulateViewport(400, 900))
+		b.open(example)
+		type sizes struct {
+			Scroll, Client int
+			SVGAttr, SVGBox float64
+			Font            string
+		}
+		s := eval[sizes](b, `(() => { const svg = document.querySelector("#mrr-chart svg");
+			return {Scroll: document.documentElement.scrollWidth, Client: document.documentElement.clientWidth,
+				SVGAttr: svg.width.baseVal.value, SVGBox: svg.getBoundingClientRect().width,
+				Font: getComputedStyle(document.querySelector("#mrr-chart .y-tick")).fontSize} })()`)
+		if s.Scroll > s.Client {
+			t.Errorf("the page scrolls sideways at 400 px: %d > %d", s.Scroll, s.Client)
+		}
+		if s.SVGAttr > 400 || s.SVGBox < s.SVGAttr-1 || s.SVGBox > s.SVGAttr+1 {
+			t.Errorf("chart drawn %v px wide, shown %v px: it is scaled, so its text is not 11 px", s.SVGAttr, s.SVGBox)
+		}
+		verify(t, []check{
+			{"TickFont", s.Font, "11px"},
+			{"LabelOverlaps", eval[int](b, overlapJS), 0},
+			{"MRRPoints", b.attr(`#mrr-chart circle.mrr-point`, "data-mrr"), []string{"4000", "6000", "6000", "2000"}},
+		})
+		b.screenshot("narrow-400")
+		b.do("wide again", chromedp.EmulateReset())
+	})
+
+	if errs := b.pageErrors(); len(errs) > 0 {
+		t.Errorf("the page logged errors (exceptions or CSP violations): %s", strings.Join(errs, "\n"))
+	}
 }

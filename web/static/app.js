@@ -209,7 +209,7 @@ function drawTable(cur, interval) {
   const rows = []; // newest first: {p} or {run: [first, last], n}
   for (let i = ps.length - 1; i >= 0; i--) {
     let j = i;
-    while (j > 0 && quiet(ps[j], ps[j - 1]) && !ps[j].partial) j--;
+    while (j >= 0 && quiet(ps[j], ps[j - 1]) && !ps[j].partial) j--;
     if (i - j >= 2) { rows.push({ run: [ps[j + 1], ps[i]], n: i - j }); i = j + 1; continue; }
     rows.push({ p: ps[i] });
   }
@@ -283,6 +283,7 @@ function render() {
 
 async function load() {
   const seq = ++loadSeq;
+  delete document.body.dataset.ready; // set again once this load is drawn
   writeState(state);
   $("status").textContent = "Loading…";
   setError("");
@@ -293,13 +294,15 @@ async function load() {
     const planQ = new URLSearchParams(p); planQ.set("group_by", "plan");
     const cohQ = new URLSearchParams({ from: state.from, to: state.to, livemode: state.livemode, basis: state.basis });
     if (single) cohQ.set("currency", state.currency);
-    const [rev, sum, plans, cohorts, moversOK] = await Promise.all([
+    let [rev, sum, plans, cohorts, moversOK] = await Promise.all([
       getJSON("/v1/metrics/revenue?" + p.toString()),
       getJSON("/v1/metrics/summary?livemode=" + state.livemode),
       single ? optional("/v1/metrics/revenue?" + planQ.toString()) : null,
       single ? optional("/v1/metrics/cohorts?" + cohQ.toString()) : null,
       single ? moversAvailable() : false,
     ]);
+    // A server without segments ignores group_by: no groups, no view.
+    if (plans && !plans.currencies.some((c) => Array.isArray(c.groups))) plans = null;
     let movers = null;
     if (moversOK && state.movers) movers = await fetchMovers(state.movers, null);
     if (seq !== loadSeq) return;
@@ -369,32 +372,40 @@ function setBasis(b) {
   load();
 }
 
+// defaultCurrency is the one with the most paying customers (amounts in
+// different currencies do not compare), the first by code on a tie.
+function defaultCurrency(cs) {
+  let best = null;
+  for (const c of cs) if (!best || c.paying_customers > best.paying_customers) best = c;
+  return best ? best.currency : "";
+}
+
 // fillCurrencies lists the selected mode's currencies; it runs again on
 // every switch between live and test, which have their own currencies.
 // Returns the earliest day with data, for the default range.
 async function fillCurrencies() {
   const sel = $("currency");
-  sel.textContent = "";
   const sum = await getJSON("/v1/metrics/summary?livemode=" + state.livemode);
+  sel.textContent = "";
   const add = (v, label) => { const o = document.createElement("option"); o.value = v; o.textContent = label; sel.appendChild(o); };
   for (const c of sum.currencies) add(c.currency, c.currency.toUpperCase());
   if (sum.currencies.length > 1) add("all", "All, side by side");
   if (sum.reporting_currency) add("reporting", `Total in ${sum.reporting_currency.toUpperCase()}`);
   const known = [...sel.options].some((o) => o.value === state.currency);
   if (state.currency && !known && sum.currencies.length === 0) add(state.currency, state.currency.toUpperCase());
-  else if (!known) state.currency = sum.currencies.length ? sum.currencies[0].currency : "";
+  else if (!known) state.currency = defaultCurrency(sum.currencies);
   sel.value = state.currency;
   const firsts = sum.currencies.map((c) => c.first_activity).filter(Boolean).sort();
-  return firsts[0] || null;
+  return { first: firsts[0] || null, today: sum.as_of.slice(0, 10) };
 }
 
 function isoDay(d) { return d.toISOString().slice(0, 10); }
 
 // defaultRange runs from the first month with data (at most ten years
-// back, the API's limit) to today; twelve months when there is none yet.
-function defaultRange(first) {
-  const today = new Date();
-  if (!state.to) state.to = isoDay(today);
+// back, the API's limit) to today, the server's (its clock decides which
+// bucket is partial); twelve months when there is no data yet.
+function defaultRange({ first, today }) {
+  if (!state.to) state.to = today || isoDay(new Date());
   if (state.from) return;
   const to = new Date(state.to + "T00:00:00Z");
   const floor = new Date(Date.UTC(to.getUTCFullYear() - 10, to.getUTCMonth(), to.getUTCDate() + 1));
@@ -415,9 +426,9 @@ function showControls() {
 }
 
 async function init() {
-  let first = null;
-  try { first = await fillCurrencies(); } catch (e) { /* load() reports it */ }
-  defaultRange(first);
+  let known = {};
+  try { known = await fillCurrencies(); } catch (e) { /* load() reports it */ }
+  defaultRange(known);
   showControls();
   $("apply").addEventListener("click", () => {
     state.from = $("from").value; state.to = $("to").value; state.movers = null;
@@ -426,13 +437,20 @@ async function init() {
   $("interval").addEventListener("change", () => { state.interval = $("interval").value; state.movers = null; load(); });
   $("currency").addEventListener("change", () => { state.currency = $("currency").value; state.movers = null; load(); });
   $("livemode").addEventListener("change", async () => {
+    delete document.body.dataset.ready;
     state.livemode = $("livemode").value; state.movers = null;
     moversProbe = null;
     try { await fillCurrencies(); } catch (e) { clearViews(); setError("Could not load currencies: " + e.message); return; }
     load();
   });
-  let t = null;
-  window.addEventListener("resize", () => { clearTimeout(t); t = setTimeout(render, 150); });
+  // Charts are drawn at their container's width: redraw when it changes
+  // (a rotated phone, a resized window, a scroll bar appearing).
+  let width = document.body.clientWidth, t = null;
+  new ResizeObserver(() => {
+    if (document.body.clientWidth === width) return;
+    width = document.body.clientWidth;
+    clearTimeout(t); t = setTimeout(render, 100);
+  }).observe(document.body);
   load();
 }
 

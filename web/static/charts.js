@@ -42,9 +42,13 @@ export function xAxis(f, interval) {
   const ps = f.periods;
   const fit = Math.max(1, Math.floor((f.W - f.l - f.r) / (interval === "month" ? 64 : 52)));
   const every = Math.max(1, Math.ceil(ps.length / fit));
+  const half = interval === "month" ? 26 : 20; // half a label's width
   ps.forEach((p, i) => {
     if ((ps.length - 1 - i) % every !== 0) return; // keep the newest label
-    f.svg.appendChild(el("text", { x: f.x(i), y: f.H - f.b + 16, "text-anchor": "middle", class: "tick x-tick" },
+    let x = f.x(i), anchor = "middle";
+    if (x + half > f.W) { x = f.W - 2; anchor = "end"; }
+    if (x - half < f.l) { if (i > 0 && every > 1) return; x = Math.max(x, f.l - 4); anchor = "start"; }
+    f.svg.appendChild(el("text", { x, y: f.H - f.b + 16, "text-anchor": anchor, class: "tick x-tick" },
       periodLabel(p.start, interval)));
   });
 }
