@@ -264,7 +264,7 @@ func TestDashboardBrowser(t *testing.T) {
 			{"SummaryMRRCard", b.text(`#card-mrr strong`), "20.00 USD"},
 			{"ChurnedCustomersCard", b.text(`#card-churned strong`), "1"},
 			{"QuickRatioCard", b.text(`#card-quick-ratio strong`), "1.50"}, // (40 + 20) ÷ 40
-			{"LTVCard", b.text(`#card-ltv strong`), "40.00 USD"},            // ARPA 20.00 ÷ 50%
+			{"LTVCard", b.text(`#card-ltv strong`), "40.00 USD"},           // ARPA 20.00 ÷ 50%
 			{"LTVCardMonth", b.text(`#card-ltv small`), "Apr 2026"},
 			{"NetNewCard", b.text(`#card-net-new strong`), "20.00 USD"},
 			{"CSVLink", eval[string](b, `document.getElementById("csv").getAttribute("href")`),
@@ -409,7 +409,7 @@ func TestDashboardBrowser(t *testing.T) {
 		b.do("narrow", chromedp.EmulateViewport(400, 900))
 		b.open(example)
 		type sizes struct {
-			Scroll, Client int
+			Scroll, Client  int
 			SVGAttr, SVGBox float64
 			Font            string
 		}
