@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -273,6 +275,56 @@ func TestDashboardBrowser(t *testing.T) {
 			{"LabelOverlaps", eval[int](b, overlapJS), 0},
 		})
 		b.screenshot("month")
+	})
+
+	t.Run("RoundTicks", func(t *testing.T) {
+		b.t = t
+		// The ranges the finance reader saw ticks at 480.70, 344.85 and
+		// 17.65% for, and others: every tick must be a whole multiple of
+		// 1, 2 or 5 × 10^k, and the labels plain.
+		cases := []struct {
+			Lo, Hi  float64
+			MinStep float64
+			Kind    string // money in USD cents, money in yen, a rate
+			Want    []string
+		}{
+			{0, 48070, 1, "usd", []string{"0", "100", "200", "300", "400", "500"}},
+			{-34485, 52877, 1, "usd", []string{"−400", "−200", "0", "200", "400", "600"}},
+			{0, 0.1765, 0.0001, "rate", []string{"0%", "5%", "10%", "15%", "20%"}},
+			{-0.031, 0.012, 0.0001, "rate", []string{"−4%", "−3%", "−2%", "−1%", "0%", "1%", "2%"}},
+			{0, 37, 1, "usd", []string{"0.00", "0.10", "0.20", "0.30", "0.40"}},
+			{0, 123456789, 1, "usd", []string{"0", "500k", "1M", "1.5M"}},
+			{0, 7, 1, "jpy", []string{"0", "2", "4", "6", "8"}},
+			{0, 0, 1, "usd", []string{"0.00", "0.01"}},
+		}
+		in, _ := json.Marshal(cases)
+		type result struct {
+			Ticks  []float64
+			Step   float64
+			Labels []string
+		}
+		got, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]result](`import("/dashboard/static/format.js").then((m) =>
+			`+string(in)+`.map((c) => {
+				const s = m.niceScale(c.Lo, c.Hi, 5, c.MinStep);
+				const label = c.Kind === "rate" ? (v) => m.pctTick(v, s.step) : (v) => m.moneyTick(v, c.Kind === "jpy" ? 0 : 2, c.Kind === "jpy" ? 0 : 2, s.step);
+				return {Ticks: s.ticks, Step: s.step, Labels: s.ticks.map(label)};
+			}))`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cases {
+			r := got[i]
+			mant := r.Step / math.Pow(10, math.Floor(math.Log10(r.Step)+1e-9))
+			if math.Abs(mant-1) > 1e-9 && math.Abs(mant-2) > 1e-9 && math.Abs(mant-5) > 1e-9 {
+				t.Errorf("%v..%v: step %v is not 1, 2 or 5 × 10^k", c.Lo, c.Hi, r.Step)
+			}
+			if r.Ticks[0] > c.Lo || r.Ticks[len(r.Ticks)-1] < c.Hi {
+				t.Errorf("%v..%v: ticks %v do not cover the range", c.Lo, c.Hi, r.Ticks)
+			}
+			if !reflect.DeepEqual(r.Labels, c.Want) {
+				t.Errorf("%v..%v: labels %q, want %q", c.Lo, c.Hi, r.Labels, c.Want)
+			}
+		}
 	})
 
 	t.Run("DefaultRangeFromFirstDataAndPartialPeriod", func(t *testing.T) {
