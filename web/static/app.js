@@ -40,13 +40,15 @@ export async function optional(url) {
 
 const fmtMoney = (cur) => (v) => money(v, cur.exponent, cur.decimals);
 
-// markPartial flags the bucket containing as_of (the API's partial flag
-// when it sends one) and the buckets after it.
+// markPartial flags the bucket containing as_of (the API's partial flag;
+// computed when an older server sends none) and any bucket after it: none
+// of them is over.
 function markPartial(rev) {
   const asOf = Date.parse(rev.as_of);
   for (const c of rev.currencies) {
     for (const p of c.periods) {
-      if (typeof p.partial !== "boolean") p.partial = Date.parse(p.end + "T00:00:00Z") + 86400000 > asOf;
+      const notOver = Date.parse(p.end + "T00:00:00Z") + 86400000 > asOf;
+      p.partial = typeof p.partial === "boolean" ? p.partial || Date.parse(p.start + "T00:00:00Z") > asOf : notOver;
     }
   }
 }
@@ -302,7 +304,7 @@ async function load() {
       single ? moversAvailable() : false,
     ]);
     // A server without segments ignores group_by: no groups, no view.
-    if (plans && !plans.currencies.some((c) => Array.isArray(c.groups))) plans = null;
+    if (plans && plans.group_by !== "plan") plans = null;
     let movers = null;
     if (moversOK && state.movers) movers = await fetchMovers(state.movers, null);
     if (seq !== loadSeq) return;

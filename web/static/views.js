@@ -15,13 +15,13 @@ export function setOptional(on) {
 
 const MAX_PLANS = 7; // more plans than colours tell apart fold into "Other plans"
 
-// planSeries reads the group_by=plan report of one currency as
-// [{key, label, periods}], largest MRR at the end of the range first.
+// planSeries reads the group_by=plan report of one currency (one entry
+// per currency and plan, its segment the price ID) as [{key, label,
+// periods}], largest MRR at the end of the range first.
 export function planSeries(plans, code) {
   if (!plans) return [];
-  const cur = (plans.currencies || []).find((c) => c.currency === code);
-  if (!cur) return [];
-  const groups = (cur.groups || []).map((g) => ({ key: g.key, label: g.name || g.key || "No plan", periods: g.periods }));
+  const groups = plans.currencies.filter((c) => c.currency === code && typeof c.segment === "string")
+    .map((c) => ({ key: c.segment, label: c.segment_name || c.segment, periods: c.periods }));
   const endMRR = (g) => g.periods.length ? g.periods[g.periods.length - 1].mrr : 0;
   groups.sort((a, b) => endMRR(b) - endMRR(a) || (a.key < b.key ? -1 : 1));
   if (groups.length <= MAX_PLANS) return groups;
@@ -37,7 +37,7 @@ export function drawPlans(box, plans, code, interval) {
   box.textContent = "";
   const series = planSeries(plans, code);
   if (!series.length) { if (plans) box.textContent = "No plan data in this range."; return; }
-  const cur = plans.currencies.find((c) => c.currency === code);
+  const cur = plans.currencies.find((c) => c.currency === code); // exponents
   const ps = series[0].periods;
   const totals = ps.map((_, i) => series.reduce((s, g) => s + Math.max(0, g.periods[i].mrr), 0));
   const unit = 10 ** (cur.exponent - cur.decimals);
