@@ -46,6 +46,9 @@ type CohortMonth struct {
 	NetMRRRetention   *float64 `json:"net_mrr_retention"`
 	GrossMRRRetention *float64 `json:"gross_mrr_retention"`
 	CustomerRetention *float64 `json:"customer_retention"`
+	// Retention is the cell's figure for a heat map: net MRR retention
+	// (basis mrr) or customer retention (basis customers).
+	Retention *float64 `json:"retention"`
 	// Partial: the month is not over yet (it contains AsOf).
 	Partial bool `json:"partial"`
 }

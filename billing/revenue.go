@@ -236,6 +236,11 @@ type RevenueReader interface {
 	// Summary returns the figures at asOf and the movements of the 30 days
 	// before it.
 	Summary(ctx context.Context, livemode bool, asOf time.Time) (Summary, error)
+	// SegmentSummary is Summary per currency and segment of dim (plan,
+	// product or interval).
+	SegmentSummary(ctx context.Context, livemode bool, dim Dimension, asOf time.Time) (Summary, error)
+	CohortReader
+	MoverReader
 }
 
 // FillSummary derives ARR and ARPA from MRR and paying customers, and sets
