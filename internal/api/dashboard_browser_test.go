@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/billingd/billingd/internal/metricstest"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -205,16 +204,18 @@ const overlapJS = `(() => {
 	return n;
 })()`
 
-// dashboardExample is metrics.md's worked example and the yen customer
-// (financeExample, live) plus a test-mode euro customer, so switching
-// modes has other currencies to show.
+// dashboardExample is financeExample (metrics.md's worked example and a
+// yen customer, live) with B on a plan of its own, so MRR by plan has two
+// plans, plus a test-mode euro customer, so switching modes has other
+// currencies to show.
 func dashboardExample() map[string][]billing.SubscriptionVersion {
+	ex := financeExample()
+	ex[refB][0].State.Items[0].PriceID = "price_yearly"
 	test := billing.Subscription{Status: billing.StatusActive, Livemode: false, Currency: "eur",
 		Items: []billing.Item{{PriceID: "price_test", Quantity: 1, UnitAmount: 1500, Interval: billing.IntervalMonth, IntervalCount: 1}}}
-	return map[string][]billing.SubscriptionVersion{
-		"00000000-0000-4000-8000-00000000000d": {{SubscriptionRef: "10000000-0000-4000-8000-00000000000d",
-			At: at("2026-03-05T10:00:00Z"), Event: "evt_test_d", State: test}},
-	}
+	ex["00000000-0000-4000-8000-00000000000d"] = []billing.SubscriptionVersion{{SubscriptionRef: "10000000-0000-4000-8000-00000000000d",
+		At: at("2026-03-05T10:00:00Z"), Event: "evt_test_d", State: test}}
+	return ex
 }
 
 // TestDashboardBrowser signs in through the real login form in headless
@@ -227,8 +228,11 @@ func TestDashboardBrowser(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("chromium not found (scripts/install-deps.sh installs the Debian package): browser test skipped")
 	}
-	f := setupFinance(t)
-	if err := metricstest.Seed(context.Background(), f.store, dashboardExample()); err != nil {
+	f := setupFinanceWith(t, dashboardExample())
+	// A is acct_a, B's account was erased, the yen customer is unlinked:
+	// the movers list shows each as such.
+	linkFixture(t, f)
+	if _, err := f.store.EraseAccount(context.Background(), billing.ErasureRequest{AccountID: "acct_b", Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	b := newBrowser(t, f.srv.URL)
@@ -275,6 +279,114 @@ func TestDashboardBrowser(t *testing.T) {
 			{"LabelOverlaps", eval[int](b, overlapJS), 0},
 		})
 		b.screenshot("month")
+	})
+
+	t.Run("PlanBreakdown", func(t *testing.T) {
+		b.t = t
+		b.open(example)
+		type bar struct{ Plan, Period, MRR string }
+		bars := eval[[]bar](b, `[...document.querySelectorAll("#plans-chart rect.plan")].map((r) =>
+			({Plan: r.dataset.plan, Period: r.dataset.period, MRR: r.dataset.mrr}))`)
+		// A's monthly seats on price_1 (20.00, 40.00, 40.00, churned in
+		// April), B's yearly plan 20.00 a month throughout; each stack is
+		// the month's MRR.
+		verify(t, []check{
+			{"Bars", bars, []bar{
+				{"price_yearly", "2026-01-01", "2000"}, {"price_1", "2026-01-01", "2000"},
+				{"price_yearly", "2026-02-01", "2000"}, {"price_1", "2026-02-01", "4000"},
+				{"price_yearly", "2026-03-01", "2000"}, {"price_1", "2026-03-01", "4000"},
+				{"price_yearly", "2026-04-01", "2000"},
+			}},
+			{"Legend", b.texts(`#plans-chart .legend .key`), []string{"price_yearly", "price_1"}},
+			{"Visible", eval[bool](b, `!document.getElementById("plans").hidden`), true},
+		})
+	})
+
+	t.Run("MoversFromABar", func(t *testing.T) {
+		b.t = t
+		b.open(example)
+		if !eval[bool](b, `!document.getElementById("movers-hint").hidden`) ||
+			len(b.attr(`#movements-chart rect.bar.clickable`, "data-kind")) != 3 {
+			t.Fatal("the movement bars are not links to their accounts")
+		}
+		b.do("select April's churn", chromedp.Click(chromedp.CSS(`#movements-chart rect[data-kind="churn"]`)),
+			chromedp.WaitVisible(chromedp.ID("movers-table")))
+		type row struct{ Account, Date, Change, Before, After, PlansBefore, PlansAfter string }
+		rows := func() []row {
+			return eval[[]row](b, `[...document.querySelectorAll("#movers-table tbody tr")].map((r) => {
+				const c = [...r.cells].map((td) => td.textContent);
+				return {Account: c[0], Date: c[1], Change: c[2], Before: c[3], After: c[4], PlansBefore: c[5], PlansAfter: c[6]}; })`)
+		}
+		verify(t, []check{
+			{"Title", b.text("#movers-title"), "Churn in Apr 2026: 40.00 USD"},
+			{"Rows", rows(), []row{{"acct_a", "2026-04-03", "−40.00", "40.00", "0.00", "price_1", "—"}}},
+			{"BarSelected", b.attr(`#movements-chart rect.selected`, "data-kind"), []string{"churn"}},
+			{"URL", eval[string](b, `location.search`), "?from=2026-01-01&to=2026-04-30&interval=month&currency=usd&livemode=true&movers=2026-04-01%3Achurn"},
+			{"CSV", eval[string](b, `document.getElementById("movers-csv").getAttribute("href")`),
+				"/v1/metrics/movements?from=2026-04-01&to=2026-04-30&type=churn&livemode=true&currency=usd&format=csv"},
+		})
+		b.screenshot("movers")
+		// The link reopens the list; January's new accounts, newest first,
+		// B's erased account by its amounts only.
+		b.open("/dashboard?from=2026-01-01&to=2026-04-30&interval=month&currency=usd&livemode=true&movers=2026-01-01:new")
+		b.do("wait for the list", chromedp.WaitVisible(chromedp.ID("movers-table")))
+		verify(t, []check{
+			{"Title", b.text("#movers-title"), "New in Jan 2026: 40.00 USD"},
+			{"Rows", rows(), []row{
+				{"erased account", "2026-01-20", "+20.00", "0.00", "20.00", "—", "price_yearly"},
+				{"acct_a", "2026-01-03", "+20.00", "0.00", "20.00", "—", "price_1"},
+			}},
+		})
+		if strings.Contains(b.text("#movers"), refB) || strings.Contains(b.text("#movers"), "acct_b") {
+			t.Error("the movers list names the erased account")
+		}
+		b.do("close", chromedp.Click(chromedp.ID("movers-close")))
+		verify(t, []check{
+			{"Closed", eval[bool](b, `document.getElementById("movers").hidden`), true},
+			{"URLWithoutMovers", eval[string](b, `location.search`), "?from=2026-01-01&to=2026-04-30&interval=month&currency=usd&livemode=true"},
+		})
+	})
+
+	t.Run("CohortHeatMap", func(t *testing.T) {
+		b.t = t
+		b.open(example)
+		type cohort struct {
+			Cohort, Customers string
+			Cells             []string
+			Classes           []string
+		}
+		read := func() []cohort {
+			return eval[[]cohort](b, `[...document.querySelectorAll("#cohort-table tbody tr")].map((r) => {
+				const c = [...r.cells];
+				return {Cohort: c[0].textContent, Customers: c[1].textContent,
+					Cells: c.slice(2).map((td) => td.textContent), Classes: c.slice(2).map((td) => td.className)}; })`)
+		}
+		// metrics.md's example: the January cohort (A and B, 40.00) is at
+		// 150% of its MRR in February and March (A's second seat), 50%
+		// once A churned in April; June is not over.
+		got := read()
+		verify(t, []check{
+			{"Cohorts", len(got), 1},
+		})
+		if len(got) == 1 {
+			verify(t, []check{
+				{"Cohort", got[0].Cohort, "2026-01"},
+				{"Customers", got[0].Customers, "2"},
+				{"NetMRRRetention", got[0].Cells, []string{"100%", "150%", "150%", "50%", "50%", "50%"}},
+				{"Shades", got[0].Classes, []string{"h10", "h10", "h10", "h5", "h5", "h5 partial"}},
+			})
+		}
+		b.do("customer basis", chromedp.Click(chromedp.ID("basis-customers")))
+		b.waitReady()
+		got = read()
+		if len(got) == 1 {
+			verify(t, []check{{"CustomerRetention", got[0].Cells, []string{"100%", "100%", "100%", "50%", "50%", "50%"}}})
+		}
+		verify(t, []check{
+			{"URL", eval[string](b, `location.search`), "?from=2026-01-01&to=2026-04-30&interval=month&currency=usd&livemode=true&basis=customers"},
+			{"Pressed", b.attr(`#cohorts button[aria-pressed="true"]`, "id"), []string{"basis-customers"}},
+		})
+		b.screenshot("cohorts")
 	})
 
 	t.Run("RoundTicks", func(t *testing.T) {
@@ -337,7 +449,7 @@ func TestDashboardBrowser(t *testing.T) {
 			{"FromControl", eval[string](b, `document.getElementById("from").value`), "2026-01-01"},
 			{"MRRPoints", b.attr(`#mrr-chart circle.mrr-point`, "data-mrr"), []string{"4000", "6000", "6000", "2000", "2000", "2000"}},
 			{"PartialPoint", b.attr(`#mrr-chart circle.mrr-point.partial`, "data-period"), []string{"2026-06-01"}},
-			{"PartialBands", b.attr(`.partial-band`, "data-period"), []string{"2026-06-01", "2026-06-01", "2026-06-01"}},
+			{"PartialBands", b.attr(`.partial-band`, "data-period"), []string{"2026-06-01", "2026-06-01", "2026-06-01", "2026-06-01"}},
 			{"PartialLabel", b.texts(`#mrr-chart .partial-label`), []string{"so far"}},
 			{"DashedChurnSegments", len(b.attr(`#churn-chart polyline.partial`, "data-series")) > 0, true},
 			{"PartialRowFirst", b.text(`#periods tbody tr:first-child td[data-col="start"]`), "2026-06-01 (so far)"},

@@ -97,9 +97,15 @@ type financeFixture struct {
 // financeExample, with the clock fixed at 2026-06-01.
 func setupFinance(t *testing.T) financeFixture {
 	t.Helper()
+	return setupFinanceWith(t, financeExample())
+}
+
+// setupFinanceWith is setupFinance over other seeded history.
+func setupFinanceWith(t *testing.T, seed map[string][]billing.SubscriptionVersion) financeFixture {
+	t.Helper()
 	ctx := context.Background()
 	st := pgtest.Open(t)
-	if err := metricstest.Seed(ctx, st, financeExample()); err != nil {
+	if err := metricstest.Seed(ctx, st, seed); err != nil {
 		t.Fatal(err)
 	}
 	mk := func(name string, scope billing.Scope) (string, int64) {

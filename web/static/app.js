@@ -275,7 +275,8 @@ function render() {
   drawMRR(cur, rev.interval);
   drawPlans($("plans-chart"), plans, code, rev.interval);
   drawMovements(cur, rev.interval, moversOK);
-  drawMovers($("movers-list"), movers, cur, rev.interval, state, closeMovers, (c) => fetchMovers(state.movers, c));
+  drawMovers($("movers-list"), movers, cur, rev.interval, state, closeMovers, (c) => fetchMovers(state.movers, c),
+    state.movers ? "/v1/metrics/movements?" + moversQuery(state.movers, null, true).toString() : "");
   drawChurn(cur, rev.interval);
   drawCohorts($("cohorts"), cohorts, state.basis, setBasis);
   drawTable(cur, rev.interval);
@@ -333,11 +334,21 @@ function moversAvailable() {
   return moversProbe;
 }
 
-function moversQuery(sel, cursor) {
-  const cur = last ? last.rev.currencies.find((c) => c.currency === state.currency) : null;
-  const p = cur && cur.periods.find((x) => x.start === sel.period);
-  const q = new URLSearchParams({ from: sel.period, to: p ? p.end : sel.period, type: sel.kind, livemode: state.livemode, limit: "50" });
+// bucketEnd is the last day of the bucket starting on start (UTC).
+function bucketEnd(start, interval) {
+  const d = new Date(start + "T00:00:00Z");
+  if (interval === "month") return isoDay(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)));
+  if (interval === "week") return isoDay(new Date(d.getTime() + 6 * 86400000));
+  return start;
+}
+
+// moversQuery asks for the accounts behind one bar: its bucket's days,
+// its kind, the currency and mode shown. The CSV link takes the server's
+// CSV page size instead of 50.
+function moversQuery(sel, cursor, csv) {
+  const q = new URLSearchParams({ from: sel.period, to: bucketEnd(sel.period, state.interval), type: sel.kind, livemode: state.livemode });
   if (state.currency) q.set("currency", state.currency);
+  if (csv) q.set("format", "csv"); else q.set("limit", "50");
   if (cursor) q.set("cursor", cursor);
   return q;
 }

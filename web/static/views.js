@@ -86,6 +86,7 @@ export function drawCohorts(box, coh, basis, setBasis) {
   if (!rows.length) { const p = document.createElement("p"); p.textContent = "No cohorts in this range."; box.appendChild(p); return; }
   const field = basis === "customers" ? "customer_retention" : "net_mrr_retention";
   const width = Math.max(...rows.map((r) => r.months.length));
+  const several = new Set(rows.map((r) => r.currency)).size > 1;
   const t = document.createElement("table"); t.className = "heat"; t.id = "cohort-table";
   const h = t.createTHead().insertRow();
   for (const label of ["Cohort", "Customers", ...Array.from({ length: width }, (_, i) => "M" + i)]) {
@@ -93,14 +94,15 @@ export function drawCohorts(box, coh, basis, setBasis) {
   }
   const body = t.createTBody();
   for (const r of rows) {
-    const tr = body.insertRow(); tr.dataset.cohort = r.cohort;
-    tr.insertCell().textContent = r.cohort;
+    const tr = body.insertRow(); tr.dataset.cohort = r.cohort; tr.dataset.currency = r.currency || "";
+    tr.insertCell().textContent = r.cohort + (several ? " " + r.currency.toUpperCase() : "");
     tr.insertCell().textContent = String(r.customers);
+    const byOffset = new Map(r.months.map((m, i) => [m.offset ?? i, m]));
     for (let i = 0; i < width; i++) {
       const td = tr.insertCell();
-      const m = r.months[i];
+      const m = byOffset.get(i);
       if (!m) continue;
-      const v = m[field];
+      const v = m.retention !== undefined ? m.retention : m[field];
       td.className = heat(v) + (m.partial ? " partial" : "");
       td.dataset.month = String(i);
       td.textContent = v === null || v === undefined ? "—" : Math.round(v * 100) + "%";
@@ -113,49 +115,61 @@ export function drawCohorts(box, coh, basis, setBasis) {
 
 const KIND_LABEL = { new: "New", expansion: "Expansion", contraction: "Contraction", churn: "Churn", reactivation: "Reactivation" };
 
-// drawMovers lists the accounts behind the selected bar, with a link back
-// (the bar stays highlighted) and the CSV of the same list.
-export function drawMovers(box, movers, cur, interval, state, close, more) {
+// drawMovers lists the accounts behind the selected bar (GET
+// /v1/metrics/movements), with the bar highlighted, a way back, further
+// pages and the same list as CSV. Accounts are the app's own IDs; an
+// erased, unlinked or deleted customer shows as such, never by an ID.
+export function drawMovers(box, movers, cur, interval, state, close, more, csvHref) {
   box.textContent = "";
   $("movers").hidden = !state.movers || !movers;
   if (!state.movers || !movers) return;
   const p = cur.periods.find((x) => x.start === state.movers.period);
+  const m = (v) => money(v, cur.exponent, cur.decimals);
   const h = document.createElement("h3"); h.id = "movers-title";
-  const total = p ? money(p[state.movers.kind], cur.exponent, cur.decimals) + " " + cur.currency.toUpperCase() : "";
+  const total = p ? m(p[state.movers.kind]) + " " + cur.currency.toUpperCase() : "";
   h.textContent = `${KIND_LABEL[state.movers.kind]} in ${p ? longPeriod(p, interval) : state.movers.period}: ${total}`;
   const x = document.createElement("button"); x.type = "button"; x.id = "movers-close"; x.textContent = "Close";
   x.addEventListener("click", close);
-  box.append(h, x);
+  const csv = document.createElement("a"); csv.id = "movers-csv"; csv.href = csvHref; csv.textContent = "CSV"; csv.download = "";
+  box.append(h, x, " ", csv);
   const t = document.createElement("table"); t.id = "movers-table";
   const hr = t.createTHead().insertRow();
-  for (const label of ["Account", "Amount", "Date", "Plan before", "Plan after"]) {
+  for (const label of ["Account", "Date", "Change", "MRR before", "MRR after", "Plans before", "Plans after"]) {
     const th = document.createElement("th"); th.textContent = label; hr.appendChild(th);
   }
   const body = t.createTBody();
   const add = (rows) => {
-    for (const m of rows) {
+    for (const r of rows) {
       const tr = body.insertRow();
-      tr.dataset.account = m.erased ? "erased" : m.account_id;
-      tr.insertCell().textContent = m.erased ? "erased account" : m.account_id;
-      tr.cells[0].className = "account";
-      tr.insertCell().textContent = money(m.amount, cur.exponent, cur.decimals);
-      tr.insertCell().textContent = (m.date || m.effective_at || "").slice(0, 10);
-      tr.insertCell().textContent = m.plan_before_name || m.plan_before || "—";
-      tr.insertCell().textContent = m.plan_after_name || m.plan_after || "—";
+      tr.dataset.account = r.account_id || "";
+      const a = tr.insertCell(); a.className = r.account_id ? "account" : "account anonymous";
+      a.textContent = r.account_id || r.account;
+      tr.insertCell().textContent = r.date;
+      const amount = tr.insertCell(); amount.dataset.col = "amount"; amount.textContent = (r.amount > 0 ? "+" : "") + m(r.amount);
+      tr.insertCell().textContent = m(r.mrr_before);
+      tr.insertCell().textContent = m(r.mrr_after);
+      tr.insertCell().textContent = (r.plans_before || []).join(", ") || "—";
+      tr.insertCell().textContent = (r.plans_after || []).join(", ") || "—";
     }
   };
-  add(movers.data || []);
+  const rows = movers.movements || [];
+  add(rows);
   const wrap = document.createElement("div"); wrap.className = "scroll"; wrap.appendChild(t);
   box.appendChild(wrap);
-  if (!(movers.data || []).length) { const n = document.createElement("p"); n.textContent = "No accounts."; box.appendChild(n); }
-  if (movers.has_more && more) {
+  if (!rows.length) { const n = document.createElement("p"); n.textContent = "No accounts."; box.appendChild(n); }
+  if (movers.next_cursor && more) {
     let cursor = movers.next_cursor;
     const b = document.createElement("button"); b.type = "button"; b.id = "movers-more"; b.textContent = "More accounts";
     b.addEventListener("click", async () => {
-      const next = await more(cursor);
-      add(next.data || []);
-      cursor = next.next_cursor;
-      if (!next.has_more) b.remove();
+      b.disabled = true;
+      try {
+        const next = await more(cursor);
+        add(next.movements || []);
+        cursor = next.next_cursor;
+        if (!cursor) b.remove(); else b.disabled = false;
+      } catch (e) {
+        b.textContent = "Could not load more: " + e.message; b.disabled = false;
+      }
     });
     box.appendChild(b);
   }
