@@ -264,6 +264,8 @@ func TestDashboardBrowser(t *testing.T) {
 			{"AprilChurnedCustomers", b.text(`tr[data-period="2026-04-01"] td[data-col="churned_customers"]`), "1"},
 			{"AprilQuickRatio", b.text(`tr[data-period="2026-04-01"] td[data-col="quick_ratio"]`), "0.00"},
 			{"AprilLTV", b.text(`tr[data-period="2026-04-01"] td[data-col="ltv"]`), "40.00"},
+			{"AprilGRR", b.text(`tr[data-period="2026-04-01"] td[data-col="gross_revenue_retention"]`), "33.33%"},
+			{"AprilTrials", b.text(`tr[data-period="2026-04-01"] td[data-col="trial_starts"]`), "0"},
 			{"MarchQuickRatioUndefined", b.text(`tr[data-period="2026-03-01"] td[data-col="quick_ratio"]`), "—"},
 			{"JanChurnRateUndefined", b.text(`tr[data-period="2026-01-01"] td[data-col="customer_churn_rate"]`), "—"},
 			{"FebExpansionCell", b.text(`tr[data-period="2026-02-01"] td[data-col="expansion"]`), "20.00"},

@@ -191,7 +191,9 @@ const COLS = [["start", "Period", null], ["mrr", "MRR", "m"], ["arr", "ARR", "m"
   ["reactivation", "Reactivation", "m"], ["contraction", "Contraction", "m"], ["churn", "Churn", "m"], ["net_new", "Net new", "m"],
   ["churned_customers", "Churned customers", "n"], ["customer_churn_rate", "Customer churn", "%"],
   ["gross_mrr_churn_rate", "Gross MRR churn", "%"], ["net_mrr_churn_rate", "Net MRR churn", "%"],
-  ["net_revenue_retention", "NRR", "%"], ["quick_ratio", "Quick ratio", "q"], ["ltv", "LTV", "m"]];
+  ["net_revenue_retention", "NRR", "%"], ["gross_revenue_retention", "GRR", "%"], ["quick_ratio", "Quick ratio", "q"],
+  ["ltv", "LTV", "m"], ["trial_starts", "Trials started", "n"], ["trial_conversions", "Trials converted", "n"],
+  ["trial_conversion_rate", "Trial conversion", "%"]];
 
 // quiet: nothing moved in the bucket and its end figures equal the
 // previous bucket's, so a run of them says nothing row by row.
@@ -204,10 +206,12 @@ function quiet(p, prev) {
 // one row so a day view is not hundreds of rows of zeros.
 function drawTable(cur, interval) {
   const t = $("periods"); t.textContent = "";
-  const head = t.createTHead().insertRow();
-  for (const [, label] of COLS) { const th = document.createElement("th"); th.textContent = label; head.appendChild(th); }
-  const body = t.createTBody();
   const ps = cur.periods;
+  // Columns an older server does not send are left out, not shown empty.
+  const cols = COLS.filter(([k, , kind]) => kind === null || kind === "q" || !ps.length || ps[0][k] !== undefined);
+  const head = t.createTHead().insertRow();
+  for (const [, label] of cols) { const th = document.createElement("th"); th.textContent = label; head.appendChild(th); }
+  const body = t.createTBody();
   const rows = []; // newest first: {p} or {run: [first, last], n}
   for (let i = ps.length - 1; i >= 0; i--) {
     let j = i;
@@ -219,14 +223,14 @@ function drawTable(cur, interval) {
     const tr = body.insertRow();
     if (r.run) {
       tr.className = "quiet"; tr.dataset.from = r.run[0].start; tr.dataset.to = r.run[1].start;
-      const td = tr.insertCell(); td.colSpan = COLS.length;
+      const td = tr.insertCell(); td.colSpan = cols.length;
       td.textContent = `${longPeriod(r.run[0], interval)} – ${longPeriod(r.run[1], interval)}: ${r.n} ${interval}s without movement · MRR ${money(r.run[1].mrr, cur.exponent, cur.decimals)}`;
       continue;
     }
     const p = r.p;
     tr.dataset.period = p.start;
     if (p.partial) tr.className = "partial";
-    for (const [k, , kind] of COLS) {
+    for (const [k, , kind] of cols) {
       const td = tr.insertCell(); td.dataset.col = k;
       if (k === "start") td.textContent = p.start + (p.partial ? " (so far)" : "");
       else if (kind === "m") td.textContent = money(p[k], cur.exponent, cur.decimals);
