@@ -99,6 +99,9 @@ type PeriodTotals struct {
 	Movements           MovementSums
 	TrialStarts         int64 // trials started in [S, E)
 	TrialConversions    int64 // of those, trials that converted to paid (TrialConversionWindow)
+	// FXEffect (reporting-currency reports only): the change of MRR in the
+	// bucket due to exchange rates, so MRRStart + net new + FXEffect = MRREnd.
+	FXEffect int64
 	// Clamped is set when a figure of the bucket was beyond
 	// ±MaxReportAmount and shows that limit instead (billing/clamp.go).
 	Clamped bool

@@ -348,7 +348,8 @@ func classify(before, after int64, everPaid bool) MovementKind {
 // trialFacts follows one subscription's trial at instant t: a start when
 // it is first seen trialing (at that version's time), a conversion when it
 // first has MRR afterwards, no later than TrialConversionWindow after the
-// trial's end. A subscription's first trial only counts.
+// trial's end and before it is canceled. A subscription's first trial only
+// counts.
 func trialFacts(tr *trialState, st Subscription, k mrrKey, t time.Time, moved bool, mrr int64) []Fact {
 	var out []Fact
 	if st.Status == StatusTrialing {
@@ -375,8 +376,8 @@ func trialFacts(tr *trialState, st Subscription, k mrrKey, t time.Time, moved bo
 	if !tr.pending {
 		return out
 	}
-	if t.After(tr.deadline) {
-		tr.pending = false
+	if t.After(tr.deadline) || st.Status == StatusCanceled || st.Status == StatusIncompleteExpired {
+		tr.pending = false // too late, or ended without paying
 		return out
 	}
 	if mrr > 0 {

@@ -51,7 +51,7 @@ func commands() []*command {
 		stripeBackfillCommand(), stripeReconcileCommand(),
 		stripeJobsStatusCommand(), stripeJobsRetryCommand(),
 		simulateCommand(),
-		metricsRebuildCommand(),
+		metricsRebuildCommand(), fxImportCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),
 		keysStatusCommand(), keysForgetCommand(),
 		versionCommand(),

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,9 +25,10 @@ var validCurrency = regexp.MustCompile(`^[a-z]{3}$`)
 
 // revenueRequest is a parsed GET /v1/metrics/revenue.
 type revenueRequest struct {
-	query    billing.RevenueQuery
-	from, to time.Time // the dates asked for (inclusive)
-	csv      bool
+	query     billing.RevenueQuery
+	from, to  time.Time // the dates asked for (inclusive)
+	csv       bool
+	reporting bool // currency=reporting: every currency converted into REPORTING_CURRENCY
 }
 
 // parseRevenueRequest validates the query string; every mistake is a 400
@@ -58,8 +60,11 @@ func parseRevenueRequest(r *http.Request, now time.Time) (revenueRequest, *error
 		return rr, &errorDetail{"range_too_long", fmt.Sprintf("from and to may be at most %d years apart", maxRevenueYears)}
 	}
 	cur := strings.ToLower(q.Get("currency"))
+	if cur == "reporting" {
+		rr.reporting, cur = true, ""
+	}
 	if cur != "" && !validCurrency.MatchString(cur) {
-		return rr, &errorDetail{"invalid_currency", "currency must be a three-letter ISO 4217 code such as usd"}
+		return rr, &errorDetail{"invalid_currency", "currency must be a three-letter ISO 4217 code such as usd, or reporting"}
 	}
 	live, perr := parseLivemode(q.Get("livemode"))
 	if perr != nil {
@@ -162,6 +167,9 @@ type periodJSON struct {
 	TrialConversions    int64    `json:"trial_conversions"` // of the trials started in the bucket
 	TrialConversionRate *float64 `json:"trial_conversion_rate"`
 	LTV                 *int64   `json:"ltv"`
+	// FXEffect (currency=reporting only): MRR change due to exchange rates,
+	// so that mrr(previous bucket) + net_new + fx_effect = mrr.
+	FXEffect *int64 `json:"fx_effect,omitempty"`
 	// Partial: the bucket contains now, so its figures are still moving.
 	Partial bool `json:"partial"`
 	// Clamped: a figure of the bucket was beyond ±2^53 − 1 minor units
@@ -171,11 +179,14 @@ type periodJSON struct {
 }
 
 type currencyJSON struct {
-	Currency string       `json:"currency"`
-	Segment  string       `json:"segment,omitempty"` // with group_by: the plan, product or interval
-	Exponent int          `json:"exponent"`          // decimals of the API amounts
-	Decimals int          `json:"decimals"`          // decimals to display
-	Periods  []periodJSON `json:"periods"`
+	Currency string `json:"currency"`
+	Segment  string `json:"segment,omitempty"` // with group_by: the plan, product or interval
+	// Reporting: every currency converted into this one (currency=reporting);
+	// each period then has fx_effect.
+	Reporting bool         `json:"reporting,omitempty"`
+	Exponent  int          `json:"exponent"` // decimals of the API amounts
+	Decimals  int          `json:"decimals"` // decimals to display
+	Periods   []periodJSON `json:"periods"`
 }
 
 type revenueJSON struct {
@@ -188,9 +199,14 @@ type revenueJSON struct {
 	Currencies []currencyJSON `json:"currencies"`
 }
 
-func toPeriodJSON(p billing.PeriodTotals, b billing.Bucket, now time.Time) periodJSON {
+func toPeriodJSON(p billing.PeriodTotals, b billing.Bucket, now time.Time, reporting bool) periodJSON {
 	f := p.FiguresAt(b, now)
-	return periodJSON{
+	var fx *int64
+	if reporting {
+		v := p.FXEffect
+		fx = &v
+	}
+	return periodJSON{FXEffect: fx,
 		Start: p.Start.Format(time.DateOnly), End: p.End.AddDate(0, 0, -1).Format(time.DateOnly),
 		MRR: f.MRREnd, ARR: f.ARR, ActiveSubscriptions: f.ActiveSubscriptions, PayingCustomers: f.PayingEnd, ARPA: f.ARPA,
 		New: f.Movements.New, Expansion: f.Movements.Expansion, Contraction: f.Movements.Contraction,
@@ -215,21 +231,29 @@ func (s *Server) handleRevenue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, perr.Code, perr.Message)
 		return
 	}
-	periods, err := s.Revenue.Revenue(r.Context(), rr.query)
-	if err != nil {
-		s.Error(w, r, err)
-		return
+	var periods []billing.PeriodTotals
+	if rr.reporting {
+		var ok bool
+		if periods, ok = s.reportingRevenue(w, r, rr, now); !ok {
+			return
+		}
+	} else {
+		var err error
+		if periods, err = s.Revenue.Revenue(r.Context(), rr.query); err != nil {
+			s.Error(w, r, err)
+			return
+		}
 	}
 	out := revenueJSON{Interval: rr.query.Bucket, From: rr.from.Format(time.DateOnly), To: rr.to.Format(time.DateOnly),
 		Livemode: rr.query.Livemode, GroupBy: string(rr.query.GroupBy), AsOf: now.UTC().Truncate(time.Second),
 		Currencies: []currencyJSON{}}
 	for _, p := range periods {
 		if n := len(out.Currencies); n == 0 || out.Currencies[n-1].Currency != p.Currency || out.Currencies[n-1].Segment != p.Segment {
-			out.Currencies = append(out.Currencies, currencyJSON{Currency: p.Currency, Segment: p.Segment,
+			out.Currencies = append(out.Currencies, currencyJSON{Currency: p.Currency, Segment: p.Segment, Reporting: rr.reporting,
 				Exponent: billing.MinorUnitExponent(p.Currency), Decimals: billing.DisplayDecimals(p.Currency), Periods: []periodJSON{}})
 		}
 		c := &out.Currencies[len(out.Currencies)-1]
-		c.Periods = append(c.Periods, toPeriodJSON(p, rr.query.Bucket, now))
+		c.Periods = append(c.Periods, toPeriodJSON(p, rr.query.Bucket, now, rr.reporting))
 	}
 	s.finm.report(string(rr.query.Bucket), rr.csv)
 	w.Header().Set("Cache-Control", "private, no-store")
@@ -259,6 +283,10 @@ func writeRevenueCSV(w http.ResponseWriter, out revenueJSON) {
 		// Grouped: the segment follows the currency.
 		header = append([]string{"currency", out.GroupBy}, revenueCSVHeader[1:]...)
 	}
+	reporting := len(out.Currencies) > 0 && out.Currencies[0].Reporting
+	if reporting {
+		header = append(slices.Clone(header), "fx_effect")
+	}
 	_ = cw.Write(header)
 	i := strconv.FormatInt
 	for _, c := range out.Currencies {
@@ -272,6 +300,9 @@ func writeRevenueCSV(w http.ResponseWriter, out revenueJSON) {
 				optRate(p.TrialConversionRate), strconv.FormatBool(p.Partial)}
 			if out.GroupBy != "" {
 				row = append([]string{c.Currency, c.Segment}, row[1:]...)
+			}
+			if reporting {
+				row = append(row, optInt(p.FXEffect))
 			}
 			_ = cw.Write(row)
 		}
