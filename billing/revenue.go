@@ -229,6 +229,9 @@ type Summary struct {
 	Livemode   bool              `json:"livemode"`
 	GroupBy    Dimension         `json:"group_by,omitempty"`
 	Currencies []CurrencySummary `json:"currencies"`
+	// ReportingCurrency is REPORTING_CURRENCY when set (the API fills it):
+	// what currency=reporting converts into, so the dashboard offers it.
+	ReportingCurrency string `json:"reporting_currency,omitempty"`
 }
 
 // RevenueReader is what the finance endpoints read.

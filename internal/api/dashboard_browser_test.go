@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/api"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -123,7 +126,8 @@ func (b *browser) attr(sel, name string) []string {
 // open loads a dashboard URL and waits until its figures are drawn.
 func (b *browser) open(path string) {
 	b.t.Helper()
-	b.do("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)))
+	b.do("open "+path, chromedp.Navigate(b.base+path))
+	b.waitReady()
 }
 
 // change sets a control and fires its change event, as a user does.
@@ -133,9 +137,14 @@ func (b *browser) change(id, value string) {
 		e.dispatchEvent(new Event("change")); return true })()`, id, value))
 }
 
+// waitReady waits until the figures are drawn; an error shown instead
+// fails at once, quoting it.
 func (b *browser) waitReady() {
 	b.t.Helper()
-	b.do("wait for figures", chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)))
+	b.do("wait for figures", chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"], #error:not([hidden])`)))
+	if msg := b.text(`#error:not([hidden])`); msg != "<missing>" {
+		b.t.Fatalf("the dashboard shows an error instead of figures: %s", msg)
+	}
 }
 
 // screenshot keeps the page as an artifact (`go test -artifacts
@@ -218,6 +227,25 @@ func dashboardExample() map[string][]billing.SubscriptionVersion {
 	return ex
 }
 
+// dashboardRates are daily euro reference rates: 1 EUR = 1.25 USD until
+// February, 1.00 USD from March 1, 160 JPY throughout, and no dollar rate
+// from April 24 to 30 (more than the 4 days a rate carries over), so the
+// April 30 boundary has none.
+func dashboardRates() []billing.FXRate {
+	var rates []billing.FXRate
+	for d := at("2025-12-01T00:00:00Z"); !d.After(at("2026-06-01T00:00:00Z")); d = d.AddDate(0, 0, 1) {
+		rates = append(rates, billing.FXRate{Day: d, Currency: "jpy", PerEUR: "160"})
+		usd := "1.25"
+		if !d.Before(at("2026-03-01T00:00:00Z")) {
+			usd = "1.00"
+		}
+		if d.Before(at("2026-04-24T00:00:00Z")) || d.After(at("2026-04-30T00:00:00Z")) {
+			rates = append(rates, billing.FXRate{Day: d, Currency: "usd", PerEUR: usd})
+		}
+	}
+	return rates
+}
+
 // TestDashboardBrowser signs in through the real login form in headless
 // Chromium and checks every view of the dashboard against the seeded
 // figures (metrics.md's worked example, a yen customer and a test-mode
@@ -235,6 +263,14 @@ func TestDashboardBrowser(t *testing.T) {
 	if _, err := f.store.EraseAccount(context.Background(), billing.ErasureRequest{AccountID: "acct_b", Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	// The same data, served with a reporting currency and its rates.
+	if _, err := f.store.PutFXRates(context.Background(), dashboardRates(), "import"); err != nil {
+		t.Fatal(err)
+	}
+	srv := &api.Server{Log: slog.New(slog.DiscardHandler), Tokens: f.store, Revenue: f.store, Sessions: f.store,
+		FX: f.store, ReportingCurrency: "eur", Now: func() time.Time { return at("2026-06-01T00:00:00Z") }}
+	f.srv = httptest.NewServer(srv.Handler())
+	t.Cleanup(f.srv.Close)
 	b := newBrowser(t, f.srv.URL)
 	const example = "/dashboard?from=2026-01-01&to=2026-04-30&interval=month&currency=usd"
 
@@ -459,7 +495,7 @@ func TestDashboardBrowser(t *testing.T) {
 			// The last complete month (May) had no churn: no LTV estimate.
 			{"LTVCard", b.text(`#card-ltv strong`), "—"},
 			{"LTVCardNote", b.text(`#card-ltv small`), "no churn in May 2026"},
-			{"CurrencyOptions", b.attr(`#currency option`, "value"), []string{"jpy", "usd", "all"}},
+			{"CurrencyOptions", b.attr(`#currency option`, "value"), []string{"jpy", "usd", "all", "reporting"}},
 		})
 		b.screenshot("default-partial")
 	})
@@ -513,6 +549,41 @@ func TestDashboardBrowser(t *testing.T) {
 		b.screenshot("all-currencies")
 	})
 
+	t.Run("ReportingCurrencyTotal", func(t *testing.T) {
+		b.t = t
+		b.open("/dashboard?from=2026-01-01&to=2026-03-31&interval=month&currency=reporting")
+		// In euros: January 40 USD at 1.25 = 32.00 (new); February the yen
+		// customer's 5,000 JPY at 160 = 31.25 new and A's 20 USD at 1.25 =
+		// 16.00 expansion, MRR 79.25; March nothing moved but the dollar
+		// went to 1.00: MRR 60 + 31.25 = 91.25, an FX effect of 12.00.
+		verify(t, []check{
+			{"MRRPoints", b.attr(`#mrr-chart circle.mrr-point`, "data-mrr"), []string{"3200", "7925", "9125"}},
+			{"FXBar", b.attr(`#movements-chart rect[data-kind="fx_effect"]`, "data-value"), []string{"1200"}},
+			{"FXBarPeriod", b.attr(`#movements-chart rect[data-kind="fx_effect"]`, "data-period"), []string{"2026-03-01"}},
+			{"FebNew", b.text(`tr[data-period="2026-02-01"] td[data-col="new"]`), "31.25"},
+			{"FebExpansion", b.text(`tr[data-period="2026-02-01"] td[data-col="expansion"]`), "16.00"},
+			{"MarFX", b.text(`tr[data-period="2026-03-01"] td[data-col="fx_effect"]`), "12.00"},
+			{"MarPaying", b.text(`tr[data-period="2026-03-01"] td[data-col="paying_customers"]`), "3"},
+			{"MRRCard", b.text(`#card-mrr strong`), "91.25 EUR"},
+			{"MRRCardWhen", b.text(`#card-mrr small`), "on 2026-03-31"},
+			{"NetNewCard", b.text(`#card-net-new strong`), "79.25 EUR"},
+			{"FXCard", b.text(`#card-fx strong`), "12.00 EUR"},
+			{"Legend", b.texts(`#movements-chart .legend .key`), []string{"New", "Expansion", "Reactivation", "Contraction", "Churn", "FX effect"}},
+			{"NoMovers", eval[bool](b, `document.getElementById("movers-hint").hidden && document.getElementById("plans").hidden`), true},
+			{"Selected", eval[string](b, `document.getElementById("currency").value`), "reporting"},
+		})
+		b.screenshot("reporting")
+		// April lacks dollar rates: the error names the days and no chart
+		// of the previous range stays.
+		b.do("range without rates", chromedp.SetValue(chromedp.ID("to"), "2026-04-30"), chromedp.Click(chromedp.ID("apply")),
+			chromedp.WaitVisible(chromedp.ID("error")))
+		msg := b.text("#error")
+		if !strings.HasPrefix(msg, "Could not load figures: no exchange rate for usd on ") || !strings.Contains(msg, "2026-04-30") {
+			t.Errorf("error %q does not name the currency and days without a rate", msg)
+		}
+		verify(t, []check{{"NoCharts", len(b.attr("svg", "role")), 0}})
+	})
+
 	t.Run("StateInURL", func(t *testing.T) {
 		b.t = t
 		b.open(example)
@@ -559,7 +630,7 @@ func TestDashboardBrowser(t *testing.T) {
 		b.change("livemode", "false")
 		b.waitReady()
 		verify(t, []check{
-			{"TestCurrencies", b.attr(`#currency option`, "value"), []string{"eur"}},
+			{"TestCurrencies", b.attr(`#currency option`, "value"), []string{"eur", "reporting"}},
 			{"TestMRRCard", b.text(`#card-mrr strong`), "15.00 EUR"},
 			{"TestMRRChart", b.attr(`#mrr-chart svg`, "data-currency"), []string{"eur"}},
 			{"URL", eval[string](b, `location.search`), "?from=2026-01-01&to=2026-04-30&interval=month&currency=eur&livemode=false"},
@@ -567,7 +638,7 @@ func TestDashboardBrowser(t *testing.T) {
 		b.screenshot("test-mode")
 		b.change("livemode", "true")
 		b.waitReady()
-		verify(t, []check{{"LiveCurrencies", b.attr(`#currency option`, "value"), []string{"jpy", "usd", "all"}}})
+		verify(t, []check{{"LiveCurrencies", b.attr(`#currency option`, "value"), []string{"jpy", "usd", "all", "reporting"}}})
 	})
 
 	t.Run("Readable400px", func(t *testing.T) {

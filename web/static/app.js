@@ -96,6 +96,22 @@ function drawSummary(sum, code) {
   }
 }
 
+// drawReportingSummary: the summary endpoint is per currency, never
+// converted, so the reporting view's cards come from the report's last
+// bucket (the range's end).
+function drawReportingSummary(cur) {
+  const box = $("summary"); box.textContent = "";
+  const p = cur && cur.periods[cur.periods.length - 1];
+  if (!p) return;
+  const m = (v) => money(v, cur.exponent, cur.decimals) + " " + cur.currency.toUpperCase();
+  const at = p.partial ? "now" : "on " + p.end;
+  card(box, "mrr", "MRR, all currencies", m(p.mrr), at);
+  card(box, "arr", "ARR, all currencies", m(p.arr), at);
+  card(box, "active", "Active subscriptions", String(p.active_subscriptions), at);
+  card(box, "paying", "Paying customers", String(p.paying_customers), at);
+  card(box, "arpa", "ARPA", m(p.arpa), at);
+}
+
 // drawRange shows the selected range's figures the summary lacks:
 // churned customers, quick ratio, LTV and net new MRR.
 function drawRange(cur, interval) {
@@ -103,6 +119,7 @@ function drawRange(cur, interval) {
   const t = rangeTotals(cur.periods);
   const m = (v) => money(v, cur.exponent, cur.decimals) + " " + cur.currency.toUpperCase();
   card(box, "net-new", "Net new MRR (range)", m(t.net_new));
+  if (cur.reporting) card(box, "fx", "FX effect (range)", m(cur.periods.reduce((s, p) => s + (p.fx_effect || 0), 0)), "exchange rates, not customers");
   card(box, "churned", "Churned customers (range)", String(t.churned_customers));
   card(box, "quick-ratio", "Quick ratio (range)", ratio(quickRatio(t)), "(new + expansion + reactivation) ÷ (churn + contraction)");
   const full = cur.periods.filter((p) => !p.partial);
@@ -136,8 +153,9 @@ function drawMRR(cur, interval) {
 function drawMovements(cur, interval, clickable) {
   const box = $("movements-chart"); box.textContent = "";
   const ps = cur.periods, f = fmtMoney(cur);
-  const up = ps.map((p) => p.new + p.expansion + p.reactivation);
-  const down = ps.map((p) => p.contraction + p.churn);
+  const fx = (p) => p.fx_effect || 0; // reporting currency only: rates moved MRR
+  const up = ps.map((p) => p.new + p.expansion + p.reactivation + Math.max(0, fx(p)));
+  const down = ps.map((p) => p.contraction + p.churn + Math.max(0, -fx(p)));
   const unit = 10 ** (cur.exponent - cur.decimals);
   const fr = frame(box, "MRR movements", ps, -Math.max(0, ...down), Math.max(unit, ...up),
     (v, step) => moneyTick(v, cur.exponent, cur.decimals, step), unit);
@@ -164,10 +182,19 @@ function drawMovements(cur, interval, clickable) {
       }
       fr.svg.appendChild(r);
     }
+    if (fx(p)) {
+      const v = fx(p), a = v > 0 ? pos : neg, b = a + v;
+      const r = el("rect", { x: fr.x(i) - bw / 2, y: Math.min(fr.y(a), fr.y(b)), width: bw, height: Math.max(1, Math.abs(fr.y(a) - fr.y(b))),
+        class: "bar fx", "data-kind": "fx_effect", "data-period": p.start, "data-value": v });
+      r.appendChild(el("title", {}, `${longPeriod(p, interval)} FX effect: ${f(v)}`));
+      fr.svg.appendChild(r);
+    }
   });
   xAxis(fr, interval);
   box.appendChild(fr.svg);
-  legend(box, KINDS.map(([k, l]) => [k, l]));
+  const keys = KINDS.map(([k, l]) => [k, l]);
+  if (ps.some((p) => p.fx_effect !== undefined)) keys.push(["fx", "FX effect"]);
+  legend(box, keys);
 }
 
 const RATES = [["customer_churn_rate", "Customer churn"], ["gross_mrr_churn_rate", "Gross MRR churn"], ["net_mrr_churn_rate", "Net MRR churn"]];
@@ -188,7 +215,7 @@ function drawChurn(cur, interval) {
 
 const COLS = [["start", "Period", null], ["mrr", "MRR", "m"], ["arr", "ARR", "m"], ["active_subscriptions", "Active subs", "n"],
   ["paying_customers", "Paying customers", "n"], ["arpa", "ARPA", "m"], ["new", "New", "m"], ["expansion", "Expansion", "m"],
-  ["reactivation", "Reactivation", "m"], ["contraction", "Contraction", "m"], ["churn", "Churn", "m"], ["net_new", "Net new", "m"],
+  ["reactivation", "Reactivation", "m"], ["contraction", "Contraction", "m"], ["churn", "Churn", "m"], ["net_new", "Net new", "m"], ["fx_effect", "FX effect", "m"],
   ["churned_customers", "Churned customers", "n"], ["customer_churn_rate", "Customer churn", "%"],
   ["gross_mrr_churn_rate", "Gross MRR churn", "%"], ["net_mrr_churn_rate", "Net MRR churn", "%"],
   ["net_revenue_retention", "NRR", "%"], ["gross_revenue_retention", "GRR", "%"], ["quick_ratio", "Quick ratio", "q"],
@@ -198,7 +225,7 @@ const COLS = [["start", "Period", null], ["mrr", "MRR", "m"], ["arr", "ARR", "m"
 // quiet: nothing moved in the bucket and its end figures equal the
 // previous bucket's, so a run of them says nothing row by row.
 function quiet(p, prev) {
-  if (KINDS.some(([k]) => p[k]) || p.churned_customers) return false;
+  if (KINDS.some(([k]) => p[k]) || p.churned_customers || p.fx_effect) return false;
   return !prev || (p.mrr === prev.mrr && p.active_subscriptions === prev.active_subscriptions && p.paying_customers === prev.paying_customers);
 }
 
@@ -267,9 +294,11 @@ function render() {
     return;
   }
   $("all-currencies").textContent = "";
-  const code = state.currency || (rev.currencies[0] && rev.currencies[0].currency);
-  drawSummary(sum, code);
-  const cur = rev.currencies.find((c) => c.currency === code);
+  const reporting = state.currency === "reporting";
+  const cur = reporting ? rev.currencies.find((c) => c.reporting) || rev.currencies[0]
+    : rev.currencies.find((c) => c.currency === (state.currency || (rev.currencies[0] && rev.currencies[0].currency)));
+  if (reporting) drawReportingSummary(cur);
+  else drawSummary(sum, state.currency || (cur && cur.currency));
   if (!cur) {
     for (const id of ["range", "mrr-chart", "plans-chart", "movements-chart", "movers-list", "churn-chart", "periods", "cohorts"]) $(id).textContent = "";
     $("status").textContent = "No revenue in this range.";
@@ -277,7 +306,7 @@ function render() {
   }
   drawRange(cur, rev.interval);
   drawMRR(cur, rev.interval);
-  drawPlans($("plans-chart"), plans, code, rev.interval);
+  drawPlans($("plans-chart"), plans, cur.currency, rev.interval);
   drawMovements(cur, rev.interval, moversOK);
   drawMovers($("movers-list"), movers, cur, rev.interval, state, closeMovers, (c) => fetchMovers(state.movers, c),
     state.movers ? "/v1/metrics/movements?" + moversQuery(state.movers, null, true).toString() : "");
@@ -285,7 +314,8 @@ function render() {
   drawCohorts($("cohorts"), cohorts, state.basis, setBasis);
   drawTable(cur, rev.interval);
   const partial = cur.periods.some((p) => p.partial) ? " · the shaded bucket is not over yet" : "";
-  $("status").textContent = `${cur.currency.toUpperCase()} · ${rev.from} to ${rev.to} by ${rev.interval} · as of ${rev.as_of}${partial}`;
+  const conv = reporting ? " (every currency converted at each day's reference rate)" : "";
+  $("status").textContent = `${cur.currency.toUpperCase()}${conv} · ${rev.from} to ${rev.to} by ${rev.interval} · as of ${rev.as_of}${partial}`;
 }
 
 async function load() {
@@ -297,7 +327,7 @@ async function load() {
   const p = apiParams(state);
   $("csv").href = "/v1/metrics/revenue?" + p.toString() + "&format=csv";
   try {
-    const single = state.currency && state.currency !== "all";
+    const single = state.currency && state.currency !== "all" && state.currency !== "reporting";
     const planQ = new URLSearchParams(p); planQ.set("group_by", "plan");
     const cohQ = new URLSearchParams({ from: state.from, to: state.to, livemode: state.livemode, basis: state.basis });
     if (single) cohQ.set("currency", state.currency);
