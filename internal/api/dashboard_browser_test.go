@@ -383,6 +383,13 @@ func TestDashboardBrowser(t *testing.T) {
 			{"Closed", eval[bool](b, `document.getElementById("movers").hidden`), true},
 			{"URLWithoutMovers", eval[string](b, `location.search`), "?from=2026-01-01&to=2026-04-30&interval=month&currency=usd&livemode=true"},
 		})
+		// The bars are reachable without a mouse: focus, Enter.
+		b.do("open February's expansion from the keyboard", chromedp.Focus(chromedp.CSS(`#movements-chart rect[data-kind="expansion"]`)),
+			chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.ID("movers-table")))
+		verify(t, []check{
+			{"KeyboardTitle", b.text("#movers-title"), "Expansion in Feb 2026: 20.00 USD"},
+			{"KeyboardRows", rows(), []row{{"acct_a", "2026-02-10", "+20.00", "20.00", "40.00", "price_1", "price_1"}}},
+		})
 	})
 
 	t.Run("CohortHeatMap", func(t *testing.T) {
@@ -644,7 +651,8 @@ func TestDashboardBrowser(t *testing.T) {
 	t.Run("Readable400px", func(t *testing.T) {
 		b.t = t
 		b.do("narrow", chromedp.EmulateViewport(400, 900))
-		b.open(example)
+		b.open(example + "&movers=2026-04-01:churn")
+		b.do("wait for the list", chromedp.WaitVisible(chromedp.ID("movers-table")))
 		type sizes struct {
 			Scroll, Client  int
 			SVGAttr, SVGBox float64
