@@ -220,7 +220,7 @@ const COLS = [["start", "Period", null], ["mrr", "MRR", "m"], ["arr", "ARR", "m"
   ["gross_mrr_churn_rate", "Gross MRR churn", "%"], ["net_mrr_churn_rate", "Net MRR churn", "%"],
   ["net_revenue_retention", "NRR", "%"], ["gross_revenue_retention", "GRR", "%"], ["quick_ratio", "Quick ratio", "q"],
   ["ltv", "LTV", "m"], ["trial_starts", "Trials started", "n"], ["trial_conversions", "Trials converted", "n"],
-  ["trial_conversion_rate", "Trial conversion", "%"]];
+  ["trial_conversion_rate", "Trial conversion", "%"], ["usage_revenue", "Usage revenue", "m"], ["usage_mrr", "Usage MRR (3 months)", "m"]];
 
 // quiet: nothing moved in the bucket and its end figures equal the
 // previous bucket's, so a run of them says nothing row by row.
