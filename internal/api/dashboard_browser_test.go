@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -70,11 +71,19 @@ func newBrowser(t *testing.T, base string) *browser {
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	t.Cleanup(cancelCtx)
 	// Generous: two cores shared by several test runs. Only a hang fails.
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	t.Cleanup(cancel)
 	b := &browser{t: t, ctx: ctx, base: base}
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("browser: start: %v", err)
+	}
+	// Every document records the CSP violations it sees: a chart that
+	// needed an inline style or a script from elsewhere would show here.
+	if _, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.__csp = []; document.addEventListener("securitypolicyviolation",
+			(e) => window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline")));`,
+	}); err != nil {
+		t.Fatalf("browser: CSP listener: %v", err)
 	}
 	msgs := chromedp.Console(ctx)
 	go func() {
@@ -145,6 +154,14 @@ func (b *browser) waitReady() {
 	if msg := b.text(`#error:not([hidden])`); msg != "<missing>" {
 		b.t.Fatalf("the dashboard shows an error instead of figures: %s", msg)
 	}
+	b.noCSPViolations()
+}
+
+func (b *browser) noCSPViolations() {
+	b.t.Helper()
+	if v := eval[[]string](b, `window.__csp || ["no CSP listener"]`); len(v) > 0 {
+		b.t.Errorf("Content-Security-Policy violations: %q", v)
+	}
 }
 
 // screenshot keeps the page as an artifact (`go test -artifacts
@@ -175,6 +192,24 @@ func (b *browser) pageErrors() []string {
 		}
 	}
 	return out
+}
+
+// forget drops the console messages up to the first containing text,
+// waiting for it a few seconds; it reports whether it came.
+func (b *browser) forget(text string) bool {
+	for range 50 {
+		b.mu.Lock()
+		for i, m := range b.console {
+			if strings.Contains(m.Text, text) {
+				b.console = slices.Delete(b.console, 0, i+1)
+				b.mu.Unlock()
+				return true
+			}
+		}
+		b.mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
 }
 
 func (b *browser) signIn(token string) {
@@ -317,6 +352,30 @@ func TestDashboardBrowser(t *testing.T) {
 			{"LabelOverlaps", eval[int](b, overlapJS), 0},
 		})
 		b.screenshot("month")
+	})
+
+	t.Run("StrictCSPInForce", func(t *testing.T) {
+		b.t = t
+		b.open(example)
+		// The listener sees a violation when there is one: an inline style
+		// is refused under the dashboard's policy.
+		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](`new Promise((ok) => {
+			document.body.setAttribute("style", "color: red"); setTimeout(() => ok(window.__csp), 200); })`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v) != 1 || !strings.HasPrefix(v[0], "style-src") {
+			t.Errorf("an inline style was not reported as a CSP violation: %q", v)
+		}
+		// The console reports it too (pageErrors would catch any other):
+		// forget this one.
+		if !b.forget("Applying inline style violates") {
+			t.Error("the console did not report the CSP violation")
+		}
+		if n := eval[int](b, `[...document.querySelectorAll("script, link")].filter((e) =>
+			!(e.src || e.href).startsWith(location.origin + "/dashboard/static/")).length`); n != 0 {
+			t.Errorf("%d scripts or stylesheets come from elsewhere", n)
+		}
 	})
 
 	t.Run("PlanBreakdown", func(t *testing.T) {
