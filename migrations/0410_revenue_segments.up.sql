@@ -56,3 +56,7 @@ CREATE TABLE revenue_segments_daily (
     trial_conversions   integer NOT NULL DEFAULT 0
 );
 CREATE INDEX revenue_segments_daily_idx ON revenue_segments_daily (livemode, dimension, day);
+-- The totals report reads trial counts from the plan dimension: only the
+-- few rows that have any.
+CREATE INDEX revenue_segments_trials_idx ON revenue_segments_daily (livemode, day)
+    WHERE dimension = 'plan' AND (trial_starts <> 0 OR trial_conversions <> 0);

@@ -38,7 +38,7 @@ WITH dup AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded)`
-	var removed int64
+	var removed, compactedTo int64
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var got bool
 		if err := tx.GetContext(ctx, &got, qLock, rollupLockKey); err != nil {
@@ -50,10 +50,19 @@ SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded)`
 		if err := tx.GetContext(ctx, &removed, q); err != nil {
 			return fmt.Errorf("compact revenue rollup: %w", translate(err))
 		}
-		segs, err := compactSegmentRollup(ctx, tx)
+		segs, maxID, err := compactSegmentRollup(ctx, tx, s.segCompacted.Load())
+		if err != nil {
+			return err
+		}
 		removed += segs
-		return err
+		// Only once committed (the deferred store happens after inTx's commit
+		// below): a rolled-back compaction must be redone.
+		compactedTo = maxID
+		return nil
 	})
+	if err == nil && compactedTo > s.segCompacted.Load() {
+		s.segCompacted.Store(compactedTo)
+	}
 	return removed, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -27,6 +28,8 @@ type Store struct {
 	group *groupApplier // group commit of concurrent events (event2_group.go)
 
 	onAccounts func(accountIDs []string) // read your writes: told of every commit's accounts (notify.go)
+
+	segCompacted atomic.Int64 // revenue_segments_daily rows up to this ID were compacted (revenue_segments.go)
 }
 
 // Options tunes the connection pool.
