@@ -114,6 +114,10 @@ func ItemShares(s Subscription, t time.Time) []int64 {
 	if total <= 0 {
 		return shares
 	}
+	if len(s.Items) == 1 { // the common case: nothing to split
+		shares[0] = total
+		return shares
+	}
 	weights := make([]*big.Rat, len(s.Items))
 	sum := new(big.Rat)
 	for i, it := range s.Items {
@@ -169,6 +173,35 @@ func (a segKey) compare(b segKey) int {
 	return cmp.Compare(a.seg, b.seg)
 }
 
+// segVals is one subscription's MRR per segment: a few entries (items ×
+// dimensions), so a slice beats a map.
+type segVals []struct {
+	k segKey
+	v int64
+}
+
+func (s segVals) add(k segKey, v int64) segVals {
+	for i := range s {
+		if s[i].k == k {
+			s[i].v = satAdd(s[i].v, v)
+			return s
+		}
+	}
+	return append(s, struct {
+		k segKey
+		v int64
+	}{k, v})
+}
+
+func (s segVals) get(k segKey) int64 {
+	for _, e := range s {
+		if e.k == k {
+			return e.v
+		}
+	}
+	return 0
+}
+
 // trialState follows one subscription's trial.
 type trialState struct {
 	started  bool      // a trial was seen (only a subscription's first counts)
@@ -187,13 +220,18 @@ func deriveFacts(vs []SubscriptionVersion) []Fact {
 		versions []SubscriptionVersion
 		pos      int
 		trial    trialState
+		// shares of the version at pos, kept while they cannot change
+		// (no discount and no scheduled end): most instants move one
+		// subscription, not all of a customer's.
+		shares    []int64
+		sharesPos int
 	}
 	var tracks []*track
 	byRef := map[string]*track{}
 	for _, v := range vs {
 		tr := byRef[v.SubscriptionRef]
 		if tr == nil {
-			tr = &track{ref: v.SubscriptionRef, pos: -1}
+			tr = &track{ref: v.SubscriptionRef, pos: -1, sharesPos: -1}
 			byRef[v.SubscriptionRef] = tr
 			tracks = append(tracks, tr)
 		}
@@ -210,16 +248,16 @@ func deriveFacts(vs []SubscriptionVersion) []Fact {
 	var out []Fact
 	segTotals := map[segKey]int64{}
 	segEverPaid := map[segKey]bool{}
-	prevSubSeg := make([]map[segKey]int64, len(tracks))
+	prevSubSeg := make([]segVals, len(tracks))
 	custTotals := map[mrrKey]int64{}
 	custEverPaid := map[mrrKey]bool{}
 	cohort := map[mrrKey]string{}
 	initial := map[mrrKey]int64{}
 	day := func(t time.Time) time.Time { return BucketDay.Truncate(t) }
 	for _, t := range points {
-		nextSeg := map[segKey]int64{}
-		nextCust := map[mrrKey]int64{}
-		curSubSeg := make([]map[segKey]int64, len(tracks))
+		nextSeg := make(map[segKey]int64, len(segTotals))
+		nextCust := make(map[mrrKey]int64, len(custTotals))
+		curSubSeg := make([]segVals, len(tracks))
 		for i, tr := range tracks {
 			moved := false
 			for tr.pos+1 < len(tr.versions) && !tr.versions[tr.pos+1].At.After(t) {
@@ -231,19 +269,25 @@ func deriveFacts(vs []SubscriptionVersion) []Fact {
 			}
 			st := tr.versions[tr.pos].State
 			k := mrrKey{st.Livemode, st.Currency}
-			shares := ItemShares(st, t)
-			m := map[segKey]int64{}
+			shares := tr.shares
+			if tr.sharesPos != tr.pos {
+				shares = ItemShares(st, t)
+				tr.shares, tr.sharesPos = shares, -1
+				if _, scheduled := st.ScheduledEnd(); len(st.Discounts) == 0 && !scheduled {
+					tr.sharesPos = tr.pos
+				}
+			}
+			m := make(segVals, 0, len(st.Items)*len(segmentDims))
 			var subTotal int64
 			for j, it := range st.Items {
 				for _, d := range segmentDims {
-					sk := segKey{k, d, itemSegment(it, d)}
-					m[sk] = satAdd(m[sk], shares[j])
+					m = m.add(segKey{k, d, itemSegment(it, d)}, shares[j])
 				}
 				subTotal = satAdd(subTotal, shares[j])
 			}
 			curSubSeg[i] = m
-			for sk, v := range m {
-				nextSeg[sk] = satAdd(nextSeg[sk], v)
+			for _, sv := range m {
+				nextSeg[sv.k] = satAdd(nextSeg[sv.k], sv.v)
 			}
 			nextCust[k] = satAdd(nextCust[k], subTotal)
 			out = append(out, trialFacts(&tr.trial, st, k, t, moved, subTotal)...)
@@ -274,28 +318,25 @@ func deriveFacts(vs []SubscriptionVersion) []Fact {
 		// Active subscriptions per segment.
 		for i := range tracks {
 			was, is := prevSubSeg[i], curSubSeg[i]
-			aks := make([]segKey, 0, len(was)+len(is))
-			for k := range was {
-				aks = append(aks, k)
+			var aks []segKey
+			for _, sv := range was {
+				if sv.v > 0 && is.get(sv.k) <= 0 {
+					aks = append(aks, sv.k)
+				}
 			}
-			for k := range is {
-				if _, ok := was[k]; !ok {
-					aks = append(aks, k)
+			for _, sv := range is {
+				if sv.v > 0 && was.get(sv.k) <= 0 {
+					aks = append(aks, sv.k)
 				}
 			}
 			slices.SortFunc(aks, segKey.compare)
 			for _, k := range aks {
-				d := 0
-				switch {
-				case was[k] > 0 && is[k] <= 0:
+				d := 1
+				if was.get(k) > 0 {
 					d = -1
-				case was[k] <= 0 && is[k] > 0:
-					d = 1
 				}
-				if d != 0 {
-					out = append(out, Fact{Dimension: k.dim, Segment: k.seg, Livemode: k.livemode, Currency: k.currency,
-						At: t, Day: day(t), ActiveDelta: d})
-				}
+				out = append(out, Fact{Dimension: k.dim, Segment: k.seg, Livemode: k.livemode, Currency: k.currency,
+					At: t, Day: day(t), ActiveDelta: d})
 			}
 		}
 		// Cohorts: the customer's whole MRR, filed under its first-paid month.
@@ -392,7 +433,9 @@ func trialFacts(tr *trialState, st Subscription, k mrrKey, t time.Time, moved bo
 
 // changePoints are the instants at which one subscription's MRR may
 // change: its versions, its discounts' starts and ends and its scheduled
-// end while each version is in force (as DeriveLedger walks them).
+// end while each version is in force (as DeriveLedger walks them). A
+// trial can only convert at one of them (MRR goes above 0), so its
+// deadline needs no instant of its own.
 func changePoints(versions []SubscriptionVersion) []time.Time {
 	var points []time.Time
 	for i, v := range versions {
@@ -412,11 +455,6 @@ func changePoints(versions []SubscriptionVersion) []time.Time {
 		}
 		if end, ok := v.State.ScheduledEnd(); ok {
 			inside(&end)
-		}
-		if v.State.Status == StatusTrialing && v.State.TrialEnd != nil {
-			// Not an MRR change, but a trial's conversion deadline is
-			// counted from it; walking it keeps pending trials honest.
-			inside(v.State.TrialEnd)
 		}
 	}
 	return points

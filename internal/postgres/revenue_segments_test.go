@@ -8,6 +8,7 @@ import (
 	"github.com/billingd/billingd/billing"
 	"github.com/billingd/billingd/internal/metricstest"
 	"github.com/billingd/billingd/internal/pgtest"
+	"github.com/billingd/billingd/internal/postgres"
 )
 
 func planItem(price, product string, amount int64, iv billing.Interval) billing.Item {
@@ -215,4 +216,75 @@ func TestRevenueSegments(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRevenueFactsErasedAndPurged: erasure keeps a customer's facts for
+// finance under a fresh reference (figures unchanged, the old reference
+// gone); the retention purge deletes them with the rest of the history.
+func TestRevenueFactsErasedAndPurged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t)
+	if err := metricstest.Seed(ctx, st, segmentExample()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().ExecContext(ctx, `INSERT INTO customers (stripe_customer_id, customer_ref, account_id, linked_via, livemode)
+		VALUES ('cus_FactsA', $1, 'acct_facts', 'api', true)`, custA); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := st.DB().GetContext(ctx, &n, q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	q := billing.RevenueQuery{Livemode: true, Currency: "usd", Bucket: billing.BucketMonth, GroupBy: billing.DimensionPlan,
+		From: at("2026-01-01T00:00:00Z"), To: at("2026-05-01T00:00:00Z"), AsOf: at("2026-06-01T00:00:00Z")}
+	before, err := st.Revenue(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := count(`SELECT count(*) FROM revenue_facts WHERE customer_ref = $1`, custA)
+	if facts == 0 {
+		t.Fatal("no facts for A")
+	}
+	exp, err := st.AccountExport(ctx, "acct_facts")
+	if err != nil || len(exp.RevenueFacts) != facts {
+		t.Fatalf("export has %d facts (%v), want %d", len(exp.RevenueFacts), err, facts)
+	}
+	if _, err := st.EraseAccount(ctx, billing.ErasureRequest{AccountID: "acct_facts", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(`SELECT count(*) FROM revenue_facts WHERE customer_ref = $1`, custA); n != 0 {
+		t.Errorf("%d facts still under the erased customer's reference", n)
+	}
+	if n := count(`SELECT count(*) FROM revenue_facts`); n == 0 {
+		t.Error("erasure dropped the facts finance keeps")
+	}
+	after, err := st.Revenue(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("erasure changed the report's shape")
+	}
+	for i := range before {
+		if before[i] != after[i] {
+			t.Errorf("erasure changed %s %s: %+v vs %+v", before[i].Segment, before[i].Start.Format("Jan"), before[i], after[i])
+		}
+	}
+	// A's history closed in April: a purge with a cutoff after it deletes
+	// its (re-keyed) facts with the rest.
+	res, err := st.Purge(ctx, postgres.RetentionPolicy{EventRetention: postgres.MinEventRetention, MetricsRetention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Facts == 0 {
+		t.Errorf("purge removed no facts: %+v", res)
+	}
+	if n := count(`SELECT count(*) FROM revenue_facts f WHERE NOT EXISTS (SELECT 1 FROM subscription_versions v WHERE v.customer_ref = f.customer_ref)`); n != 0 {
+		t.Errorf("%d facts left without their history after the purge", n)
+	}
 }
