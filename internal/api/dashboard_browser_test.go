@@ -607,7 +607,9 @@ func TestDashboardBrowser(t *testing.T) {
 			{"USDQuickRatio", fig("usd", "quick-ratio"), "1.50"},
 			{"USDChurned", fig("usd", "churned"), "1"},
 			{"JPYQuickRatio", fig("jpy", "quick-ratio"), "—"},
-			{"JPYChartTicks", b.texts(`.currency-panel[data-currency="jpy"] .y-tick`), []string{"0", "1,000", "2,000", "3,000", "4,000", "5,000"}},
+			{"JPYChartTicks", b.texts(`.currency-panel[data-currency="jpy"] .y-tick`), []string{"0", "2,000", "4,000", "6,000"}},
+			{"ChartsNotScaled", eval[int](b, `[...document.querySelectorAll(".currency-panel svg")].filter((svg) =>
+				Math.abs(svg.getBoundingClientRect().width - svg.width.baseVal.value) > 1).length`), 0},
 			{"SingleViewsHidden", eval[bool](b, `getComputedStyle(document.getElementById("mrr-chart").parentElement).display === "none"`), true},
 			{"CSVAllCurrencies", eval[string](b, `document.getElementById("csv").getAttribute("href")`),
 				"/v1/metrics/revenue?from=2026-01-01&to=2026-04-30&interval=month&livemode=true&format=csv"},

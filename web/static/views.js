@@ -182,6 +182,9 @@ export function drawAllCurrencies(box, rev, sum) {
   if (!rev.currencies.length) { box.textContent = "No revenue in this range."; return; }
   const grid = document.createElement("div"); grid.className = "currency-grid";
   box.appendChild(grid);
+  // Every panel is laid out before any chart is drawn: a chart drawn
+  // while its panel was alone in the grid would be scaled down later.
+  const charts = [];
   for (const cur of rev.currencies) {
     const panel = document.createElement("section"); panel.className = "currency-panel"; panel.dataset.currency = cur.currency;
     const h = document.createElement("h3"); h.textContent = cur.currency.toUpperCase(); panel.appendChild(h);
@@ -202,6 +205,10 @@ export function drawAllCurrencies(box, rev, sum) {
     panel.appendChild(dl);
     const chart = document.createElement("div"); chart.className = "mini-chart"; panel.appendChild(chart);
     grid.appendChild(panel);
+    charts.push([chart, cur]);
+  }
+  for (const [chart, cur] of charts) {
+    const m = (v) => money(v, cur.exponent, cur.decimals);
     const ps = cur.periods, unit = 10 ** (cur.exponent - cur.decimals);
     const fr = frame(chart, "MRR in " + cur.currency.toUpperCase(), ps, 0, Math.max(unit, ...ps.map((p) => p.mrr)),
       (v, step) => moneyTick(v, cur.exponent, cur.decimals, step), unit);
