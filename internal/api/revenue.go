@@ -354,6 +354,7 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
+	sum.ReportingCurrency = s.ReportingCurrency
 	writeJSON(w, http.StatusOK, sum)
 }
 
