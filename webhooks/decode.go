@@ -118,6 +118,13 @@ var (
 // not read; the returned Event still carries ID, Type and Created.
 var ErrUnhandled = errors.New("unhandled event type")
 
+// ErrDecodeIncomplete is returned by DecodeEvent when a field billingd
+// needs decodes as absent from an event of an API version whose shapes it
+// does not know (versions.go): a shape it cannot read, not a payload to
+// store with nulls. The returned Event carries ID, Type and Created; the
+// caller counts it, logs the event ID and applies nothing.
+var ErrDecodeIncomplete = errors.New("a needed field is absent in an API shape billingd does not know")
+
 // invalid marks a payload that can never be stored. Messages name the
 // field, never its value: values may be personal data.
 func invalid(what string) error { return fmt.Errorf("%w: %s", billing.ErrInvalid, what) }

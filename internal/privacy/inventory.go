@@ -430,4 +430,20 @@ var tables = []Table{
 			{"legacy_until", ops, "link keys: references of the form without expiry link until then (24 h after the upgrade)"},
 		},
 	},
+	{
+		Name:        "stripe_sweep_cursors",
+		Purpose:     "the missed-event sweeper (`billingd stripe sweep`, SWEEP_INTERVAL): per mode and group of event types, the newest Stripe event applied from the Events API",
+		Retention:   "one row per mode and group of handled event types; rows of groups no longer handled are deleted by the next complete sweep",
+		OnErasure:   "not about accounts: event IDs and types, no customer, subscription or account ID",
+		Export:      "-",
+		NotExported: "progress of a background job; names no customer, subscription or account",
+		Columns: []Column{
+			{"livemode", ops, "the mode of the API key the sweep read with"},
+			{"event_types", ops, "the group's event types, sorted and comma-joined (one Events API filter, at most 20)"},
+			{"event_id", ops, "the newest Stripe event applied (evt_...): the next sweep lists the events after it"},
+			{"event_created", ops, "that event's creation: Stripe keeps events 30 days, older cursors restart from the window's start"},
+			{"completed_at", ops, "when a sweep of the group last reached the newest event"},
+			{"updated_at", ops, "last progress"},
+		},
+	},
 }

@@ -46,6 +46,7 @@ type Server struct {
 	key       string
 	customers map[string]*Customer
 	subs      map[string]*Subscription
+	events    []storedEvent // the Events API's (events.go)
 	requests  []Request
 	limit429  int             // answer the next n requests with 429 rate_limit
 	failAfter int             // answer requests after this many with 400 (0: off)
@@ -230,6 +231,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		return s.listCustomers(w, q)
 	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "subscriptions":
 		return s.listSubscriptions(w, q)
+	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "events":
+		return s.listEvents(w, q)
 	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "customers":
 		c, ok := s.customers[parts[2]]
 		if !ok {
@@ -337,7 +340,7 @@ func sortListed(l []listed) {
 }
 
 // window cuts one page out of the sorted objects.
-func (p page) window(w http.ResponseWriter, url string, all []listed) int {
+func (p page) window(w http.ResponseWriter, url string, all []listed, render ...func(listed) any) int {
 	sortListed(all)
 	start := 0
 	if p.startingAfter != "" {
@@ -351,6 +354,10 @@ func (p page) window(w http.ResponseWriter, url string, all []listed) int {
 	end := min(start+p.limit, len(all))
 	data := make([]any, 0, end-start)
 	for _, l := range all[start:end] {
+		if len(render) > 0 {
+			data = append(data, render[0](l))
+			continue
+		}
 		data = append(data, l.obj)
 	}
 	return writeObject(w, map[string]any{"object": "list", "url": url, "has_more": end < len(all), "data": data})
