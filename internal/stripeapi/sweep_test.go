@@ -380,3 +380,53 @@ func TestSweepGroups(t *testing.T) {
 		t.Fatalf("SweepGroups: %v", groups)
 	}
 }
+
+// Two replicas schedule the sweeper on one database: the missed events are
+// recovered once, the replica that skipped learns when the sweep completed
+// (its age metric), and the recovered counter of the two together equals
+// the events missed.
+func TestSweepSchedule(t *testing.T) {
+	w := newSweepWorld(t)
+	events := history(t, "S", 4, time.Now().UTC().Add(-3*time.Hour).Truncate(time.Second))
+	missed := w.publish(t, events, func(i int) bool { return i%2 == 0 })
+	other := &stripeapi.Syncer{Client: w.syncer.Client, Store: openStore(t, w.url)}
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i, s := range []*stripeapi.Syncer{w.syncer, other} {
+		m := stripeapi.NewSweepMetrics(regs[i])
+		wg.Add(1)
+		go func() { defer wg.Done(); s.SweepSchedule(ctx, 15*time.Millisecond, m) }()
+	}
+	total := func() float64 {
+		return counter(t, regs[0], "billingd_sweep_recovered_total", "") + counter(t, regs[1], "billingd_sweep_recovered_total", "")
+	}
+	waitFor(t, func() bool {
+		return total() == float64(missed) && counter(t, regs[0], "billingd_sweep_runs_total", "ok")+counter(t, regs[1], "billingd_sweep_runs_total", "ok") >= 3
+	})
+	cancel()
+	wg.Wait()
+	if total() != float64(missed) {
+		t.Fatalf("recovered %v in all, want %d", total(), missed)
+	}
+	for i, reg := range regs {
+		if age := gauge(t, reg, "billingd_sweep_last_complete_age_seconds"); age < 0 || age > 60 {
+			t.Errorf("replica %d: billingd_sweep_last_complete_age_seconds = %v, want a moment", i, age)
+		}
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mf, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range mf {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}

@@ -1,6 +1,6 @@
 // Package stripefake holds billingd's fakes of Stripe: a stateful fake of
 // the few Stripe API endpoints billingd calls (customers and
-// subscriptions: list and retrieve; delete a customer, cancel a
+// subscriptions: list and retrieve; the Events API list; delete a customer, cancel a
 // subscription), the launcher of Stripe's own stateless stripe-mock
 // (StartStripeMock), and the simulated life cycle `billingd simulate`
 // sends (Lifecycle).
