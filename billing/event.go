@@ -78,6 +78,7 @@ type Event struct {
 	Subscription *Subscription
 	Invoice      *Invoice
 	Checkout     *CheckoutSession
+	TestClock    *TestClock
 }
 
 // FromAPI reports whether the event is an object fetched from the API
@@ -117,6 +118,9 @@ func (e Event) Object() (EventObject, int) {
 	if e.Checkout != nil {
 		o, n = e.Checkout, n+1
 	}
+	if e.TestClock != nil {
+		o, n = e.TestClock, n+1
+	}
 	return o, n
 }
 
@@ -153,6 +157,10 @@ type Customer struct {
 	// AccountHint is metadata.account_id: a hint anyone with Dashboard
 	// access can set, used only to link an unlinked customer.
 	AccountHint string
+	// TestClock is the test clock the customer is on (clock_...; test
+	// mode only, "" for none): its subscriptions are judged at the clock's
+	// time.
+	TestClock string
 }
 
 // Subjects implements EventObject: the customer itself.

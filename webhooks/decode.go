@@ -33,6 +33,11 @@ const (
 	TypeInvoicePaid                  = "invoice.paid"
 	TypeInvoicePaymentFailed         = "invoice.payment_failed"
 	TypeCheckoutSessionCompleted     = "checkout.session.completed"
+	TypeTestClockCreated             = "test_helpers.test_clock.created"
+	TypeTestClockAdvancing           = "test_helpers.test_clock.advancing"
+	TypeTestClockReady               = "test_helpers.test_clock.ready"
+	TypeTestClockInternalFailure     = "test_helpers.test_clock.internal_failure"
+	TypeTestClockDeleted             = "test_helpers.test_clock.deleted"
 	typeOther                        = "other"
 	maxEventTypeLen                  = 100
 	maxIDLen                         = 255
@@ -64,6 +69,11 @@ var eventTypes = map[string]objectDecoder{
 	TypeInvoicePaid:                invoiceObject,
 	TypeInvoicePaymentFailed:       invoiceObject,
 	TypeCheckoutSessionCompleted:   checkoutObject,
+	TypeTestClockCreated:           testClockObject,
+	TypeTestClockAdvancing:         testClockObject,
+	TypeTestClockReady:             testClockObject,
+	TypeTestClockInternalFailure:   testClockObject,
+	TypeTestClockDeleted:           testClockObject,
 }
 
 // objectDecoder reads one kind of data.object into a billing.Event (the
@@ -151,6 +161,7 @@ type rawObject struct {
 	NextPaymentAttempt *int64     `json:"next_payment_attempt"` // invoice
 	Parent             *rawParent `json:"parent"`               // invoice from 2025-03-31
 	ClientReferenceID  string     `json:"client_reference_id"`  // checkout session
+	FrozenTime         *int64     `json:"frozen_time"`          // test clock
 }
 
 // rawEvent is an event decoded in one pass.

@@ -63,6 +63,10 @@ func FuzzDecodeEvent(f *testing.F) {
 			if !ev.Subscription.Status.Valid() || len(ev.Subscription.Currency) != 3 {
 				t.Fatalf("accepted invalid subscription %+v", ev.Subscription)
 			}
+		case ev.TestClock != nil:
+			if ev.TestClock.FrozenTime.IsZero() || ev.TestClock.Livemode || ev.TestClock.Status == "" {
+				t.Fatalf("accepted invalid test clock %+v", ev.TestClock)
+			}
 		case ev.Customer == nil && ev.Invoice == nil && ev.Checkout == nil:
 			t.Fatalf("accepted event without object: %+v", ev)
 		}

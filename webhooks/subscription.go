@@ -42,6 +42,7 @@ type rawSubscription struct {
 	} `json:"items"`
 	Discount  *rawDiscount    `json:"discount"`
 	Discounts []discountEntry `json:"discounts"`
+	TestClock ref             `json:"test_clock"` // also a customer's
 }
 
 type rawRecurring struct {
@@ -172,6 +173,7 @@ func subscriptionFromRaw(rs *rawSubscription) (billing.Subscription, error) {
 		EndedAt:            unixPtr(rs.EndedAt),
 		CollectionPaused:   rs.PauseCollection != nil,
 		AccountHint:        rs.Metadata.hint(),
+		TestClock:          testClockOf(rs.TestClock, rs.Livemode),
 		Items:              make([]billing.Item, 0, len(rs.Items.Data)),
 		Discounts:          []billing.Discount{},
 	}

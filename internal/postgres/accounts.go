@@ -152,6 +152,7 @@ type accountSubRow struct {
 	CancelAt           *time.Time `db:"cancel_at"`
 	CancelAtPeriodEnd  bool       `db:"cancel_at_period_end"`
 	CustomerDeleted    bool       `db:"customer_deleted"`
+	ClockTime          *time.Time `db:"clock_time"` // AccountSubscriptions only
 }
 
 func (r accountSubRow) toSubscription() (billing.Subscription, error) {
@@ -222,8 +223,9 @@ func (s *Store) AccountSubscriptions(ctx context.Context, accountID string, live
 	const q = `
 SELECT s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
        s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
-       c.deleted AS customer_deleted
+       c.deleted AS customer_deleted, k.frozen_time AS clock_time
 FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
+LEFT JOIN stripe_test_clocks k ON k.test_clock_id = c.test_clock_id AND NOT s.livemode
 WHERE c.account_id = $1 AND s.livemode = $2`
 	var rows []accountSubRow
 	if err := s.db.SelectContext(ctx, &rows, q, accountID, livemode); err != nil {
@@ -235,7 +237,12 @@ WHERE c.account_id = $1 AND s.livemode = $2`
 		if err != nil {
 			return nil, fmt.Errorf("read account subscriptions: %w", err)
 		}
-		out = append(out, billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted})
+		as := billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted}
+		if r.ClockTime != nil {
+			t := r.ClockTime.UTC()
+			as.ClockTime = &t
+		}
+		out = append(out, as)
 	}
 	return out, nil
 }

@@ -114,6 +114,8 @@ func applyEvent(ctx context.Context, tx ptx, ev billing.Event, c *lockedCustomer
 		return applyInvoice(ctx, tx, ev.Created, obj, c)
 	case *billing.CheckoutSession:
 		return applyCheckout(ctx, tx, obj, c)
+	case *billing.TestClock:
+		return applyTestClock(ctx, tx, ev.Created, obj)
 	case *billing.Subscription:
 		// Written in sets by the batch (applySubscriptions), never one by one.
 		return "", fmt.Errorf("apply event: subscription events go through applySubscriptions")

@@ -102,6 +102,7 @@ var tables = []Table{
 			{"version_event", ops, "event ID of that version (ordering tie-break)"},
 			{"created_at", ops, "row creation time"},
 			{"updated_at", ops, "row update time"},
+			{"test_clock_id", ops, "test mode only: the Stripe test clock (clock_...) the customer is on, whose simulated time judges its entitlement"},
 		},
 	},
 	{
@@ -444,6 +445,21 @@ var tables = []Table{
 			{"event_created", ops, "that event's creation: Stripe keeps events 30 days, older cursors restart from the window's start"},
 			{"completed_at", ops, "when a sweep of the group last reached the newest event"},
 			{"updated_at", ops, "last progress"},
+		},
+	},
+	{
+		Name:        "stripe_test_clocks",
+		Purpose:     "test mode: each Stripe test clock's simulated time (test_helpers.test_clock.* events), at which the entitlement of its customers' subscriptions is judged",
+		Retention:   "one row per test clock; a deleted clock's row stays (a few bytes; Stripe deletes its customers)",
+		OnErasure:   "not about accounts: clock IDs and times; the customer's link to its clock goes with the customer row",
+		Export:      "-",
+		NotExported: "a test-mode simulation clock; names no customer, subscription or account (customers.test_clock_id is exported with the customer)",
+		Columns: []Column{
+			{"test_clock_id", ops, "Stripe test clock ID (clock_...); its name (free text) is never stored"},
+			{"frozen_time", ops, "the clock's simulated time: the latest any of its events reported (clocks only move forward)"},
+			{"status", ops, "ready, advancing, internal_failure or deleted, from the newest event"},
+			{"version_at", ops, "creation time of the newest event applied (ordering)"},
+			{"updated_at", ops, "row update time"},
 		},
 	},
 }
