@@ -41,6 +41,11 @@ const (
 	// recorded, so a redelivery is a duplicate; nothing else is stored: it
 	// is not a version and cannot order later events behind it.
 	OutcomeFutureDated Outcome = "future_dated"
+	// OutcomeDecodeIncomplete: an event of an API version newer than
+	// billingd knows lacked a field billingd needs (moved, perhaps):
+	// acknowledged, nothing applied, its ID not recorded, so a sweep after
+	// an upgrade can still apply it. Never stored.
+	OutcomeDecodeIncomplete Outcome = "decode_incomplete"
 )
 
 // Event is one change to apply: a verified, decoded Stripe webhook event,

@@ -148,6 +148,8 @@ type rawEnvelope struct {
 	Created  int64  `json:"created"`
 	Livemode bool   `json:"livemode"`
 	Account  string `json:"account"`
+	// APIVersion names the shapes of the object (versions.go).
+	APIVersion string `json:"api_version"`
 }
 
 // rawObject is the union of the whitelisted fields of every object kind
@@ -188,8 +190,10 @@ type DecodeOptions struct {
 }
 
 // DecodeEvent turns a verified Stripe event payload into a billing.Event,
-// reading whitelisted fields only and accepting both the 2023-10-16 and
-// the 2025-03-31+ object shapes. For an unhandled type it returns the
+// reading whitelisted fields only and accepting the object shapes of every
+// API version from 2023-10-16 to NewestKnownAPIVersion (versions.go); an
+// event of a newer version lacking a needed field is ErrDecodeIncomplete,
+// returned with its envelope. For an unhandled type it returns the
 // envelope with ErrUnhandled; for a Connect event (top-level "account") it
 // returns the envelope with Connect set and no object. Errors wrap
 // billing.ErrInvalid.
@@ -215,6 +219,16 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	ev, err = dec.union(obj, objectInput{eventType: re.Type, created: ev.Created, links: opt.Links}, ev)
 	if err != nil {
 		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
+	}
+	return checkComplete(ev, re.APIVersion)
+}
+
+// checkComplete refuses a decoded event of an unknown API version that
+// lacks a needed field (versions.go), returning its envelope only, so
+// nothing of it can be applied.
+func checkComplete(ev billing.Event, version string) (billing.Event, error) {
+	if err := incomplete(ev, version); err != nil {
+		return billing.Event{ID: ev.ID, Type: ev.Type, Created: ev.Created, Livemode: ev.Livemode}, fmt.Errorf("decode %s: %w", ev.Type, err)
 	}
 	return ev, nil
 }
@@ -267,7 +281,7 @@ func decodeEventExact(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
 	}
-	return ev, nil
+	return checkComplete(ev, re.APIVersion)
 }
 
 // ref is an expandable Stripe reference: an ID string, an expanded object
