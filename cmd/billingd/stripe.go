@@ -168,6 +168,7 @@ sweep applied (without one: the last 72h) and applies each through the
 webhook path, where event IDs deduplicate: events a webhook delivered change
 nothing. --since re-reads that window whatever the cursor says (at most the
 30 days Stripe keeps). Safe while servers run; holds the Stripe sync lock.
+Needs a key with read access to events (a restricted key: Events read).
 Prints what it found; exit status 1 when some event could not be applied.`,
 		env: stripeEnv,
 		setup: func(fs *flag.FlagSet) runFunc {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -251,6 +252,19 @@ func TestSweepRecoversMissedEvents(t *testing.T) {
 		// From the cursor: one request per type group, none re-reading history.
 		if got, groups := w.fake.Count(http.MethodGet, "/v1/events"), len(billing.SweepGroups(webhooks.HandledTypes())); got != groups {
 			t.Errorf("second sweep made %d Events API requests, want %d (one per type group)", got, groups)
+		}
+		// Only the handled types are asked for, by types[].
+		for _, r := range w.fake.Requests() {
+			var types []string
+			for k, v := range r.Query {
+				if strings.HasPrefix(k, "types[") {
+					types = append(types, v...)
+				}
+			}
+			slices.Sort(types)
+			if want := billing.SweepGroups(webhooks.HandledTypes())[0]; !slices.Equal(types, want) {
+				t.Errorf("Events API asked for types %v, want %v", types, want)
+			}
 		}
 	})
 	t.Run("OnlyNewMissedEvents", func(t *testing.T) {
