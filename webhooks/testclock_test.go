@@ -61,12 +61,18 @@ func TestTestClockRehearsal(t *testing.T) {
 		}
 	}
 	frozen := t0
-	clockEvent := func(typ, status string, at time.Time) {
+	clockEvent := func(typ, status string, at, target time.Time) {
 		t.Helper()
-		frozen = at
-		send("test_helpers.test_clock."+typ, stripefake.TestClockJSON(clock, status, t0, at))
+		send("test_helpers.test_clock."+typ, stripefake.TestClockJSON(clock, status, t0, at, target))
 	}
-	advance := func(to time.Time) { clockEvent("advancing", "advancing", to); clockEvent("ready", "ready", to) }
+	// An advance: "advancing" still carries the time the clock left (the
+	// target is in status_details), "ready" the new one.
+	advance := func(to time.Time) {
+		t.Helper()
+		clockEvent("advancing", "advancing", frozen, to)
+		frozen = to
+		clockEvent("ready", "ready", to, time.Time{})
+	}
 	check := func(step string, entitled bool, status billing.Status, validUntil *time.Time) {
 		t.Helper()
 		e, err := cache.Entitlement(ctx, acct, false)
@@ -93,7 +99,7 @@ func TestTestClockRehearsal(t *testing.T) {
 		Items: []stripefake.Item{{PriceID: "price_pro", ProductID: "prod_app", UnitAmount: 1500, Interval: "month", Quantity: 1}}}
 	send("customer.subscription.created", wallSub.JSON(nil))
 
-	clockEvent("created", "ready", t0)
+	clockEvent("created", "ready", t0, time.Time{})
 	send("customer.created", stripefake.Customer{ID: cus, Created: t0, AccountID: acct, TestClock: clock}.JSON())
 	trialEnd := t0.Add(14 * 24 * time.Hour)
 	s := stripefake.Subscription{ID: sub, CustomerID: cus, Status: "trialing", Created: t0, Currency: "eur",
@@ -129,7 +135,7 @@ func TestTestClockRehearsal(t *testing.T) {
 	n++
 	evCreated = evCreated.Add(time.Second)
 	late, err := stripefake.EventVersion(fmt.Sprintf("evt_Rehearse%03d", n), "test_helpers.test_clock.advancing", stripefake.Version20250331,
-		evCreated.Add(-time.Hour), false, stripefake.TestClockJSON(clock, "advancing", t0, p1End))
+		evCreated.Add(-time.Hour), false, stripefake.TestClockJSON(clock, "advancing", t0, p1End, p1End.Add(time.Hour)))
 	if err != nil {
 		t.Fatal(err)
 	}
