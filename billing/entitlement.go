@@ -54,10 +54,15 @@ type AccountSubscription struct {
 	// CustomerDeleted is customers.deleted: a deleted Stripe customer's
 	// subscriptions grant nothing, whatever status they were last seen in.
 	CustomerDeleted bool
+	// ClockTime is the frozen time of the test clock the customer is on
+	// (nil for none, or a clock billingd has heard nothing of yet): the
+	// subscription is judged at that time (JudgedAt).
+	ClockTime *time.Time
 }
 
 // AccountEntitlement decides an account's entitlement in one mode from all
-// its subscriptions at time now: each subscription is judged by
+// its subscriptions at time now (a subscription whose customer is on a
+// Stripe test clock at the clock's time instead): each subscription is judged by
 // SubscriptionEntitlement and the best one wins (entitled before not;
 // then active, trialing, past_due; then the later end; then the lower ID,
 // so the answer never depends on row order). grace is how long past_due
@@ -79,7 +84,12 @@ func accountEntitlement(subs []AccountSubscription, livemode bool, now time.Time
 		if s.Livemode != livemode || as.CustomerDeleted {
 			continue
 		}
-		e := SubscriptionEntitlement(s, now, grace)
+		e := SubscriptionEntitlement(s, as.JudgedAt(now), grace)
+		if as.ClockTime != nil {
+			// Simulated time moves only when the clock is advanced, and
+			// that event invalidates the answer: no wall-clock recheck.
+			e.RecheckAt = time.Time{}
+		}
 		// Any subscription's clock can change the account's answer, not
 		// only the current winner's: a losing past_due one never overtakes
 		// by time, but the winner may lose its entitlement.

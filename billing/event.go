@@ -41,6 +41,11 @@ const (
 	// recorded, so a redelivery is a duplicate; nothing else is stored: it
 	// is not a version and cannot order later events behind it.
 	OutcomeFutureDated Outcome = "future_dated"
+	// OutcomeDecodeIncomplete: an event of an API version newer than
+	// billingd knows lacked a field billingd needs (moved, perhaps):
+	// acknowledged, nothing applied, its ID not recorded, so a sweep after
+	// an upgrade can still apply it. Never stored.
+	OutcomeDecodeIncomplete Outcome = "decode_incomplete"
 )
 
 // Event is one change to apply: a verified, decoded Stripe webhook event,
@@ -80,6 +85,7 @@ type Event struct {
 	Checkout     *CheckoutSession
 	Schedule     *Schedule
 	Entitlements *EntitlementSummary
+	TestClock    *TestClock
 }
 
 // FromAPI reports whether the event is an object fetched from the API
@@ -125,6 +131,9 @@ func (e Event) Object() (EventObject, int) {
 	if e.Entitlements != nil {
 		o, n = e.Entitlements, n+1
 	}
+	if e.TestClock != nil {
+		o, n = e.TestClock, n+1
+	}
 	return o, n
 }
 
@@ -161,6 +170,10 @@ type Customer struct {
 	// AccountHint is metadata.account_id: a hint anyone with Dashboard
 	// access can set, used only to link an unlinked customer.
 	AccountHint string
+	// TestClock is the test clock the customer is on (clock_...; test
+	// mode only, "" for none): its subscriptions are judged at the clock's
+	// time.
+	TestClock string
 }
 
 // Subjects implements EventObject: the customer itself.

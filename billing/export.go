@@ -86,6 +86,7 @@ type ExportCustomer struct {
 	VersionEvent     *string    `json:"version_event" db:"version_event"`
 	CreatedAt        time.Time  `json:"created_at" db:"created_at"`
 	UpdatedAt        time.Time  `json:"updated_at" db:"updated_at"`
+	TestClockID      *string    `json:"test_clock_id" db:"test_clock_id"` // test mode: the Stripe test clock it is on
 }
 
 // ExportSubscription is one row of subscriptions: the current state of a

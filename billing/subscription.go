@@ -103,6 +103,9 @@ type Subscription struct {
 	// AccountHint is metadata.account_id from the subscription: a hint only,
 	// never trusted to move a customer between accounts. Not stored here.
 	AccountHint string `json:"-"`
+	// TestClock is the test clock of the subscription's customer (test
+	// mode only; "" for none): recorded on the customer, not here.
+	TestClock string `json:"-"`
 }
 
 // Subjects implements EventObject: the customer and the subscription.

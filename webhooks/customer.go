@@ -11,7 +11,7 @@ import (
 // whatever the object says.
 var customerObject = objectDecoder{
 	union: func(o *rawObject, in objectInput, ev billing.Event) (billing.Event, error) {
-		c, err := customerFromRaw(&rawCustomer{ID: o.ID, Object: o.Object, Livemode: o.Livemode, Deleted: o.Deleted, Metadata: o.Metadata})
+		c, err := customerFromRaw(&rawCustomer{ID: o.ID, Object: o.Object, Livemode: o.Livemode, Deleted: o.Deleted, Metadata: o.Metadata, TestClock: o.TestClock})
 		return setCustomer(ev, in, c, err)
 	},
 	exact: func(raw []byte, in objectInput, ev billing.Event) (billing.Event, error) {
@@ -29,11 +29,12 @@ func setCustomer(ev billing.Event, in objectInput, c billing.Customer, err error
 
 // rawCustomer is the whitelist of a customer object.
 type rawCustomer struct {
-	ID       string    `json:"id"`
-	Object   string    `json:"object"`
-	Livemode bool      `json:"livemode"`
-	Deleted  bool      `json:"deleted"`
-	Metadata *metadata `json:"metadata"`
+	ID        string    `json:"id"`
+	Object    string    `json:"object"`
+	Livemode  bool      `json:"livemode"`
+	Deleted   bool      `json:"deleted"`
+	Metadata  *metadata `json:"metadata"`
+	TestClock ref       `json:"test_clock"`
 }
 
 // DecodeCustomer reads a bare Stripe customer object (an event's
@@ -56,5 +57,6 @@ func customerFromRaw(rc *rawCustomer) (billing.Customer, error) {
 	if !reCustomerID.MatchString(rc.ID) {
 		return billing.Customer{}, invalid("customer id")
 	}
-	return billing.Customer{ID: rc.ID, Livemode: rc.Livemode, Deleted: rc.Deleted, AccountHint: rc.Metadata.hint()}, nil
+	return billing.Customer{ID: rc.ID, Livemode: rc.Livemode, Deleted: rc.Deleted, AccountHint: rc.Metadata.hint(),
+		TestClock: testClockOf(rc.TestClock, rc.Livemode)}, nil
 }

@@ -33,6 +33,11 @@ const (
 	TypeInvoicePaid                  = "invoice.paid"
 	TypeInvoicePaymentFailed         = "invoice.payment_failed"
 	TypeCheckoutSessionCompleted     = "checkout.session.completed"
+	TypeTestClockCreated             = "test_helpers.test_clock.created"
+	TypeTestClockAdvancing           = "test_helpers.test_clock.advancing"
+	TypeTestClockReady               = "test_helpers.test_clock.ready"
+	TypeTestClockInternalFailure     = "test_helpers.test_clock.internal_failure"
+	TypeTestClockDeleted             = "test_helpers.test_clock.deleted"
 	typeOther                        = "other"
 	maxEventTypeLen                  = 100
 	maxIDLen                         = 255
@@ -72,6 +77,11 @@ var eventTypes = map[string]objectDecoder{
 	TypeScheduleAborted:            scheduleObject,
 	TypeScheduleExpiring:           scheduleObject,
 	TypeEntitlementSummaryUpdated:  summaryObject,
+	TypeTestClockCreated:           testClockObject,
+	TypeTestClockAdvancing:         testClockObject,
+	TypeTestClockReady:             testClockObject,
+	TypeTestClockInternalFailure:   testClockObject,
+	TypeTestClockDeleted:           testClockObject,
 }
 
 // objectDecoder reads one kind of data.object into a billing.Event (the
@@ -126,6 +136,13 @@ var (
 // not read; the returned Event still carries ID, Type and Created.
 var ErrUnhandled = errors.New("unhandled event type")
 
+// ErrDecodeIncomplete is returned by DecodeEvent when a field billingd
+// needs decodes as absent from an event of an API version whose shapes it
+// does not know (versions.go): a shape it cannot read, not a payload to
+// store with nulls. The returned Event carries ID, Type and Created; the
+// caller counts it, logs the event ID and applies nothing.
+var ErrDecodeIncomplete = errors.New("a needed field is absent in an API shape billingd does not know")
+
 // invalid marks a payload that can never be stored. Messages name the
 // field, never its value: values may be personal data.
 func invalid(what string) error { return fmt.Errorf("%w: %s", billing.ErrInvalid, what) }
@@ -139,6 +156,8 @@ type rawEnvelope struct {
 	Created  int64  `json:"created"`
 	Livemode bool   `json:"livemode"`
 	Account  string `json:"account"`
+	// APIVersion names the shapes of the object (versions.go).
+	APIVersion string `json:"api_version"`
 }
 
 // rawObject is the union of the whitelisted fields of every object kind
@@ -156,6 +175,7 @@ type rawObject struct {
 	Phases             []rawPhase `json:"phases"`               // subscription schedule
 	// entitlements.active_entitlement_summary
 	Entitlements *rawEntitlementList `json:"entitlements"`
+	FrozenTime         *int64     `json:"frozen_time"`          // test clock
 }
 
 // rawEvent is an event decoded in one pass.
@@ -182,8 +202,10 @@ type DecodeOptions struct {
 }
 
 // DecodeEvent turns a verified Stripe event payload into a billing.Event,
-// reading whitelisted fields only and accepting both the 2023-10-16 and
-// the 2025-03-31+ object shapes. For an unhandled type it returns the
+// reading whitelisted fields only and accepting the object shapes of every
+// API version from 2023-10-16 to NewestKnownAPIVersion (versions.go); an
+// event of a newer version lacking a needed field is ErrDecodeIncomplete,
+// returned with its envelope. For an unhandled type it returns the
 // envelope with ErrUnhandled; for a Connect event (top-level "account") it
 // returns the envelope with Connect set and no object. Errors wrap
 // billing.ErrInvalid.
@@ -209,6 +231,16 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	ev, err = dec.union(obj, objectInput{eventType: re.Type, created: ev.Created, links: opt.Links}, ev)
 	if err != nil {
 		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
+	}
+	return checkComplete(ev, re.APIVersion)
+}
+
+// checkComplete refuses a decoded event of an unknown API version that
+// lacks a needed field (versions.go), returning its envelope only, so
+// nothing of it can be applied.
+func checkComplete(ev billing.Event, version string) (billing.Event, error) {
+	if err := incomplete(ev, version); err != nil {
+		return billing.Event{ID: ev.ID, Type: ev.Type, Created: ev.Created, Livemode: ev.Livemode}, fmt.Errorf("decode %s: %w", ev.Type, err)
 	}
 	return ev, nil
 }
@@ -261,7 +293,7 @@ func decodeEventExact(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
 	}
-	return ev, nil
+	return checkComplete(ev, re.APIVersion)
 }
 
 // ref is an expandable Stripe reference: an ID string, an expanded object

@@ -74,7 +74,11 @@ func FuzzDecodeEvent(f *testing.F) {
 					t.Fatalf("accepted invalid lookup key %q", k)
 				}
 			}
-		case ev.Customer == nil && ev.Invoice == nil && ev.Checkout == nil:
+		case ev.TestClock != nil:
+			if ev.TestClock.FrozenTime.IsZero() || ev.TestClock.Livemode || ev.TestClock.Status == "" {
+				t.Fatalf("accepted invalid test clock %+v", ev.TestClock)
+			}
+		case ev.Customer == nil && ev.Invoice == nil && ev.Checkout == nil && ev.Schedule == nil && ev.Entitlements == nil && ev.TestClock == nil:
 			t.Fatalf("accepted event without object: %+v", ev)
 		}
 	})

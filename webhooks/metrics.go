@@ -13,6 +13,7 @@ type metrics struct {
 	rejected  *prometheus.CounterVec
 	reading   prometheus.Gauge
 	refs      *prometheus.CounterVec
+	partial   *prometheus.CounterVec
 	byOutcome map[string]map[billing.Outcome]prometheus.Counter
 }
 
@@ -38,9 +39,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "billingd_link_references_rejected_total",
 			Help: "Checkout client_reference_ids that did not link, by reason (unsigned, malformed, unknown_key, bad_signature, expired, legacy).",
 		}, []string{"reason"}),
+		partial: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "billingd_webhook_decode_incomplete_total",
+			Help: "Events of an API version newer than billingd knows whose needed fields decoded absent: acknowledged, nothing applied, by type.",
+		}, []string{"type"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.sigFails, m.rejected, m.reading, m.refs)
+		reg.MustRegister(m.events, m.sigFails, m.rejected, m.reading, m.refs, m.partial)
+	}
+	for _, t := range HandledTypes() {
+		m.partial.WithLabelValues(t)
 	}
 	for _, r := range billing.LinkRejections() {
 		m.refs.WithLabelValues(string(r)) // present at 0, so alerts can use rate()

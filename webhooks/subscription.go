@@ -44,6 +44,7 @@ type rawSubscription struct {
 	Discount      *rawDiscount      `json:"discount"`
 	Discounts     []discountEntry   `json:"discounts"`
 	PendingUpdate *rawPendingUpdate `json:"pending_update"`
+	TestClock     ref               `json:"test_clock"` // also a customer's
 }
 
 type rawRecurring struct {
@@ -174,6 +175,7 @@ func subscriptionFromRaw(rs *rawSubscription) (billing.Subscription, error) {
 		EndedAt:            unixPtr(rs.EndedAt),
 		CollectionPaused:   rs.PauseCollection != nil,
 		AccountHint:        rs.Metadata.hint(),
+		TestClock:          testClockOf(rs.TestClock, rs.Livemode),
 		Items:              make([]billing.Item, 0, len(rs.Items.Data)),
 		Discounts:          []billing.Discount{},
 	}

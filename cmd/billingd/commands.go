@@ -48,7 +48,7 @@ func commands() []*command {
 		privacyInventoryCommand(),
 		purgeCommand(),
 		tokenCreateCommand(), tokenListCommand(), tokenRevokeCommand(),
-		stripeBackfillCommand(), stripeReconcileCommand(),
+		stripeBackfillCommand(), stripeReconcileCommand(), stripeSweepCommand(),
 		stripeJobsStatusCommand(), stripeJobsRetryCommand(),
 		catalogApplyCommand(), catalogShowCommand(),
 		simulateCommand(),

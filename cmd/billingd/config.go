@@ -53,6 +53,7 @@ type Config struct {
 	StripeAPIKey      string        // STRIPE_API_KEY: sk_ or rk_, live or test
 	StripeAPIBase     string        // STRIPE_API_BASE
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
+	SweepInterval     time.Duration // SWEEP_INTERVAL (0: off)
 	// AppURLAllowlist is APP_URL_ALLOWLIST: where Checkout and the portal
 	// may send users back to; empty: checkout and portal sessions are off.
 	AppURLAllowlist billing.URLAllowlist
@@ -99,9 +100,12 @@ const (
 	maxWebhookTolerance = time.Hour // Stripe signs at delivery; older signatures are replays
 	maxGracePeriod      = 90 * 24 * time.Hour
 	maxReconcile        = 30 * 24 * time.Hour
-	minSessionTTL       = 5 * time.Minute
-	maxSessionTTL       = 7 * 24 * time.Hour
-	minKeyLength        = 16 // every HMAC key and bearer secret
+	// A sweep less often than weekly leaves too little of Stripe's 30-day
+	// event window to notice a failing sweeper and fix it.
+	maxSweep      = 7 * 24 * time.Hour
+	minSessionTTL = 5 * time.Minute
+	maxSessionTTL = 7 * 24 * time.Hour
+	minKeyLength  = 16 // every HMAC key and bearer secret
 )
 
 // loadConfig parses the environment and validates every variable. Every
@@ -142,6 +146,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		StripeAPIKey:      p.stripeKey("STRIPE_API_KEY"),
 		StripeAPIBase:     p.url("STRIPE_API_BASE", ""),
 		ReconcileInterval: p.durationOrOff("RECONCILE_INTERVAL", time.Minute, maxReconcile),
+		SweepInterval:     p.durationOrOff("SWEEP_INTERVAL", time.Minute, maxSweep),
 		AppURLAllowlist:   p.urlAllowlist("APP_URL_ALLOWLIST"),
 
 		WebhookEventRetentionDays: p.intRange("WEBHOOK_EVENT_RETENTION_DAYS", 30, 3, 36500),
@@ -198,6 +203,9 @@ func (c Config) validateServe() error {
 	p := parser{getenv: func(string) string { return "" }}
 	if c.ReconcileInterval > 0 && c.StripeAPIKey == "" {
 		p.fail("RECONCILE_INTERVAL", "scheduled reconcile needs STRIPE_API_KEY")
+	}
+	if c.SweepInterval > 0 && c.StripeAPIKey == "" {
+		p.fail("SWEEP_INTERVAL", "the missed-event sweeper needs STRIPE_API_KEY")
 	}
 	if !c.AppURLAllowlist.Empty() && c.StripeAPIKey == "" {
 		p.fail("APP_URL_ALLOWLIST", "checkout and portal sessions need STRIPE_API_KEY")

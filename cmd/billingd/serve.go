@@ -46,7 +46,7 @@ func serveCommand() *command {
 		summary: "run the HTTP server (the default); applies migrations first",
 		about: `Serves the webhook endpoint, the app and finance APIs, the dashboard and
 /metrics; runs the ProfitWell worker, the Stripe jobs, the hourly retention
-purge and the scheduled reconcile as configured. Several replicas may serve
+purge, the scheduled reconcile and the missed-event sweeper as configured. Several replicas may serve
 one database.`,
 		env: configEnv(),
 		setup: func(fs *flag.FlagSet) runFunc {
@@ -143,6 +143,12 @@ func (e *env) serve(ctx context.Context) error {
 		return err
 	}
 	defer stopReconcile()
+	// Missed-event sweeper (SWEEP_INTERVAL; off by default).
+	stopSweep, err := e.startSweep(ctx, db.store, links, reg)
+	if err != nil {
+		return err
+	}
+	defer stopSweep()
 	// Finance metrics and the dashboard; its sessions are rows every
 	// replica reads (dashboard_sessions).
 	srv.Revenue, srv.Sessions, srv.PublicURL = db.store, db.store, e.cfg.PublicURL

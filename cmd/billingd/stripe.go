@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/billingd/billingd/internal/postgres"
 	"github.com/billingd/billingd/internal/stripeapi"
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,7 +85,12 @@ func (e *env) withStripeSync(ctx context.Context, what string, fn func(s *stripe
 		return err
 	}
 	e.warnStripeKeyMode(ctx, db.store)
-	return fn(&stripeapi.Syncer{Client: client, Store: db.store, Log: e.log, Progress: e.stderr})
+	// Swept checkout events link customers only as webhooks would.
+	links, err := db.store.LinkVerifier(ctx, !e.cfg.LinkRequireSignature)
+	if err != nil {
+		return err
+	}
+	return fn(&stripeapi.Syncer{Client: client, Store: db.store, Log: e.log, Progress: e.stderr, Links: links})
 }
 
 // reconcile runs one reconcile, prints its table and fails (exit 1) when
@@ -150,5 +156,72 @@ func (e *env) startReconcile(ctx context.Context, st *postgres.Store, reg promet
 		s.Schedule(ctx, e.cfg.ReconcileInterval, m)
 	}()
 	e.log.Info("scheduled reconcile with Stripe", "interval", e.cfg.ReconcileInterval.String())
+	return func() { cancel(); <-done }, nil
+}
+
+func stripeSweepCommand() *command {
+	return &command{
+		name:    "stripe sweep",
+		summary: "apply the events webhooks missed, from Stripe's Events API (30 days), oldest first from the last sweep",
+		about: `Lists the event types billingd handles after the newest event the last
+sweep applied (without one: the last 72h) and applies each through the
+webhook path, where event IDs deduplicate: events a webhook delivered change
+nothing. --since re-reads that window whatever the cursor says (at most the
+30 days Stripe keeps). Safe while servers run; holds the Stripe sync lock.
+Needs a key with read access to events (a restricted key: Events read).
+Prints what it found; exit status 1 when some event could not be applied.`,
+		env: stripeEnv,
+		setup: func(fs *flag.FlagSet) runFunc {
+			var opt stripeapi.SweepOptions
+			fs.DurationVar(&opt.Since, "since", 0, "list the events of this last `duration` (e.g. 240h; at most 720h)")
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				if opt.Since < 0 {
+					return usageError{"--since must be positive"}
+				}
+				if opt.Since > billing.EventRetention {
+					return usageError{"--since: Stripe keeps events 30 days (720h)"}
+				}
+				return e.withStripeSync(ctx, "sweep", func(s *stripeapi.Syncer) error { return e.sweep(ctx, s, opt) })
+			}
+		},
+	}
+}
+
+func (e *env) sweep(ctx context.Context, s *stripeapi.Syncer, opt stripeapi.SweepOptions) error {
+	sum, err := s.Sweep(ctx, opt)
+	for _, f := range sum.Failed {
+		fmt.Fprintf(e.stdout, "FAILED %s %s: %s\n", f.Object, f.ID, f.Err)
+	}
+	gap := ""
+	if sum.Gap {
+		gap = "; WARNING: the last sweep is older than Stripe keeps events, some may be lost (run stripe reconcile --fix)"
+	}
+	fmt.Fprintf(e.stdout, "sweep: %d events listed, %d recovered (no webhook had delivered them), %d already delivered, %d of an unknown API shape not applied, %d failed in %s%s\n",
+		sum.Listed, sum.Recovered, sum.Delivered, sum.Incomplete, len(sum.Failed), sum.Elapsed.Round(time.Millisecond), gap)
+	return err
+}
+
+// startSweep runs the missed-event sweeper (SWEEP_INTERVAL) until the
+// returned stop is called; a no-op when the interval is 0.
+func (e *env) startSweep(ctx context.Context, st *postgres.Store, links *billing.LinkVerifier, reg prometheus.Registerer) (func(), error) {
+	if e.cfg.SweepInterval <= 0 {
+		return func() {}, nil
+	}
+	client, err := e.stripeClient()
+	if err != nil {
+		return nil, err
+	}
+	s := &stripeapi.Syncer{Client: client, Store: st, Log: e.log, Links: links}
+	m := stripeapi.NewSweepMetrics(reg)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.SweepSchedule(ctx, e.cfg.SweepInterval, m)
+	}()
+	e.log.Info("missed-event sweeper", "interval", e.cfg.SweepInterval.String())
 	return func() { cancel(); <-done }, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"strings"
@@ -113,6 +114,9 @@ func TestReconcileIntervalConfig(t *testing.T) {
 		{"NeedsKey", map[string]string{"RECONCILE_INTERVAL": "1h"}, "needs STRIPE_API_KEY"},
 		{"TooOften", map[string]string{"RECONCILE_INTERVAL": "5s", "STRIPE_API_KEY": "sk_test_x"}, "from 1m to 720h"},
 		{"OK", map[string]string{"RECONCILE_INTERVAL": "6h", "STRIPE_API_KEY": "sk_test_x"}, ""},
+		{"SweepNeedsKey", map[string]string{"SWEEP_INTERVAL": "15m"}, "the missed-event sweeper needs STRIPE_API_KEY"},
+		{"SweepTooRarely", map[string]string{"SWEEP_INTERVAL": "400h", "STRIPE_API_KEY": "sk_test_x"}, "from 1m to 168h"},
+		{"SweepOK", map[string]string{"SWEEP_INTERVAL": "15m", "STRIPE_API_KEY": "sk_test_x"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,5 +129,58 @@ func TestReconcileIntervalConfig(t *testing.T) {
 				t.Errorf("validateServe: %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestStripeSweepCommand runs `billingd stripe sweep` in-process against
+// the fake Stripe's Events API: an event no webhook delivered is applied,
+// a second sweep finds nothing new, --since re-reads it as delivered.
+func TestStripeSweepCommand(t *testing.T) {
+	t.Parallel()
+	fake := stripefake.New()
+	t.Cleanup(fake.Close)
+	now := time.Now().UTC().Truncate(time.Second)
+	sub := stripefake.Subscription{ID: "sub_Swp1", CustomerID: "cus_Swp1", Status: "active", Created: now.Add(-time.Hour),
+		Currency: "usd", PeriodStart: now.Add(-time.Hour), PeriodEnd: now.AddDate(0, 1, 0), APIVersion: stripefake.Version20250331,
+		Items: []stripefake.Item{{PriceID: "price_x", ProductID: "prod_x", UnitAmount: 500, Interval: "month", Quantity: 1}}}
+	raw, err := stripefake.EventVersion("evt_Swp1", "customer.subscription.created", stripefake.Version20250331, now.Add(-time.Hour), false, sub.JSON(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.PutEvent(raw); err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.URL(t)
+	env := map[string]string{"DATABASE_URL": url, "STRIPE_API_KEY": stripefake.Key, "STRIPE_API_BASE": fake.URL, "LOG_LEVEL": "error"}
+	cmd := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+		return out.String(), err
+	}
+	for _, step := range []struct {
+		name, want string
+		args       []string
+	}{
+		{"Recovers", "1 events listed, 1 recovered", []string{"stripe", "sweep"}},
+		{"NothingNew", "0 events listed, 0 recovered", []string{"stripe", "sweep"}},
+		{"Since", "1 events listed, 0 recovered (no webhook had delivered them), 1 already delivered", []string{"stripe", "sweep", "--since", "24h"}},
+	} {
+		out, err := cmd(step.args...)
+		if err != nil || !strings.Contains(out, step.want) {
+			t.Fatalf("%s: %v\n%s", step.name, err, out)
+		}
+	}
+	var status string
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT status FROM subscriptions WHERE stripe_subscription_id = 'sub_Swp1'`).Scan(&status); err != nil || status != "active" {
+		t.Fatalf("swept subscription: %q, %v", status, err)
+	}
+	var ue usageError
+	if _, err := cmd("stripe", "sweep", "--since", "800h"); !errors.As(err, &ue) {
+		t.Errorf("--since 800h: %v, want a usage error", err)
 	}
 }

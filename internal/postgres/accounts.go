@@ -153,6 +153,7 @@ type accountSubRow struct {
 	CancelAtPeriodEnd  bool       `db:"cancel_at_period_end"`
 	CustomerDeleted    bool       `db:"customer_deleted"`
 	PendingUpdate      []byte     `db:"pending_update"`
+	ClockTime          *time.Time `db:"clock_time"` // AccountSubscriptions only
 }
 
 func (r accountSubRow) toSubscription() (billing.Subscription, error) {
@@ -238,8 +239,9 @@ func (s *Store) AccountSubscriptions(ctx context.Context, accountID string, live
 	const q = `
 SELECT s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
        s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
-       c.deleted AS customer_deleted, s.pending_update
+       c.deleted AS customer_deleted, s.pending_update, k.frozen_time AS clock_time
 FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
+LEFT JOIN stripe_test_clocks k ON k.test_clock_id = c.test_clock_id AND NOT s.livemode
 WHERE c.account_id = $1 AND s.livemode = $2`
 	var rows []accountSubRow
 	if err := s.db.SelectContext(ctx, &rows, q, accountID, livemode); err != nil {
@@ -251,7 +253,12 @@ WHERE c.account_id = $1 AND s.livemode = $2`
 		if err != nil {
 			return nil, fmt.Errorf("read account subscriptions: %w", err)
 		}
-		out = append(out, billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted})
+		as := billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted}
+		if r.ClockTime != nil {
+			t := r.ClockTime.UTC()
+			as.ClockTime = &t
+		}
+		out = append(out, as)
 	}
 	return out, nil
 }

@@ -23,7 +23,8 @@
 //     table); event4_subscription_doc.go is the store's own JSON of a
 //     subscription, so the domain's types are not a column list.
 //   - event5_customers.go and event6_invoices.go: customer, checkout and
-//     invoice events, on the customer rows the batch locked.
+//     invoice events, on the customer rows the batch locked; testclocks.go:
+//     test clock events (no customer row) and the clock of a customer.
 //   - event7_ledger.go: the revenue ledger of every customer whose history
 //     changed is re-derived from the earliest changed version.
 //   - event8_tombstones.go: lock keys and hashes for erased subjects.

@@ -122,6 +122,8 @@ func applyEvent(ctx context.Context, tx ptx, ev billing.Event, c *lockedCustomer
 		return applySchedule(ctx, tx, ev.Created, ev.ID, obj, c)
 	case *billing.EntitlementSummary:
 		return applySummary(ctx, tx, ev.Created, ev.ID, obj, c)
+	case *billing.TestClock:
+		return applyTestClock(ctx, tx, ev.Created, obj)
 	case *billing.Subscription:
 		// Written in sets by the batch (applySubscriptions), never one by one.
 		return "", fmt.Errorf("apply event: subscription events go through applySubscriptions")

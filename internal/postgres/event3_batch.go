@@ -189,6 +189,12 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 	if err != nil {
 		return nil, err
 	}
+	for _, it := range subs {
+		// Test mode only, and rare: a statement per clocked event.
+		if err := recordCustomerTestClock(ctx, b.tx, it.ev.Subscription.CustomerID, it.ev.Subscription.TestClock); err != nil {
+			return nil, err
+		}
+	}
 	for _, it := range live {
 		if it.ev.Subscription != nil && !it.ev.Connect {
 			continue

@@ -112,6 +112,9 @@ func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu
 	if err != nil {
 		return "", err
 	}
+	if err := recordCustomerTestClock(ctx, tx, cu.ID, cu.TestClock); err != nil {
+		return "", err
+	}
 	if changed != "" {
 		if err := notifyAccountChange(ctx, tx, tx.changed, changed); err != nil {
 			return "", fmt.Errorf("notify account change: %w", err)

@@ -79,7 +79,7 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 func exportCustomers(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportCustomer) error {
 	const q = `
 SELECT stripe_customer_id, customer_ref, account_id, linked_via, linked_at, livemode, deleted,
-       version_at, version_event, created_at, updated_at
+       version_at, version_event, created_at, updated_at, test_clock_id
 FROM customers
 WHERE account_id = $1 OR former_account_hmac = ANY($2)
 ORDER BY created_at, stripe_customer_id`

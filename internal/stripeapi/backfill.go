@@ -26,16 +26,23 @@ type SyncStore interface {
 	ClearBackfillCursors(ctx context.Context) error
 	TryStripeSyncLock(ctx context.Context) (release func(), ok bool, err error)
 	Tombstoned(ctx context.Context, ids []string) (map[string]bool, error)
+	SweepCursors(ctx context.Context, livemode bool) (map[string]billing.SweepCursor, error)
+	SaveSweepCursor(ctx context.Context, c billing.SweepCursor) error
+	DropSweepCursors(ctx context.Context, livemode bool, keep []string) error
+	LastSweep(ctx context.Context, livemode bool) (at time.Time, ok bool, err error)
 }
 
 // ErrBusy means another backfill or reconcile holds the lock.
 var ErrBusy = errors.New("another backfill or reconcile is running (it holds the Stripe sync lock); try again when it ends")
 
-// Syncer runs backfill and reconcile.
+// Syncer runs backfill, reconcile and the missed-event sweep.
 type Syncer struct {
 	Client *Client
 	Store  SyncStore
 	Log    *slog.Logger
+	// Links checks checkout client references of swept events, as the
+	// webhook handler's (nil refuses them all).
+	Links *billing.LinkVerifier
 	// Progress, when set, receives one line per page (counts, objects/s).
 	Progress io.Writer
 	// Now is the clock for --since windows and rates; nil: time.Now.

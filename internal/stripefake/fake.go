@@ -1,9 +1,9 @@
 // Package stripefake holds billingd's fakes of Stripe: a stateful fake of
 // the few Stripe API endpoints billingd calls (customers and
-// subscriptions: list and retrieve; delete a customer, cancel a
-// subscription; retrieve a price; create Checkout and Billing Portal
-// sessions, recording every parameter: sessions.go), the launcher of
-// Stripe's own stateless stripe-mock
+// subscriptions: list and retrieve; the Events API list, events.go; delete
+// a customer, cancel a subscription; retrieve a price; create Checkout and
+// Billing Portal sessions, recording every parameter: sessions.go), the
+// launcher of Stripe's own stateless stripe-mock
 // (StartStripeMock), and the simulated life cycle `billingd simulate`
 // sends (Lifecycle).
 //
@@ -62,6 +62,7 @@ type Server struct {
 	down         bool            // answer everything 503, as during an outage
 	offset       time.Duration   // added to the clock behind the Date header
 	srv          *httptest.Server
+	events       []storedEvent // the Events API's (events.go)
 
 	// Checkout and portal sessions (sessions.go).
 	prices    map[string]*Price
@@ -256,6 +257,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		return s.listSubscriptions(w, q)
 	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "entitlements" && parts[2] == "active_entitlements":
 		return s.listActiveEntitlements(w, q)
+	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "events":
+		return s.listEvents(w, q)
 	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "customers":
 		c, ok := s.customers[parts[2]]
 		if !ok {
@@ -363,7 +366,7 @@ func sortListed(l []listed) {
 }
 
 // window cuts one page out of the sorted objects.
-func (p page) window(w http.ResponseWriter, url string, all []listed) int {
+func (p page) window(w http.ResponseWriter, url string, all []listed, render ...func(listed) any) int {
 	sortListed(all)
 	start := 0
 	if p.startingAfter != "" {
@@ -377,6 +380,10 @@ func (p page) window(w http.ResponseWriter, url string, all []listed) int {
 	end := min(start+p.limit, len(all))
 	data := make([]any, 0, end-start)
 	for _, l := range all[start:end] {
+		if len(render) > 0 {
+			data = append(data, render[0](l))
+			continue
+		}
 		data = append(data, l.obj)
 	}
 	return writeObject(w, map[string]any{"object": "list", "url": url, "has_more": end < len(all), "data": data})

@@ -34,11 +34,13 @@ const (
 	PersonalIP          = "203.0.113.77"
 )
 
-// PersonalStrings lists every fake personal value the fake's objects
-// carry.
+// PersonalStrings lists the fake personal values the fake's objects carry
+// that a search of stored rows can find. The card's last four digits are
+// planted too but not listed: four digits occur by chance in UUIDs and
+// timestamps (as in webhooks/testdata/pii.txt).
 func PersonalStrings() []string {
 	return []string{PersonalName, PersonalEmail, PersonalPhone, PersonalLine1, PersonalCity,
-		PersonalPostalCode, PersonalTaxID, PersonalCardLast4, PersonalFingerprint,
+		PersonalPostalCode, PersonalTaxID, PersonalFingerprint,
 		PersonalDescription, PersonalNote, PersonalIP}
 }
 
@@ -51,6 +53,8 @@ type Customer struct {
 	AccountID string // metadata.account_id ("" for none)
 	// Deleted customers answer GET with {"deleted": true} and leave lists.
 	Deleted bool
+	// TestClock is the test clock (clock_...) the customer is on; "" for none.
+	TestClock string
 }
 
 // Item is one subscription item of a fake subscription.
@@ -85,6 +89,15 @@ type Subscription struct {
 	// ExpandCustomer renders "customer" as an expanded customer object
 	// (with its personal fields) instead of an ID.
 	ExpandCustomer bool
+	// TestClock is the test clock of the subscription's customer; "" for none.
+	TestClock string
+}
+
+func clockRef(id string) any {
+	if id == "" {
+		return nil
+	}
+	return id
 }
 
 func unix(t time.Time) any {
@@ -142,6 +155,7 @@ func (c Customer) JSON() map[string]any {
 		"tax_ids": map[string]any{"object": "list", "has_more": false, "url": "/v1/customers/" + c.ID + "/tax_ids",
 			"data": []any{map[string]any{"id": "txi_" + c.ID[4:], "object": "tax_id", "type": "gb_vat", "value": PersonalTaxID}}},
 		"invoice_prefix": "ADA0001",
+		"test_clock":     clockRef(c.TestClock),
 	}
 }
 
@@ -192,6 +206,7 @@ func (s Subscription) JSON(cust *Customer) map[string]any {
 		"latest_invoice": nil, "pending_update": nil,
 		"shipping_details": map[string]any{"name": PersonalName, "address": address()},
 		"client_ip":        PersonalIP,
+		"test_clock":       clockRef(s.TestClock),
 	}
 	if v == Version20231016 {
 		o["current_period_start"] = unix(s.PeriodStart)
@@ -214,4 +229,32 @@ func Event(id, typ string, created time.Time, livemode bool, obj map[string]any)
 		return nil, fmt.Errorf("render event: %w", err)
 	}
 	return b, nil
+}
+
+// TestClockJSON renders a test clock (test_helpers.test_clock) as its
+// events carry it; its name is fake personal data, as a team's clock
+// names often are. While advancing, frozen_time is still the time the
+// clock left and target the time it advances to (status_details), as
+// Stripe answers; target is ignored otherwise.
+func TestClockJSON(id, status string, created, frozen, target time.Time) map[string]any {
+	details := map[string]any{}
+	if status == "advancing" {
+		details["advancing"] = map[string]any{"target_frozen_time": target.Unix()}
+	}
+	return map[string]any{"id": id, "object": "test_helpers.test_clock", "created": created.Unix(),
+		"deletes_after": created.Add(30 * 24 * time.Hour).Unix(), "frozen_time": frozen.Unix(), "livemode": false,
+		"name": PersonalName + "'s renewal rehearsal", "status": status, "status_details": details}
+}
+
+// InvoiceJSON renders a subscription's invoice in the 2025-03-31 shape
+// (the subscription under parent.subscription_details), with the fake
+// personal data invoices carry.
+func InvoiceJSON(id, customerID, subscriptionID, status string, attempts int64, nextAttempt *time.Time, clock string) map[string]any {
+	return map[string]any{"id": id, "object": "invoice", "customer": customerID, "livemode": false, "status": status,
+		"attempt_count": attempts, "next_payment_attempt": unixPtr(nextAttempt), "currency": "eur",
+		"customer_email": PersonalEmail, "customer_name": PersonalName, "customer_phone": PersonalPhone,
+		"customer_address": address(), "description": PersonalDescription,
+		"parent": map[string]any{"type": "subscription_details",
+			"subscription_details": map[string]any{"subscription": subscriptionID, "metadata": metadata("")}},
+		"test_clock": clockRef(clock)}
 }
