@@ -175,7 +175,7 @@ type rawObject struct {
 	Phases             []rawPhase `json:"phases"`               // subscription schedule
 	// entitlements.active_entitlement_summary
 	Entitlements *rawEntitlementList `json:"entitlements"`
-	FrozenTime         *int64     `json:"frozen_time"`          // test clock
+	FrozenTime   *int64              `json:"frozen_time"` // test clock
 }
 
 // rawEvent is an event decoded in one pass.
