@@ -262,8 +262,9 @@ func TestSweepRecoversMissedEvents(t *testing.T) {
 				}
 			}
 			slices.Sort(types)
-			if want := billing.SweepGroups(webhooks.HandledTypes())[0]; !slices.Equal(types, want) {
-				t.Errorf("Events API asked for types %v, want %v", types, want)
+			groups := billing.SweepGroups(webhooks.HandledTypes())
+			if !slices.ContainsFunc(groups, func(g []string) bool { return slices.Equal(types, g) }) {
+				t.Errorf("Events API asked for types %v, want one of the type groups %v", types, groups)
 			}
 		}
 	})
