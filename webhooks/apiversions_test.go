@@ -272,7 +272,7 @@ func (g *specGen) subscription() map[string]any {
 		"status": "active", "currency": "eur", "created": verT0.Unix(), "start_date": verT0.Unix(),
 		"current_period_start": verPStart.Unix(), "current_period_end": verPEnd.Unix(),
 		"trial_start": nil, "trial_end": nil, "cancel_at": nil, "cancel_at_period_end": false, "canceled_at": nil, "ended_at": nil,
-		"pause_collection": nil, "discount": nil, "discounts": []any{}, "test_clock": nil,
+		"pause_collection": nil, "discount": nil, "discounts": []any{}, "test_clock": nil, "pending_update": nil,
 		"metadata": map[string]any{"account_id": "acct_ver1", "note": stripefake.PersonalNote, "contact": stripefake.PersonalEmail},
 		"items":    map[string]any{"object": "list", "has_more": false, "url": "/v1/subscription_items?subscription=sub_Ver1", "data": []any{item}},
 	})
