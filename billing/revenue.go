@@ -215,9 +215,6 @@ type CurrencySummary struct {
 	PayingCustomers     int64        `json:"paying_customers"`
 	ARPA                *int64       `json:"arpa"`
 	Movements30d        MovementSums `json:"movements_30d"`
-	// FirstActivity is the first day (YYYY-MM-DD, UTC) the ledger has
-	// anything for this currency: the dashboard's default range starts there.
-	FirstActivity string `json:"first_activity,omitempty"`
 	// Clamped: a figure was beyond ±MaxReportAmount and shows that limit
 	// (billing/clamp.go); the stored ledger holds absurd amounts.
 	Clamped bool `json:"clamped"`
@@ -229,9 +226,6 @@ type Summary struct {
 	Livemode   bool              `json:"livemode"`
 	GroupBy    Dimension         `json:"group_by,omitempty"`
 	Currencies []CurrencySummary `json:"currencies"`
-	// ReportingCurrency is REPORTING_CURRENCY when set (the API fills it):
-	// what currency=reporting converts into, so the dashboard offers it.
-	ReportingCurrency string `json:"reporting_currency,omitempty"`
 }
 
 // RevenueReader is what the finance endpoints read.

@@ -354,7 +354,6 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
-	sum.ReportingCurrency = s.ReportingCurrency
 	writeJSON(w, http.StatusOK, sum)
 }
 

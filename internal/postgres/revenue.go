@@ -233,7 +233,6 @@ func (s *Store) Summary(ctx context.Context, livemode bool, asOf time.Time) (bil
 		Contraction  numericSum `db:"contraction"`
 		Churn        numericSum `db:"churn"`
 		Reactivation numericSum `db:"reactivation"`
-		First        *time.Time `db:"first_at"`
 	}
 	// $5 is asOf (exclusive: a movement at exactly asOf has not happened
 	// yet), $6 the 30-day window's start.
@@ -243,8 +242,7 @@ SELECT currency, sum(mrr_delta) AS mrr, sum(paying_delta) AS paying, sum(active_
        coalesce(sum(expansion_minor) FILTER (WHERE t >= $6), 0) AS expansion,
        coalesce(sum(contraction_minor) FILTER (WHERE t >= $6), 0) AS contraction,
        coalesce(sum(churn_minor) FILTER (WHERE t >= $6), 0) AS churn,
-       coalesce(sum(reactivation_minor) FILTER (WHERE t >= $6), 0) AS reactivation,
-       min(t) AS first_at
+       coalesce(sum(reactivation_minor) FILTER (WHERE t >= $6), 0) AS reactivation
 FROM r
 GROUP BY currency
 ORDER BY currency`
@@ -261,9 +259,6 @@ ORDER BY currency`
 		c.Movements30d = billing.MovementSums{New: clamp(&r.New.v, f), Expansion: clamp(&r.Expansion.v, f),
 			Contraction: clamp(&r.Contraction.v, f), Churn: clamp(&r.Churn.v, f), Reactivation: clamp(&r.Reactivation.v, f)}
 		c.FillSummary()
-		if r.First != nil {
-			c.FirstActivity = r.First.UTC().Format(time.DateOnly)
-		}
 		sum.Currencies = append(sum.Currencies, c)
 	}
 	return sum, nil
