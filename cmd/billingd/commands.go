@@ -52,7 +52,7 @@ func commands() []*command {
 		stripeJobsStatusCommand(), stripeJobsRetryCommand(),
 		catalogApplyCommand(), catalogShowCommand(),
 		simulateCommand(),
-		metricsRebuildCommand(), fxImportCommand(),
+		metricsRebuildCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),
 		keysStatusCommand(), keysForgetCommand(),
 		versionCommand(),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -115,26 +114,18 @@ SELECT currency,
 FROM r
 GROUP BY 1, 2`
 	var rows []bucketSums
-	if rq.GroupBy != "" {
-		return s.segmentRevenue(ctx, rq, rollEnd, rawEnd)
-	}
 	err := s.db.SelectContext(ctx, &rows, q, rq.Livemode, rq.Currency, rollEnd.Format(time.DateOnly), rollEnd, rawEnd,
 		rq.From, string(rq.Bucket))
 	if err != nil {
 		return nil, fmt.Errorf("revenue: %w", translate(err))
 	}
-	out := assembleRevenue(rq, rows)
-	if err := s.addTrials(ctx, rq, rollEnd, rawEnd, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return assembleRevenue(rq, rows), nil
 }
 
 // bucketSums is one group of the revenue query: a bucket of one currency,
 // or (Bucket nil) everything before the report's start.
 type bucketSums struct {
 	Currency     string     `db:"currency"`
-	Segment      string     `db:"segment"` // GroupBy reports only
 	Bucket       *time.Time `db:"bucket"`
 	Delta        numericSum `db:"delta"`
 	New          numericSum `db:"new_mrr"`
@@ -145,8 +136,6 @@ type bucketSums struct {
 	PayingDelta  numericSum `db:"paying_delta"`
 	Churned      numericSum `db:"churned"`
 	ActiveDelta  numericSum `db:"active_delta"`
-	TrialStarts  numericSum `db:"trial_starts"`
-	TrialConv    numericSum `db:"trial_conversions"`
 }
 
 // assembleRevenue turns grouped sums into consecutive buckets per currency,
@@ -154,36 +143,30 @@ type bucketSums struct {
 // Running sums are exact (big.Int); each figure is clamped only as it is
 // reported, so one absurd bucket does not wrap the ones after it.
 func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.PeriodTotals {
-	type series struct{ cur, seg string }
 	type key struct {
-		series
+		cur    string
 		bucket int64 // unix seconds; baseline for the rows before From
 	}
 	const baseline = -1 << 62
 	m := map[key]*bucketSums{}
-	set := map[series]bool{}
-	if rq.Currency != "" && rq.GroupBy == "" {
-		set[series{rq.Currency, ""}] = true
+	curSet := map[string]bool{}
+	if rq.Currency != "" {
+		curSet[rq.Currency] = true
 	}
 	for i := range rows {
 		r := &rows[i]
-		k := key{series{r.Currency, r.Segment}, baseline}
+		k := key{r.Currency, baseline}
 		if r.Bucket != nil {
 			k.bucket = r.Bucket.Unix()
 		}
 		m[k] = r
-		set[k.series] = true
+		curSet[r.Currency] = true
 	}
-	all := make([]series, 0, len(set))
-	for c := range set {
-		all = append(all, c)
+	curs := make([]string, 0, len(curSet))
+	for c := range curSet {
+		curs = append(curs, c)
 	}
-	slices.SortFunc(all, func(a, b series) int {
-		if a.cur != b.cur {
-			return strings.Compare(a.cur, b.cur)
-		}
-		return strings.Compare(a.seg, b.seg)
-	})
+	slices.Sort(curs)
 	var zero bucketSums
 	get := func(k key) *bucketSums {
 		if r := m[k]; r != nil {
@@ -192,14 +175,14 @@ func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.Perio
 		return &zero
 	}
 	var out []billing.PeriodTotals
-	for _, c := range all {
+	for _, c := range curs {
 		base := get(key{c, baseline})
 		var mrr, paying, active big.Int
 		mrr.Set(&base.Delta.v)
 		paying.Set(&base.PayingDelta.v)
 		active.Set(&base.ActiveDelta.v)
 		for s := rq.From; s.Before(rq.To); s = rq.Bucket.Next(s) {
-			p := billing.PeriodTotals{Start: s, End: rq.Bucket.Next(s), Currency: c.cur, Segment: c.seg}
+			p := billing.PeriodTotals{Start: s, End: rq.Bucket.Next(s), Currency: c}
 			p.MRRStart, p.PayingStart = clamp(&mrr, &p.Clamped), clamp(&paying, &p.Clamped)
 			r := get(key{c, s.Unix()})
 			mrr.Add(&mrr, &r.Delta.v)
@@ -210,7 +193,6 @@ func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.Perio
 			p.Movements = billing.MovementSums{New: clamp(&r.New.v, &p.Clamped), Expansion: clamp(&r.Expansion.v, &p.Clamped),
 				Contraction: clamp(&r.Contraction.v, &p.Clamped), Churn: clamp(&r.Churn.v, &p.Clamped),
 				Reactivation: clamp(&r.Reactivation.v, &p.Clamped)}
-			p.TrialStarts, p.TrialConversions = clamp(&r.TrialStarts.v, &p.Clamped), clamp(&r.TrialConv.v, &p.Clamped)
 			out = append(out, p)
 		}
 	}

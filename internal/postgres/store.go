@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -29,8 +28,6 @@ type Store struct {
 
 	onAccounts func(accountIDs []string) // read your writes: told of every commit's accounts (notify.go)
 	onCatalog  func()                    // read your writes: told of every catalog change (catalog.go)
-
-	segCompacted atomic.Int64 // revenue_segments_daily rows up to this ID were compacted (revenue_segments.go)
 }
 
 // Options tunes the connection pool.

@@ -1,2 +1,0 @@
-DROP TABLE revenue_segments_daily;
-DROP TABLE revenue_facts;

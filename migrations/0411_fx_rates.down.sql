@@ -1,1 +1,0 @@
-DROP TABLE fx_rates;
