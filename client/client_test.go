@@ -213,6 +213,18 @@ func TestClientAgainstBillingd(t *testing.T) {
 	if tm, err := c.Entitlement(ctx, "acct_cl1", client.TestMode()); err != nil || tm.Entitled || tm.Livemode {
 		t.Fatalf("test mode: %+v %v", tm, err)
 	}
+	// One feature: not granted without a catalog; unchanged answers are
+	// kept with their ETag like the entitlement; a bad key is a typed error.
+	if f, err := c.Feature(ctx, "acct_cl1", "projects"); err != nil || f.Enabled || f.Limit != nil {
+		t.Fatalf("feature without a catalog: %+v %v", f, err)
+	}
+	if f, err := c.Feature(ctx, "acct_cl1", "projects"); err != nil || f.Enabled || log.last() != http.StatusNotModified {
+		t.Fatalf("feature again: %+v %v (status %d), want the kept answer after a 304", f, err, log.last())
+	}
+	var fe *client.Error
+	if _, err := c.Feature(ctx, "acct_cl1", "-bad key-"); !errors.As(err, &fe) || fe.Code != "invalid_feature_key" {
+		t.Fatalf("bad feature key: %v", err)
+	}
 	// A changed answer replaces the kept one (200 with a new ETag).
 	b.subscribe(t, "evt_cl1_cancel", "cl1", "canceled", "", created+60)
 	if e, err := c.Entitlement(ctx, "acct_cl1"); err != nil || e.Entitled || log.last() != http.StatusOK {

@@ -13,9 +13,6 @@ import (
 //go:embed openapi.json
 var openAPIDocument []byte
 
-// OpenAPIDocument returns the document served at /openapi.json.
-func OpenAPIDocument() []byte { return openAPIDocument }
-
 // handleOpenAPI serves GET /openapi.json, with no token: the API's shape is
 // no secret.
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {

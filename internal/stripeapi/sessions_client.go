@@ -171,15 +171,6 @@ type StripeFailure struct {
 	RequestID string
 }
 
-// FailureOf returns the loggable facts of a Stripe error in err's chain.
-func FailureOf(err error) (StripeFailure, bool) {
-	var sf *stripeFailureError
-	if errors.As(err, &sf) {
-		return sf.f, true
-	}
-	return StripeFailure{}, false
-}
-
 type stripeFailureError struct {
 	what string
 	f    StripeFailure

@@ -41,14 +41,6 @@ func (s *Server) PutEvent(raw []byte) error {
 	return nil
 }
 
-// ForgetEventsBefore drops the events created before t, as Stripe drops
-// events older than 30 days.
-func (s *Server) ForgetEventsBefore(t time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events = slices.DeleteFunc(s.events, func(o storedEvent) bool { return o.created.Before(t) })
-}
-
 // listEvents answers GET /v1/events as Stripe does: newest first,
 // filtered by type or types[] (at most 20) and created, paginated forward
 // with starting_after or backward (towards newer events) with
