@@ -50,6 +50,7 @@ func commands() []*command {
 		tokenCreateCommand(), tokenListCommand(), tokenRevokeCommand(),
 		stripeBackfillCommand(), stripeReconcileCommand(),
 		stripeJobsStatusCommand(), stripeJobsRetryCommand(),
+		appWebhooksStatusCommand(), appWebhooksRetryCommand(),
 		simulateCommand(),
 		metricsRebuildCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),

@@ -144,6 +144,10 @@ func (e *env) serve(ctx context.Context) error {
 	srv.SessionPolicy = billing.SessionPolicy{Lifetime: e.cfg.DashboardSessionTTL, Idle: e.cfg.DashboardSessionIdle}
 	// Subject access export (GET /v1/accounts/{id}/export).
 	srv.Exporter = db.store
+	// The change feed (GET /v1/changes) and outbound app webhooks.
+	srv.Changes = db.store
+	stopChangeFeed := e.startChangeFeed(ctx, db.store, reg)
+	defer stopChangeFeed()
 	if e.cfg.MetricsAddr == "" {
 		srv.Metrics = metricsHandler
 	} else {

@@ -51,6 +51,8 @@ type Server struct {
 	Eraser AccountEraser
 	// Exporter answers subject access requests (GET /v1/accounts/{account_id}/export, export.go); nil: 503.
 	Exporter AccountExporter
+	// Changes serves the change feed (GET /v1/changes, changes.go); nil: 503.
+	Changes ChangeFeed
 
 	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
 	Revenue billing.RevenueReader
@@ -113,6 +115,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/accounts/{account_id}/entitlement", app(s.handleEntitlement)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/accounts/{account_id}/link-reference", app(s.handleLinkReference)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/accounts/{account_id}/export", app(s.handleAccountExport)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/changes", app(s.handleChanges)).Methods(http.MethodGet)
 
 	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)

@@ -1,0 +1,421 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// The change feed (GET /v1/changes) has one entry per change of an
+// account's entitlement answer. Three steps keep it both cheap for the
+// event path and free of gaps:
+//
+//  1. Every transaction that may change what an account is entitled to
+//     (notifyAccountChange, the event path's qReplaceLedgers) also inserts
+//     the account into entitlement_dirty: an ordinary insert beside its
+//     cache invalidation, in the same statement.
+//  2. A producer (ProduceChanges, run by every replica; one at a time holds
+//     the feed lock) deletes the dirty rows it can see, recomputes those
+//     accounts' answers in both modes, renders them with the API's renderer
+//     and appends an entry for each answer that differs from the last one
+//     it put in the feed (entitlement_feed_state). Events that change
+//     nothing make no entry.
+//  3. Readers page through entitlement_changes by seq.
+//
+// Why nothing is skipped when transactions commit out of order: this is the
+// problem the cache-invalidation feed solves with transaction-ID windows
+// (invalidations.go): a reader must never move past a position that a
+// later commit fills in. Here the dirty rows are a queue that is consumed,
+// not read by position: a row becomes visible when its transaction commits,
+// whenever that is, and stays until a producer's committed delete takes
+// it. Positions in the public feed (seq) are handed out only by the one
+// producer that holds the feed lock, whose transaction commits before the
+// next producer's can take the lock: seq order is commit order, and a
+// reader that saw seq N never later finds an entry below N. Per account,
+// entries follow the order of the answers' commits, because passes run one
+// after another and each reads state committed after the previous one.
+//
+// Intermediate answers: an answer is computed from the account's state as
+// committed when the pass runs, so two changes of one account that commit
+// between two passes (one poll, 100 ms by default) give one entry with the
+// later answer, not two; the answer the account ends at is never skipped.
+
+// ChangeProducer is what a producer pass needs besides the database.
+type ChangeProducer struct {
+	// Render renders an entitlement as the API answers it
+	// (api.RenderEntitlement's body): the feed stores and compares these
+	// bytes, so what the feed says is what the endpoint says.
+	Render func(billing.Entitlement) []byte
+	// Grace is ENTITLEMENT_GRACE_PERIOD.
+	Grace time.Duration
+	// Outbound also queues an app webhook (outbox kind app_webhook) per
+	// entry, in the entry's transaction.
+	Outbound bool
+	// Batch is how many dirty rows (and due rechecks) one pass takes; 0: 500.
+	Batch int
+	// Now is the clock answers are computed at; nil: time.Now.
+	Now func() time.Time
+}
+
+// ProduceResult is what one pass did.
+type ProduceResult struct {
+	Entries int  // feed entries appended
+	More    bool // the pass took a full batch: run another at once
+	Busy    bool // another producer holds the feed lock
+}
+
+// feedLockKey is the transaction-level advisory lock a producer pass holds:
+// one pass at a time across replicas.
+const feedLockKey = 0x66656564_5f6c6f63 // "feed_loc"
+
+// ProduceChanges runs one producer pass (see the comment at the top of
+// this file) in one transaction.
+func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceResult, error) {
+	if p.Render == nil {
+		return ProduceResult{}, fmt.Errorf("produce changes: no renderer: %w", billing.ErrInvalid)
+	}
+	if p.Batch <= 0 {
+		p.Batch = 500
+	}
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	ring, err := s.erasureRing(ctx)
+	if err != nil {
+		return ProduceResult{}, fmt.Errorf("produce changes: %w", err)
+	}
+	var res ProduceResult
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var got bool
+		if err := tx.GetContext(ctx, &got, `SELECT pg_try_advisory_xact_lock($1)`, int64(feedLockKey)); err != nil {
+			return fmt.Errorf("take feed lock: %w", translate(err))
+		}
+		if !got {
+			res.Busy = true
+			return nil
+		}
+		accounts, more, err := takeDirty(ctx, tx, p.Batch)
+		if err != nil {
+			return err
+		}
+		res.More = more
+		if len(accounts) == 0 {
+			return nil
+		}
+		n, err := produce(ctx, tx, ring, p, now(), accounts)
+		res.Entries = n
+		return err
+	})
+	if err != nil {
+		return ProduceResult{}, fmt.Errorf("produce changes: %w", err)
+	}
+	return res, nil
+}
+
+// qTakeDirty consumes up to $1 dirty rows and picks up to $1 accounts whose
+// answer time alone changes by now (recheck_at).
+const qTakeDirty = `
+WITH d AS (
+    DELETE FROM entitlement_dirty
+    WHERE id IN (SELECT id FROM entitlement_dirty ORDER BY id LIMIT $1)
+    RETURNING account_id
+), r AS (
+    SELECT account_id FROM entitlement_feed_state
+    WHERE recheck_at <= now()
+    ORDER BY recheck_at LIMIT $1
+)
+SELECT (SELECT count(*) FROM d) AS dirty, (SELECT count(*) FROM r) AS due,
+       ARRAY(SELECT account_id FROM d UNION SELECT account_id FROM r ORDER BY 1) AS accounts`
+
+func takeDirty(ctx context.Context, tx *sqlx.Tx, batch int) ([]string, bool, error) {
+	var r struct {
+		Dirty    int            `db:"dirty"`
+		Due      int            `db:"due"`
+		Accounts pq.StringArray `db:"accounts"`
+	}
+	if err := tx.QueryRowxContext(ctx, qTakeDirty, batch).StructScan(&r); err != nil {
+		return nil, false, fmt.Errorf("take dirty accounts: %w", translate(err))
+	}
+	return r.Accounts, r.Dirty >= batch || r.Due >= batch, nil
+}
+
+const (
+	qFeedAccountSubs = `
+SELECT c.account_id, s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
+       s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
+       c.deleted AS customer_deleted
+FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
+WHERE c.account_id = ANY($1)`
+	qFeedErased = `
+SELECT DISTINCT a.acct FROM unnest($1::bytea[], $2::text[]) AS a(hmac, acct)
+WHERE EXISTS (SELECT 1 FROM account_tombstones WHERE subject_hmac = a.hmac)`
+	qFeedState = `
+SELECT account_id, livemode, answer_hash, recheck_at FROM entitlement_feed_state WHERE account_id = ANY($1)`
+	// qFeedWrite stores the new states ($1..$4), appends the entries
+	// ($5..$7, in the order given) and, when $8, an app webhook outbox row
+	// per entry. The ordering key names the account by its MD5 (the outbox
+	// caps keys at 80 characters; account IDs may have 128).
+	qFeedWrite = `
+WITH st AS (
+    INSERT INTO entitlement_feed_state (account_id, livemode, answer_hash, recheck_at)
+    SELECT u.a, u.l, u.h, NULLIF(u.r, '')::timestamptz
+    FROM unnest($1::text[], $2::boolean[], $3::bytea[], $4::text[]) AS u(a, l, h, r)
+    ON CONFLICT (account_id, livemode) DO UPDATE SET answer_hash = EXCLUDED.answer_hash, recheck_at = EXCLUDED.recheck_at
+), ch AS (
+    INSERT INTO entitlement_changes (account_id, livemode, entitlement)
+    SELECT u.a, u.l, u.e FROM unnest($5::text[], $6::boolean[], $7::text[]) WITH ORDINALITY AS u(a, l, e, n)
+    ORDER BY u.n
+    RETURNING seq, account_id
+)
+INSERT INTO outbox (kind, ordering_key, action, payload)
+SELECT 'app_webhook', 'app:' || md5(ch.account_id), 'entitlement.changed', jsonb_build_object('seq', ch.seq)
+FROM ch WHERE $8
+ORDER BY ch.seq`
+)
+
+type feedKey struct {
+	account string
+	live    bool
+}
+
+type feedState struct {
+	hash    []byte
+	recheck *time.Time
+}
+
+// produce recomputes accounts' answers and writes what changed. The
+// accounts' shared locks are taken first (as every writer about an account
+// does, checkTombstones): an erasure running meanwhile either committed
+// before the reads below, which then see its tombstone and skip the
+// account, or waits until this pass committed and deletes what it wrote.
+func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangeProducer, now time.Time, accounts []string) (int, error) {
+	keys := sortedLockKeys(nil, accounts...)
+	if _, err := tx.ExecContext(ctx, qTombstoneLock, subjectLockSpace, pq.Array(keys)); err != nil {
+		return 0, fmt.Errorf("lock feed accounts: %w", translate(err))
+	}
+	hashes, of := [][]byte{}, []string{}
+	for _, a := range accounts {
+		for _, h := range ringHashes(ring, a) {
+			hashes, of = append(hashes, h), append(of, a)
+		}
+	}
+	var erasedList []string
+	if err := tx.SelectContext(ctx, &erasedList, qFeedErased, pq.ByteaArray(hashes), pq.Array(of)); err != nil {
+		return 0, fmt.Errorf("read erased feed accounts: %w", translate(err))
+	}
+	erased := map[string]bool{}
+	for _, a := range erasedList {
+		erased[a] = true
+	}
+	var subRows []struct {
+		AccountID string `db:"account_id"`
+		accountSubRow
+	}
+	if err := tx.SelectContext(ctx, &subRows, qFeedAccountSubs, pq.Array(accounts)); err != nil {
+		return 0, fmt.Errorf("read feed account subscriptions: %w", translate(err))
+	}
+	subs := map[string][]billing.AccountSubscription{}
+	for _, r := range subRows {
+		sub, err := r.toSubscription()
+		if err != nil {
+			return 0, fmt.Errorf("read feed account subscriptions: %w", err)
+		}
+		subs[r.AccountID] = append(subs[r.AccountID], billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted})
+	}
+	var stateRows []struct {
+		AccountID string     `db:"account_id"`
+		Livemode  bool       `db:"livemode"`
+		Hash      []byte     `db:"answer_hash"`
+		RecheckAt *time.Time `db:"recheck_at"`
+	}
+	if err := tx.SelectContext(ctx, &stateRows, qFeedState, pq.Array(accounts)); err != nil {
+		return 0, fmt.Errorf("read feed state: %w", translate(err))
+	}
+	state := map[feedKey]feedState{}
+	for _, r := range stateRows {
+		state[feedKey{r.AccountID, r.Livemode}] = feedState{r.Hash, r.RecheckAt}
+	}
+	// An account the feed never reported on had, for the feed, the answer
+	// of an account with no subscription: its first entry is its first
+	// answer that differs from that.
+	none := map[bool][]byte{}
+	for _, live := range []bool{true, false} {
+		h := sha256.Sum256(p.Render(billing.AccountEntitlement(nil, live, now, p.Grace)))
+		none[live] = h[:]
+	}
+	var (
+		sAcct, sHash = []string{}, [][]byte{}
+		sLive        = []bool{}
+		sRecheck     = []string{}
+		eAcct, eBody = []string{}, []string{}
+		eLive        = []bool{}
+	)
+	for _, a := range accounts {
+		if erased[a] {
+			continue
+		}
+		for _, live := range []bool{true, false} {
+			ent := billing.AccountEntitlement(subs[a], live, now, p.Grace)
+			body := p.Render(ent)
+			sum := sha256.Sum256(body)
+			var recheck *time.Time
+			if !ent.RecheckAt.IsZero() {
+				r := ent.RecheckAt.UTC()
+				recheck = &r
+			}
+			old, known := state[feedKey{a, live}]
+			prev := none[live]
+			if known {
+				prev = old.hash
+			}
+			changed := !bytes.Equal(sum[:], prev)
+			if changed {
+				eAcct, eLive, eBody = append(eAcct, a), append(eLive, live), append(eBody, string(bytes.TrimSpace(body)))
+			}
+			if changed || (known && !sameTime(old.recheck, recheck)) || (!known && recheck != nil) {
+				r := ""
+				if recheck != nil {
+					r = recheck.Format(time.RFC3339Nano)
+				}
+				sAcct, sLive, sHash, sRecheck = append(sAcct, a), append(sLive, live), append(sHash, sum[:]), append(sRecheck, r)
+			}
+		}
+	}
+	if len(sAcct) == 0 && len(eAcct) == 0 {
+		return 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, qFeedWrite, pq.Array(sAcct), pq.Array(sLive), pq.ByteaArray(sHash), pq.Array(sRecheck),
+		pq.Array(eAcct), pq.Array(eLive), pq.Array(eBody), p.Outbound); err != nil {
+		return 0, fmt.Errorf("write feed entries: %w", translate(err))
+	}
+	return len(eAcct), nil
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// Changes returns up to limit feed entries after the cursor position after
+// (0: from the oldest kept), in feed order. A position older than the
+// purged ones wraps billing.ErrCursorExpired: entries after it are gone.
+func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]billing.Change, error) {
+	var out []billing.Change
+	err := s.inReadTx(ctx, func(tx *sqlx.Tx) error {
+		var purged int64
+		if err := tx.GetContext(ctx, &purged, `SELECT purged_through FROM entitlement_feed`); err != nil {
+			return fmt.Errorf("read feed horizon: %w", translate(err))
+		}
+		if after > 0 && after < purged {
+			return fmt.Errorf("read changes after %d: entries up to %d were purged: %w", after, purged, billing.ErrCursorExpired)
+		}
+		var err error
+		out, err = selectChanges(ctx, tx, `
+SELECT seq, account_id, livemode, at, entitlement FROM entitlement_changes
+WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ChangesBySeq returns the feed entries with the given positions that
+// still exist (an erased account's are gone), in feed order.
+func (s *Store) ChangesBySeq(ctx context.Context, seqs []int64) ([]billing.Change, error) {
+	return selectChanges(ctx, s.db, `
+SELECT seq, account_id, livemode, at, entitlement FROM entitlement_changes
+WHERE seq = ANY($1) ORDER BY seq`, pq.Array(seqs))
+}
+
+func selectChanges(ctx context.Context, q sqlx.QueryerContext, query string, args ...any) ([]billing.Change, error) {
+	var rows []struct {
+		Seq         int64     `db:"seq"`
+		AccountID   string    `db:"account_id"`
+		Livemode    bool      `db:"livemode"`
+		At          time.Time `db:"at"`
+		Entitlement string    `db:"entitlement"`
+	}
+	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {
+		return nil, fmt.Errorf("read changes: %w", translate(err))
+	}
+	out := make([]billing.Change, len(rows))
+	for i, r := range rows {
+		out[i] = billing.Change{Seq: r.Seq, AccountID: r.AccountID, Livemode: r.Livemode, At: r.At.UTC(), Entitlement: []byte(r.Entitlement)}
+	}
+	return out, nil
+}
+
+// PurgeChanges deletes feed entries older than age (at most 10,000 per
+// call) and moves the horizon below which cursors are expired. Entries are
+// appended in time order, so the deleted ones are a prefix of the feed.
+func (s *Store) PurgeChanges(ctx context.Context, age time.Duration) (int64, error) {
+	const q = `
+WITH d AS (
+    DELETE FROM entitlement_changes
+    WHERE seq IN (SELECT seq FROM entitlement_changes
+                  WHERE at < now() - make_interval(secs => $1)
+                  ORDER BY seq LIMIT 10000)
+    RETURNING seq
+), h AS (
+    UPDATE entitlement_feed SET purged_through = greatest(purged_through, (SELECT max(seq) FROM d))
+    WHERE EXISTS (SELECT 1 FROM d)
+)
+SELECT count(*) FROM d`
+	var n int64
+	if err := s.db.GetContext(ctx, &n, q, age.Seconds()); err != nil {
+		return 0, fmt.Errorf("purge changes: %w", translate(err))
+	}
+	return n, nil
+}
+
+// FeedStats is the producer's backlog, for metrics and commands.
+type FeedStats struct {
+	Dirty      int64 // dirty rows waiting for a producer pass
+	LastSeq    int64 // the newest entry's position (0: none kept)
+	OldestKept time.Time
+}
+
+// ChangeFeedStats reads the feed's backlog and extent.
+func (s *Store) ChangeFeedStats(ctx context.Context) (FeedStats, error) {
+	const q = `
+SELECT (SELECT count(*) FROM (SELECT 1 FROM entitlement_dirty LIMIT 100000) AS d) AS dirty,
+       coalesce((SELECT max(seq) FROM entitlement_changes), 0) AS last_seq,
+       coalesce((SELECT at FROM entitlement_changes ORDER BY seq LIMIT 1), 'epoch') AS oldest`
+	var r struct {
+		Dirty  int64     `db:"dirty"`
+		Last   int64     `db:"last_seq"`
+		Oldest time.Time `db:"oldest"`
+	}
+	if err := s.db.GetContext(ctx, &r, q); err != nil {
+		return FeedStats{}, fmt.Errorf("change feed stats: %w", translate(err))
+	}
+	return FeedStats{Dirty: r.Dirty, LastSeq: r.Last, OldestKept: r.Oldest}, nil
+}
+
+// eraseChangeFeed deletes an erased account's feed entries, feed state and
+// undelivered app webhooks, in the erasure's transaction (which holds the
+// account's exclusive lock, so no producer pass writes about it
+// meanwhile). Its dirty rows are left to the producer, which drops them
+// once it sees the tombstone: deleting them here could wait on a pass that
+// consumed them and waits in turn for this transaction's lock.
+func eraseChangeFeed(ctx context.Context, tx *sqlx.Tx, accountID string) error {
+	const q = `
+WITH st AS (DELETE FROM entitlement_feed_state WHERE account_id = $1),
+     ch AS (DELETE FROM entitlement_changes WHERE account_id = $1)
+DELETE FROM outbox WHERE kind = 'app_webhook' AND state <> 'sent' AND ordering_key = 'app:' || md5($1)`
+	if _, err := tx.ExecContext(ctx, q, accountID); err != nil {
+		return fmt.Errorf("erase change feed: %w", translate(err))
+	}
+	return nil
+}
