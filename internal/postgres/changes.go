@@ -101,7 +101,8 @@ func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceRe
 			res.Busy = true
 			return nil
 		}
-		accounts, more, err := takeDirty(ctx, tx, p.Batch)
+		at := now()
+		accounts, more, err := takeDirty(ctx, tx, p.Batch, at)
 		if err != nil {
 			return err
 		}
@@ -109,7 +110,7 @@ func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceRe
 		if len(accounts) == 0 {
 			return nil
 		}
-		n, err := produce(ctx, tx, ring, p, now(), accounts)
+		n, err := produce(ctx, tx, ring, p, at, accounts)
 		res.Entries = n
 		return err
 	})
@@ -120,7 +121,7 @@ func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceRe
 }
 
 // qTakeDirty consumes up to $1 dirty rows and picks up to $1 accounts whose
-// answer time alone changes by now (recheck_at).
+// answer time alone changes by $2 (recheck_at).
 const qTakeDirty = `
 WITH d AS (
     DELETE FROM entitlement_dirty
@@ -128,19 +129,19 @@ WITH d AS (
     RETURNING account_id
 ), r AS (
     SELECT account_id FROM entitlement_feed_state
-    WHERE recheck_at <= now()
+    WHERE recheck_at <= $2
     ORDER BY recheck_at LIMIT $1
 )
 SELECT (SELECT count(*) FROM d) AS dirty, (SELECT count(*) FROM r) AS due,
        ARRAY(SELECT account_id FROM d UNION SELECT account_id FROM r ORDER BY 1) AS accounts`
 
-func takeDirty(ctx context.Context, tx *sqlx.Tx, batch int) ([]string, bool, error) {
+func takeDirty(ctx context.Context, tx *sqlx.Tx, batch int, now time.Time) ([]string, bool, error) {
 	var r struct {
 		Dirty    int            `db:"dirty"`
 		Due      int            `db:"due"`
 		Accounts pq.StringArray `db:"accounts"`
 	}
-	if err := tx.QueryRowxContext(ctx, qTakeDirty, batch).StructScan(&r); err != nil {
+	if err := tx.QueryRowxContext(ctx, qTakeDirty, batch, now).StructScan(&r); err != nil {
 		return nil, false, fmt.Errorf("take dirty accounts: %w", translate(err))
 	}
 	return r.Accounts, r.Dirty >= batch || r.Due >= batch, nil
