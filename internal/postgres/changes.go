@@ -102,7 +102,7 @@ func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceRe
 			return nil
 		}
 		at := now()
-		accounts, more, err := takeDirty(ctx, tx, p.Batch, at)
+		accounts, ids, more, err := takeDirty(ctx, tx, p.Batch, at)
 		if err != nil {
 			return err
 		}
@@ -110,7 +110,7 @@ func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceRe
 		if len(accounts) == 0 {
 			return nil
 		}
-		n, err := produce(ctx, tx, ring, p, at, accounts)
+		n, err := produce(ctx, tx, ring, p, at, accounts, ids)
 		res.Entries = n
 		return err
 	})
@@ -120,31 +120,33 @@ func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceRe
 	return res, nil
 }
 
-// qTakeDirty consumes up to $1 dirty rows and picks up to $1 accounts whose
-// answer time alone changes by $2 (recheck_at).
+// qTakeDirty reads up to $1 dirty rows and picks up to $1 accounts whose
+// answer time alone changes by $2 (recheck_at). It locks nothing: the rows
+// are deleted after the accounts' locks are held (qFeedErased), so a pass
+// never holds a row an erasure deletes while it waits for that erasure.
 const qTakeDirty = `
 WITH d AS (
-    DELETE FROM entitlement_dirty
-    WHERE id IN (SELECT id FROM entitlement_dirty ORDER BY id LIMIT $1)
-    RETURNING account_id
+    SELECT id, account_id FROM entitlement_dirty ORDER BY id LIMIT $1
 ), r AS (
     SELECT account_id FROM entitlement_feed_state
     WHERE recheck_at <= $2
     ORDER BY recheck_at LIMIT $1
 )
 SELECT (SELECT count(*) FROM d) AS dirty, (SELECT count(*) FROM r) AS due,
+       ARRAY(SELECT id FROM d) AS ids,
        ARRAY(SELECT account_id FROM d UNION SELECT account_id FROM r ORDER BY 1) AS accounts`
 
-func takeDirty(ctx context.Context, tx *sqlx.Tx, batch int, now time.Time) ([]string, bool, error) {
+func takeDirty(ctx context.Context, tx *sqlx.Tx, batch int, now time.Time) ([]string, []int64, bool, error) {
 	var r struct {
 		Dirty    int            `db:"dirty"`
 		Due      int            `db:"due"`
+		IDs      pq.Int64Array  `db:"ids"`
 		Accounts pq.StringArray `db:"accounts"`
 	}
 	if err := tx.QueryRowxContext(ctx, qTakeDirty, batch, now).StructScan(&r); err != nil {
-		return nil, false, fmt.Errorf("take dirty accounts: %w", translate(err))
+		return nil, nil, false, fmt.Errorf("take dirty accounts: %w", translate(err))
 	}
-	return r.Accounts, r.Dirty >= batch || r.Due >= batch, nil
+	return r.Accounts, r.IDs, r.Dirty >= batch || r.Due >= batch, nil
 }
 
 const (
@@ -154,7 +156,10 @@ SELECT c.account_id, s.stripe_subscription_id, s.stripe_customer_id, s.livemode,
        c.deleted AS customer_deleted
 FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
 WHERE c.account_id = ANY($1)`
+	// qFeedErased consumes the pass's dirty rows ($3) and finds which of
+	// its accounts were erased.
 	qFeedErased = `
+WITH del AS (DELETE FROM entitlement_dirty WHERE id = ANY($3::bigint[]))
 SELECT DISTINCT a.acct FROM unnest($1::bytea[], $2::text[]) AS a(hmac, acct)
 WHERE EXISTS (SELECT 1 FROM account_tombstones WHERE subject_hmac = a.hmac)`
 	qFeedState = `
@@ -196,7 +201,7 @@ type feedState struct {
 // does, checkTombstones): an erasure running meanwhile either committed
 // before the reads below, which then see its tombstone and skip the
 // account, or waits until this pass committed and deletes what it wrote.
-func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangeProducer, now time.Time, accounts []string) (int, error) {
+func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangeProducer, now time.Time, accounts []string, dirtyIDs []int64) (int, error) {
 	keys := sortedLockKeys(nil, accounts...)
 	if _, err := tx.ExecContext(ctx, qTombstoneLock, subjectLockSpace, pq.Array(keys)); err != nil {
 		return 0, fmt.Errorf("lock feed accounts: %w", translate(err))
@@ -208,7 +213,7 @@ func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangePro
 		}
 	}
 	var erasedList []string
-	if err := tx.SelectContext(ctx, &erasedList, qFeedErased, pq.ByteaArray(hashes), pq.Array(of)); err != nil {
+	if err := tx.SelectContext(ctx, &erasedList, qFeedErased, pq.ByteaArray(hashes), pq.Array(of), pq.Array(dirtyIDs)); err != nil {
 		return 0, fmt.Errorf("read erased feed accounts: %w", translate(err))
 	}
 	erased := map[string]bool{}
@@ -404,15 +409,15 @@ SELECT (SELECT count(*) FROM (SELECT 1 FROM entitlement_dirty LIMIT 100000) AS d
 	return FeedStats{Dirty: r.Dirty, LastSeq: r.Last, OldestKept: r.Oldest}, nil
 }
 
-// eraseChangeFeed deletes an erased account's feed entries, feed state and
-// undelivered app webhooks, in the erasure's transaction (which holds the
-// account's exclusive lock, so no producer pass writes about it
-// meanwhile). Its dirty rows are left to the producer, which drops them
-// once it sees the tombstone: deleting them here could wait on a pass that
-// consumed them and waits in turn for this transaction's lock.
+// eraseChangeFeed deletes an erased account's dirty rows (its own
+// included), feed entries, feed state and undelivered app webhooks, in the
+// erasure's transaction, which holds the account's exclusive lock: a
+// producer pass that read the dirty rows waits for it before it deletes
+// them or writes about the account, then sees the tombstone.
 func eraseChangeFeed(ctx context.Context, tx *sqlx.Tx, accountID string) error {
 	const q = `
-WITH st AS (DELETE FROM entitlement_feed_state WHERE account_id = $1),
+WITH d AS (DELETE FROM entitlement_dirty WHERE account_id = $1),
+     st AS (DELETE FROM entitlement_feed_state WHERE account_id = $1),
      ch AS (DELETE FROM entitlement_changes WHERE account_id = $1)
 DELETE FROM outbox WHERE kind = 'app_webhook' AND state <> 'sent' AND ordering_key = 'app:' || md5($1)`
 	if _, err := tx.ExecContext(ctx, q, accountID); err != nil {

@@ -406,7 +406,7 @@ var tables = []Table{
 		Name:        "entitlement_dirty",
 		Purpose:     "the change feed's work queue: accounts whose entitlement may have changed, written in the changing transaction",
 		Retention:   "until the feed producer's next pass (100 ms by default) consumes the row",
-		OnErasure:   "the producer drops the account's rows once it sees the account's tombstone, writing nothing about it",
+		OnErasure:   "deleted (the producer then writes nothing more about the account: it checks the account's tombstone)",
 		Export:      "-",
 		NotExported: "a transient work item naming only the account ID the requester already has; gone within a poll",
 		Columns: []Column{
