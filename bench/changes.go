@@ -146,4 +146,3 @@ func postOne(ctx context.Context, hc *http.Client, url string, ev signedEvent) e
 	}
 	return nil
 }
-
