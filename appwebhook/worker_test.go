@@ -128,7 +128,7 @@ func seed(t *testing.T, st *postgres.Store, accounts int) []billing.Change {
 func worker(st *postgres.Store, url string) *appwebhook.Worker {
 	return &appwebhook.Worker{Queue: st, URL: url, Secret: []byte(secret), Timeout: 2 * time.Second,
 		Backoff: appwebhook.Backoff{First: 10 * time.Millisecond, Max: 100 * time.Millisecond},
-		Batch: 4, Poll: 10 * time.Millisecond, Lease: 5 * time.Second, Log: slog.New(slog.DiscardHandler)}
+		Batch:   4, Poll: 10 * time.Millisecond, Lease: 5 * time.Second, Log: slog.New(slog.DiscardHandler)}
 }
 
 // run runs workers until every feed entry was answered 2xx (the outbox is
