@@ -295,11 +295,7 @@ func TestDeliveryReplicaKilledMidDelivery(t *testing.T) {
 		t.Fatalf("after the kill %d rows pending, want all %d", s.Pending, len(feed))
 	}
 	run(t, stores[1], worker(stores[1], a.srv.URL+"?replica=survivor"))
-	var survivor []received
-	for _, r := range a.deliveries() {
-		survivor = append(survivor, r)
-	}
-	checkDelivered(t, feed, survivor)
+	checkDelivered(t, feed, a.deliveries())
 }
 
 // After MaxAge of failures a webhook is dead-lettered: it no longer holds
