@@ -348,11 +348,30 @@ func TestDeliveryDeadLetter(t *testing.T) {
 	if n, err := w.RunOnce(ctx); err != nil || n != 1 {
 		t.Fatalf("claimed %d, %v; want the later change", n, err)
 	}
-	if n, err := st.OutboxRetryDead(ctx, billing.OutboxAppWebhook, 0); err != nil || n != 1 {
+	if n, err := st.AppWebhookRetryDead(ctx, 0); err != nil || n != 1 {
 		t.Fatalf("retry: %d, %v", n, err)
 	}
+	// The retry opens a new window: one more failure retries, not kills.
+	w.MaxAge = time.Hour
+	refuse.Lock()
+	refusing = true
+	refuse.Unlock()
 	if n, err := w.RunOnce(ctx); err != nil || n != 1 {
 		t.Fatalf("claimed %d, %v; want the re-queued one", n, err)
+	}
+	if s, _ := st.OutboxStats(ctx, billing.OutboxAppWebhook); s.Pending != 1 || s.Dead != 0 {
+		t.Fatalf("after a failure past the retry: %+v, want it pending", s)
+	}
+	refuse.Lock()
+	refusing = false
+	refuse.Unlock()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if n, err := w.RunOnce(ctx); err != nil || n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the retried webhook never became due again")
+		}
 	}
 	if s, _ := st.OutboxStats(ctx, billing.OutboxAppWebhook); s.Pending != 0 || s.Dead != 0 {
 		t.Errorf("stats after retry %+v, want empty", s)
@@ -363,7 +382,7 @@ func TestDeliveryDeadLetter(t *testing.T) {
 		_ = json.Unmarshal(r.body, &ev)
 		cursors = append(cursors, ev.Cursor)
 	}
-	if len(cursors) != 3 {
-		t.Errorf("requests %v, want the refused one, the later one, the retried one", cursors)
+	if len(cursors) != 4 || cursors[0] != cursors[2] || cursors[2] != cursors[3] || cursors[1] == cursors[0] {
+		t.Errorf("requests %v, want the refused one, the later one, the retried one twice", cursors)
 	}
 }

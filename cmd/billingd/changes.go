@@ -160,7 +160,7 @@ func appWebhooksRetryCommand() *command {
 					return err
 				}
 				return e.withMigratedStore(ctx, func(st *postgres.Store) error {
-					n, err := st.OutboxRetryDead(ctx, billing.OutboxAppWebhook, id)
+					n, err := st.AppWebhookRetryDead(ctx, id)
 					if errors.Is(err, billing.ErrNotFound) {
 						return fmt.Errorf("app-webhooks retry: no dead app webhook with ID %d (see billingd app-webhooks status)", id)
 					}

@@ -87,3 +87,26 @@ SELECT (SELECT count(*) FROM sent) + (SELECT count(*) FROM other)`
 	})
 	return n, err
 }
+
+// AppWebhookRetryDead puts dead app webhooks back in the queue (the one
+// with ID id, or all when id is 0) with a fresh attempt budget and a fresh
+// retry window: the worker dead-letters by the row's age (3 days), so the
+// age restarts with the retry. Unknown or not-dead id: billing.ErrNotFound.
+func (s *Store) AppWebhookRetryDead(ctx context.Context, id int64) (int64, error) {
+	const q = `
+UPDATE outbox
+SET state = 'pending', attempts = 0, next_attempt_at = now(), created_at = now()
+WHERE kind = 'app_webhook' AND state = 'dead' AND ($1 = 0 OR id = $1)`
+	res, err := s.db.ExecContext(ctx, q, id)
+	if err != nil {
+		return 0, fmt.Errorf("retry dead app webhooks: %w", translate(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("retry dead app webhooks: %w", translate(err))
+	}
+	if id != 0 && n == 0 {
+		return 0, fmt.Errorf("retry dead app webhook %d: no dead app webhook with that ID: %w", id, billing.ErrNotFound)
+	}
+	return n, nil
+}
