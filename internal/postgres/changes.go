@@ -136,7 +136,36 @@ SELECT (SELECT count(*) FROM d) AS dirty, (SELECT count(*) FROM r) AS due,
        ARRAY(SELECT id FROM d) AS ids,
        ARRAY(SELECT account_id FROM d UNION SELECT account_id FROM r ORDER BY 1) AS accounts`
 
+// AllAccounts, as an entitlement_dirty account ID, marks every account
+// dirty: a change that may change every answer at once (say, a catalog
+// every answer reads) inserts it, and the next pass expands it into one
+// row per account the feed knows or that has a linked customer. It is not
+// a valid account ID (billing.ValidAccountID), so it names no account.
+const AllAccounts = "*"
+
+// qExpandAll replaces the all-accounts marks with a row per account.
+const qExpandAll = `
+WITH m AS (DELETE FROM entitlement_dirty WHERE account_id = '*' RETURNING 1)
+INSERT INTO entitlement_dirty (account_id)
+SELECT a FROM (SELECT DISTINCT account_id AS a FROM customers WHERE account_id IS NOT NULL
+               UNION SELECT account_id FROM entitlement_feed_state) AS x
+WHERE EXISTS (SELECT 1 FROM m)`
+
+// MarkAllAccountsDirty marks every account for the producer's next pass
+// (AllAccounts), in the caller's transaction.
+func MarkAllAccountsDirty(ctx context.Context, tx sqlx.ExecerContext) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO entitlement_dirty (account_id) VALUES ('*')`); err != nil {
+		return fmt.Errorf("mark all accounts dirty: %w", translate(err))
+	}
+	return nil
+}
+
 func takeDirty(ctx context.Context, tx *sqlx.Tx, batch int, now time.Time) ([]string, []int64, bool, error) {
+	// The expansion runs under the feed lock, so one pass expands a mark
+	// once; a mark committed after this statement waits for the next pass.
+	if _, err := tx.ExecContext(ctx, qExpandAll); err != nil {
+		return nil, nil, false, fmt.Errorf("expand all-accounts mark: %w", translate(err))
+	}
 	var r struct {
 		Dirty    int            `db:"dirty"`
 		Due      int            `db:"due"`
@@ -220,20 +249,9 @@ func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangePro
 	for _, a := range erasedList {
 		erased[a] = true
 	}
-	var subRows []struct {
-		AccountID string `db:"account_id"`
-		accountSubRow
-	}
-	if err := tx.SelectContext(ctx, &subRows, qFeedAccountSubs, pq.Array(accounts)); err != nil {
-		return 0, fmt.Errorf("read feed account subscriptions: %w", translate(err))
-	}
-	subs := map[string][]billing.AccountSubscription{}
-	for _, r := range subRows {
-		sub, err := r.toSubscription()
-		if err != nil {
-			return 0, fmt.Errorf("read feed account subscriptions: %w", err)
-		}
-		subs[r.AccountID] = append(subs[r.AccountID], billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted})
+	answers, none, err := feedAnswers(ctx, tx, p, now, accounts)
+	if err != nil {
+		return 0, err
 	}
 	var stateRows []struct {
 		AccountID string     `db:"account_id"`
@@ -248,14 +266,6 @@ func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangePro
 	for _, r := range stateRows {
 		state[feedKey{r.AccountID, r.Livemode}] = feedState{r.Hash, r.RecheckAt}
 	}
-	// An account the feed never reported on had, for the feed, the answer
-	// of an account with no subscription: its first entry is its first
-	// answer that differs from that.
-	none := map[bool][]byte{}
-	for _, live := range []bool{true, false} {
-		h := sha256.Sum256(p.Render(billing.AccountEntitlement(nil, live, now, p.Grace)))
-		none[live] = h[:]
-	}
 	var (
 		sAcct, sHash = []string{}, [][]byte{}
 		sLive        = []bool{}
@@ -268,12 +278,12 @@ func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangePro
 			continue
 		}
 		for _, live := range []bool{true, false} {
-			ent := billing.AccountEntitlement(subs[a], live, now, p.Grace)
-			body := p.Render(ent)
+			ans := answers[feedKey{a, live}]
+			body := bytes.TrimSpace(ans.body)
 			sum := sha256.Sum256(body)
 			var recheck *time.Time
-			if !ent.RecheckAt.IsZero() {
-				r := ent.RecheckAt.UTC()
+			if !ans.recheckAt.IsZero() {
+				r := ans.recheckAt.UTC()
 				recheck = &r
 			}
 			old, known := state[feedKey{a, live}]
@@ -283,7 +293,7 @@ func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangePro
 			}
 			changed := !bytes.Equal(sum[:], prev)
 			if changed {
-				eAcct, eLive, eBody = append(eAcct, a), append(eLive, live), append(eBody, string(bytes.TrimSpace(body)))
+				eAcct, eLive, eBody = append(eAcct, a), append(eLive, live), append(eBody, string(body))
 			}
 			if changed || (known && !sameTime(old.recheck, recheck)) || (!known && recheck != nil) {
 				r := ""
@@ -302,6 +312,52 @@ func produce(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, p ChangePro
 		return 0, fmt.Errorf("write feed entries: %w", translate(err))
 	}
 	return len(eAcct), nil
+}
+
+// feedAnswer is one account's rendered answer in one mode and when time
+// alone changes it next.
+type feedAnswer struct {
+	body      []byte
+	recheckAt time.Time
+}
+
+// feedAnswers computes the answers of accounts in both modes at now, from
+// the state committed when it runs (after the dirty rows were read), and
+// the hashes of the answer of an account with no subscription, which is
+// what the feed assumes of an account it never reported on. This is the
+// one place that decides what an answer is: it must compute it exactly as
+// the entitlement endpoint does (internal/entcache's load), and render it
+// with p.Render (api.RenderEntitlement), so entries always equal what the
+// endpoint answers (TestChangesEndpoint checks the two agree).
+func feedAnswers(ctx context.Context, tx *sqlx.Tx, p ChangeProducer, now time.Time, accounts []string) (map[feedKey]feedAnswer, map[bool][]byte, error) {
+	var subRows []struct {
+		AccountID string `db:"account_id"`
+		accountSubRow
+	}
+	if err := tx.SelectContext(ctx, &subRows, qFeedAccountSubs, pq.Array(accounts)); err != nil {
+		return nil, nil, fmt.Errorf("read feed account subscriptions: %w", translate(err))
+	}
+	subs := map[string][]billing.AccountSubscription{}
+	for _, r := range subRows {
+		sub, err := r.toSubscription()
+		if err != nil {
+			return nil, nil, fmt.Errorf("read feed account subscriptions: %w", err)
+		}
+		subs[r.AccountID] = append(subs[r.AccountID], billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted})
+	}
+	out := make(map[feedKey]feedAnswer, 2*len(accounts))
+	for _, a := range accounts {
+		for _, live := range []bool{true, false} {
+			e := billing.AccountEntitlement(subs[a], live, now, p.Grace)
+			out[feedKey{a, live}] = feedAnswer{body: p.Render(e), recheckAt: e.RecheckAt}
+		}
+	}
+	none := map[bool][]byte{}
+	for _, live := range []bool{true, false} {
+		h := sha256.Sum256(bytes.TrimSpace(p.Render(billing.AccountEntitlement(nil, live, now, p.Grace))))
+		none[live] = h[:]
+	}
+	return out, none, nil
 }
 
 func sameTime(a, b *time.Time) bool {

@@ -424,3 +424,37 @@ func TestChangeFeedRecheck(t *testing.T) {
 		t.Errorf("%d more entries, want 0", n)
 	}
 }
+
+// The all-accounts mark makes the next passes recompute every account: a
+// change no per-account mark names (here, written behind the event path's
+// back) still reaches the feed.
+func TestChangeFeedAllAccountsMark(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	ctx := context.Background()
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i := range 3 {
+		apply(t, st, feedEvent(fmt.Sprintf("evt_all%d", i), fmt.Sprintf("acct_all%d", i), fmt.Sprintf("cus_all%d", i), fmt.Sprintf("sub_all%d", i),
+			billing.StatusActive, t0))
+	}
+	if n := produceAll(t, st, feedProducer); n != 3 {
+		t.Fatalf("%d entries, want 3", n)
+	}
+	if _, err := st.DB().ExecContext(ctx, `UPDATE subscriptions SET status = 'canceled' WHERE stripe_subscription_id IN ('sub_all0', 'sub_all2')`); err != nil {
+		t.Fatal(err)
+	}
+	if n := produceAll(t, st, feedProducer); n != 0 {
+		t.Fatalf("%d entries without a mark, want 0", n)
+	}
+	if err := postgres.MarkAllAccountsDirty(ctx, st.DB()); err != nil {
+		t.Fatal(err)
+	}
+	p := feedProducer
+	p.Batch = 2 // the expansion spans passes
+	if n := produceAll(t, st, p); n != 2 {
+		t.Fatalf("%d entries after the all-accounts mark, want 2 (the changed accounts)", n)
+	}
+	if n := countRows(t, st, `SELECT count(*) FROM entitlement_dirty`); n != 0 {
+		t.Errorf("%d dirty rows left", n)
+	}
+}
