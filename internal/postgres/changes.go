@@ -37,7 +37,9 @@ import (
 // it. Positions in the public feed (seq) are handed out only by the one
 // producer that holds the feed lock, whose transaction commits before the
 // next producer's can take the lock: seq order is commit order, and a
-// reader that saw seq N never later finds an entry below N. Per account,
+// reader that saw seq N never later finds an entry below N. (Within one
+// pass, entries of different accounts follow the order their dirty rows
+// were written.) Per account,
 // entries follow the order of the answers' commits, because passes run one
 // after another and each reads state committed after the previous one.
 //
@@ -121,7 +123,11 @@ func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceRe
 }
 
 // qTakeDirty reads up to $1 dirty rows and picks up to $1 accounts whose
-// answer time alone changes by $2 (recheck_at). It locks nothing: the rows
+// answer time alone changes by $2 (recheck_at). Accounts come in the order
+// of their first dirty row (the order their transactions wrote, the closest
+// to commit order PostgreSQL tells without commit timestamps), so within a
+// pass, too, an earlier change tends to get the lower cursor; rechecks come
+// last. It locks nothing: the rows
 // are deleted after the accounts' locks are held (qFeedErased), so a pass
 // never holds a row an erasure deletes while it waits for that erasure.
 const qTakeDirty = `
@@ -134,7 +140,11 @@ WITH d AS (
 )
 SELECT (SELECT count(*) FROM d) AS dirty, (SELECT count(*) FROM r) AS due,
        ARRAY(SELECT id FROM d) AS ids,
-       ARRAY(SELECT account_id FROM d UNION SELECT account_id FROM r ORDER BY 1) AS accounts`
+       ARRAY(SELECT account_id FROM (
+                 SELECT account_id, min(id) AS first FROM d GROUP BY account_id
+                 UNION ALL
+                 SELECT DISTINCT account_id, NULL::bigint FROM r WHERE account_id NOT IN (SELECT account_id FROM d)) AS x
+             ORDER BY first NULLS LAST, account_id) AS accounts`
 
 // AllAccounts, as an entitlement_dirty account ID, marks every account
 // dirty: a change that may change every answer at once (say, a catalog
