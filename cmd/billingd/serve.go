@@ -148,6 +148,10 @@ func (e *env) serve(ctx context.Context) error {
 	srv.Changes = db.store
 	stopChangeFeed := e.startChangeFeed(ctx, db.store, reg)
 	defer stopChangeFeed()
+	// Checkout and portal sessions (APP_URL_ALLOWLIST with STRIPE_API_KEY).
+	if err := e.startCheckout(srv, db.store); err != nil {
+		return err
+	}
 	if e.cfg.MetricsAddr == "" {
 		srv.Metrics = metricsHandler
 	} else {

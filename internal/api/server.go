@@ -53,6 +53,13 @@ type Server struct {
 	Exporter AccountExporter
 	// Changes serves the change feed (GET /v1/changes, changes.go); nil: 503.
 	Changes ChangeFeed
+	// Checkout creates Checkout and Billing Portal sessions (POST
+	// .../checkout-sessions, .../portal-sessions, checkout.go); nil, or
+	// AppURLs empty: 503 checkout_not_configured.
+	Checkout CheckoutSessions
+	// AppURLs is APP_URL_ALLOWLIST: where Checkout and the portal may send
+	// the user back to.
+	AppURLs billing.URLAllowlist
 
 	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
 	Revenue billing.RevenueReader
@@ -71,6 +78,7 @@ type Server struct {
 
 	httpm *httpMetrics
 	finm  *financeMetrics
+	sessm *sessionMetrics
 }
 
 // Handler builds the router with every route and the shared middleware.
@@ -86,6 +94,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.finm == nil {
 		s.finm = newFinanceMetrics(s.Registerer)
+	}
+	if s.sessm == nil {
+		s.sessm = newSessionMetrics(s.Registerer)
 	}
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -116,6 +127,8 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/accounts/{account_id}/link-reference", app(s.handleLinkReference)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/accounts/{account_id}/export", app(s.handleAccountExport)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/changes", app(s.handleChanges)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}/checkout-sessions", app(s.handleCheckoutSession)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/accounts/{account_id}/portal-sessions", app(s.handlePortalSession)).Methods(http.MethodPost)
 
 	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)
