@@ -66,7 +66,7 @@ func (a *app) serve(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.n++
 	n := a.n
-	a.got = append(a.got, received{ev: ev, body: body})
+	a.got = append(a.got, received{ev: *ev, body: body})
 	a.mu.Unlock()
 	if a.respond != nil && a.respond(n, w, r) {
 		return

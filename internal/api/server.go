@@ -118,6 +118,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/webhooks/stripe", s.webhooks())
 	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
+	r.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet, http.MethodHead)
 
 	app := func(h http.HandlerFunc) http.HandlerFunc { return s.requireScope(billing.ScopeApp, h) }
 	r.HandleFunc("/v1/accounts/{account_id}", app(s.handleAccountErase)).Methods(http.MethodDelete)
