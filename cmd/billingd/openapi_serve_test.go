@@ -159,6 +159,11 @@ func TestOpenAPIRealRequests(t *testing.T) {
 		{name: "portal bad flow", method: "POST", path: "/v1/accounts/acct_oaportal/portal-sessions", token: "app",
 			body: `{"return_url":"https://app.example.com/billing","flow":"refund"}`, want: 400, badRequest: true},
 		{name: "summary test mode", method: "GET", path: "/v1/metrics/summary?livemode=false", token: "finance", want: 200},
+		{name: "changes", method: "GET", path: "/v1/changes?limit=10", token: "app", want: 200},
+		{name: "changes after", method: "GET", path: "/v1/changes?after=1", token: "app", want: 200},
+		{name: "changes bad limit", method: "GET", path: "/v1/changes?limit=0", token: "app", want: 400, badRequest: true},
+		{name: "changes bad cursor", method: "GET", path: "/v1/changes?after=abc", token: "app", want: 400, badRequest: true},
+		{name: "changes finance token", method: "GET", path: "/v1/changes", token: "finance", want: 403},
 	}
 
 	reached := map[string]bool{} // operationId → a 2xx was validated
