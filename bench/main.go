@@ -39,7 +39,7 @@ type config struct {
 
 func main() {
 	short := flag.Bool("short", false, "quick pass: fewer events and a smaller revenue seed")
-	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,handler,revenue,overload,slowbody,headers_only,soak")
+	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,changes,entitlement,handler,revenue,overload,slowbody,headers_only,soak")
 	only := flag.String("only", "", "comma-separated stages to run, skipping the others")
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
@@ -126,6 +126,7 @@ func run(short bool, skip string, conc []int) error {
 		fn   func(context.Context, *config) error
 	}{
 		{"ingest", benchIngest},
+		{"changes", benchChanges},
 		{"entitlement", benchEntitlement},
 		{"handler", benchHandler},
 		{"revenue", benchRevenue},
@@ -149,7 +150,7 @@ func run(short bool, skip string, conc []int) error {
 }
 
 // stageNames are the stages -skip and -only name (peer is part of ingest).
-var stageNames = []string{"ingest", "peer", "entitlement", "revenue", "overload", "slowbody", "headers_only", "soak"}
+var stageNames = []string{"ingest", "peer", "changes", "entitlement", "revenue", "overload", "slowbody", "headers_only", "soak"}
 
 // freshDB drops and creates database name and returns its URL.
 func (c *config) freshDB(name string) (string, error) {

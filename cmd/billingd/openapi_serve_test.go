@@ -169,6 +169,11 @@ func TestOpenAPIRealRequests(t *testing.T) {
 		{name: "entitlement with features", method: "GET", path: "/v1/accounts/acct_oa1/entitlement", token: "app", want: 200},
 		{name: "override delete", method: "DELETE", path: "/v1/accounts/acct_oa1/overrides", token: "app", want: 204},
 		{name: "override gone", method: "GET", path: "/v1/accounts/acct_oa1/overrides", token: "app", want: 404},
+		{name: "changes", method: "GET", path: "/v1/changes?limit=10", token: "app", want: 200},
+		{name: "changes after", method: "GET", path: "/v1/changes?after=1", token: "app", want: 200},
+		{name: "changes bad limit", method: "GET", path: "/v1/changes?limit=0", token: "app", want: 400, badRequest: true},
+		{name: "changes bad cursor", method: "GET", path: "/v1/changes?after=abc", token: "app", want: 400, badRequest: true},
+		{name: "changes finance token", method: "GET", path: "/v1/changes", token: "finance", want: 403},
 	}
 
 	reached := map[string]bool{} // operationId → a 2xx was validated
