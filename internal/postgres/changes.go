@@ -127,12 +127,14 @@ func (s *Store) ProduceChanges(ctx context.Context, p ChangeProducer) (ProduceRe
 // of their first dirty row (the order their transactions wrote, the closest
 // to commit order PostgreSQL tells without commit timestamps), so within a
 // pass, too, an earlier change tends to get the lower cursor; rechecks come
-// last. It locks nothing: the rows
+// last. An all-accounts mark committed after this pass's expansion
+// (qExpandAll) is left for the next pass to expand, not taken as an
+// account. It locks nothing: the rows
 // are deleted after the accounts' locks are held (qFeedErased), so a pass
 // never holds a row an erasure deletes while it waits for that erasure.
 const qTakeDirty = `
 WITH d AS (
-    SELECT id, account_id FROM entitlement_dirty ORDER BY id LIMIT $1
+    SELECT id, account_id FROM entitlement_dirty WHERE account_id <> '*' ORDER BY id LIMIT $1
 ), r AS (
     SELECT account_id FROM entitlement_feed_state
     WHERE recheck_at <= $2
@@ -147,8 +149,8 @@ SELECT (SELECT count(*) FROM d) AS dirty, (SELECT count(*) FROM r) AS due,
              ORDER BY first NULLS LAST, account_id) AS accounts`
 
 // AllAccounts, as an entitlement_dirty account ID, marks every account
-// dirty: a change that may change every answer at once (say, a catalog
-// every answer reads) inserts it, and the next pass expands it into one
+// dirty: a change that may change every answer at once (the features
+// catalog every answer reads: CatalogPut) inserts it, and the next pass expands it into one
 // row per account the feed knows or that has a linked customer. It is not
 // a valid account ID (billing.ValidAccountID), so it names no account.
 const AllAccounts = "*"
@@ -189,12 +191,6 @@ func takeDirty(ctx context.Context, tx *sqlx.Tx, batch int, now time.Time) ([]st
 }
 
 const (
-	qFeedAccountSubs = `
-SELECT c.account_id, s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
-       s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
-       c.deleted AS customer_deleted
-FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
-WHERE c.account_id = ANY($1)`
 	// qFeedErased consumes the pass's dirty rows ($3) and finds which of
 	// its accounts were erased.
 	qFeedErased = `
@@ -333,38 +329,33 @@ type feedAnswer struct {
 
 // feedAnswers computes the answers of accounts in both modes at now, from
 // the state committed when it runs (after the dirty rows were read), and
-// the hashes of the answer of an account with no subscription, which is
-// what the feed assumes of an account it never reported on. This is the
-// one place that decides what an answer is: it must compute it exactly as
-// the entitlement endpoint does (internal/entcache's load), and render it
-// with p.Render (api.RenderEntitlement), so entries always equal what the
-// endpoint answers (TestChangesEndpoint checks the two agree).
+// the hashes of the answer of an account with nothing billingd knows of,
+// which is what the feed assumes of an account it never reported on. This
+// is the one place that decides what an answer is: it computes it exactly
+// as the entitlement cache does (internal/entcache's load): the inputs
+// EntitlementInputs reads (feedInputs, the same SQL) with the catalog,
+// resolved by billing.ResolveEntitlement (a customer on a test clock judged
+// at the clock's time) and rendered with p.Render
+// (api.RenderEntitlement), so entries always equal what the endpoint
+// answers (TestChangeFeedSameAnswerAsEndpoint, TestChangesEndpoint).
 func feedAnswers(ctx context.Context, tx *sqlx.Tx, p ChangeProducer, now time.Time, accounts []string) (map[feedKey]feedAnswer, map[bool][]byte, error) {
-	var subRows []struct {
-		AccountID string `db:"account_id"`
-		accountSubRow
-	}
-	if err := tx.SelectContext(ctx, &subRows, qFeedAccountSubs, pq.Array(accounts)); err != nil {
-		return nil, nil, fmt.Errorf("read feed account subscriptions: %w", translate(err))
-	}
-	subs := map[string][]billing.AccountSubscription{}
-	for _, r := range subRows {
-		sub, err := r.toSubscription()
-		if err != nil {
-			return nil, nil, fmt.Errorf("read feed account subscriptions: %w", err)
-		}
-		subs[r.AccountID] = append(subs[r.AccountID], billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted})
+	inputs, err := feedInputs(ctx, tx, accounts)
+	if err != nil {
+		return nil, nil, err
 	}
 	out := make(map[feedKey]feedAnswer, 2*len(accounts))
+	var cat *billing.Catalog
 	for _, a := range accounts {
 		for _, live := range []bool{true, false} {
-			e := billing.AccountEntitlement(subs[a], live, now, p.Grace)
+			in := inputs[feedKey{a, live}]
+			cat = in.Catalog
+			e := billing.ResolveEntitlement(in, live, now, p.Grace)
 			out[feedKey{a, live}] = feedAnswer{body: p.Render(e), recheckAt: e.RecheckAt}
 		}
 	}
 	none := map[bool][]byte{}
 	for _, live := range []bool{true, false} {
-		h := sha256.Sum256(bytes.TrimSpace(p.Render(billing.AccountEntitlement(nil, live, now, p.Grace))))
+		h := sha256.Sum256(bytes.TrimSpace(p.Render(billing.ResolveEntitlement(billing.ResolveInput{Catalog: cat}, live, now, p.Grace))))
 		none[live] = h[:]
 	}
 	return out, none, nil

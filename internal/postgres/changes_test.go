@@ -254,7 +254,6 @@ func TestChangeFeedReplicasConcurrent(t *testing.T) {
 	}
 	cancel()
 	producers.Wait()
-	ctx = context.Background()
 	produceAll(t, rs[0], feedProducer)
 	writing.Store(false)
 	<-readerDone
