@@ -25,7 +25,7 @@ import (
 // the same server (goal ≥ 0.40, as ingest_bare2_ratio_c32).
 func benchChanges(ctx context.Context, c *config) error {
 	const conc = 32
-	const secret = "bench-app-webhook-secret-0123456789abcdef"
+	const secret = appWebhookSecret
 	n := c.ingestSize(conc)
 	events := benchEvents("chg", n)
 	dbURL, err := c.freshDB("bench_changes")
@@ -145,4 +145,26 @@ func postOne(ctx context.Context, hc *http.Client, url string, ev signedEvent) e
 		return fmt.Errorf("status %d %s", resp.StatusCode, e.Error.Code)
 	}
 	return nil
+}
+
+// appWebhookSecret signs the bench's outbound app webhooks.
+const appWebhookSecret = "bench-app-webhook-secret-0123456789abcdef"
+
+// ingestAppWebhooks (-app-webhooks) has the ingest stage run billingd with
+// outbound app webhooks to startAppReceiver's endpoint.
+var ingestAppWebhooks bool
+
+// startAppReceiver serves an app webhook endpoint that answers 204 to
+// everything (the ingest stage measures billingd, not verification).
+func startAppReceiver() (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/billingd", func() { srv.Close() }, nil
 }

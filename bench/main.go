@@ -44,6 +44,7 @@ func main() {
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
 	soakRateFlag := flag.Float64("soak-rate", 0, "events/s of the soak stage (0: half the c32 capacity), to compare two builds at one rate")
+	appHooks := flag.Bool("app-webhooks", false, "ingest stage: billingd also POSTs every change feed entry to a receiver in this process (APP_WEBHOOK_URL), to compare ingest with outbound app webhooks on and off")
 	flag.Parse()
 	var cs []int
 	for _, f := range strings.Split(*conc, ",") {
@@ -62,7 +63,7 @@ func main() {
 			}
 		}
 	}
-	soakEvents, soakRate = *soak, *soakRateFlag
+	soakEvents, soakRate, ingestAppWebhooks = *soak, *soakRateFlag, *appHooks
 	if err := run(*short, *skip, cs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
