@@ -329,3 +329,41 @@ func TestChangeFeedSameAnswerAsEndpoint(t *testing.T) {
 		t.Errorf("deleted customer: last entry entitled")
 	}
 }
+
+// A test clock advancing moves its customers' answers, judged at the
+// clock's time: an advance within the grace period makes no entry, one
+// past it exactly one (test mode only), whatever the wall clock says.
+func TestChangeFeedTestClockAdvance(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	const clock = "clock_1Feed"
+	frozen := t0.AddDate(-1, 0, 0)
+	tick := func(id string, at time.Time, to time.Time) {
+		apply(t, st, billing.Event{ID: id, Type: "test_helpers.test_clock.ready", Created: at,
+			TestClock: &billing.TestClock{ID: clock, FrozenTime: to, Status: billing.TestClockReady}})
+	}
+	tick("evt_tc0", t0, frozen)
+	apply(t, st, billing.Event{ID: "evt_tc_cus", Type: "customer.updated", Created: t0,
+		Customer: &billing.Customer{ID: "cus_Tc", AccountHint: "acct_tc", TestClock: clock}})
+	s := subscriptionOf("cus_Tc", "sub_Tc", false, billing.StatusPastDue, 1000, frozen.Add(-time.Hour))
+	s.AccountHint, s.TestClock = "acct_tc", clock
+	apply(t, st, billing.Event{ID: "evt_tc_sub", Type: "customer.subscription.updated", Created: t0.Add(time.Second), Subscription: s})
+	produceAll(t, st, feedProducer)
+	first := readFeed(t, st, 0)
+	if len(first) != 1 || first[0].Livemode || !featuresOf(t, first[0]).Entitled {
+		t.Fatalf("entries %v, want one test-mode entry, entitled in grace at the clock's time", first)
+	}
+	after := first[0].Seq
+	tick("evt_tc1", t0.Add(2*time.Second), frozen.Add(24*time.Hour))
+	produceAll(t, st, feedProducer)
+	if got := readFeed(t, st, after); len(got) != 0 {
+		t.Fatalf("advance within grace: %d entries, want none", len(got))
+	}
+	tick("evt_tc2", t0.Add(3*time.Second), frozen.Add(73*time.Hour))
+	produceAll(t, st, feedProducer)
+	got := readFeed(t, st, after)
+	if len(got) != 1 || got[0].AccountID != "acct_tc" || got[0].Livemode || featuresOf(t, got[0]).Entitled {
+		t.Fatalf("advance past grace: %v, want one test-mode entry, not entitled", got)
+	}
+}
