@@ -580,12 +580,30 @@ func TestUnknownAPIShapeAppliesNothing(t *testing.T) {
 	inv := g.invoice()
 	delete(inv, "parent")
 	inv["billing_parent"] = map[string]any{"subscription": "sub_Ver1"}
+	// A schedule's phases, a summary's list moved elsewhere: stored as they
+	// decode, they would erase a scheduled change and every feature.
+	sched := g.schedule()
+	sched["phase_list"] = sched["phases"]
+	delete(sched, "phases")
+	sum := g.entitlementSummary()
+	sum["active_entitlements"] = sum["entitlements"]
+	delete(sum, "entitlements")
+	// A phase without its dates (they moved under "period").
+	sched2 := g.schedule()
+	for _, p := range sched2["phases"].([]any) {
+		ph := p.(map[string]any)
+		ph["period"] = map[string]any{"start": ph["start_date"], "end": ph["end_date"]}
+		delete(ph, "start_date")
+		delete(ph, "end_date")
+	}
+	sched2["id"] = "sub_sched_Ver2"
 
 	b := setup(t)
 	for i, c := range []struct {
 		typ string
 		obj map[string]any
-	}{{"customer.subscription.updated", sub}, {"invoice.paid", inv}} {
+	}{{"customer.subscription.updated", sub}, {"invoice.paid", inv}, {"subscription_schedule.updated", sched},
+		{"entitlements.active_entitlement_summary.updated", sum}, {"subscription_schedule.created", sched2}} {
 		id := fmt.Sprintf("evt_Future%d", i)
 		raw, err := stripefake.EventVersion(id, c.typ, "2027-03-31.elm", verCreated, false, c.obj)
 		if err != nil {
@@ -613,7 +631,7 @@ func TestUnknownAPIShapeAppliesNothing(t *testing.T) {
 			t.Errorf("%s under a known version: %v", c.typ, err)
 		}
 	}
-	for _, table := range []string{"stripe_events", "subscriptions", "customers", "subscription_versions"} {
+	for _, table := range []string{"stripe_events", "subscriptions", "customers", "subscription_versions", "subscription_schedules", "stripe_entitlement_summaries"} {
 		if n := b.count(t, table); n != 0 {
 			t.Errorf("%d rows in %s after events of an unknown shape", n, table)
 		}
