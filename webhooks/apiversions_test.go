@@ -47,7 +47,7 @@ type apiSpec struct {
 	Schemas map[string]map[string]any `json:"schemas"`
 	Objects map[string]map[string]any `json:"objects"`
 	// Borrowed names the objects this version's publication lacks
-	// (Entitlements before 2024-06-20), taken in the shape of the version
+	// (Entitlements before 2024-04-10), taken in the shape of the version
 	// that first published them.
 	Borrowed map[string]string `json:"borrowed"`
 	kind     string            // "spec" or "fixtures"
