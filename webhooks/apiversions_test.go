@@ -499,6 +499,14 @@ func TestEveryAPIVersionDecodesToTheSameFacts(t *testing.T) {
 	if !slices.Equal(have, publishedVersions) {
 		t.Fatalf("API version extracts\n%v\nwant every published version\n%v", have, publishedVersions)
 	}
+	for _, sp := range specs {
+		// Only what a version's publication predates may be borrowed.
+		for obj := range sp.Borrowed {
+			if !strings.HasPrefix(obj, "entitlements.") || sp.Version >= "2024-04-10" {
+				t.Errorf("%s borrows %s", sp.name(), obj)
+			}
+		}
+	}
 	if specs[len(specs)-1].Version != webhooks.NewestKnownAPIVersion {
 		t.Fatalf("newest specification extract is %s, NewestKnownAPIVersion %s", specs[len(specs)-1].Version, webhooks.NewestKnownAPIVersion)
 	}
