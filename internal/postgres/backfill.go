@@ -21,7 +21,7 @@ const StripeSyncLockKey int64 = 0x62696c6c73796e63 // "billsync"
 // caller must call release when done (closing the session frees the lock
 // even if release is never reached, e.g. on kill -9).
 func (s *Store) TryStripeSyncLock(ctx context.Context) (release func(), ok bool, err error) {
-	conn, err := s.db.Connx(ctx)
+	conn, err := s.sess.Connx(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("stripe sync lock: connect: %w", translate(err))
 	}
