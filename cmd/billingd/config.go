@@ -24,10 +24,15 @@ type Config struct {
 	LogLevel        slog.Level    // LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT (default 30s)
 	DBMaxConns      int           // DB_MAX_CONNS (default 32)
-	EventBatchers   int           // EVENT_BATCHERS (default 2): webhook event transactions at once per process
-	EventBatchMax   int           // EVENT_BATCH_MAX (default 64): events per transaction at most
-	EventQueueMax   int           // EVENT_QUEUE_MAX (default 512): events waiting for a transaction at most; more get 503 at once
-	GOGC            string        // GOGC as set (the runtime reads it; validated here): "" when unset
+	// DatabaseSessionURL (DATABASE_SESSION_URL, default DATABASE_URL) is
+	// where session advisory locks go (migrations, purge, Stripe sync):
+	// past a transaction-mode pooler.
+	DatabaseSessionURL   string
+	DBPreparedStatements bool   // DB_PREPARED_STATEMENTS (default false): prepare the event path's statements by name; never behind a transaction-mode pooler
+	EventBatchers        int    // EVENT_BATCHERS (default 2): webhook event transactions at once per process
+	EventBatchMax        int    // EVENT_BATCH_MAX (default 64): events per transaction at most
+	EventQueueMax        int    // EVENT_QUEUE_MAX (default 512): events waiting for a transaction at most; more get 503 at once
+	GOGC                 string // GOGC as set (the runtime reads it; validated here): "" when unset
 
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m, at most 1h)
@@ -74,6 +79,8 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.Bool("database_url_set", c.DatabaseURL != ""),
+		slog.Bool("database_session_url_separate", c.DatabaseSessionURL != c.DatabaseURL),
+		slog.Bool("db_prepared_statements", c.DBPreparedStatements),
 		slog.String("listen_addr", c.ListenAddr),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Int("webhook_secrets", len(c.WebhookSecrets)),
@@ -104,17 +111,19 @@ const (
 func loadConfig(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		DatabaseURL:     strings.TrimSpace(getenv("DATABASE_URL")),
-		DataDir:         p.str("BILLINGD_DATA_DIR", ".billingd"),
-		ListenAddr:      p.str("LISTEN_ADDR", "127.0.0.1:8080"),
-		HTTPMaxConns:    p.intRange("HTTP_MAX_CONNS", 4096, 16, 1_000_000),
-		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
-		DBMaxConns:      p.intRange("DB_MAX_CONNS", 32, 1, 1000),
-		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
-		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
-		EventQueueMax:   p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
-		GOGC:            p.gogc("GOGC"),
+		DatabaseURL:          strings.TrimSpace(getenv("DATABASE_URL")),
+		DataDir:              p.str("BILLINGD_DATA_DIR", ".billingd"),
+		ListenAddr:           p.str("LISTEN_ADDR", "127.0.0.1:8080"),
+		HTTPMaxConns:         p.intRange("HTTP_MAX_CONNS", 4096, 16, 1_000_000),
+		LogLevel:             p.level("LOG_LEVEL", slog.LevelInfo),
+		ShutdownTimeout:      p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
+		DBMaxConns:           p.intRange("DB_MAX_CONNS", 32, 1, 1000),
+		DatabaseSessionURL:   strings.TrimSpace(getenv("DATABASE_SESSION_URL")),
+		DBPreparedStatements: p.boolean("DB_PREPARED_STATEMENTS", false),
+		EventBatchers:        p.intRange("EVENT_BATCHERS", 2, 1, 64),
+		EventBatchMax:        p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
+		EventQueueMax:        p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
+		GOGC:                 p.gogc("GOGC"),
 
 		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute, time.Second, maxWebhookTolerance),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
@@ -169,6 +178,16 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			p.fail("DATABASE_URL", "want postgres://user:password@host:port/dbname")
+		}
+	}
+	switch {
+	case c.DatabaseSessionURL == "":
+		c.DatabaseSessionURL = c.DatabaseURL
+	case c.DatabaseURL == "":
+		p.fail("DATABASE_SESSION_URL", "needs DATABASE_URL (the embedded PostgreSQL has no pooler to bypass)")
+	default:
+		if u, err := url.Parse(c.DatabaseSessionURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			p.fail("DATABASE_SESSION_URL", "want postgres://user:password@host:port/dbname, the same database as DATABASE_URL reached without a transaction-mode pooler")
 		}
 	}
 	p.checkAddr("LISTEN_ADDR", c.ListenAddr)
