@@ -53,7 +53,58 @@ type Server struct {
 	refused   map[string]bool // IDs whose requests answer 400, as a request Stripe never accepts
 	down      bool            // answer everything 503, as during an outage
 	offset    time.Duration   // added to the clock behind the Date header
+	latency   time.Duration   // every list request takes this long (SetLatency)
+	limit     *bucket         // requests per second allowed (SetRateLimit); nil: no limit
+	retryHint string          // Retry-After sent with injected 429s (RateLimit)
+	sorted    []*Subscription // subscriptions newest first, nil after a change (listSubscriptions)
 	srv       *httptest.Server
+}
+
+// bucket is a token bucket: rate tokens a second, at most burst saved.
+type bucket struct {
+	rate, burst, tokens float64
+	at                  time.Time
+}
+
+// take reports whether a request may go now, and if not, how long until
+// it may.
+func (b *bucket) take(now time.Time) (bool, time.Duration) {
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.at).Seconds()*b.rate)
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+}
+
+// SetLatency makes every list request take d before it is answered, as
+// Stripe's pages take 100-300 ms; requests wait in parallel.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// SetRateLimit allows perSecond requests a second (bursts of up to burst)
+// and answers the others 429 rate_limit with a Retry-After of the seconds
+// until one would be allowed, as Stripe's limiter does. 0 removes it.
+func (s *Server) SetRateLimit(perSecond, burst float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if perSecond <= 0 {
+		s.limit = nil
+		return
+	}
+	s.limit = &bucket{rate: perSecond, burst: max(burst, 1), tokens: max(burst, 1), at: time.Now()}
+}
+
+// RetryAfter sets the Retry-After header of the 429s RateLimit injects
+// ("" sends none, the default).
+func (s *Server) RetryAfter(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retryHint = v
 }
 
 // New starts a fake API server; it stops when Close is called.
@@ -81,6 +132,7 @@ func (s *Server) PutSubscription(sub Subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.subs[sub.ID] = &sub
+	s.sorted = nil
 	delete(s.gone, sub.ID)
 }
 
@@ -90,6 +142,7 @@ func (s *Server) UpdateSubscription(id string, fn func(*Subscription)) {
 	defer s.mu.Unlock()
 	if sub, ok := s.subs[id]; ok {
 		fn(sub)
+		s.sorted = nil
 	}
 }
 
@@ -100,6 +153,7 @@ func (s *Server) Forget(id string) {
 	defer s.mu.Unlock()
 	delete(s.customers, id)
 	delete(s.subs, id)
+	s.sorted = nil
 	s.gone[id] = true
 }
 
@@ -176,6 +230,12 @@ func (s *Server) ResetRequests() {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	latency := s.latency
+	s.mu.Unlock()
+	if latency > 0 && r.Method == http.MethodGet && strings.Count(strings.Trim(r.URL.Path, "/"), "/") == 1 {
+		time.Sleep(latency)
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := r.URL.Query()
 	w.Header().Set("Date", time.Now().Add(s.offset).UTC().Format(http.TimeFormat))
@@ -211,8 +271,18 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 	}
 	if s.limit429 > 0 {
 		s.limit429--
+		if s.retryHint != "" {
+			w.Header().Set("Retry-After", s.retryHint)
+		}
 		return apiError(w, http.StatusTooManyRequests, "invalid_request_error", "rate_limit",
 			"Too many requests hit the API too quickly.")
+	}
+	if s.limit != nil {
+		if ok, wait := s.limit.take(time.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.FormatFloat(wait.Seconds(), 'f', 3, 64))
+			return apiError(w, http.StatusTooManyRequests, "invalid_request_error", "rate_limit",
+				"Too many requests hit the API too quickly.")
+		}
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) == 3 && s.refused[parts[2]] {
@@ -376,9 +446,25 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 	if err != nil {
 		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
 	}
+	if s.sorted == nil {
+		// Sorted once per change, not per request: a bench lists 100,000.
+		s.sorted = make([]*Subscription, 0, len(s.subs))
+		for _, sub := range s.subs {
+			s.sorted = append(s.sorted, sub)
+		}
+		slices.SortFunc(s.sorted, func(a, b *Subscription) int {
+			if c := b.Created.Compare(a.Created); c != 0 {
+				return c
+			}
+			return cmp.Compare(b.ID, a.ID)
+		})
+	}
 	status := q.Get("status")
-	var all []listed
-	for _, sub := range s.subs {
+	// Only the page's objects are rendered; the rest are only counted.
+	var page []listed
+	found := p.startingAfter == ""
+	more := false
+	for _, sub := range s.sorted {
 		switch {
 		case !p.inRange(sub.Created):
 			continue
@@ -389,7 +475,23 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 		case q.Get("customer") != "" && q.Get("customer") != sub.CustomerID:
 			continue
 		}
-		all = append(all, listed{sub.ID, sub.Created, sub.JSON(s.customers[sub.CustomerID])})
+		if !found {
+			found = sub.ID == p.startingAfter
+			continue
+		}
+		if len(page) == p.limit {
+			more = true
+			break
+		}
+		page = append(page, listed{sub.ID, sub.Created, sub.JSON(s.customers[sub.CustomerID])})
 	}
-	return p.window(w, "/v1/subscriptions", all)
+	if !found {
+		return apiError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing",
+			"starting_after names no object in this list")
+	}
+	data := make([]any, 0, len(page))
+	for _, l := range page {
+		data = append(data, l.obj)
+	}
+	return writeObject(w, map[string]any{"object": "list", "url": "/v1/subscriptions", "has_more": more, "data": data})
 }
