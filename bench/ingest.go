@@ -313,7 +313,10 @@ func (c *config) ingestPgBouncer(ctx context.Context, conc int, tag string, even
 	defer b.Stop()
 	addr := freeAddr()
 	p, err := startProcess(ctx, []string{"DATABASE_URL=" + b.URL(dbURL), "DATABASE_SESSION_URL=" + dbURL, "LISTEN_ADDR=" + addr,
-		"STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=warn", "DB_MAX_CONNS=" + dbConns}, c.bin, "serve")
+		"STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=warn", "DB_MAX_CONNS=" + dbConns,
+		// Named statements outlive their transaction behind the pooler,
+		// whatever the direct run was told.
+		"DB_PREPARED_STATEMENTS=false"}, c.bin, "serve")
 	if err != nil {
 		return loadResult{}, err
 	}

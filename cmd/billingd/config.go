@@ -57,6 +57,7 @@ type Config struct {
 
 	StripeAPIKey      string        // STRIPE_API_KEY: sk_ or rk_, live or test
 	StripeAPIBase     string        // STRIPE_API_BASE
+	StripeReadRate    int           // STRIPE_READ_RATE: requests/s to Stripe at most (0: 50 live, 20 test)
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
 
 	WebhookEventRetentionDays int // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
@@ -144,6 +145,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 
 		StripeAPIKey:      p.stripeKey("STRIPE_API_KEY"),
 		StripeAPIBase:     p.url("STRIPE_API_BASE", ""),
+		StripeReadRate:    p.intRange("STRIPE_READ_RATE", 0, 1, 1000),
 		ReconcileInterval: p.durationOrOff("RECONCILE_INTERVAL", time.Minute, maxReconcile),
 
 		WebhookEventRetentionDays: p.intRange("WEBHOOK_EVENT_RETENTION_DAYS", 30, 3, 36500),

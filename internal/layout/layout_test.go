@@ -64,7 +64,7 @@ var allowed = map[string][]string{
 	"cmd/billingd": {"billing", "internal/api", "internal/entcache", "internal/pgserver", "internal/postgres",
 		"internal/privacy", "internal/stripeapi", "internal/stripefake", "profitwell", "webhooks"},
 	"bench": {"billing", "internal/api", "internal/entcache", "internal/metricstest", "internal/pgserver",
-		"internal/postgres", "webhooks"},
+		"internal/postgres", "internal/stripefake", "webhooks"},
 }
 
 // outside restricts imports from outside the module (and of the standard
