@@ -39,7 +39,9 @@ func benchBackfill(ctx context.Context, c *config) error {
 	}
 	env := append(os.Environ(), "DATABASE_URL="+dbURL, "STRIPE_API_KEY="+stripefake.Key, "STRIPE_API_BASE="+fake.URL,
 		fmt.Sprintf("STRIPE_READ_RATE=%d", backfillRateLimit), "LOG_LEVEL=warn")
-	if out, err := exec.CommandContext(ctx, c.bin, "migrate", "up").CombinedOutput(); err != nil {
+	mig := exec.CommandContext(ctx, c.bin, "migrate", "up")
+	mig.Env = env
+	if out, err := mig.CombinedOutput(); err != nil {
 		return fmt.Errorf("migrate: %v: %s", err, out)
 	}
 	type result struct {
