@@ -106,9 +106,19 @@ func (pr *partitioner) take(ctx context.Context) (*partWalk, error) {
 		if pw.p.Done || !pw.running {
 			continue
 		}
-		if lo, hi := pr.ahead(pw); hi.Sub(lo) >= minSplit && hi.Sub(lo) > widest {
-			victim, widest = pw, hi.Sub(lo)
+		lo, hi := pr.ahead(pw)
+		span := hi.Sub(lo)
+		if span < minSplit || span <= widest {
+			continue
 		}
+		// Not worth a walker when what is ahead looks like less than two
+		// pages at the density this walk has seen (a split costs at least
+		// one request of its own).
+		if c := pw.from.Sub(pr.upper(pw.p)).Seconds(); c > 0 && pw.walked > 0 &&
+			float64(pw.walked)/c*span.Seconds() < 2*float64(pr.s.Client.pageSize) {
+			continue
+		}
+		victim, widest = pw, span
 	}
 	if victim == nil {
 		pr.mu.Unlock()
