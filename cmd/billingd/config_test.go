@@ -26,7 +26,6 @@ func TestConfigBadValues(t *testing.T) {
 	}{
 		{"DatabaseURLScheme", []string{"DATABASE_URL=mysql://u@h/db"}, false},
 		{"DatabaseSessionURLScheme", []string{"DATABASE_SESSION_URL=mysql://u@h/db", "DATABASE_URL=postgres://u@h/db"}, false},
-		{"DatabaseSessionURLAlone", []string{"DATABASE_SESSION_URL=postgres://u@h/db"}, false},
 		{"DBPreparedStatements", []string{"DB_PREPARED_STATEMENTS=maybe"}, false},
 		{"StripeReadRateZero", []string{"STRIPE_READ_RATE=0"}, false},
 		{"StripeReadRateHuge", []string{"STRIPE_READ_RATE=5000"}, false},
@@ -271,5 +270,16 @@ func TestReadmeConfigurationTable(t *testing.T) {
 		if !strings.Contains(section, "| `"+v+"` |") && !strings.Contains(section, "`"+v+"` is also read") {
 			t.Errorf("README Configuration table lacks %s", v)
 		}
+	}
+}
+
+// DATABASE_SESSION_URL bypasses a pooler in front of DATABASE_URL: alone,
+// with the embedded PostgreSQL, it is a mistake.
+func TestConfigSessionURLNeedsDatabaseURL(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_SESSION_URL": "postgres://u@db:5432/billingd"}
+	_, err := loadConfig(func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_SESSION_URL: needs DATABASE_URL") {
+		t.Fatalf("err %v, want DATABASE_SESSION_URL named", err)
 	}
 }
