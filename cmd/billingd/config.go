@@ -27,8 +27,13 @@ type Config struct {
 	// DatabaseSessionURL (DATABASE_SESSION_URL, default DATABASE_URL) is
 	// where session advisory locks go (migrations, purge, Stripe sync):
 	// past a transaction-mode pooler.
-	DatabaseSessionURL   string
-	DBPreparedStatements bool   // DB_PREPARED_STATEMENTS (default false): prepare the event path's statements by name; never behind a transaction-mode pooler
+	DatabaseSessionURL string
+	// DBPreparedStatements (DB_PREPARED_STATEMENTS) prepares the event
+	// path's statements by name. Default: on, unless DATABASE_SESSION_URL
+	// names another address than DATABASE_URL, which says DATABASE_URL is
+	// a transaction-mode pooler, where named statements outlive their
+	// transaction.
+	DBPreparedStatements bool
 	EventBatchers        int    // EVENT_BATCHERS (default 2): webhook event transactions at once per process
 	EventBatchMax        int    // EVENT_BATCH_MAX (default 64): events per transaction at most
 	EventQueueMax        int    // EVENT_QUEUE_MAX (default 512): events waiting for a transaction at most; more get 503 at once
@@ -112,19 +117,18 @@ const (
 func loadConfig(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		DatabaseURL:          strings.TrimSpace(getenv("DATABASE_URL")),
-		DataDir:              p.str("BILLINGD_DATA_DIR", ".billingd"),
-		ListenAddr:           p.str("LISTEN_ADDR", "127.0.0.1:8080"),
-		HTTPMaxConns:         p.intRange("HTTP_MAX_CONNS", 4096, 16, 1_000_000),
-		LogLevel:             p.level("LOG_LEVEL", slog.LevelInfo),
-		ShutdownTimeout:      p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
-		DBMaxConns:           p.intRange("DB_MAX_CONNS", 32, 1, 1000),
-		DatabaseSessionURL:   strings.TrimSpace(getenv("DATABASE_SESSION_URL")),
-		DBPreparedStatements: p.boolean("DB_PREPARED_STATEMENTS", false),
-		EventBatchers:        p.intRange("EVENT_BATCHERS", 2, 1, 64),
-		EventBatchMax:        p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
-		EventQueueMax:        p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
-		GOGC:                 p.gogc("GOGC"),
+		DatabaseURL:        strings.TrimSpace(getenv("DATABASE_URL")),
+		DataDir:            p.str("BILLINGD_DATA_DIR", ".billingd"),
+		ListenAddr:         p.str("LISTEN_ADDR", "127.0.0.1:8080"),
+		HTTPMaxConns:       p.intRange("HTTP_MAX_CONNS", 4096, 16, 1_000_000),
+		LogLevel:           p.level("LOG_LEVEL", slog.LevelInfo),
+		ShutdownTimeout:    p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
+		DBMaxConns:         p.intRange("DB_MAX_CONNS", 32, 1, 1000),
+		DatabaseSessionURL: strings.TrimSpace(getenv("DATABASE_SESSION_URL")),
+		EventBatchers:      p.intRange("EVENT_BATCHERS", 2, 1, 64),
+		EventBatchMax:      p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
+		EventQueueMax:      p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
+		GOGC:               p.gogc("GOGC"),
 
 		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute, time.Second, maxWebhookTolerance),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
@@ -182,6 +186,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			p.fail("DATABASE_URL", "want postgres://user:password@host:port/dbname")
 		}
 	}
+	pooled := c.DatabaseSessionURL != "" && c.DatabaseSessionURL != c.DatabaseURL
+	c.DBPreparedStatements = p.boolean("DB_PREPARED_STATEMENTS", !pooled)
 	switch {
 	case c.DatabaseSessionURL == "":
 		c.DatabaseSessionURL = c.DatabaseURL

@@ -183,12 +183,14 @@ func TestConfigGoodValues(t *testing.T) {
 		}},
 		{"ReconcileOff", map[string]string{"RECONCILE_INTERVAL": "0"}, func(c Config) bool { return c.ReconcileInterval == 0 }},
 		{"SessionURLDefaultsToDatabaseURL", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db"}, func(c Config) bool {
-			return c.DatabaseSessionURL == c.DatabaseURL && !c.DBPreparedStatements && c.StripeReadRate == 0
+			return c.DatabaseSessionURL == c.DatabaseURL && c.DBPreparedStatements && c.StripeReadRate == 0
 		}},
-		{"SessionURLPastThePooler", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db", "DATABASE_SESSION_URL": "postgres://u@primary:5432/db",
-			"DB_PREPARED_STATEMENTS": "true", "STRIPE_READ_RATE": "90"}, func(c Config) bool {
-			return c.DatabaseSessionURL == "postgres://u@primary:5432/db" && c.DBPreparedStatements && c.StripeReadRate == 90
+		{"SessionURLPastThePoolerTurnsNamedStatementsOff", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db",
+			"DATABASE_SESSION_URL": "postgres://u@primary:5432/db", "STRIPE_READ_RATE": "90"}, func(c Config) bool {
+			return c.DatabaseSessionURL == "postgres://u@primary:5432/db" && !c.DBPreparedStatements && c.StripeReadRate == 90
 		}},
+		{"NamedStatementsOffExplicitly", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db", "DB_PREPARED_STATEMENTS": "false"},
+			func(c Config) bool { return !c.DBPreparedStatements }},
 		{"SixteenCharacterKeys", map[string]string{"LINK_SIGNING_KEY": "0123456789abcdef", "ERASURE_KEY": "0123456789abcdef",
 			"METRICS_TOKEN": "0123456789abcdef", "STRIPE_WEBHOOK_SECRETS": "whsec_0123456789, whsec_abcdefghij"}, func(c Config) bool {
 			return len(c.WebhookSecrets) == 2

@@ -24,7 +24,9 @@ import (
 //     behind. Without it lib/pq parses in one exchange and binds in a
 //     second, and a pooler may hand the second to another server outside
 //     a transaction ("unnamed prepared statement does not exist");
-//   - no statement is prepared by name on the pool (event9_prepared.go);
+//   - no statement is prepared by name on the pool (event9_prepared.go:
+//     Options.PrepareStatements stays off; serve leaves it off when
+//     DATABASE_SESSION_URL names another address than DATABASE_URL);
 //   - session advisory locks (migrations, purge, Stripe sync) take a
 //     connection of the session pool, DATABASE_SESSION_URL, which points
 //     past the pooler (or at it in session mode).
