@@ -21,10 +21,13 @@ import (
 // configured to use all of it (STRIPE_READ_RATE=100). Then the same again
 // with nothing changed in Stripe: same requests, nothing written.
 const (
-	backfillSubs      = 100_000
 	backfillLatency   = 150 * time.Millisecond
 	backfillRateLimit = 100
 )
+
+// backfillSubs is the stage's size (-backfill-subs; the goal is stated at
+// 100,000).
+var backfillSubs = 100_000
 
 func benchBackfill(ctx context.Context, c *config) error {
 	fake := stripefake.New()

@@ -43,6 +43,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated stages to run, skipping the others")
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
+	flag.IntVar(&backfillSubs, "backfill-subs", backfillSubs, "subscriptions the fake Stripe holds in the backfill stage (and a fifth as many customers)")
 	soakRateFlag := flag.Float64("soak-rate", 0, "events/s of the soak stage (0: half the c32 capacity), to compare two builds at one rate")
 	flag.Parse()
 	var cs []int

@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,8 @@ type Server struct {
 	latency   time.Duration   // every list request takes this long (SetLatency)
 	limit     *bucket         // requests per second allowed (SetRateLimit); nil: no limit
 	retryHint string          // Retry-After sent with injected 429s (RateLimit)
-	sorted    []*Subscription // subscriptions newest first, nil after a change (listSubscriptions)
+	subIdx    *index          // subscriptions in list order, nil after a change
+	custIdx   *index          // customers in list order, nil after a change
 	srv       *httptest.Server
 }
 
@@ -124,6 +126,7 @@ func (s *Server) PutCustomer(c Customer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.customers[c.ID] = &c
+	s.custIdx = nil
 	delete(s.gone, c.ID)
 }
 
@@ -132,7 +135,7 @@ func (s *Server) PutSubscription(sub Subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.subs[sub.ID] = &sub
-	s.sorted = nil
+	s.subIdx, s.custIdx = nil, nil
 	delete(s.gone, sub.ID)
 }
 
@@ -142,7 +145,7 @@ func (s *Server) UpdateSubscription(id string, fn func(*Subscription)) {
 	defer s.mu.Unlock()
 	if sub, ok := s.subs[id]; ok {
 		fn(sub)
-		s.sorted = nil
+		s.subIdx, s.custIdx = nil, nil
 	}
 }
 
@@ -153,7 +156,7 @@ func (s *Server) Forget(id string) {
 	defer s.mu.Unlock()
 	delete(s.customers, id)
 	delete(s.subs, id)
-	s.sorted = nil
+	s.subIdx, s.custIdx = nil, nil
 	s.gone[id] = true
 }
 
@@ -333,6 +336,7 @@ func (s *Server) delete(w http.ResponseWriter, parts []string) int {
 			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such customer: '"+id+"'")
 		}
 		c.Deleted = true
+		s.custIdx = nil
 		return writeObject(w, map[string]any{"id": id, "object": "customer", "deleted": true})
 	case "subscriptions":
 		sub, ok := s.subs[id]
@@ -383,62 +387,89 @@ func parsePage(q url.Values) (page, error) {
 	return p, nil
 }
 
-func (p page) inRange(created time.Time) bool {
-	c := created.Unix()
-	return (!p.hasGTE || c >= p.gte) && (!p.hasLTE || c <= p.lte)
-}
-
-// listed is one object in list order: newest first, then by ID, as
-// Stripe lists (its order within one second is its own; any fixed one
-// will do for cursors).
-type listed struct {
-	id      string
-	created time.Time
-	obj     map[string]any
-}
-
-func sortListed(l []listed) {
-	slices.SortFunc(l, func(a, b listed) int {
-		if c := b.created.Compare(a.created); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.id, a.id)
-	})
-}
-
-// window cuts one page out of the sorted objects.
-func (p page) window(w http.ResponseWriter, url string, all []listed) int {
-	sortListed(all)
-	start := 0
-	if p.startingAfter != "" {
-		i := slices.IndexFunc(all, func(l listed) bool { return l.id == p.startingAfter })
-		if i < 0 {
-			return apiError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing",
-				"starting_after names no object in this list")
-		}
-		start = i + 1
-	}
-	end := min(start+p.limit, len(all))
-	data := make([]any, 0, end-start)
-	for _, l := range all[start:end] {
-		data = append(data, l.obj)
-	}
-	return writeObject(w, map[string]any{"object": "list", "url": url, "has_more": end < len(all), "data": data})
-}
-
 func (s *Server) listCustomers(w http.ResponseWriter, q url.Values) int {
 	p, err := parsePage(q)
 	if err != nil {
 		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
 	}
-	var all []listed
-	for _, c := range s.customers {
-		if c.Deleted || !p.inRange(c.Created) {
+	if s.custIdx == nil {
+		s.custIdx = newIndex(len(s.customers), func(add func(string, time.Time)) {
+			for _, c := range s.customers {
+				add(c.ID, c.Created)
+			}
+		})
+	}
+	return s.custIdx.serve(w, p, "/v1/customers", func(id string) map[string]any {
+		if c := s.customers[id]; !c.Deleted {
+			return c.JSON()
+		}
+		return nil
+	})
+}
+
+// index is one list's objects in list order (newest first, then by ID),
+// built once per change: the fake serves lists of 100,000 objects in a
+// bench, so a request looks at its page only.
+type index struct {
+	ids     []string
+	created []int64
+	pos     map[string]int
+}
+
+func newIndex(n int, each func(add func(string, time.Time))) *index {
+	ix := &index{ids: make([]string, 0, n), created: make([]int64, 0, n), pos: make(map[string]int, n)}
+	type entry struct {
+		id string
+		at int64
+	}
+	all := make([]entry, 0, n)
+	each(func(id string, at time.Time) { all = append(all, entry{id, at.Unix()}) })
+	slices.SortFunc(all, func(a, b entry) int {
+		if c := cmp.Compare(b.at, a.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.id, a.id)
+	})
+	for i, e := range all {
+		ix.ids, ix.created = append(ix.ids, e.id), append(ix.created, e.at)
+		ix.pos[e.id] = i
+	}
+	return ix
+}
+
+// serve writes the page of p: objects in its created window, after its
+// starting_after, for which render returns an object (nil: filtered out).
+func (ix *index) serve(w http.ResponseWriter, p page, url string, render func(id string) map[string]any) int {
+	lo, hi := 0, len(ix.ids)
+	if p.hasLTE {
+		lo = sort.Search(len(ix.ids), func(i int) bool { return ix.created[i] <= p.lte })
+	}
+	if p.hasGTE {
+		hi = sort.Search(len(ix.ids), func(i int) bool { return ix.created[i] < p.gte })
+	}
+	start := lo
+	if p.startingAfter != "" {
+		i, ok := ix.pos[p.startingAfter]
+		if !ok || i < lo || i >= hi || render(p.startingAfter) == nil {
+			return apiError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing",
+				"starting_after names no object in this list")
+		}
+		start = i + 1
+	}
+	data := make([]any, 0, p.limit)
+	more := false
+	for i := start; i < hi; i++ {
+		obj := render(ix.ids[i])
+		if obj == nil {
 			continue
 		}
-		all = append(all, listed{c.ID, c.Created, c.JSON()})
+		if len(data) == p.limit {
+			more = true
+			break
+		}
+		data = append(data, obj)
 	}
-	return p.window(w, "/v1/customers", all)
+	return writeObject(w, map[string]any{"object": "list", "url": url, "has_more": more, "data": data})
 }
 
 func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
@@ -446,52 +477,24 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 	if err != nil {
 		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
 	}
-	if s.sorted == nil {
-		// Sorted once per change, not per request: a bench lists 100,000.
-		s.sorted = make([]*Subscription, 0, len(s.subs))
-		for _, sub := range s.subs {
-			s.sorted = append(s.sorted, sub)
-		}
-		slices.SortFunc(s.sorted, func(a, b *Subscription) int {
-			if c := b.Created.Compare(a.Created); c != 0 {
-				return c
+	if s.subIdx == nil {
+		s.subIdx = newIndex(len(s.subs), func(add func(string, time.Time)) {
+			for _, sub := range s.subs {
+				add(sub.ID, sub.Created)
 			}
-			return cmp.Compare(b.ID, a.ID)
 		})
 	}
-	status := q.Get("status")
-	// Only the page's objects are rendered; the rest are only counted.
-	var page []listed
-	found := p.startingAfter == ""
-	more := false
-	for _, sub := range s.sorted {
+	status, customer := q.Get("status"), q.Get("customer")
+	return s.subIdx.serve(w, p, "/v1/subscriptions", func(id string) map[string]any {
+		sub := s.subs[id]
 		switch {
-		case !p.inRange(sub.Created):
-			continue
 		case status == "" && sub.Status == "canceled": // Stripe's default leaves canceled out
-			continue
+			return nil
 		case status != "" && status != "all" && status != sub.Status:
-			continue
-		case q.Get("customer") != "" && q.Get("customer") != sub.CustomerID:
-			continue
+			return nil
+		case customer != "" && customer != sub.CustomerID:
+			return nil
 		}
-		if !found {
-			found = sub.ID == p.startingAfter
-			continue
-		}
-		if len(page) == p.limit {
-			more = true
-			break
-		}
-		page = append(page, listed{sub.ID, sub.Created, sub.JSON(s.customers[sub.CustomerID])})
-	}
-	if !found {
-		return apiError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing",
-			"starting_after names no object in this list")
-	}
-	data := make([]any, 0, len(page))
-	for _, l := range page {
-		data = append(data, l.obj)
-	}
-	return writeObject(w, map[string]any{"object": "list", "url": "/v1/subscriptions", "has_more": more, "data": data})
+		return sub.JSON(s.customers[sub.CustomerID])
+	})
 }
