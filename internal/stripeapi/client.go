@@ -171,6 +171,7 @@ func (c *Client) ListSubscriptions(ctx context.Context, w Window, fn func(Page) 
 // handed to fn, so nothing is applied twice or skipped.
 func (c *Client) list(ctx context.Context, what string, newIter func(stripe.ListParams) *stripe.Iter, fn func(Page) error) error {
 	var after string
+	var limitedSince time.Time
 	for attempt := 0; ; attempt++ {
 		lp := stripe.ListParams{Context: ctx, Limit: stripe.Int64(c.pageSize)}
 		if after != "" {
@@ -188,7 +189,7 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 				if err := fn(p); err != nil {
 					return err
 				}
-				attempt = 0
+				attempt, limitedSince = 0, time.Time{}
 			}
 			after = itemID(it.Current())
 		}
@@ -196,7 +197,13 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 		if err == nil {
 			return nil
 		}
-		if !rateLimited(err) || attempt >= c.retries {
+		if rateLimited(err) && limitedSince.IsZero() {
+			limitedSince = time.Now()
+		}
+		// Parallel walkers share one limit: a page may meet several 429s
+		// in a row while the pacer slows down, so a rate limit is given
+		// up on only after the retries and a minute.
+		if !rateLimited(err) || (attempt >= c.retries && time.Since(limitedSince) > time.Minute) {
 			return readError("list "+what, err)
 		}
 		if err := c.sleep(ctx, attempt); err != nil {

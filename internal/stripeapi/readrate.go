@@ -26,10 +26,12 @@ func DefaultReadRate(live bool) float64 {
 
 // pacer spaces requests to a rate and holds them all during a pause a 429
 // asked for. Bursts are not allowed: requests leave one per 1/rate. A 429
-// also slows it by a fifth (the key's limit is shared with whatever else
-// uses it, so STRIPE_READ_RATE may be more than is left), and each answer
-// that is not a 429 speeds it up again by a little, back to the rate
-// configured at most.
+// also slows it by a fifth, at most every 250 ms however many requests in
+// flight are refused together, and never below a sixteenth of the rate
+// nor one request a second
+// (the key's limit is shared with whatever else uses it, so
+// STRIPE_READ_RATE may be more than is left); each answer that is not a
+// 429 speeds it up again by 1%, back to the rate configured at most.
 type pacer struct {
 	base time.Duration // 1/rate configured
 
@@ -37,6 +39,7 @@ type pacer struct {
 	interval time.Duration // the spacing now: base, or more after 429s
 	next     time.Time     // when the next request may leave
 	pause    time.Time     // no request before this (Retry-After)
+	slowed   time.Time     // when a 429 last slowed the pacer
 
 	requests atomic.Int64
 	limited  atomic.Int64
@@ -78,8 +81,12 @@ func (p *pacer) limited429(d time.Duration, hold bool) {
 	p.limited.Add(1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.interval = min(p.interval*5/4, 10*time.Second)
-	if until := time.Now().Add(d); hold && until.After(p.pause) {
+	now := time.Now()
+	if now.Sub(p.slowed) >= 250*time.Millisecond {
+		p.interval = min(p.interval*5/4, 16*p.base, time.Second)
+		p.slowed = now
+	}
+	if until := now.Add(d); hold && until.After(p.pause) {
 		p.pause = until
 	}
 }
