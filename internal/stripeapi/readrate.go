@@ -26,12 +26,12 @@ func DefaultReadRate(live bool) float64 {
 
 // pacer spaces requests to a rate and holds them all during a pause a 429
 // asked for. Bursts are not allowed: requests leave one per 1/rate. A 429
-// also slows it by a fifth, at most every 250 ms however many requests in
-// flight are refused together, and never below a sixteenth of the rate
-// nor one request a second
+// also slows it by a fifth, at most every 500 ms however many requests in
+// flight are refused together, and never below an eighth of the rate nor
+// one request a second
 // (the key's limit is shared with whatever else uses it, so
 // STRIPE_READ_RATE may be more than is left); each answer that is not a
-// 429 speeds it up again by 1%, back to the rate configured at most.
+// 429 speeds it up again by 2%, back to the rate configured at most.
 type pacer struct {
 	base time.Duration // 1/rate configured
 
@@ -82,8 +82,8 @@ func (p *pacer) limited429(d time.Duration, hold bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if now.Sub(p.slowed) >= 250*time.Millisecond {
-		p.interval = min(p.interval*5/4, 16*p.base, time.Second)
+	if now.Sub(p.slowed) >= 500*time.Millisecond {
+		p.interval = min(p.interval*5/4, 8*p.base, time.Second)
 		p.slowed = now
 	}
 	if until := now.Add(d); hold && until.After(p.pause) {
@@ -91,11 +91,11 @@ func (p *pacer) limited429(d time.Duration, hold bool) {
 	}
 }
 
-// answered speeds the pacer up by 1% towards the configured rate.
+// answered speeds the pacer up by 2% towards the configured rate.
 func (p *pacer) answered() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.interval = max(p.base, p.interval*99/100)
+	p.interval = max(p.base, p.interval*49/50)
 }
 
 // pacedTransport sends every request of the client through the pacer and
