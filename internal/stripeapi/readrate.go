@@ -98,14 +98,19 @@ func (p *pacer) answered() {
 	p.interval = max(p.base, p.interval*49/50)
 }
 
-// pacedTransport sends every request of the client through the pacer and
-// reads Retry-After from 429 answers.
+// pacedTransport sends every read (GET) of the client through the pacer
+// and reads Retry-After from 429 answers.
 type pacedTransport struct {
 	next  http.RoundTripper
 	pacer *pacer
 }
 
 func (t *pacedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet {
+		// Writes (erasure jobs, checkout and portal sessions) have their
+		// own limits and callers waiting on them: not paced as reads.
+		return t.next.RoundTrip(r)
+	}
 	if err := t.pacer.wait(r.Context()); err != nil {
 		return nil, err
 	}
