@@ -69,7 +69,7 @@ var allowed = map[string][]string{
 	"client": {},
 
 	"bench": {"billing", "internal/api", "internal/entcache", "internal/metricstest", "internal/pgserver",
-		"internal/postgres", "webhooks"},
+		"internal/postgres", "internal/stripefake", "webhooks"},
 }
 
 // outside restricts imports from outside the module (and of the standard

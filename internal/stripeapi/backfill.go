@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -23,6 +24,8 @@ type SyncStore interface {
 	ReconcileCustomers(ctx context.Context, livemode bool) (map[string]billing.StoredCustomer, error)
 	BackfillCursors(ctx context.Context) (map[string]billing.BackfillCursor, error)
 	SaveBackfillCursor(ctx context.Context, c billing.BackfillCursor) error
+	BackfillPartitions(ctx context.Context) (map[string][]billing.BackfillPartition, error)
+	SaveBackfillPartitions(ctx context.Context, ps []billing.BackfillPartition) error
 	ClearBackfillCursors(ctx context.Context) error
 	TryStripeSyncLock(ctx context.Context) (release func(), ok bool, err error)
 	Tombstoned(ctx context.Context, ids []string) (map[string]bool, error)
@@ -47,6 +50,11 @@ type Syncer struct {
 	Progress io.Writer
 	// Now is the clock for --since windows and rates; nil: time.Now.
 	Now func() time.Time
+	// Parallel is how many parts of a list a backfill walks at once
+	// (backfill_parts.go); 0 or 1 walks each list with a single cursor.
+	Parallel int
+
+	applySem chan struct{} // bounds the objects applied at once by parallel walkers
 }
 
 func (s *Syncer) now() time.Time {
@@ -117,7 +125,17 @@ func (s *Syncer) Backfill(ctx context.Context) (BackfillSummary, error) {
 	if err != nil {
 		return sum, err
 	}
-	sum.Resumed = len(cursors) > 0
+	parts, err := s.Store.BackfillPartitions(ctx)
+	if err != nil {
+		return sum, err
+	}
+	sum.Resumed = len(cursors) > 0 || len(parts) > 0
+	if s.Parallel > 1 {
+		// The event path takes up to two batches of 64 at once (group
+		// commit); more waiting would only fill its queue.
+		s.applySem = make(chan struct{}, 128)
+		defer func() { s.applySem = nil }()
+	}
 	for _, list := range []string{billing.BackfillCustomers, billing.BackfillSubscriptions} {
 		c, ok := cursors[list]
 		if !ok {
@@ -129,6 +147,22 @@ func (s *Syncer) Backfill(ctx context.Context) (BackfillSummary, error) {
 		counts := &sum.Customers
 		if list == billing.BackfillSubscriptions {
 			counts = &sum.Subscriptions
+		}
+		if s.Parallel > 1 || len(parts[list]) > 0 {
+			// A run begun in parts resumes in parts, whatever Parallel is now.
+			if err := s.Store.SaveBackfillCursor(ctx, c); err != nil {
+				return sum, err
+			}
+			s.Parallel = max(s.Parallel, 1)
+			if err := s.backfillParts(ctx, list, c, parts[list], counts, &sum.Failures); err != nil {
+				sum.Elapsed = s.now().Sub(start)
+				return sum, fmt.Errorf("backfill %s (resumable: run it again): %w", list, err)
+			}
+			c.Done = true
+			if err := s.Store.SaveBackfillCursor(ctx, c); err != nil {
+				return sum, err
+			}
+			continue
 		}
 		var w Window
 		if c.CreatedLTE != nil {
@@ -255,6 +289,7 @@ func (s *Syncer) applySubscriptions(ctx context.Context, p Page, counts *Counts,
 	if err != nil {
 		return err
 	}
+	var evs []billing.Event
 	for i := range subs {
 		sub := subs[i]
 		cur, ok := stored[sub.ID]
@@ -263,14 +298,63 @@ func (s *Syncer) applySubscriptions(ctx context.Context, p Page, counts *Counts,
 			counts.Unchanged++
 			continue
 		}
-		if err := s.apply(ctx, subscriptionEvent(sub, p.At), counts); err != nil {
-			if fatal(err) {
-				return err
-			}
-			*fails = append(*fails, failure("subscription", sub.ID, err))
-		}
+		evs = append(evs, subscriptionEvent(sub, p.At))
 	}
-	return nil
+	return s.applyEvents(ctx, "subscription", evs, counts, fails)
+}
+
+// applyEvents applies evs through the webhook path: one after another, or
+// at once (bounded by applySem) when parallel walkers run, so the event
+// path's group commit writes a page in a few transactions. A database
+// outage stops the page; any other error is that object's failure.
+func (s *Syncer) applyEvents(ctx context.Context, object string, evs []billing.Event, counts *Counts, fails *[]Failure) error {
+	idOfEvent := func(ev billing.Event) string {
+		if ev.Subscription != nil {
+			return ev.Subscription.ID
+		}
+		return ev.Customer.ID
+	}
+	if s.applySem == nil {
+		for _, ev := range evs {
+			if err := s.apply(ctx, ev, counts); err != nil {
+				if fatal(err) {
+					return err
+				}
+				*fails = append(*fails, failure(object, idOfEvent(ev), err))
+			}
+		}
+		return nil
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var stop error
+	for _, ev := range evs {
+		select {
+		case s.applySem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-s.applySem }()
+			var c Counts
+			err := s.apply(ctx, ev, &c)
+			mu.Lock()
+			defer mu.Unlock()
+			counts.add(c)
+			switch {
+			case err == nil:
+			case fatal(err):
+				stop = err
+			default:
+				*fails = append(*fails, failure(object, idOfEvent(ev), err))
+			}
+		}()
+	}
+	wg.Wait()
+	return stop
 }
 
 // applyCustomers decodes a page of customers and applies the ones not
@@ -293,19 +377,15 @@ func (s *Syncer) applyCustomers(ctx context.Context, p Page, counts *Counts, fai
 	if err != nil {
 		return err
 	}
+	var evs []billing.Event
 	for _, c := range custs {
 		if cur, ok := stored[c.ID]; ok && customerUnchanged(cur, c) {
 			counts.Unchanged++
 			continue
 		}
-		if err := s.apply(ctx, customerEvent(c, p.At), counts); err != nil {
-			if fatal(err) {
-				return err
-			}
-			*fails = append(*fails, failure("customer", c.ID, err))
-		}
+		evs = append(evs, customerEvent(c, p.At))
 	}
-	return nil
+	return s.applyEvents(ctx, "customer", evs, counts, fails)
 }
 
 // customerUnchanged: applying c would change nothing. A deleted customer
@@ -333,6 +413,12 @@ func customerEvent(c billing.Customer, at time.Time) billing.Event {
 // the outcome.
 func (s *Syncer) apply(ctx context.Context, ev billing.Event, counts *Counts) error {
 	out, err := s.Store.ApplyEvent(ctx, ev)
+	for errors.Is(err, billing.ErrOverloaded) && ctx.Err() == nil {
+		// The event path's queue is full (webhooks arriving too): wait
+		// for room rather than call the object failed.
+		time.Sleep(50 * time.Millisecond)
+		out, err = s.Store.ApplyEvent(ctx, ev)
+	}
 	if err != nil {
 		counts.Failed++
 		return err

@@ -34,6 +34,10 @@ type Config struct {
 	RateLimitBackoff time.Duration
 	// PageSize is the list limit (1-100, default 100).
 	PageSize int64
+	// ReadRate is the most requests per second the client sends
+	// (STRIPE_READ_RATE); 0 takes DefaultReadRate of the key's mode
+	// (readrate.go).
+	ReadRate float64
 	// HTTPClient overrides the HTTP client; nil: a client with a 80 s
 	// timeout, as stripe-go's default.
 	HTTPClient *http.Client
@@ -52,6 +56,8 @@ type Client struct {
 	retries  int
 	backoff  time.Duration
 	pageSize int64
+	pacer    *pacer
+	rate     float64
 }
 
 // New builds a client: the one stripe-go client configuration of billingd
@@ -79,8 +85,20 @@ func New(cfg Config) (*Client, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 80 * time.Second}
 	}
+	key := strings.TrimSpace(cfg.Key)
+	live := strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_")
+	if cfg.ReadRate <= 0 {
+		cfg.ReadRate = DefaultReadRate(live)
+	}
+	pc := newPacer(cfg.ReadRate)
+	paced := *cfg.HTTPClient
+	next := paced.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	paced.Transport = &pacedTransport{next: next, pacer: pc}
 	bc := &stripe.BackendConfig{
-		HTTPClient:        cfg.HTTPClient,
+		HTTPClient:        &paced,
 		MaxNetworkRetries: stripe.Int64(cfg.NetworkRetries),
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
 		EnableTelemetry:   stripe.Bool(false),
@@ -93,11 +111,11 @@ func New(cfg Config) (*Client, error) {
 		Connect: stripe.GetBackendWithConfig(stripe.ConnectBackend, &stripe.BackendConfig{HTTPClient: cfg.HTTPClient}),
 		Uploads: stripe.GetBackendWithConfig(stripe.UploadsBackend, &stripe.BackendConfig{HTTPClient: cfg.HTTPClient}),
 	}
-	key := strings.TrimSpace(cfg.Key)
 	return &Client{
 		api:     client.New(key, backends),
-		live:    strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_"),
+		live:    live,
 		retries: cfg.RateLimitRetries, backoff: cfg.RateLimitBackoff, pageSize: cfg.PageSize,
+		pacer: pc, rate: cfg.ReadRate,
 	}, nil
 }
 
@@ -153,6 +171,7 @@ func (c *Client) ListSubscriptions(ctx context.Context, w Window, fn func(Page) 
 // handed to fn, so nothing is applied twice or skipped.
 func (c *Client) list(ctx context.Context, what string, newIter func(stripe.ListParams) *stripe.Iter, fn func(Page) error) error {
 	var after string
+	var limitedSince time.Time
 	for attempt := 0; ; attempt++ {
 		lp := stripe.ListParams{Context: ctx, Limit: stripe.Int64(c.pageSize)}
 		if after != "" {
@@ -170,7 +189,7 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 				if err := fn(p); err != nil {
 					return err
 				}
-				attempt = 0
+				attempt, limitedSince = 0, time.Time{}
 			}
 			after = itemID(it.Current())
 		}
@@ -178,7 +197,13 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 		if err == nil {
 			return nil
 		}
-		if !rateLimited(err) || attempt >= c.retries {
+		if rateLimited(err) && limitedSince.IsZero() {
+			limitedSince = time.Now()
+		}
+		// Parallel walkers share one limit: a page may meet several 429s
+		// in a row while the pacer slows down, so a rate limit is given
+		// up on only after the retries and a minute.
+		if !rateLimited(err) || (attempt >= c.retries && time.Since(limitedSince) > time.Minute) {
 			return readError("list "+what, err)
 		}
 		if err := c.sleep(ctx, attempt); err != nil {
@@ -187,8 +212,13 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 	}
 }
 
-// sleep waits backoff·2^attempt (capped at 30 s) or until ctx ends.
+// sleep waits backoff·2^attempt (capped at 30 s) or until ctx ends; not
+// at all when Stripe said how long to wait (Retry-After): the pacer holds
+// every request until then.
 func (c *Client) sleep(ctx context.Context, attempt int) error {
+	if c.pacer.paused() {
+		return nil
+	}
 	d := min(c.backoff<<min(attempt, 10), 30*time.Second)
 	t := time.NewTimer(d)
 	defer t.Stop()
