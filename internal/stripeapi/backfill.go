@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -18,6 +17,9 @@ import (
 // (*postgres.Store implements it).
 type SyncStore interface {
 	billing.EventApplier
+	// ApplyObjects applies API-fetched objects as ApplyEvent would, in one
+	// transaction (backfill's pages).
+	ApplyObjects(ctx context.Context, evs []billing.Event) ([]billing.Outcome, []error, error)
 	SubscriptionStates(ctx context.Context, ids []string) (map[string]billing.Subscription, error)
 	CustomerStates(ctx context.Context, ids []string) (map[string]billing.StoredCustomer, error)
 	ReconcileSubscriptions(ctx context.Context, livemode bool, createdSince *time.Time) (map[string]billing.Subscription, error)
@@ -53,8 +55,6 @@ type Syncer struct {
 	// Parallel is how many parts of a list a backfill walks at once
 	// (backfill_parts.go); 0 or 1 walks each list with a single cursor.
 	Parallel int
-
-	applySem chan struct{} // bounds the objects applied at once by parallel walkers
 }
 
 func (s *Syncer) now() time.Time {
@@ -130,12 +130,6 @@ func (s *Syncer) Backfill(ctx context.Context) (BackfillSummary, error) {
 		return sum, err
 	}
 	sum.Resumed = len(cursors) > 0 || len(parts) > 0
-	if s.Parallel > 1 {
-		// The event path takes up to two batches of 64 at once (group
-		// commit); more waiting would only fill its queue.
-		s.applySem = make(chan struct{}, 128)
-		defer func() { s.applySem = nil }()
-	}
 	for _, list := range []string{billing.BackfillCustomers, billing.BackfillSubscriptions} {
 		c, ok := cursors[list]
 		if !ok {
@@ -303,57 +297,42 @@ func (s *Syncer) applySubscriptions(ctx context.Context, p Page, counts *Counts,
 	return s.applyEvents(ctx, "subscription", evs, counts, fails)
 }
 
-// applyEvents applies evs through the webhook path: one after another, or
-// at once (bounded by applySem) when parallel walkers run, so the event
-// path's group commit writes a page in a few transactions. A database
-// outage stops the page; any other error is that object's failure.
+// applyEvents applies a page's objects through the event path in one
+// transaction (Store.ApplyObjects: ApplyEvent's rules, one object alone
+// when the page's transaction fails). A database outage stops the page;
+// any other error is that object's failure.
 func (s *Syncer) applyEvents(ctx context.Context, object string, evs []billing.Event, counts *Counts, fails *[]Failure) error {
-	idOfEvent := func(ev billing.Event) string {
-		if ev.Subscription != nil {
-			return ev.Subscription.ID
-		}
-		return ev.Customer.ID
-	}
-	if s.applySem == nil {
-		for _, ev := range evs {
-			if err := s.apply(ctx, ev, counts); err != nil {
-				if fatal(err) {
-					return err
-				}
-				*fails = append(*fails, failure(object, idOfEvent(ev), err))
-			}
-		}
+	if len(evs) == 0 {
 		return nil
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var stop error
-	for _, ev := range evs {
-		select {
-		case s.applySem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return ctx.Err()
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-s.applySem }()
-			var c Counts
-			err := s.apply(ctx, ev, &c)
-			mu.Lock()
-			defer mu.Unlock()
-			counts.add(c)
-			switch {
-			case err == nil:
-			case fatal(err):
-				stop = err
-			default:
-				*fails = append(*fails, failure(object, idOfEvent(ev), err))
-			}
-		}()
+	outs, errs, err := s.Store.ApplyObjects(ctx, evs)
+	if err != nil {
+		return err
 	}
-	wg.Wait()
+	var stop error
+	for i, ev := range evs {
+		switch err := errs[i]; {
+		case err == nil:
+			switch outs[i] {
+			case billing.OutcomeApplied, billing.OutcomeLinkConflict:
+				counts.Applied++
+			default:
+				counts.Skipped++
+			}
+		case fatal(err):
+			counts.Failed++
+			stop = err
+		default:
+			counts.Failed++
+			id := ""
+			if ev.Subscription != nil {
+				id = ev.Subscription.ID
+			} else if ev.Customer != nil {
+				id = ev.Customer.ID
+			}
+			*fails = append(*fails, failure(object, id, err))
+		}
+	}
 	return stop
 }
 
@@ -407,27 +386,4 @@ func customerEvent(c billing.Customer, at time.Time) billing.Event {
 		typ = webhooks.TypeCustomerDeleted
 	}
 	return billing.Event{Type: typ, Created: at, Livemode: c.Livemode, Customer: &c}
-}
-
-// apply writes one API-fetched object through the webhook path and counts
-// the outcome.
-func (s *Syncer) apply(ctx context.Context, ev billing.Event, counts *Counts) error {
-	out, err := s.Store.ApplyEvent(ctx, ev)
-	for errors.Is(err, billing.ErrOverloaded) && ctx.Err() == nil {
-		// The event path's queue is full (webhooks arriving too): wait
-		// for room rather than call the object failed.
-		time.Sleep(50 * time.Millisecond)
-		out, err = s.Store.ApplyEvent(ctx, ev)
-	}
-	if err != nil {
-		counts.Failed++
-		return err
-	}
-	switch out {
-	case billing.OutcomeApplied, billing.OutcomeLinkConflict:
-		counts.Applied++
-	default:
-		counts.Skipped++
-	}
-	return nil
 }

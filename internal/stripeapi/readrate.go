@@ -24,37 +24,33 @@ func DefaultReadRate(live bool) float64 {
 	return 20
 }
 
-// pacer spaces requests to a rate and holds them all during a pause a 429
-// asked for. Bursts are not allowed: requests leave one per 1/rate. A 429
-// also slows it by a fifth, at most every 500 ms however many requests in
-// flight are refused together, and never below an eighth of the rate nor
-// one request a second
-// (the key's limit is shared with whatever else uses it, so
-// STRIPE_READ_RATE may be more than is left); each answer that is not a
-// 429 speeds it up again by 2%, back to the rate configured at most.
+// pacer is a token bucket at the configured rate that saves no burst:
+// requests leave one per 1/rate, however many walkers ask, so the rate is
+// held without overshooting. A 429 with Retry-After holds every request
+// until then; after it the pacer resumes at the full rate (the 429s a
+// busy machine's jitter causes say nothing about the limit, and slowing
+// down on them kept the earlier pacer at a fraction of it). A 429 without
+// Retry-After costs only the refused walker its backoff (Client.sleep).
 type pacer struct {
-	base time.Duration // 1/rate configured
+	interval time.Duration // 1/rate
 
-	mu       sync.Mutex
-	interval time.Duration // the spacing now: base, or more after 429s
-	next     time.Time     // when the next request may leave
-	pause    time.Time     // no request before this (Retry-After)
-	slowed   time.Time     // when a 429 last slowed the pacer
+	mu    sync.Mutex
+	next  time.Time // when the next request may leave
+	pause time.Time // no request before this (Retry-After)
 
 	requests atomic.Int64
 	limited  atomic.Int64
 }
 
 func newPacer(rate float64) *pacer {
-	d := time.Duration(float64(time.Second) / rate)
-	return &pacer{base: d, interval: d}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
 }
 
-// wait blocks until the caller's slot, or ctx ends.
+// wait blocks until the caller's slot, or ctx ends. A caller that gives up
+// keeps its slot spent: the rate is an upper bound.
 func (p *pacer) wait(ctx context.Context) error {
 	p.mu.Lock()
-	now := time.Now()
-	at := now
+	at := time.Now()
 	for _, t := range []time.Time{p.next, p.pause} {
 		if t.After(at) {
 			at = t
@@ -75,27 +71,18 @@ func (p *pacer) wait(ctx context.Context) error {
 	return nil
 }
 
-// limited slows the pacer after a 429 and makes every request wait until
-// d from now when Stripe said (Retry-After).
+// limited429 counts a 429 and, when Stripe said how long to wait
+// (Retry-After), holds every request until d from now.
 func (p *pacer) limited429(d time.Duration, hold bool) {
 	p.limited.Add(1)
+	if !hold {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
-	if now.Sub(p.slowed) >= 500*time.Millisecond {
-		p.interval = min(p.interval*5/4, 8*p.base, time.Second)
-		p.slowed = now
-	}
-	if until := now.Add(d); hold && until.After(p.pause) {
+	if until := time.Now().Add(d); until.After(p.pause) {
 		p.pause = until
 	}
-}
-
-// answered speeds the pacer up by 2% towards the configured rate.
-func (p *pacer) answered() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.interval = max(p.base, p.interval*49/50)
 }
 
 // pacedTransport sends every read (GET) of the client through the pacer
@@ -120,8 +107,6 @@ func (t *pacedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		d, ok := retryAfter(resp.Header.Get("Retry-After"))
 		t.pacer.limited429(d, ok)
-	default:
-		t.pacer.answered()
 	}
 	return resp, err
 }
