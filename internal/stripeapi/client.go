@@ -173,29 +173,24 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 	var after string
 	var limitedSince time.Time
 	for attempt := 0; ; attempt++ {
-		lp := stripe.ListParams{Context: ctx, Limit: stripe.Int64(c.pageSize)}
-		if after != "" {
-			lp.StartingAfter = stripe.String(after)
-		}
-		it := newIter(lp)
-		var cur stripe.ListContainer
-		for it.Next() {
-			if l := it.List(); l != cur {
-				cur = l
-				p, err := pageOf(l)
-				if err != nil {
-					return fmt.Errorf("list %s: %w", what, err)
-				}
-				if err := fn(p); err != nil {
-					return err
-				}
-				attempt, limitedSince = 0, time.Time{}
+		var applied bool
+		err := c.prefetch(ctx, what, newIter, after, func(p Page, last string) error {
+			if err := fn(p); err != nil {
+				return err
 			}
-			after = itemID(it.Current())
-		}
-		err := it.Err()
-		if err == nil {
+			if last != "" {
+				after = last
+			}
+			applied = true
 			return nil
+		})
+		var ie iterError
+		if !errors.As(err, &ie) {
+			return err // nil, or fn's
+		}
+		err = ie.err
+		if applied {
+			attempt, limitedSince = 0, time.Time{}
 		}
 		if rateLimited(err) && limitedSince.IsZero() {
 			limitedSince = time.Now()
@@ -210,6 +205,77 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 			return err
 		}
 	}
+}
+
+// iterError is an error of the list request itself (to retry a 429), as
+// opposed to one fn returned.
+type iterError struct{ err error }
+
+func (e iterError) Error() string { return e.err.Error() }
+
+// prefetch lists from after (one pass of stripe-go's iterator) and calls
+// fn with each page in order, and the page's last ID. The next page is
+// requested while fn applies the current one: at Stripe's 100-300 ms a
+// page, a walker that waited for its page to be applied before asking for
+// the next would spend half its time idle. At most one page waits ahead.
+func (c *Client) prefetch(ctx context.Context, what string, newIter func(stripe.ListParams) *stripe.Iter, after string,
+	fn func(p Page, last string) error) error {
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type fetched struct {
+		page Page
+		last string
+		err  error
+	}
+	pages := make(chan fetched)
+	go func() {
+		defer close(pages)
+		send := func(f fetched) bool {
+			select {
+			case pages <- f:
+				return true
+			case <-ictx.Done():
+				return false
+			}
+		}
+		lp := stripe.ListParams{Context: ictx, Limit: stripe.Int64(c.pageSize)}
+		if after != "" {
+			lp.StartingAfter = stripe.String(after)
+		}
+		it := newIter(lp)
+		var cur stripe.ListContainer
+		for it.Next() {
+			l := it.List()
+			if l == cur {
+				continue
+			}
+			cur = l
+			p, err := pageOf(l)
+			if err != nil {
+				send(fetched{err: fmt.Errorf("list %s: %w", what, err)})
+				return
+			}
+			last := ""
+			if n := len(p.Objects); n > 0 {
+				last = rawID(p.Objects[n-1])
+			}
+			if !send(fetched{page: p, last: last}) {
+				return
+			}
+		}
+		if err := it.Err(); err != nil && ictx.Err() == nil {
+			send(fetched{err: iterError{err}})
+		}
+	}()
+	for f := range pages {
+		if f.err != nil {
+			return f.err
+		}
+		if err := fn(f.page, f.last); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // sleep waits backoff·2^attempt (capped at 30 s) or until ctx ends; not
