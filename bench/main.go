@@ -151,7 +151,7 @@ func run(short bool, skip string, conc []int) error {
 }
 
 // stageNames are the stages -skip and -only name (peer is part of ingest).
-var stageNames = []string{"ingest", "peer", "entitlement", "revenue", "overload", "slowbody", "headers_only", "backfill", "soak"}
+var stageNames = []string{"ingest", "peer", "entitlement", "handler", "revenue", "overload", "slowbody", "headers_only", "backfill", "soak"}
 
 // freshDB drops and creates database name and returns its URL.
 func (c *config) freshDB(name string) (string, error) {
