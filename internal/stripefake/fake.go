@@ -142,7 +142,7 @@ func (s *Server) PutCustomer(c Customer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.customers[c.ID] = &c
-	s.custIdx = nil
+	s.subIdx, s.custIdx = nil, nil
 	delete(s.gone, c.ID)
 }
 
@@ -365,7 +365,7 @@ func (s *Server) delete(w http.ResponseWriter, parts []string) int {
 			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such customer: '"+id+"'")
 		}
 		c.Deleted = true
-		s.custIdx = nil
+		s.subIdx, s.custIdx = nil, nil
 		return writeObject(w, map[string]any{"id": id, "object": "customer", "deleted": true})
 	case "subscriptions":
 		sub, ok := s.subs[id]
@@ -375,6 +375,7 @@ func (s *Server) delete(w http.ResponseWriter, parts []string) int {
 		if sub.Status != "canceled" {
 			now := time.Now().Add(s.offset).UTC().Truncate(time.Second)
 			sub.Status, sub.CanceledAt, sub.EndedAt = "canceled", &now, &now
+			s.subIdx = nil
 		}
 		return writeObject(w, sub.JSON(s.customers[sub.CustomerID]))
 	}
@@ -475,25 +476,23 @@ func (s *Server) listCustomers(w http.ResponseWriter, q url.Values) int {
 			}
 		})
 	}
-	return s.custIdx.serve(w, p, "/v1/customers", func(id string) map[string]any {
-		if c := s.customers[id]; !c.Deleted {
-			return c.JSON()
-		}
-		return nil
-	})
+	return s.custIdx.serve(w, p, "/v1/customers", func(id string) bool { return !s.customers[id].Deleted },
+		func(id string) map[string]any { return s.customers[id].JSON() })
 }
 
 // index is one list's objects in list order (newest first, then by ID),
-// built once per change: the fake serves lists of 100,000 objects in a
-// bench, so a request looks at its page only.
+// built once per change, with each object's JSON rendered once: the fake
+// serves lists of 100,000 objects at 100 pages a second in a bench, under
+// its one lock, so a request looks at its page only and copies bytes.
 type index struct {
 	ids     []string
 	created []int64
 	pos     map[string]int
+	raw     []json.RawMessage // rendered objects, by position; nil until asked for
 }
 
 func newIndex(n int, each func(add func(string, time.Time))) *index {
-	ix := &index{ids: make([]string, 0, n), created: make([]int64, 0, n), pos: make(map[string]int, n)}
+	ix := &index{ids: make([]string, 0, n), created: make([]int64, 0, n), pos: make(map[string]int, n), raw: make([]json.RawMessage, n)}
 	type entry struct {
 		id string
 		at int64
@@ -514,8 +513,8 @@ func newIndex(n int, each func(add func(string, time.Time))) *index {
 }
 
 // serve writes the page of p: objects in its created window, after its
-// starting_after, for which render returns an object (nil: filtered out).
-func (ix *index) serve(w http.ResponseWriter, p page, url string, render func(id string) map[string]any) int {
+// starting_after, that keep admits, rendered by render (once per change).
+func (ix *index) serve(w http.ResponseWriter, p page, url string, keep func(id string) bool, render func(id string) map[string]any) int {
 	lo, hi := 0, len(ix.ids)
 	if p.hasLTE {
 		lo = sort.Search(len(ix.ids), func(i int) bool { return ix.created[i] <= p.lte })
@@ -526,24 +525,30 @@ func (ix *index) serve(w http.ResponseWriter, p page, url string, render func(id
 	start := lo
 	if p.startingAfter != "" {
 		i, ok := ix.pos[p.startingAfter]
-		if !ok || i < lo || i >= hi || render(p.startingAfter) == nil {
+		if !ok || i < lo || i >= hi || !keep(p.startingAfter) {
 			return apiError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing",
 				"starting_after names no object in this list")
 		}
 		start = i + 1
 	}
-	data := make([]any, 0, p.limit)
+	data := make([]json.RawMessage, 0, p.limit)
 	more := false
 	for i := start; i < hi; i++ {
-		obj := render(ix.ids[i])
-		if obj == nil {
+		if !keep(ix.ids[i]) {
 			continue
 		}
 		if len(data) == p.limit {
 			more = true
 			break
 		}
-		data = append(data, obj)
+		if ix.raw[i] == nil {
+			b, err := json.Marshal(render(ix.ids[i]))
+			if err != nil {
+				return apiError(w, http.StatusInternalServerError, "api_error", "", err.Error())
+			}
+			ix.raw[i] = b
+		}
+		data = append(data, ix.raw[i])
 	}
 	return writeObject(w, map[string]any{"object": "list", "url": url, "has_more": more, "data": data})
 }
@@ -561,16 +566,19 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 		})
 	}
 	status, customer := q.Get("status"), q.Get("customer")
-	return s.subIdx.serve(w, p, "/v1/subscriptions", func(id string) map[string]any {
+	return s.subIdx.serve(w, p, "/v1/subscriptions", func(id string) bool {
 		sub := s.subs[id]
 		switch {
 		case status == "" && sub.Status == "canceled": // Stripe's default leaves canceled out
-			return nil
+			return false
 		case status != "" && status != "all" && status != sub.Status:
-			return nil
+			return false
 		case customer != "" && customer != sub.CustomerID:
-			return nil
+			return false
 		}
+		return true
+	}, func(id string) map[string]any {
+		sub := s.subs[id]
 		return sub.JSON(s.customers[sub.CustomerID])
 	})
 }
