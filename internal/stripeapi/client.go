@@ -296,18 +296,6 @@ func (c *Client) sleep(ctx context.Context, attempt int) error {
 	}
 }
 
-func itemID(v any) string {
-	switch o := v.(type) {
-	case *stripe.Subscription:
-		return o.ID
-	case *stripe.Customer:
-		return o.ID
-	case *stripe.EntitlementsActiveEntitlement:
-		return o.ID
-	}
-	return ""
-}
-
 // pageOf extracts the raw objects of a list page.
 func pageOf(l stripe.ListContainer) (Page, error) {
 	var resp *stripe.APIResponse
