@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/pgserver"
 	"github.com/billingd/billingd/internal/postgres"
 	"github.com/billingd/billingd/webhooks"
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -177,6 +178,15 @@ func benchIngest(ctx context.Context, c *config) error {
 			c.print("ingest_bare2_ratio_c32", "%.2f", res.rate()/bare.rate())
 			c.print("ingest_per_s_c32_at_reference_speed", "%.0f (events/s × 14,600 / bare2_tx_per_s_c32)", res.rate()*14600/bare.rate())
 			c.print("rss_mib", "%.1f", maxRSS)
+			// The same events through PgBouncer in transaction mode, the
+			// pooling of managed PostgreSQL: what the pooler costs.
+			pgb, err := c.ingestPgBouncer(ctx, conc, tag, events)
+			if err != nil {
+				return fmt.Errorf("pgbouncer: %w", err)
+			}
+			c.print("ingest_pgbouncer_events_per_s_c32", "%.0f", pgb.rate())
+			c.print("ingest_pgbouncer_p99_ms_c32", "%s", ms(pgb.p99))
+			c.print("ingest_pgbouncer_ratio_c32", "%.2f (through PgBouncer ÷ direct)", pgb.rate()/res.rate())
 			if c.skip["peer"] {
 				c.print("peer_ratio_c32", "skipped (-skip peer)")
 				continue
@@ -297,4 +307,37 @@ func atoi(s string) int {
 	n := 0
 	fmt.Sscan(s, &n)
 	return n
+}
+
+// ingestPgBouncer runs the ingest load at conc through PgBouncer 1.18 in
+// transaction mode in front of the same server (a pool of 20 server
+// connections), with the session pool direct, as a managed deploy would.
+func (c *config) ingestPgBouncer(ctx context.Context, conc int, tag string, events [][]byte) (loadResult, error) {
+	dbURL, err := c.freshDB("bench_ingest_pgb_" + tag)
+	if err != nil {
+		return loadResult{}, err
+	}
+	// Not under workDir (0700): pgbouncer runs as postgres when we are root.
+	b, err := pgserver.StartPgBouncer(ctx, c.adminDB, os.TempDir(), 20)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer b.Stop()
+	addr := freeAddr()
+	p, err := startProcess(ctx, []string{"DATABASE_URL=" + b.URL(dbURL), "DATABASE_SESSION_URL=" + dbURL, "LISTEN_ADDR=" + addr,
+		"STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=warn", "DB_MAX_CONNS=" + dbConns,
+		// Named statements outlive their transaction behind the pooler,
+		// whatever the direct run was told.
+		"DB_PREPARED_STATEMENTS=false"}, c.bin, "serve")
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer p.stop()
+	if err := waitHTTP("http://"+addr+"/readyz", p, 60*time.Second); err != nil {
+		return loadResult{}, err
+	}
+	if _, err := postEvents(ctx, conc, "http://"+addr+"/webhooks/stripe", sign(benchEvents("wp"+tag, 200))); err != nil {
+		return loadResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	return postEvents(ctx, conc, "http://"+addr+"/webhooks/stripe", sign(events))
 }

@@ -28,3 +28,17 @@ type StoredCustomer struct {
 	Deleted  bool
 	Linked   bool
 }
+
+// BackfillPartition is one part of a Stripe list in a partitioned
+// backfill: the objects created in [CreatedGTE, CreatedLTE] (nil: open on
+// that side). CreatedLTE moves down as the part's pages are applied, and
+// CreatedGTE rises when the part is split, its older half becoming a new
+// part; parts never leave a gap between them.
+type BackfillPartition struct {
+	List       string
+	Part       int
+	CreatedGTE *time.Time
+	CreatedLTE *time.Time
+	Done       bool
+	Objects    int64
+}

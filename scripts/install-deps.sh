@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: PostgreSQL server
-# binaries, stripe-mock, staticcheck and Chromium. Safe to run again; does
+# binaries, PgBouncer, stripe-mock, staticcheck and Chromium. Safe to run again; does
 # nothing when all are present.
 set -euo pipefail
 
@@ -23,6 +23,14 @@ apt_install() {
 if ! have_pg; then
   echo "install-deps: installing postgresql" >&2
   apt_install postgresql
+fi
+
+# The replica and fault tests also run through PgBouncer in transaction
+# mode (Debian's package: 1.18 on bookworm). The package enables a system
+# service; the tests start their own pgbouncer and need no service.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  echo "install-deps: installing pgbouncer" >&2
+  apt_install pgbouncer
 fi
 
 gobin="$(go env GOPATH)/bin"

@@ -34,7 +34,7 @@ type command struct {
 // Environment variable groups shared by several commands.
 var (
 	// dbEnv: every command that opens the database.
-	dbEnv = []string{"DATABASE_URL", "BILLINGD_DATA_DIR", "DB_MAX_CONNS", "ERASURE_KEYS", "ERASURE_KEY", "LINK_SIGNING_KEYS", "LINK_SIGNING_KEY"}
+	dbEnv = []string{"DATABASE_URL", "DATABASE_SESSION_URL", "BILLINGD_DATA_DIR", "DB_MAX_CONNS", "DB_PREPARED_STATEMENTS", "ERASURE_KEYS", "ERASURE_KEY", "LINK_SIGNING_KEYS", "LINK_SIGNING_KEY"}
 	// commonEnv: read by every command.
 	commonEnv = []string{"LOG_LEVEL", "GOGC"}
 )

@@ -25,10 +25,20 @@ type Config struct {
 	LogLevel        slog.Level    // LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT (default 30s)
 	DBMaxConns      int           // DB_MAX_CONNS (default 32)
-	EventBatchers   int           // EVENT_BATCHERS (default 2): webhook event transactions at once per process
-	EventBatchMax   int           // EVENT_BATCH_MAX (default 64): events per transaction at most
-	EventQueueMax   int           // EVENT_QUEUE_MAX (default 512): events waiting for a transaction at most; more get 503 at once
-	GOGC            string        // GOGC as set (the runtime reads it; validated here): "" when unset
+	// DatabaseSessionURL (DATABASE_SESSION_URL, default DATABASE_URL) is
+	// where session advisory locks go (migrations, purge, Stripe sync):
+	// past a transaction-mode pooler.
+	DatabaseSessionURL string
+	// DBPreparedStatements (DB_PREPARED_STATEMENTS) prepares the event
+	// path's statements by name. Default: on, unless DATABASE_SESSION_URL
+	// names another address than DATABASE_URL, which says DATABASE_URL is
+	// a transaction-mode pooler, where named statements outlive their
+	// transaction.
+	DBPreparedStatements bool
+	EventBatchers        int    // EVENT_BATCHERS (default 2): webhook event transactions at once per process
+	EventBatchMax        int    // EVENT_BATCH_MAX (default 64): events per transaction at most
+	EventQueueMax        int    // EVENT_QUEUE_MAX (default 512): events waiting for a transaction at most; more get 503 at once
+	GOGC                 string // GOGC as set (the runtime reads it; validated here): "" when unset
 
 	WebhookSecrets      []string      // STRIPE_WEBHOOK_SECRETS (comma-separated) and/or STRIPE_WEBHOOK_SECRET
 	WebhookTolerance    time.Duration // WEBHOOK_TOLERANCE (default 5m, at most 1h)
@@ -53,6 +63,7 @@ type Config struct {
 
 	StripeAPIKey      string        // STRIPE_API_KEY: sk_ or rk_, live or test
 	StripeAPIBase     string        // STRIPE_API_BASE
+	StripeReadRate    int           // STRIPE_READ_RATE: requests/s to Stripe at most (0: 50 live, 20 test)
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
 	SweepInterval     time.Duration // SWEEP_INTERVAL (0: off)
 	// AppURLAllowlist is APP_URL_ALLOWLIST: where Checkout and the portal
@@ -83,6 +94,8 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.Bool("database_url_set", c.DatabaseURL != ""),
+		slog.Bool("database_session_url_separate", c.DatabaseSessionURL != c.DatabaseURL),
+		slog.Bool("db_prepared_statements", c.DBPreparedStatements),
 		slog.String("listen_addr", c.ListenAddr),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Int("webhook_secrets", len(c.WebhookSecrets)),
@@ -119,17 +132,18 @@ const (
 func loadConfig(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		DatabaseURL:     strings.TrimSpace(getenv("DATABASE_URL")),
-		DataDir:         p.str("BILLINGD_DATA_DIR", ".billingd"),
-		ListenAddr:      p.str("LISTEN_ADDR", "127.0.0.1:8080"),
-		HTTPMaxConns:    p.intRange("HTTP_MAX_CONNS", 4096, 16, 1_000_000),
-		LogLevel:        p.level("LOG_LEVEL", slog.LevelInfo),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
-		DBMaxConns:      p.intRange("DB_MAX_CONNS", 32, 1, 1000),
-		EventBatchers:   p.intRange("EVENT_BATCHERS", 2, 1, 64),
-		EventBatchMax:   p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
-		EventQueueMax:   p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
-		GOGC:            p.gogc("GOGC"),
+		DatabaseURL:        strings.TrimSpace(getenv("DATABASE_URL")),
+		DataDir:            p.str("BILLINGD_DATA_DIR", ".billingd"),
+		ListenAddr:         p.str("LISTEN_ADDR", "127.0.0.1:8080"),
+		HTTPMaxConns:       p.intRange("HTTP_MAX_CONNS", 4096, 16, 1_000_000),
+		LogLevel:           p.level("LOG_LEVEL", slog.LevelInfo),
+		ShutdownTimeout:    p.duration("SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, maxShutdownTimeout),
+		DBMaxConns:         p.intRange("DB_MAX_CONNS", 32, 1, 1000),
+		DatabaseSessionURL: strings.TrimSpace(getenv("DATABASE_SESSION_URL")),
+		EventBatchers:      p.intRange("EVENT_BATCHERS", 2, 1, 64),
+		EventBatchMax:      p.intRange("EVENT_BATCH_MAX", 64, 1, 1000),
+		EventQueueMax:      p.intRange("EVENT_QUEUE_MAX", 512, 1, 1_000_000),
+		GOGC:               p.gogc("GOGC"),
 
 		WebhookTolerance:    p.duration("WEBHOOK_TOLERANCE", 5*time.Minute, time.Second, maxWebhookTolerance),
 		WebhookMaxBodyBytes: int64(p.intRange("WEBHOOK_MAX_BODY_BYTES", 1<<20, 1024, 64<<20)),
@@ -150,6 +164,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 
 		StripeAPIKey:      p.stripeKey("STRIPE_API_KEY"),
 		StripeAPIBase:     p.url("STRIPE_API_BASE", ""),
+		StripeReadRate:    p.intRange("STRIPE_READ_RATE", 0, 1, 1000),
 		ReconcileInterval: p.durationOrOff("RECONCILE_INTERVAL", time.Minute, maxReconcile),
 		SweepInterval:     p.durationOrOff("SWEEP_INTERVAL", time.Minute, maxSweep),
 		AppURLAllowlist:   p.urlAllowlist("APP_URL_ALLOWLIST"),
@@ -190,6 +205,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			p.fail("DATABASE_URL", "want postgres://user:password@host:port/dbname")
+		}
+	}
+	pooled := c.DatabaseSessionURL != "" && c.DatabaseSessionURL != c.DatabaseURL
+	c.DBPreparedStatements = p.boolean("DB_PREPARED_STATEMENTS", !pooled)
+	switch {
+	case c.DatabaseSessionURL == "":
+		c.DatabaseSessionURL = c.DatabaseURL
+	case c.DatabaseURL == "":
+		p.fail("DATABASE_SESSION_URL", "needs DATABASE_URL (the embedded PostgreSQL has no pooler to bypass)")
+	default:
+		if u, err := url.Parse(c.DatabaseSessionURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			p.fail("DATABASE_SESSION_URL", "want postgres://user:password@host:port/dbname, the same database as DATABASE_URL reached without a transaction-mode pooler")
 		}
 	}
 	p.checkAddr("LISTEN_ADDR", c.ListenAddr)

@@ -25,6 +25,10 @@ func TestConfigBadValues(t *testing.T) {
 		secret bool     // the value must not appear on stderr
 	}{
 		{"DatabaseURLScheme", []string{"DATABASE_URL=mysql://u@h/db"}, false},
+		{"DatabaseSessionURLScheme", []string{"DATABASE_SESSION_URL=mysql://u@h/db", "DATABASE_URL=postgres://u@h/db"}, false},
+		{"DBPreparedStatements", []string{"DB_PREPARED_STATEMENTS=maybe"}, false},
+		{"StripeReadRateZero", []string{"STRIPE_READ_RATE=0"}, false},
+		{"StripeReadRateHuge", []string{"STRIPE_READ_RATE=5000"}, false},
 		{"ListenAddr", []string{"LISTEN_ADDR=nonsense"}, false},
 		{"ListenAddrPort", []string{"LISTEN_ADDR=127.0.0.1:99999"}, false},
 		{"HTTPMaxConnsFew", []string{"HTTP_MAX_CONNS=8"}, false},
@@ -188,6 +192,15 @@ func TestConfigGoodValues(t *testing.T) {
 			"APP_WEBHOOK_SECRET": "app-webhook-secret-0123456789abcdefgh"}, func(c Config) bool {
 			return c.AppWebhookURL == "https://app.example.com/hooks/billingd/" && c.AppWebhookSecret != ""
 		}},
+		{"SessionURLDefaultsToDatabaseURL", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db"}, func(c Config) bool {
+			return c.DatabaseSessionURL == c.DatabaseURL && c.DBPreparedStatements && c.StripeReadRate == 0
+		}},
+		{"SessionURLPastThePoolerTurnsNamedStatementsOff", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db",
+			"DATABASE_SESSION_URL": "postgres://u@primary:5432/db", "STRIPE_READ_RATE": "90"}, func(c Config) bool {
+			return c.DatabaseSessionURL == "postgres://u@primary:5432/db" && !c.DBPreparedStatements && c.StripeReadRate == 90
+		}},
+		{"NamedStatementsOffExplicitly", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db", "DB_PREPARED_STATEMENTS": "false"},
+			func(c Config) bool { return !c.DBPreparedStatements }},
 		{"SixteenCharacterKeys", map[string]string{"LINK_SIGNING_KEY": "0123456789abcdef", "ERASURE_KEY": "0123456789abcdef",
 			"METRICS_TOKEN": "0123456789abcdef", "STRIPE_WEBHOOK_SECRETS": "whsec_0123456789, whsec_abcdefghij"}, func(c Config) bool {
 			return len(c.WebhookSecrets) == 2
@@ -269,5 +282,16 @@ func TestReadmeConfigurationTable(t *testing.T) {
 		if !strings.Contains(section, "| `"+v+"` |") && !strings.Contains(section, "`"+v+"` is also read") {
 			t.Errorf("README Configuration table lacks %s", v)
 		}
+	}
+}
+
+// DATABASE_SESSION_URL bypasses a pooler in front of DATABASE_URL: alone,
+// with the embedded PostgreSQL, it is a mistake.
+func TestConfigSessionURLNeedsDatabaseURL(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_SESSION_URL": "postgres://u@db:5432/billingd"}
+	_, err := loadConfig(func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_SESSION_URL: needs DATABASE_URL") {
+		t.Fatalf("err %v, want DATABASE_SESSION_URL named", err)
 	}
 }

@@ -55,7 +55,13 @@ func (e *env) openDatabase(ctx context.Context) (*database, error) {
 		}
 		d.url = srv.URL("billingd")
 	}
-	st, err := postgres.Open(ctx, d.url, e.log, postgres.Options{MaxOpenConns: e.cfg.DBMaxConns, EventBatchers: e.cfg.EventBatchers, EventBatchMax: e.cfg.EventBatchMax, EventQueueMax: e.cfg.EventQueueMax})
+	sessionURL := e.cfg.DatabaseSessionURL
+	if e.cfg.DatabaseURL == "" {
+		sessionURL = d.url
+	}
+	st, err := postgres.Open(ctx, d.url, e.log, postgres.Options{MaxOpenConns: e.cfg.DBMaxConns, EventBatchers: e.cfg.EventBatchers,
+		EventBatchMax: e.cfg.EventBatchMax, EventQueueMax: e.cfg.EventQueueMax,
+		SessionURL: sessionURL, PrepareStatements: e.cfg.DBPreparedStatements})
 	if err != nil {
 		d.close(ctx)
 		return nil, err

@@ -70,7 +70,7 @@ func TestProfitWellBackfillAndRetry(t *testing.T) {
 		status, currency, items, start_date, version_at, version_rank, version_event)
 		SELECT 'sub_' || substr(stripe_customer_id, 5), stripe_customer_id, customer_ref, true, 'active', 'usd', $1,
 		       now() - interval '40 days', now(), 0, 'evt_seed'
-		FROM customers`, items); err != nil {
+		FROM customers`, string(items)); err != nil {
 		t.Fatal(err)
 	}
 	cli := func(args ...string) (string, error) {

@@ -107,7 +107,7 @@ func (e *env) startErasure(ctx context.Context, st *postgres.Store, reg promethe
 	reg.MustRegister(stripeapi.NewQueueCollector(st))
 
 	// The outbox retries the jobs durably, so the client itself does not.
-	stripe, err := stripeapi.New(stripeapi.Config{Key: e.cfg.StripeAPIKey, Base: e.cfg.StripeAPIBase,
+	stripe, err := stripeapi.New(stripeapi.Config{Key: e.cfg.StripeAPIKey, Base: e.cfg.StripeAPIBase, ReadRate: float64(e.cfg.StripeReadRate),
 		NetworkRetries: stripeapi.NoNetworkRetries, HTTPClient: &http.Client{Timeout: 30 * time.Second}})
 	if err != nil { // no STRIPE_API_KEY: the only reason New fails
 		e.log.Warn("stripe jobs wait: STRIPE_API_KEY is not set; erasures asking to cancel subscriptions or delete customers in Stripe stay queued until it is")

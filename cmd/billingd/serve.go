@@ -30,6 +30,11 @@ func (r readiness) Ready(ctx context.Context) error {
 	if err := r.store.Ping(ctx); err != nil {
 		return errors.New("database unreachable")
 	}
+	// A ping answers on a read-only database or standby and through a
+	// pooler that cannot run parameterised statements: probe a write.
+	if err := r.store.CheckWrites(ctx); err != nil {
+		return errors.New("database not writable")
+	}
 	// At the schema this binary knows, or a newer one its migrations say
 	// this binary may still use: checked on every probe, so an old replica
 	// stops taking traffic once an incompatible migration lands.

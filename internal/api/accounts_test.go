@@ -95,7 +95,7 @@ INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_
 SELECT $1, $2, customer_ref, $3, $4, 'eur', $5, $6, $7, now(), 0, 'evt_seed'
 FROM customers WHERE stripe_customer_id = $2
 ON CONFLICT (stripe_subscription_id) DO UPDATE SET status = EXCLUDED.status, items = EXCLUDED.items`
-	if _, err := st.DB().Exec(qs, sub, cus, live, string(status), items, periodStart, periodEnd); err != nil {
+	if _, err := st.DB().Exec(qs, sub, cus, live, string(status), string(items), periodStart, periodEnd); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -71,7 +71,7 @@ var allowed = map[string][]string{
 	"client": {},
 
 	"bench": {"appwebhook", "billing", "client", "internal/api", "internal/entcache", "internal/metricstest", "internal/pgserver",
-		"internal/postgres", "webhooks"},
+		"internal/postgres", "internal/stripefake", "webhooks"},
 }
 
 // outside restricts imports from outside the module (and of the standard

@@ -33,7 +33,7 @@ INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, sta
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 	s := v.State
 	_, err = st.DB().ExecContext(ctx, q, v.SubscriptionRef, customerRef, s.Livemode, string(s.Status), s.Currency,
-		items, discounts, mrr, fixed, s.CurrentPeriodStart, s.CurrentPeriodEnd, s.TrialEnd, s.CancelAt,
+		string(items), string(discounts), mrr, fixed, s.CurrentPeriodStart, s.CurrentPeriodEnd, s.TrialEnd, s.CancelAt,
 		s.CancelAtPeriodEnd, s.EndedAt, v.At, v.Rank, v.Event)
 	if err != nil {
 		return fmt.Errorf("insert version: %w", err)

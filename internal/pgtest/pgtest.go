@@ -236,10 +236,12 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Open returns a Store on a fresh migrated database, closed when t ends.
+// Open returns a Store on a fresh migrated database, closed when t ends,
+// set up as serve sets up a direct connection (named statements on the
+// event path).
 func Open(t testing.TB) *postgres.Store {
 	t.Helper()
-	st, err := postgres.Open(context.Background(), URL(t), slog.New(slog.DiscardHandler), postgres.Options{})
+	st, err := postgres.Open(context.Background(), URL(t), slog.New(slog.DiscardHandler), postgres.Options{PrepareStatements: true})
 	if err != nil {
 		t.Fatalf("pgtest: open: %v", err)
 	}

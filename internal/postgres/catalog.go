@@ -69,12 +69,12 @@ func (s *Store) CatalogPut(ctx context.Context, c billing.Catalog, actor string)
 		const q = `
 INSERT INTO entitlement_catalog (id, document, updated_at, updated_by) VALUES (1, $1, now(), $2)
 ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document, updated_at = now(), updated_by = EXCLUDED.updated_by`
-		if _, err := tx.ExecContext(ctx, q, c.Document(), actor); err != nil {
+		if _, err := tx.ExecContext(ctx, q, string(c.Document()), actor); err != nil {
 			return fmt.Errorf("replace catalog: %w", translate(err))
 		}
 		details, _ := json.Marshal(map[string]int{"features": len(c.Features), "products": len(c.Products), "prices": len(c.Prices)})
 		const qAudit = `INSERT INTO audit_log (actor, action, details) VALUES ($1, $2, $3)`
-		if _, err := tx.ExecContext(ctx, qAudit, actor, AuditActionCatalog, details); err != nil {
+		if _, err := tx.ExecContext(ctx, qAudit, actor, AuditActionCatalog, string(details)); err != nil {
 			return fmt.Errorf("audit catalog: %w", translate(err))
 		}
 		// Every answer may change: one all-accounts mark for the change

@@ -28,9 +28,11 @@
 //   - event7_ledger.go: the revenue ledger of every customer whose history
 //     changed is re-derived from the earliest changed version.
 //   - event8_tombstones.go: lock keys and hashes for erased subjects.
-//   - event9_prepared.go: the one list of statements prepared per pool, and
-//     ptx, the transaction that carries the store, the erasure key ring and
-//     what the batch learns (the accounts to tell the entitlement cache).
+//   - event9_prepared.go: the one list of statements prepared per pool
+//     when the pool's connections are sessions (DB_PREPARED_STATEMENTS;
+//     never behind a transaction-mode pooler, pool.go), and ptx, the
+//     transaction that carries the store, the erasure key ring and what the
+//     batch learns (the accounts to tell the entitlement cache).
 //
 // The batch commits; only then does each waiting caller get its outcome
 // (ack after commit), and the Store tells its cache which accounts changed

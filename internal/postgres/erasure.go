@@ -397,7 +397,7 @@ VALUES ($1, $2, $3, $4)`
 	if err != nil {
 		return fmt.Errorf("write erasure audit: encode details: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, q, req.Actor, AuditActionErase, subject, details); err != nil {
+	if _, err := tx.ExecContext(ctx, q, req.Actor, AuditActionErase, subject, string(details)); err != nil {
 		return fmt.Errorf("write erasure audit: %w", translate(err))
 	}
 	return nil

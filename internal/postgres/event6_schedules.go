@@ -73,7 +73,7 @@ func applySchedule(ctx context.Context, tx ptx, at time.Time, eventID string, sc
 	k := billing.ScheduleVersionKey(*sc, at, eventID)
 	var one []int
 	if err := sqlx.SelectContext(ctx, tx, &one, qUpsertSchedule, sc.ID, sc.CustomerID, sc.SubscriptionID, sc.Livemode,
-		string(sc.Status), sc.EndBehavior, phases, k.At, k.Rank, k.Event); err != nil {
+		string(sc.Status), sc.EndBehavior, string(phases), k.At, k.Rank, k.Event); err != nil {
 		return "", fmt.Errorf("apply schedule: %w", translate(err))
 	}
 	if len(one) == 0 {

@@ -10,23 +10,37 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// stmtCache holds the event path's statements prepared on the pool. Inside
-// a transaction database/sql re-uses the statement already prepared on that
-// transaction's connection (preparing it there once), so each execution is
-// one round trip with no parse or plan, where an unprepared parameterised
-// query costs lib/pq two round trips and a fresh plan every time. The event
-// path runs a handful of statements per event at thousands of events per
-// second, so this halves its database work.
+// stmtCache holds the event path's statements prepared by name on the
+// pool, when Options.PrepareStatements asks for them (a pool that reaches
+// PostgreSQL directly or through a session-mode pooler). Inside a
+// transaction database/sql re-uses the statement already prepared on that
+// transaction's connection (preparing it there once), so each execution
+// skips the parse and plan of the event path's large statements.
+//
+// Behind a transaction-mode pooler (PgBouncer 1.18) a statement prepared
+// by name outlives the transaction that prepared it on a server connection
+// the next transaction may not get ("prepared statement "1" does not
+// exist"), so there nothing is prepared: each statement is one unnamed
+// Parse/Bind/Execute exchange (pool.go), the same one round trip, plus a
+// parse and plan on the server (about 1.5 times a single-event batch's
+// time on a busy 2-core machine; amortised over a batch's events at high
+// concurrency). serve turns it on unless DATABASE_SESSION_URL says
+// DATABASE_URL is a pooler (DB_PREPARED_STATEMENTS).
 type stmtCache struct {
+	on bool // Options.PrepareStatements
 	mu sync.Mutex
 	m  map[string]*sqlx.Stmt
 }
 
-// prepare makes sure every query in qs is prepared on the pool. It must be
-// called before the caller's transaction begins: preparing takes a pool
-// connection, and a transaction waiting for one while holding another could
-// exhaust the pool. After the first success it costs a mutex.
+// prepare makes sure every query in qs is prepared on the pool when named
+// statements are on. It must be called before the caller's transaction
+// begins: preparing takes a pool connection, and a transaction waiting for
+// one while holding another could exhaust the pool. After the first
+// success it costs a mutex.
 func (s *Store) prepare(ctx context.Context, qs ...string) error {
+	if !s.stmts.on {
+		return nil
+	}
 	s.stmts.mu.Lock()
 	defer s.stmts.mu.Unlock()
 	if s.stmts.m == nil {
@@ -46,8 +60,9 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 }
 
 // eventStatements are the statements the event path runs on every
-// batch, prepared once per pool before its first transaction (prepare).
-// This is the one list: a statement that is not on it runs unprepared.
+// batch, prepared once per pool before its first transaction (prepare)
+// when named statements are on. This is the one list: a statement that is
+// not on it always runs unprepared.
 var eventStatements = [...]string{qTxLimits, qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion,
 	qReplaceLedgers, qInsertInvalidation, qInsertAccountChange}
 
@@ -70,9 +85,9 @@ type ptx struct {
 }
 
 // stmt returns q prepared on the transaction's connection, or nil when q
-// is not one of eventStatements.
+// is not one of eventStatements or named statements are off.
 func (t ptx) stmt(ctx context.Context, q string) *sqlx.Stmt {
-	if t.s == nil {
+	if t.s == nil || !t.s.stmts.on {
 		return nil
 	}
 	t.s.stmts.mu.Lock()

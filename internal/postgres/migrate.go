@@ -114,7 +114,7 @@ func (s *Store) migrator(fsys fs.FS, set migrationSet) (*migrate.Migrate, error)
 	// A dedicated connection (closed with the migrator; the pool stays
 	// open). The postgres driver takes a session advisory lock around every
 	// run, so replicas starting together apply each migration once.
-	conn, err := s.db.DB.Conn(context.Background())
+	conn, err := s.sess.DB.Conn(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("open migration connection: %w", translate(err))
 	}

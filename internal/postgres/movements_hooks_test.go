@@ -31,7 +31,7 @@ func (s *Store) ApplyVersionForTest(ctx context.Context, customerRef string, v b
 INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items, discounts,
     mrr_minor, mrr_fixed, current_period_end, cancel_at, cancel_at_period_end, version_at, version_rank, version_event)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-			v.SubscriptionRef, customerRef, s.Livemode, string(s.Status), s.Currency, items, discounts, mrr, fixed,
+			v.SubscriptionRef, customerRef, s.Livemode, string(s.Status), s.Currency, string(items), string(discounts), mrr, fixed,
 			s.CurrentPeriodEnd, s.CancelAt, s.CancelAtPeriodEnd, v.At, v.Rank, v.Event)
 		if err != nil {
 			return err

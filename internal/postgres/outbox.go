@@ -99,7 +99,7 @@ func encodeOutbox(e OutboxEntry) (outboxRow, error) {
 
 func insertOutbox(ctx context.Context, tx *sqlx.Tx, r outboxRow) (int64, error) {
 	var id int64
-	if err := tx.QueryRowxContext(ctx, qEnqueueOutbox, r.Kind, r.OrderingKey, r.Action, r.Payload).Scan(&id); err != nil {
+	if err := tx.QueryRowxContext(ctx, qEnqueueOutbox, r.Kind, r.OrderingKey, r.Action, string(r.Payload)).Scan(&id); err != nil {
 		return 0, fmt.Errorf("enqueue outbox row: %w", translate(err))
 	}
 	return id, nil

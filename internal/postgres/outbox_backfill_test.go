@@ -25,7 +25,7 @@ func seedSub(t *testing.T, st *postgres.Store, cus, sub, status string, livemode
 	if _, err := st.DB().ExecContext(ctx, `INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_ref, livemode,
 		status, currency, items, start_date, version_at, version_rank, version_event)
 		SELECT $1, $2, customer_ref, $3, $4, 'usd', $5, now() - interval '30 days', now(), 0, 'evt_seed'
-		FROM customers WHERE stripe_customer_id = $2`, sub, cus, livemode, status, items); err != nil {
+		FROM customers WHERE stripe_customer_id = $2`, sub, cus, livemode, status, string(items)); err != nil {
 		t.Fatal(err)
 	}
 }

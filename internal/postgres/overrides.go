@@ -105,7 +105,7 @@ ON CONFLICT (account_id) DO UPDATE SET features = EXCLUDED.features, expires_at 
     updated_at = now(), updated_by = EXCLUDED.updated_by
 RETURNING account_id, features, expires_at, updated_at, updated_by`
 		var r overrideRow
-		if err := tx.QueryRowxContext(ctx, q, o.AccountID, doc, o.ExpiresAt, o.UpdatedBy).StructScan(&r); err != nil {
+		if err := tx.QueryRowxContext(ctx, q, o.AccountID, string(doc), o.ExpiresAt, o.UpdatedBy).StructScan(&r); err != nil {
 			return fmt.Errorf("set override: %w", translate(err))
 		}
 		if out, err = r.toOverride(); err != nil {
@@ -172,7 +172,7 @@ func auditOverride(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, actio
 	}
 	details, _ := json.Marshal(d)
 	const q = `INSERT INTO audit_log (actor, action, subject_hmac, details) VALUES ($1, $2, $3, $4)`
-	if _, err := tx.ExecContext(ctx, q, o.UpdatedBy, action, subjectHMAC(ring.Writer(), o.AccountID), details); err != nil {
+	if _, err := tx.ExecContext(ctx, q, o.UpdatedBy, action, subjectHMAC(ring.Writer(), o.AccountID), string(details)); err != nil {
 		return fmt.Errorf("audit override: %w", translate(err))
 	}
 	return nil

@@ -65,7 +65,7 @@ func (s *Store) Purge(ctx context.Context, p RetentionPolicy) (PurgeResult, erro
 	if p.BatchSize <= 0 {
 		p.BatchSize = 5000
 	}
-	conn, err := s.db.Connx(ctx)
+	conn, err := s.sess.Connx(ctx)
 	if err != nil {
 		return res, fmt.Errorf("purge: connect: %w", translate(err))
 	}

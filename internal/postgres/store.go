@@ -17,8 +17,13 @@ import (
 
 // Store is the PostgreSQL implementation of billingd's storage interfaces.
 type Store struct {
-	db  *sqlx.DB
-	log *slog.Logger
+	db *sqlx.DB
+	// sess holds the connections that need a session of their own
+	// (session advisory locks of migrations, purge and the Stripe sync):
+	// a small pool on DATABASE_SESSION_URL, or db itself when that is the
+	// same server (pool.go).
+	sess *sqlx.DB
+	log  *slog.Logger
 
 	keys instanceKeys // the erasure and link key rings, cached after first load (keys.go)
 
@@ -41,33 +46,49 @@ type Options struct {
 	// EventQueueMax caps the events waiting for a batch; callers beyond
 	// it are refused at once with billing.ErrOverloaded. 0 means 512.
 	EventQueueMax int
+	// SessionURL is where connections that need a session of their own
+	// go (migrations, purge and Stripe sync advisory locks): a server
+	// reached past any transaction-mode pooler. "" or the pool's own URL
+	// means the pool itself (pool.go).
+	SessionURL string
+	// SessionMaxConns caps the session pool when it is separate; 0 means 3.
+	SessionMaxConns int
+	// PrepareStatements prepares the event path's statements by name on
+	// the pool (event9_prepared.go). Only for a pool whose connections are
+	// sessions: direct, or a session-mode pooler. Never behind a
+	// transaction-mode pooler.
+	PrepareStatements bool
 }
 
 // Open connects to url and checks the connection. It does not migrate.
 func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Store, error) {
-	db, err := sqlx.Open("postgres", url)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
 	if opt.MaxOpenConns == 0 {
 		opt.MaxOpenConns = 32
 	}
 	if opt.MaxIdleConns == 0 {
 		opt.MaxIdleConns = opt.MaxOpenConns
 	}
-	db.SetMaxOpenConns(opt.MaxOpenConns)
-	db.SetMaxIdleConns(opt.MaxIdleConns)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("connect to database: %w", translate(err))
+	db, err := openPool(ctx, url, opt.MaxOpenConns, opt.MaxIdleConns)
+	if err != nil {
+		return nil, err
+	}
+	sess := db
+	if opt.SessionURL != "" && opt.SessionURL != url {
+		n := opt.SessionMaxConns
+		if n == 0 {
+			n = 3
+		}
+		if sess, err = openPool(ctx, opt.SessionURL, n, 1); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("session pool (DATABASE_SESSION_URL): %w", err)
+		}
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax, opt.EventQueueMax)}, nil
+	st := &Store{db: db, sess: sess, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax, opt.EventQueueMax)}
+	st.stmts.on = opt.PrepareStatements
+	return st, nil
 }
 
 // ObserveEventBatches has f told of every event batch once it is over: how
@@ -106,13 +127,23 @@ func (s *Store) OnAccountsChanged(f func(accountIDs []string)) { s.onAccounts = 
 // (tests, benchmarks).
 func (s *Store) DB() *sqlx.DB { return s.db }
 
-// Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the pools.
+func (s *Store) Close() error {
+	if s.sess != s.db {
+		s.sess.Close()
+	}
+	return s.db.Close()
+}
 
-// Ping checks the database answers.
+// Ping checks the database answers, on both pools.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping database: %w", translate(err))
+	}
+	if s.sess != s.db {
+		if err := s.sess.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping session database: %w", translate(err))
+		}
 	}
 	return nil
 }

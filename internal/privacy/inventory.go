@@ -378,6 +378,23 @@ var tables = []Table{
 		},
 	},
 	{
+		Name:        "backfill_partitions",
+		Purpose:     "resumable, parallel `billingd stripe backfill`: each part of a Stripe list (a creation-time range) and how far it has been applied",
+		Retention:   "deleted when a backfill run completes",
+		OnErasure:   "not about accounts: creation times and counts, no Stripe or account IDs",
+		Export:      "-",
+		NotExported: "progress of an operator command; names no customer, subscription or account",
+		Columns: []Column{
+			{"list", ops, "customers or subscriptions"},
+			{"part", ops, "the part's number in this run"},
+			{"created_gte", ops, "the part's oldest Stripe creation time (open when empty)"},
+			{"created_lte", ops, "resume point: Stripe creation time of the oldest object applied in the part (open when empty)"},
+			{"done", ops, "the part is complete"},
+			{"objects", ops, "objects applied so far in the part"},
+			{"updated_at", ops, "last progress"},
+		},
+	},
+	{
 		Name:        "rate_slots",
 		Purpose:     "fleet-wide spacing of requests to outside APIs (ProfitWell's 25 per 5 s holds across replicas)",
 		Retention:   "one row per API, overwritten",

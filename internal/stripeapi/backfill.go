@@ -17,12 +17,17 @@ import (
 // (*postgres.Store implements it).
 type SyncStore interface {
 	billing.EventApplier
+	// ApplyObjects applies API-fetched objects as ApplyEvent would, in one
+	// transaction (backfill's pages).
+	ApplyObjects(ctx context.Context, evs []billing.Event) ([]billing.Outcome, []error, error)
 	SubscriptionStates(ctx context.Context, ids []string) (map[string]billing.Subscription, error)
 	CustomerStates(ctx context.Context, ids []string) (map[string]billing.StoredCustomer, error)
 	ReconcileSubscriptions(ctx context.Context, livemode bool, createdSince *time.Time) (map[string]billing.Subscription, error)
 	ReconcileCustomers(ctx context.Context, livemode bool) (map[string]billing.StoredCustomer, error)
 	BackfillCursors(ctx context.Context) (map[string]billing.BackfillCursor, error)
 	SaveBackfillCursor(ctx context.Context, c billing.BackfillCursor) error
+	BackfillPartitions(ctx context.Context) (map[string][]billing.BackfillPartition, error)
+	SaveBackfillPartitions(ctx context.Context, ps []billing.BackfillPartition) error
 	ClearBackfillCursors(ctx context.Context) error
 	TryStripeSyncLock(ctx context.Context) (release func(), ok bool, err error)
 	Tombstoned(ctx context.Context, ids []string) (map[string]bool, error)
@@ -47,6 +52,9 @@ type Syncer struct {
 	Progress io.Writer
 	// Now is the clock for --since windows and rates; nil: time.Now.
 	Now func() time.Time
+	// Parallel is how many parts of a list a backfill walks at once
+	// (backfill_parts.go); 0 or 1 walks each list with a single cursor.
+	Parallel int
 }
 
 func (s *Syncer) now() time.Time {
@@ -117,7 +125,11 @@ func (s *Syncer) Backfill(ctx context.Context) (BackfillSummary, error) {
 	if err != nil {
 		return sum, err
 	}
-	sum.Resumed = len(cursors) > 0
+	parts, err := s.Store.BackfillPartitions(ctx)
+	if err != nil {
+		return sum, err
+	}
+	sum.Resumed = len(cursors) > 0 || len(parts) > 0
 	for _, list := range []string{billing.BackfillCustomers, billing.BackfillSubscriptions} {
 		c, ok := cursors[list]
 		if !ok {
@@ -129,6 +141,22 @@ func (s *Syncer) Backfill(ctx context.Context) (BackfillSummary, error) {
 		counts := &sum.Customers
 		if list == billing.BackfillSubscriptions {
 			counts = &sum.Subscriptions
+		}
+		if s.Parallel > 1 || len(parts[list]) > 0 {
+			// A run begun in parts resumes in parts, whatever Parallel is now.
+			if err := s.Store.SaveBackfillCursor(ctx, c); err != nil {
+				return sum, err
+			}
+			s.Parallel = max(s.Parallel, 1)
+			if err := s.backfillParts(ctx, list, c, parts[list], counts, &sum.Failures); err != nil {
+				sum.Elapsed = s.now().Sub(start)
+				return sum, fmt.Errorf("backfill %s (resumable: run it again): %w", list, err)
+			}
+			c.Done = true
+			if err := s.Store.SaveBackfillCursor(ctx, c); err != nil {
+				return sum, err
+			}
+			continue
 		}
 		var w Window
 		if c.CreatedLTE != nil {
@@ -255,6 +283,7 @@ func (s *Syncer) applySubscriptions(ctx context.Context, p Page, counts *Counts,
 	if err != nil {
 		return err
 	}
+	var evs []billing.Event
 	for i := range subs {
 		sub := subs[i]
 		cur, ok := stored[sub.ID]
@@ -263,14 +292,48 @@ func (s *Syncer) applySubscriptions(ctx context.Context, p Page, counts *Counts,
 			counts.Unchanged++
 			continue
 		}
-		if err := s.apply(ctx, subscriptionEvent(sub, p.At), counts); err != nil {
-			if fatal(err) {
-				return err
+		evs = append(evs, subscriptionEvent(sub, p.At))
+	}
+	return s.applyEvents(ctx, "subscription", evs, counts, fails)
+}
+
+// applyEvents applies a page's objects through the event path in one
+// transaction (Store.ApplyObjects: ApplyEvent's rules, one object alone
+// when the page's transaction fails). A database outage stops the page;
+// any other error is that object's failure.
+func (s *Syncer) applyEvents(ctx context.Context, object string, evs []billing.Event, counts *Counts, fails *[]Failure) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	outs, errs, err := s.Store.ApplyObjects(ctx, evs)
+	if err != nil {
+		return err
+	}
+	var stop error
+	for i, ev := range evs {
+		switch err := errs[i]; {
+		case err == nil:
+			switch outs[i] {
+			case billing.OutcomeApplied, billing.OutcomeLinkConflict:
+				counts.Applied++
+			default:
+				counts.Skipped++
 			}
-			*fails = append(*fails, failure("subscription", sub.ID, err))
+		case fatal(err):
+			counts.Failed++
+			stop = err
+		default:
+			counts.Failed++
+			id := ""
+			if ev.Subscription != nil {
+				id = ev.Subscription.ID
+			} else if ev.Customer != nil {
+				id = ev.Customer.ID
+			}
+			*fails = append(*fails, failure(object, id, err))
 		}
 	}
-	return nil
+	return stop
 }
 
 // applyCustomers decodes a page of customers and applies the ones not
@@ -293,19 +356,15 @@ func (s *Syncer) applyCustomers(ctx context.Context, p Page, counts *Counts, fai
 	if err != nil {
 		return err
 	}
+	var evs []billing.Event
 	for _, c := range custs {
 		if cur, ok := stored[c.ID]; ok && customerUnchanged(cur, c) {
 			counts.Unchanged++
 			continue
 		}
-		if err := s.apply(ctx, customerEvent(c, p.At), counts); err != nil {
-			if fatal(err) {
-				return err
-			}
-			*fails = append(*fails, failure("customer", c.ID, err))
-		}
+		evs = append(evs, customerEvent(c, p.At))
 	}
-	return nil
+	return s.applyEvents(ctx, "customer", evs, counts, fails)
 }
 
 // customerUnchanged: applying c would change nothing. A deleted customer
@@ -327,21 +386,4 @@ func customerEvent(c billing.Customer, at time.Time) billing.Event {
 		typ = webhooks.TypeCustomerDeleted
 	}
 	return billing.Event{Type: typ, Created: at, Livemode: c.Livemode, Customer: &c}
-}
-
-// apply writes one API-fetched object through the webhook path and counts
-// the outcome.
-func (s *Syncer) apply(ctx context.Context, ev billing.Event, counts *Counts) error {
-	out, err := s.Store.ApplyEvent(ctx, ev)
-	if err != nil {
-		counts.Failed++
-		return err
-	}
-	switch out {
-	case billing.OutcomeApplied, billing.OutcomeLinkConflict:
-		counts.Applied++
-	default:
-		counts.Skipped++
-	}
-	return nil
 }

@@ -34,6 +34,10 @@ type Config struct {
 	RateLimitBackoff time.Duration
 	// PageSize is the list limit (1-100, default 100).
 	PageSize int64
+	// ReadRate is the most requests per second the client sends
+	// (STRIPE_READ_RATE); 0 takes DefaultReadRate of the key's mode
+	// (readrate.go).
+	ReadRate float64
 	// HTTPClient overrides the HTTP client; nil: a client with a 80 s
 	// timeout, as stripe-go's default.
 	HTTPClient *http.Client
@@ -52,6 +56,8 @@ type Client struct {
 	retries  int
 	backoff  time.Duration
 	pageSize int64
+	pacer    *pacer
+	rate     float64
 }
 
 // New builds a client: the one stripe-go client configuration of billingd
@@ -79,8 +85,20 @@ func New(cfg Config) (*Client, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 80 * time.Second}
 	}
+	key := strings.TrimSpace(cfg.Key)
+	live := strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_")
+	if cfg.ReadRate <= 0 {
+		cfg.ReadRate = DefaultReadRate(live)
+	}
+	pc := newPacer(cfg.ReadRate)
+	paced := *cfg.HTTPClient
+	next := paced.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	paced.Transport = &pacedTransport{next: next, pacer: pc}
 	bc := &stripe.BackendConfig{
-		HTTPClient:        cfg.HTTPClient,
+		HTTPClient:        &paced,
 		MaxNetworkRetries: stripe.Int64(cfg.NetworkRetries),
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
 		EnableTelemetry:   stripe.Bool(false),
@@ -93,11 +111,11 @@ func New(cfg Config) (*Client, error) {
 		Connect: stripe.GetBackendWithConfig(stripe.ConnectBackend, &stripe.BackendConfig{HTTPClient: cfg.HTTPClient}),
 		Uploads: stripe.GetBackendWithConfig(stripe.UploadsBackend, &stripe.BackendConfig{HTTPClient: cfg.HTTPClient}),
 	}
-	key := strings.TrimSpace(cfg.Key)
 	return &Client{
 		api:     client.New(key, backends),
-		live:    strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_"),
+		live:    live,
 		retries: cfg.RateLimitRetries, backoff: cfg.RateLimitBackoff, pageSize: cfg.PageSize,
+		pacer: pc, rate: cfg.ReadRate,
 	}, nil
 }
 
@@ -153,32 +171,34 @@ func (c *Client) ListSubscriptions(ctx context.Context, w Window, fn func(Page) 
 // handed to fn, so nothing is applied twice or skipped.
 func (c *Client) list(ctx context.Context, what string, newIter func(stripe.ListParams) *stripe.Iter, fn func(Page) error) error {
 	var after string
+	var limitedSince time.Time
 	for attempt := 0; ; attempt++ {
-		lp := stripe.ListParams{Context: ctx, Limit: stripe.Int64(c.pageSize)}
-		if after != "" {
-			lp.StartingAfter = stripe.String(after)
-		}
-		it := newIter(lp)
-		var cur stripe.ListContainer
-		for it.Next() {
-			if l := it.List(); l != cur {
-				cur = l
-				p, err := pageOf(l)
-				if err != nil {
-					return fmt.Errorf("list %s: %w", what, err)
-				}
-				if err := fn(p); err != nil {
-					return err
-				}
-				attempt = 0
+		var applied bool
+		err := c.prefetch(ctx, what, newIter, after, func(p Page, last string) error {
+			if err := fn(p); err != nil {
+				return err
 			}
-			after = itemID(it.Current())
-		}
-		err := it.Err()
-		if err == nil {
+			if last != "" {
+				after = last
+			}
+			applied = true
 			return nil
+		})
+		var ie iterError
+		if !errors.As(err, &ie) {
+			return err // nil, or fn's
 		}
-		if !rateLimited(err) || attempt >= c.retries {
+		err = ie.err
+		if applied {
+			attempt, limitedSince = 0, time.Time{}
+		}
+		if rateLimited(err) && limitedSince.IsZero() {
+			limitedSince = time.Now()
+		}
+		// Parallel walkers share one limit: a page may meet several 429s
+		// in a row while the pacer slows down, so a rate limit is given
+		// up on only after the retries and a minute.
+		if !rateLimited(err) || (attempt >= c.retries && time.Since(limitedSince) > time.Minute) {
 			return readError("list "+what, err)
 		}
 		if err := c.sleep(ctx, attempt); err != nil {
@@ -187,8 +207,84 @@ func (c *Client) list(ctx context.Context, what string, newIter func(stripe.List
 	}
 }
 
-// sleep waits backoff·2^attempt (capped at 30 s) or until ctx ends.
+// iterError is an error of the list request itself (to retry a 429), as
+// opposed to one fn returned.
+type iterError struct{ err error }
+
+func (e iterError) Error() string { return e.err.Error() }
+
+// prefetch lists from after (one pass of stripe-go's iterator) and calls
+// fn with each page in order, and the page's last ID. The next page is
+// requested while fn applies the current one: at Stripe's 100-300 ms a
+// page, a walker that waited for its page to be applied before asking for
+// the next would spend half its time idle. At most one page waits ahead.
+func (c *Client) prefetch(ctx context.Context, what string, newIter func(stripe.ListParams) *stripe.Iter, after string,
+	fn func(p Page, last string) error) error {
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type fetched struct {
+		page Page
+		last string
+		err  error
+	}
+	pages := make(chan fetched)
+	go func() {
+		defer close(pages)
+		send := func(f fetched) bool {
+			select {
+			case pages <- f:
+				return true
+			case <-ictx.Done():
+				return false
+			}
+		}
+		lp := stripe.ListParams{Context: ictx, Limit: stripe.Int64(c.pageSize)}
+		if after != "" {
+			lp.StartingAfter = stripe.String(after)
+		}
+		it := newIter(lp)
+		var cur stripe.ListContainer
+		for it.Next() {
+			l := it.List()
+			if l == cur {
+				continue
+			}
+			cur = l
+			p, err := pageOf(l)
+			if err != nil {
+				send(fetched{err: fmt.Errorf("list %s: %w", what, err)})
+				return
+			}
+			last := ""
+			if n := len(p.Objects); n > 0 {
+				last = rawID(p.Objects[n-1])
+			}
+			if !send(fetched{page: p, last: last}) {
+				return
+			}
+		}
+		if err := it.Err(); err != nil && ictx.Err() == nil {
+			send(fetched{err: iterError{err}})
+		}
+	}()
+	for f := range pages {
+		if f.err != nil {
+			return f.err
+		}
+		if err := fn(f.page, f.last); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// sleep waits backoff·2^attempt (capped at 30 s) or until ctx ends; not
+// at all when Stripe said how long to wait (Retry-After): the pacer holds
+// every request until then.
 func (c *Client) sleep(ctx context.Context, attempt int) error {
+	if c.pacer.paused() {
+		return nil
+	}
 	d := min(c.backoff<<min(attempt, 10), 30*time.Second)
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -198,18 +294,6 @@ func (c *Client) sleep(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func itemID(v any) string {
-	switch o := v.(type) {
-	case *stripe.Subscription:
-		return o.ID
-	case *stripe.Customer:
-		return o.ID
-	case *stripe.EntitlementsActiveEntitlement:
-		return o.ID
-	}
-	return ""
 }
 
 // pageOf extracts the raw objects of a list page.

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/billingd/billingd/internal/stripefake"
+)
+
+// The backfill stage: `billingd stripe backfill` against the in-repo fake
+// Stripe holding backfillSubs subscriptions (and a fifth as many
+// customers) of a growing account, each page taking 150 ms and the fake
+// allowing 100 requests a second (429 with Retry-After beyond), billingd
+// configured to use all of it (STRIPE_READ_RATE=100). Then the same again
+// with nothing changed in Stripe: same requests, nothing written.
+const (
+	backfillLatency   = 150 * time.Millisecond
+	backfillRateLimit = 100
+)
+
+// backfillSubs is the stage's size (-backfill-subs; the goal is stated at
+// 100,000).
+var backfillSubs = 100_000
+
+func benchBackfill(ctx context.Context, c *config) error {
+	fake := stripefake.New()
+	defer fake.Close()
+	fake.Seed("bench", backfillSubs/5, backfillSubs, time.Now().Add(-time.Minute), 3*365*24*time.Hour)
+	fake.SetLatency(backfillLatency)
+	fake.SetRateLimit(backfillRateLimit, 10)
+
+	dbURL, err := c.freshDB("bench_backfill")
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), "DATABASE_URL="+dbURL, "STRIPE_API_KEY="+stripefake.Key, "STRIPE_API_BASE="+fake.URL,
+		fmt.Sprintf("STRIPE_READ_RATE=%d", backfillRateLimit), "LOG_LEVEL=warn")
+	mig := exec.CommandContext(ctx, c.bin, "migrate", "up")
+	mig.Env = env
+	if out, err := mig.CombinedOutput(); err != nil {
+		return fmt.Errorf("migrate: %v: %s", err, out)
+	}
+	type result struct {
+		elapsed       time.Duration
+		ok, limited   int
+		summary, last string
+	}
+	run := func(tag string) (result, error) {
+		fake.ResetRequests()
+		cmd := exec.CommandContext(ctx, c.bin, "stripe", "backfill")
+		cmd.Env = env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		t0 := time.Now()
+		err := cmd.Run()
+		r := result{elapsed: time.Since(t0)}
+		_ = os.MkdirAll(filepath.Join(repoRoot(), "bench", "out"), 0o755)
+		_ = os.WriteFile(filepath.Join(repoRoot(), "bench", "out", "backfill_"+tag+".stderr"), stderr.Bytes(), 0o644)
+		if err != nil {
+			return r, fmt.Errorf("stripe backfill (%s): %v: %s %s", tag, err, stdout.String(), tail(stderr.String(), 2000))
+		}
+		for _, q := range fake.Requests() {
+			switch {
+			case q.Status == 429:
+				r.limited++
+			case q.Status/100 == 2:
+				r.ok++
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+		r.summary = strings.Join(lines, " | ")
+		progress := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		r.last = progress[len(progress)-1]
+		return r, nil
+	}
+
+	first, err := run("first")
+	if err != nil {
+		return err
+	}
+	objects := float64(backfillSubs + backfillSubs/5)
+	c.print("backfill_objects", "%.0f subscriptions and customers, %v a page, %d requests/s allowed", objects, backfillLatency, backfillRateLimit)
+	c.print("backfill_seconds", "%.1f", first.elapsed.Seconds())
+	c.print("backfill_objects_per_s", "%.0f", objects/first.elapsed.Seconds())
+	c.print("backfill_requests_per_s", "%.1f (%d answered, %d answered 429)", float64(first.ok)/first.elapsed.Seconds(), first.ok, first.limited)
+	c.print("backfill_rate_limit_ratio", "%.2f (requests/s answered ÷ the %d/s limit)", float64(first.ok)/first.elapsed.Seconds()/backfillRateLimit, backfillRateLimit)
+	c.print("backfill_summary", "%s", first.summary)
+	c.print("backfill_last_progress", "%s", first.last)
+
+	before, err := dataChecksum(dbURL)
+	if err != nil {
+		return err
+	}
+	second, err := run("second")
+	if err != nil {
+		return err
+	}
+	after, err := dataChecksum(dbURL)
+	if err != nil {
+		return err
+	}
+	c.print("backfill_second_seconds", "%.1f", second.elapsed.Seconds())
+	c.print("backfill_second_objects_per_s", "%.0f", objects/second.elapsed.Seconds())
+	c.print("backfill_second_rate_limit_ratio", "%.2f (%d answered, %d answered 429)", float64(second.ok)/second.elapsed.Seconds()/backfillRateLimit, second.ok, second.limited)
+	written := "none (customers, subscriptions, versions, movements, outbox unchanged)"
+	if before != after {
+		written = "CHANGED"
+	}
+	c.print("backfill_second_writes", "%s", written)
+	c.print("backfill_second_summary", "%s", second.summary)
+	return nil
+}
+
+// dataChecksum is a digest of what a backfill writes.
+func dataChecksum(dbURL string) (string, error) {
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var sum string
+	err = db.QueryRow(`SELECT md5(
+	    (SELECT coalesce(string_agg(t::text, ',' ORDER BY t::text), '') FROM customers t) ||
+	    (SELECT coalesce(string_agg(t::text, ',' ORDER BY t::text), '') FROM subscriptions t) ||
+	    (SELECT count(*)::text FROM subscription_versions) || (SELECT count(*)::text FROM mrr_movements) ||
+	    (SELECT count(*)::text FROM outbox))`).Scan(&sum)
+	if err != nil {
+		return "", fmt.Errorf("checksum: %w", err)
+	}
+	return sum, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
