@@ -153,6 +153,15 @@ type Customer struct {
 	// AccountHint is metadata.account_id: a hint anyone with Dashboard
 	// access can set, used only to link an unlinked customer.
 	AccountHint string
+	// DiscountsKnown says the event told the customer-level discount
+	// (customer objects with a "discount" field, customer.discount.*
+	// events about the customer itself): Discounts is then the customer's
+	// discount from the event on, empty for none.
+	DiscountsKnown bool
+	Discounts      []Discount
+	// DiscountCoupons maps an unresolved discount's ID to its coupon's ID,
+	// which the Stripe job that resolves it fetches. Never stored.
+	DiscountCoupons map[string]string
 }
 
 // Subjects implements EventObject: the customer itself.

@@ -64,6 +64,9 @@ var eventTypes = map[string]objectDecoder{
 	TypeInvoicePaid:                invoiceObject,
 	TypeInvoicePaymentFailed:       invoiceObject,
 	TypeCheckoutSessionCompleted:   checkoutObject,
+	TypeCustomerDiscountCreated:    discountObject,
+	TypeCustomerDiscountUpdated:    discountObject,
+	TypeCustomerDiscountDeleted:    discountObject,
 }
 
 // objectDecoder reads one kind of data.object into a billing.Event (the
@@ -112,6 +115,9 @@ var (
 	// is dropped rather than stored.
 	reObjectID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,255}$`)
 	reDecimal  = regexp.MustCompile(`^[0-9]{1,30}(\.[0-9]{1,12})?$`)
+	// Discount IDs are generated (di_...); they are kept only while a
+	// discount's amounts wait to be fetched.
+	reDiscountID = regexp.MustCompile(`^di_[A-Za-z0-9]{1,250}$`)
 )
 
 // ErrUnhandled is returned by DecodeEvent for an event type billingd does
@@ -144,6 +150,14 @@ type rawObject struct {
 	NextPaymentAttempt *int64     `json:"next_payment_attempt"` // invoice
 	Parent             *rawParent `json:"parent"`               // invoice from 2025-03-31
 	ClientReferenceID  string     `json:"client_reference_id"`  // checkout session
+	Coupon             *rawCoupon `json:"coupon"`               // discount up to 2025-02-24
+	Source             *struct {
+		Coupon couponRef `json:"coupon"`
+	} `json:"source"` // discount from 2025-03-31
+	Start            *int64  `json:"start"`             // discount
+	End              *int64  `json:"end"`               // discount
+	SubscriptionItem *string `json:"subscription_item"` // discount
+	InvoiceID        *string `json:"invoice"`           // discount
 }
 
 // rawEvent is an event decoded in one pass.
