@@ -76,3 +76,57 @@ func discountEvent(rd *rawDiscountObject, in objectInput, ev billing.Event) (bil
 	ev.Customer = &c
 	return ev, err
 }
+
+// DecodeDiscountResolutions reads a subscription fetched with its
+// discounts expanded (any API version) into the amounts of each discount,
+// by discount ID: what a Stripe job learns about discounts that arrived
+// as bare IDs. Discounts without a readable coupon are left out.
+func DecodeDiscountResolutions(raw []byte) ([]billing.DiscountResolution, error) {
+	var rs struct {
+		Discounts []discountEntry `json:"discounts"`
+	}
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		if oor := numberTooLarge(err); oor != nil {
+			return nil, fmt.Errorf("subscription discounts: %w", oor)
+		}
+		return nil, fmt.Errorf("%w: subscription discounts: %w", billing.ErrInvalid, err)
+	}
+	var out []billing.DiscountResolution
+	for _, e := range rs.Discounts {
+		if e.d == nil || !reDiscountID.MatchString(e.d.ID) {
+			continue
+		}
+		d, ok, err := toDiscount(e.d)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || d.Unresolved() {
+			continue
+		}
+		out = append(out, billing.DiscountResolution{DiscountID: e.d.ID, PercentOffBP: d.PercentOffBP,
+			AmountOff: d.AmountOff, Currency: d.Currency, Duration: d.Duration, Start: d.Start, End: d.End})
+	}
+	return out, nil
+}
+
+// DecodeCouponResolution reads a fetched coupon as the amounts of the
+// discount discountID (its dates stay those of the event that listed it).
+// ok is false for a coupon that takes nothing off.
+func DecodeCouponResolution(raw []byte, discountID string) (billing.DiscountResolution, bool, error) {
+	var c rawCoupon
+	if err := json.Unmarshal(raw, &c); err != nil {
+		if oor := numberTooLarge(err); oor != nil {
+			return billing.DiscountResolution{}, false, fmt.Errorf("coupon: %w", oor)
+		}
+		return billing.DiscountResolution{}, false, fmt.Errorf("%w: coupon: %w", billing.ErrInvalid, err)
+	}
+	if !reDiscountID.MatchString(discountID) {
+		return billing.DiscountResolution{}, false, invalid("discount id")
+	}
+	d, ok, err := toDiscount(&rawDiscount{Coupon: &c})
+	if err != nil || !ok {
+		return billing.DiscountResolution{}, false, err
+	}
+	return billing.DiscountResolution{DiscountID: discountID, PercentOffBP: d.PercentOffBP, AmountOff: d.AmountOff,
+		Currency: d.Currency, Duration: d.Duration}, true, nil
+}

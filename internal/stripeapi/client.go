@@ -327,3 +327,27 @@ func (c *Client) CancelSubscription(id string) error {
 	_, err := c.api.Subscriptions.Cancel(id, nil)
 	return err
 }
+
+// SubscriptionWithDiscounts fetches a subscription with its discounts
+// expanded (in stripe-go's API version a discount carries its coupon),
+// for the job that resolves discounts known by ID only. The error is
+// stripe-go's, for jobOutcome to classify.
+func (c *Client) SubscriptionWithDiscounts(id string) ([]byte, error) {
+	p := &stripe.SubscriptionParams{}
+	p.AddExpand("discounts")
+	s, err := c.api.Subscriptions.Get(id, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.LastResponse.RawJSON, nil
+}
+
+// Coupon fetches one coupon, for the job that resolves a customer's
+// discount whose coupon arrived as a bare ID.
+func (c *Client) Coupon(id string) ([]byte, error) {
+	cp, err := c.api.Coupons.Get(id, nil)
+	if err != nil {
+		return nil, err
+	}
+	return cp.LastResponse.RawJSON, nil
+}
