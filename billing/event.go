@@ -197,6 +197,32 @@ type Invoice struct {
 	Status             InvoiceStatus
 	AttemptCount       int64
 	NextPaymentAttempt *time.Time
+	// Currency and Lines are read from invoice.paid only: the paid
+	// subscription lines, amounts and periods only (never descriptions).
+	Currency string
+	Lines    []InvoiceLine
+	// LinesIncomplete: lines.has_more was true, the list is partial.
+	LinesIncomplete bool
+}
+
+// Usage kinds of an invoice line's price.
+const (
+	UsageFixed   = "fixed"   // licensed per-unit: part of fixed MRR
+	UsageMetered = "metered" // recurring.usage_type metered
+	UsageTiered  = "tiered"  // billing_scheme tiered
+)
+
+// InvoiceLine is one subscription line of a paid invoice: its price, what
+// kind of price it is ("" when the payload does not say: the store looks
+// at the subscription's items), its billing period and its amount with
+// and without tax, in minor units.
+type InvoiceLine struct {
+	PriceID     string
+	Usage       string
+	PeriodStart time.Time
+	PeriodEnd   time.Time
+	Amount      int64
+	Net         int64
 }
 
 // Subjects implements EventObject: the customer and the subscription;

@@ -1,3 +1,4 @@
+DROP FUNCTION billingd_resolve_discounts(jsonb);
 DROP TABLE invoice_line_amounts;
 DROP TABLE discount_resolutions;
 DROP TABLE customer_discount_versions;

@@ -56,3 +56,20 @@ CREATE TABLE invoice_line_amounts (
 );
 CREATE INDEX invoice_line_amounts_usage_idx ON invoice_line_amounts (livemode, currency, period_end)
     WHERE usage_kind IN ('metered', 'tiered');
+
+-- billingd_resolve_discounts rewrites a discounts array so that no entry
+-- keeps a discount ID: an entry known by ID only takes the amounts
+-- resolved for it (discount_resolutions), its own dates first. Erasure
+-- runs it on the erased customers' history before re-keying it.
+CREATE FUNCTION billingd_resolve_discounts(ds jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(
+        CASE WHEN d ? 'id' THEN
+            jsonb_strip_nulls(jsonb_build_object(
+                'percent_off_bp', NULLIF(r.percent_off_bp, 0), 'amount_off', NULLIF(r.amount_off, 0),
+                'currency', r.currency, 'duration', r.duration,
+                'start', coalesce(d->'start', to_jsonb(r.start_at)), 'end', coalesce(d->'end', to_jsonb(r.end_at))))
+        ELSE d END ORDER BY x.n), '[]'::jsonb)
+    FROM jsonb_array_elements(ds) WITH ORDINALITY AS x(d, n)
+    LEFT JOIN discount_resolutions r ON r.discount_id = x.d->>'id'
+$$;

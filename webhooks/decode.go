@@ -149,6 +149,7 @@ type rawObject struct {
 	AttemptCount       int64      `json:"attempt_count"`        // invoice
 	NextPaymentAttempt *int64     `json:"next_payment_attempt"` // invoice
 	Parent             *rawParent `json:"parent"`               // invoice from 2025-03-31
+	Lines              *rawLines  `json:"lines"`                // invoice
 	ClientReferenceID  string     `json:"client_reference_id"`  // checkout session
 	Coupon             *rawCoupon `json:"coupon"`               // discount up to 2025-02-24
 	Source             *struct {
