@@ -46,6 +46,7 @@ type Server struct {
 	key       string
 	customers map[string]*Customer
 	subs      map[string]*Subscription
+	coupons   map[string]Coupon
 	requests  []Request
 	limit429  int             // answer the next n requests with 429 rate_limit
 	failAfter int             // answer requests after this many with 400 (0: off)
@@ -58,11 +59,18 @@ type Server struct {
 
 // New starts a fake API server; it stops when Close is called.
 func New() *Server {
-	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{},
+	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{}, coupons: map[string]Coupon{},
 		gone: map[string]bool{}, refused: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
+}
+
+// PutCoupon adds or replaces a coupon.
+func (s *Server) PutCoupon(c Coupon) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.coupons[c.ID] = c
 }
 
 // Close stops the server.
@@ -241,7 +249,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		if !ok {
 			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such subscription: '"+parts[2]+"'")
 		}
+		if expands(q, "discounts") {
+			return writeObject(w, sub.ExpandedJSON(s.customers[sub.CustomerID]))
+		}
 		return writeObject(w, sub.JSON(s.customers[sub.CustomerID]))
+	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "coupons":
+		c, ok := s.coupons[parts[2]]
+		if !ok {
+			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such coupon: '"+parts[2]+"'")
+		}
+		return writeObject(w, c.JSON())
 	}
 	return apiError(w, http.StatusNotFound, "invalid_request_error", "", "Unrecognized request URL")
 }
@@ -392,4 +409,15 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 		all = append(all, listed{sub.ID, sub.Created, sub.JSON(s.customers[sub.CustomerID])})
 	}
 	return p.window(w, "/v1/subscriptions", all)
+}
+
+// expands reports whether the request asks for field expanded (expand[]=
+// or stripe-go's expand[0]=).
+func expands(q url.Values, field string) bool {
+	for k, vs := range q {
+		if strings.HasPrefix(k, "expand[") && slices.Contains(vs, field) {
+			return true
+		}
+	}
+	return false
 }
