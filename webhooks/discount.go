@@ -61,7 +61,8 @@ func discountEvent(rd *rawDiscountObject, in objectInput, ev billing.Event) (bil
 	if !reCustomerID.MatchString(string(rd.Customer)) {
 		return ev, invalid("discount customer")
 	}
-	c := billing.Customer{ID: string(rd.Customer), Livemode: rd.Livemode}
+	// A discount object may not say its mode; the event does.
+	c := billing.Customer{ID: string(rd.Customer), Livemode: rd.Livemode || ev.Livemode}
 	own := rd.Subscription == "" && rd.SubscriptionItem == nil && rd.Invoice == nil
 	if !own {
 		ev.Customer = &c

@@ -93,9 +93,10 @@ WHERE stripe_subscription_id = $1`
 // qInvoiceLines records a paid invoice's subscription lines ($1, one JSON
 // array), classifying the lines whose payload did not say their kind from
 // the subscription's items (by price; unknown when the subscription is not
-// known yet). A line already recorded (the same customer, price and
+// known yet: the ledger inputs' read classifies them once it is). A line
+// already recorded (the same customer, price and
 // period: a redelivered invoice) takes the newer amounts. It returns
-// whether a fixed line carries tax inside its amount: the customer's
+// whether a line carries tax inside its amount: the customer's
 // ledger then changes (automatic-tax inclusive prices count net of tax).
 const qInvoiceLines = `
 WITH s AS (
@@ -121,7 +122,7 @@ WITH s AS (
     WHERE invoice_line_amounts.paid_at <= EXCLUDED.paid_at
     RETURNING usage_kind, amount_minor, net_minor
 )
-SELECT EXISTS (SELECT 1 FROM ins WHERE usage_kind = 'fixed' AND net_minor < amount_minor)`
+SELECT EXISTS (SELECT 1 FROM ins WHERE net_minor < amount_minor)`
 
 // lineInput is one line as qInvoiceLines reads it; lines of one price and
 // period (prorations) are summed first.

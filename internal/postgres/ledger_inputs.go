@@ -23,14 +23,32 @@ import (
 // qLedgerInputs reads the customer discount versions and tax facts of
 // several customers' ledgers ($1, $2: customer references and modes).
 const qLedgerInputs = `
+WITH f AS (
+    SELECT * FROM unnest($1::uuid[], $2::boolean[]) AS f(cref, livemode)
+), fix AS (
+    -- Lines paid before their subscription was known wait as 'unknown':
+    -- the subscription's items now say what kind of price each bills.
+    UPDATE invoice_line_amounts l SET usage_kind = k.kind
+    FROM (SELECT DISTINCT ON (f.cref, f.livemode, i->>'price_id') f.cref, f.livemode, i->>'price_id' AS price_id,
+                 CASE WHEN i->>'usage_type' = 'metered' THEN 'metered'
+                      WHEN i->>'billing_scheme' = 'tiered' THEN 'tiered' ELSE 'fixed' END AS kind
+          FROM f CROSS JOIN LATERAL (
+              SELECT items FROM subscription_versions v
+              WHERE v.customer_ref = f.cref AND v.livemode = f.livemode OFFSET 0) AS v,
+               jsonb_array_elements(v.items) AS i
+          WHERE EXISTS (SELECT 1 FROM invoice_line_amounts u
+                        WHERE u.customer_ref = f.cref AND u.livemode = f.livemode AND u.usage_kind = 'unknown')
+         ) AS k
+    WHERE l.customer_ref = k.cref AND l.livemode = k.livemode AND l.price_id = k.price_id AND l.usage_kind = 'unknown'
+    RETURNING 1
+)
 SELECT f.cref::text AS cref, f.livemode,
     (SELECT json_agg(json_build_object('at', d.version_at, 'event', d.version_event, 'discounts', d.discounts))
      FROM customer_discount_versions d WHERE d.customer_ref = f.cref AND d.livemode = f.livemode) AS discounts,
     (SELECT json_agg(json_build_object('price_id', l.price_id, 'at', l.period_start, 'gross', l.amount_minor, 'net', l.net_minor))
      FROM invoice_line_amounts l
-     WHERE l.customer_ref = f.cref AND l.livemode = f.livemode AND l.usage_kind = 'fixed'
-       AND l.net_minor < l.amount_minor) AS tax
-FROM unnest($1::uuid[], $2::boolean[]) AS f(cref, livemode)`
+     WHERE l.customer_ref = f.cref AND l.livemode = f.livemode AND l.net_minor < l.amount_minor) AS tax
+FROM f`
 
 // qDiscountResolutions reads the resolved amounts of bare discount IDs.
 const qDiscountResolutions = `
