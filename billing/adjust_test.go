@@ -45,7 +45,9 @@ func TestMRRDiscountAndTaxCases(t *testing.T) {
 		},
 		{
 			name: "SubscriptionDiscountEndedCustomerApplies",
-			sub:  func(s *Subscription) { s.Discounts = []Discount{{PercentOffBP: 1000, Duration: "repeating", End: tptr(day(5))}} },
+			sub: func(s *Subscription) {
+				s.Discounts = []Discount{{PercentOffBP: 1000, Duration: "repeating", End: tptr(day(5))}}
+			},
 			adj:  Adjustments{CustomerDiscounts: []Discount{forever(Discount{PercentOffBP: 5000})}},
 			want: 4000,
 		},
