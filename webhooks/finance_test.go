@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/billingd/billingd/billing"
 )
 
 // Revenue inputs beyond a subscription's own state (issue 20 item 1):
@@ -185,5 +188,72 @@ func TestFinanceInputsEveryOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Usage revenue (issue 20 item 7): paid metered lines in both invoice
+// shapes, one of them paid before its subscription was known, are usage
+// revenue of the period they cover; the subscription's fixed MRR is not
+// touched by them.
+func TestUsageRevenueBothShapes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const day = 86400
+	metered := `,{"id":"si_2","quantity":0,"price":{"id":"price_M","product":"prod_fin","currency":"usd","billing_scheme":"per_unit",
+"unit_amount":5,"recurring":{"interval":"month","interval_count":1,"usage_type":"metered"}}}`
+	sub := strings.Replace(finSub("sub_FinU1", "cus_FinU1", "price_F", 3000, "", ""), `}]},`, `}`+metered+`]},`, 1)
+	inv2025 := finEvent("FinU3", "invoice.paid", finT0+61*day, fmt.Sprintf(`{"id":"in_FinU3","object":"invoice",
+"customer":"cus_FinU1","livemode":true,"currency":"usd","attempt_count":1,
+"parent":{"type":"subscription_details","subscription_details":{"subscription":"sub_FinU1"}},
+"lines":{"object":"list","has_more":false,"data":[
+ {"id":"il_3","amount":3500,"description":"Usage of Jane Q. Piiperson","pricing":{"type":"price_details","price_details":{"price":"price_M"}},
+  "parent":{"type":"subscription_item_details","subscription_item_details":{"subscription":"sub_FinU1","subscription_item":"si_2"}},
+  "taxes":[],"period":{"start":%d,"end":%d}},
+ {"id":"il_4","amount":3000,"pricing":{"type":"price_details","price_details":{"price":"price_F"}},
+  "parent":{"type":"subscription_item_details","subscription_item_details":{"subscription":"sub_FinU1","subscription_item":"si_1"}},
+  "taxes":[],"period":{"start":%d,"end":%d}}]}}`, finT0+30*day, finT0+60*day, finT0+60*day, finT0+90*day))
+	inv2023 := finEvent("FinU2", "invoice.paid", finT0+31*day, fmt.Sprintf(`{"id":"in_FinU2","object":"invoice",
+"customer":"cus_FinU1","subscription":"sub_FinU1","livemode":true,"currency":"usd","attempt_count":1,
+"lines":{"object":"list","has_more":false,"data":[
+ {"id":"il_1","type":"subscription","amount":2000,"amount_excluding_tax":2000,"period":{"start":%d,"end":%d},
+  "description":"Usage PII-DESC","price":{"id":"price_M","billing_scheme":"per_unit","recurring":{"interval":"month","usage_type":"metered"}}},
+ {"id":"il_1b","type":"subscription","amount":500,"amount_excluding_tax":500,"period":{"start":%d,"end":%d},
+  "price":{"id":"price_M","billing_scheme":"per_unit","recurring":{"interval":"month","usage_type":"metered"}}},
+ {"id":"il_2","type":"invoiceitem","amount":999,"period":{"start":%d,"end":%d},"price":{"id":"price_oneoff"}}]}}`,
+		finT0, finT0+30*day, finT0, finT0+30*day, finT0, finT0+30*day))
+	// The 2025 invoice arrives before the subscription.
+	for _, ev := range [][]byte{inv2025, finEvent("FinU1", "customer.subscription.created", finT0, sub), inv2023} {
+		if r := b.post(t, ev); r.Status != http.StatusOK {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+	}
+	if got := b.movementsOf(t, "cus_FinU1"); got != "new 3000 @0" {
+		t.Fatalf("movements %q: usage must not change fixed MRR", got)
+	}
+	from := time.Unix(finT0, 0).UTC().AddDate(0, 0, -14) // 2025-06-01
+	q := billing.RevenueQuery{Livemode: true, Bucket: billing.BucketMonth, From: from, To: from.AddDate(0, 3, 0)}
+	days, err := b.store.UsageDays(context.Background(), true, "", billing.UsageLookback(q.From), q.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := billing.UsageFigures(days, q)
+	// Jun 15-Jul 15 (2000 + 500 of prorated lines) ends in July; Jul 15-Aug 14 in August.
+	want := []struct{ rev, mrr int64 }{{0, 0}, {2500, 833}, {3500, 2000}}
+	if len(got) != len(want) {
+		t.Fatalf("usage %+v", got)
+	}
+	for i, w := range want {
+		if got[i].UsageRevenue != w.rev || got[i].UsageMRR != w.mrr {
+			t.Errorf("bucket %s: usage %d, usage MRR %d; want %d, %d", got[i].Start.Format(time.DateOnly),
+				got[i].UsageRevenue, got[i].UsageMRR, w.rev, w.mrr)
+		}
+	}
+	var kinds string
+	if err := b.store.DB().Get(&kinds, `SELECT string_agg(price_id || ':' || usage_kind, ',' ORDER BY period_start, price_id)
+FROM invoice_line_amounts`); err != nil {
+		t.Fatal(err)
+	}
+	if kinds != "price_M:metered,price_M:metered,price_F:fixed" {
+		t.Fatalf("lines %s (the one-off invoice item is not a subscription line)", kinds)
 	}
 }
