@@ -78,6 +78,8 @@ type Event struct {
 	Subscription *Subscription
 	Invoice      *Invoice
 	Checkout     *CheckoutSession
+	Product      *Product
+	Price        *Price
 }
 
 // FromAPI reports whether the event is an object fetched from the API
@@ -116,6 +118,12 @@ func (e Event) Object() (EventObject, int) {
 	}
 	if e.Checkout != nil {
 		o, n = e.Checkout, n+1
+	}
+	if e.Product != nil {
+		o, n = e.Product, n+1
+	}
+	if e.Price != nil {
+		o, n = e.Price, n+1
 	}
 	return o, n
 }

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,6 +30,24 @@ func TestUsageFigures(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("bucket %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestCatalogName(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", MaxCatalogName+10)
+	tests := []struct{ in, want string }{
+		{"Pro", "Pro"},
+		{"  Team\tseats\u0000 Pro\n", "Team seats Pro"},
+		{"Zero\u200bwidth", "Zerowidth"},
+		{long, strings.Repeat("é", MaxCatalogName)},
+		{"bad\xffutf8", "badutf8"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := CatalogName(tt.in); got != tt.want {
+			t.Errorf("CatalogName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

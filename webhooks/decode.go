@@ -67,6 +67,12 @@ var eventTypes = map[string]objectDecoder{
 	TypeCustomerDiscountCreated:    discountObject,
 	TypeCustomerDiscountUpdated:    discountObject,
 	TypeCustomerDiscountDeleted:    discountObject,
+	TypeProductCreated:             productObject,
+	TypeProductUpdated:             productObject,
+	TypeProductDeleted:             productObject,
+	TypePriceCreated:               priceObject,
+	TypePriceUpdated:               priceObject,
+	TypePriceDeleted:               priceObject,
 }
 
 // objectDecoder reads one kind of data.object into a billing.Event (the
@@ -155,10 +161,18 @@ type rawObject struct {
 	Source             *struct {
 		Coupon couponRef `json:"coupon"`
 	} `json:"source"` // discount from 2025-03-31
-	Start            *int64  `json:"start"`             // discount
-	End              *int64  `json:"end"`               // discount
-	SubscriptionItem *string `json:"subscription_item"` // discount
-	InvoiceID        *string `json:"invoice"`           // discount
+	Start            *int64        `json:"start"`             // discount
+	End              *int64        `json:"end"`               // discount
+	SubscriptionItem *string       `json:"subscription_item"` // discount
+	InvoiceID        *string       `json:"invoice"`           // discount
+	Active           bool          `json:"active"`            // product, price
+	Name             *string       `json:"name"`              // product
+	Nickname         *string       `json:"nickname"`          // price
+	Product          ref           `json:"product"`           // price
+	UnitAmount       *int64        `json:"unit_amount"`       // price
+	BillingScheme    string        `json:"billing_scheme"`    // price
+	TaxBehavior      string        `json:"tax_behavior"`      // price
+	Recurring        *rawRecurring `json:"recurring"`         // price
 }
 
 // rawEvent is an event decoded in one pass.

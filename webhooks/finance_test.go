@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/webhooks/webhookstest"
 )
 
 // Revenue inputs beyond a subscription's own state (issue 20 item 1):
@@ -255,5 +256,44 @@ FROM invoice_line_amounts`); err != nil {
 	}
 	if kinds != "price_M:metered,price_M:metered,price_F:fixed" {
 		t.Fatalf("lines %s (the one-off invoice item is not a subscription line)", kinds)
+	}
+}
+
+// Catalog names (issue 20 item 2): product.* and price.* events in any
+// order end in the same names; the names are cleaned merchant text, and
+// nothing else of the objects (descriptions, metadata) is kept.
+func TestCatalogNamesEveryOrder(t *testing.T) {
+	t.Parallel()
+	names := []string{"v2023_80_product.created", "v2023_81_price.created", "v2025_82_product.updated",
+		"v2025_83_price.updated", "v2023_84_price.deleted", "v2023_85_product.deleted"}
+	var want string
+	for k, order := range append([][]int{{0, 1, 2, 3, 4, 5}, {5, 4, 3, 2, 1, 0}, {3, 1, 5, 0, 2, 4}}, []int{2, 0, 4, 1, 5, 3}) {
+		b := setup(t)
+		for _, i := range order {
+			r := b.post(t, webhookstest.FixtureNamed(t, names[i]).Payload)
+			if r.Status != http.StatusOK {
+				t.Fatalf("%s: %d %s", names[i], r.Status, r.Body)
+			}
+		}
+		plans, err := b.store.PlanNames(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range plans {
+			got = append(got, p.PriceID+"="+p.PlanName)
+		}
+		g := strings.Join(got, "; ")
+		if k == 0 {
+			want = g
+			if want != "price_PiiOld=Legacy (Legacy tiers); price_PiiSeats=Team seats Pro (Per seat); price_PiiGoldYear=Team seats Pro (yearly)" {
+				t.Fatalf("plan names %q", want)
+			}
+			if d := b.dump(t); strings.Contains(d, "Priority support") || strings.Contains(d, "unit_label") {
+				t.Fatal("the catalog kept more than names")
+			}
+		} else if g != want {
+			t.Fatalf("order %v: plan names %q, want %q", order, g, want)
+		}
 	}
 }

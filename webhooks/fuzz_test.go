@@ -1,6 +1,7 @@
 package webhooks_test
 
 import (
+	"github.com/billingd/billingd/billing"
 	"net/http"
 	"testing"
 
@@ -62,6 +63,14 @@ func FuzzDecodeEvent(f *testing.F) {
 		case ev.Subscription != nil:
 			if !ev.Subscription.Status.Valid() || len(ev.Subscription.Currency) != 3 {
 				t.Fatalf("accepted invalid subscription %+v", ev.Subscription)
+			}
+		case ev.Price != nil:
+			if ev.Price.ID == "" || len(ev.Price.Nickname) > 4*billing.MaxCatalogName {
+				t.Fatalf("accepted invalid price %+v", ev.Price)
+			}
+		case ev.Product != nil:
+			if ev.Product.ID == "" || len(ev.Product.Name) > 4*billing.MaxCatalogName {
+				t.Fatalf("accepted invalid product %+v", ev.Product)
 			}
 		case ev.Customer == nil && ev.Invoice == nil && ev.Checkout == nil:
 			t.Fatalf("accepted event without object: %+v", ev)

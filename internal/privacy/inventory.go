@@ -5,7 +5,8 @@
 // be added, renamed or dropped without being described here.
 //
 // Adding a column? Add it to its table below, with a category and a purpose.
-// If it does not fit identifier, billing_fact or operational, it probably
+// If it does not fit identifier, billing_fact, operational or
+// merchant_catalog (names the merchant gave its products), it probably
 // holds personal data and does not belong in billingd.
 package privacy
 
@@ -24,6 +25,10 @@ const (
 	// Operational: state billingd needs to run: event IDs, outbox and
 	// audit state, token hashes, keys, timestamps of its own work.
 	Operational Category = "operational"
+	// MerchantCatalog: names the merchant gave its products and prices
+	// (product names, price nicknames), for display. Typed by the merchant,
+	// about its offer, never about a customer.
+	MerchantCatalog Category = "merchant_catalog"
 )
 
 // Column is one column of a table.
@@ -64,6 +69,7 @@ const (
 	id  = Identifier
 	bf  = BillingFact
 	ops = Operational
+	cat = MerchantCatalog
 )
 
 var tables = []Table{
@@ -244,6 +250,50 @@ var tables = []Table{
 			{"amount_minor", bf, "amount paid, minor units"},
 			{"net_minor", bf, "amount excluding tax, minor units"},
 			{"paid_at", ops, "time of the invoice.paid event (ordering)"},
+		},
+	},
+	{
+		Name:        "catalog_products",
+		Purpose:     "product names for display (\"Pro (yearly)\" instead of a price ID), from product.* events and backfill",
+		Retention:   "kept while Stripe has the product; a deleted product keeps its row marked deleted, for history",
+		OnErasure:   "kept: merchant catalog, about no customer or account",
+		Export:      "-",
+		NotExported: "rows are the merchant's catalog and name no customer, subscription or account",
+		Columns: []Column{
+			{"product_id", bf, "Stripe product ID"},
+			{"livemode", bf, "live or test mode"},
+			{"name", cat, "the product's name as the merchant typed it (clipped, control characters removed)"},
+			{"active", bf, "the product is active"},
+			{"deleted", bf, "the product was deleted in Stripe"},
+			{"version_at", ops, "time of the newest version (ordering)"},
+			{"version_event", ops, "event ID of that version (ordering tie-break)"},
+			{"updated_at", ops, "row update time"},
+		},
+	},
+	{
+		Name:        "catalog_prices",
+		Purpose:     "price nicknames and billing facts for display and for classifying invoice lines, from price.* events and backfill",
+		Retention:   "kept while Stripe has the price; a deleted price keeps its row marked deleted, for history",
+		OnErasure:   "kept: merchant catalog, about no customer or account",
+		Export:      "-",
+		NotExported: "rows are the merchant's catalog and name no customer, subscription or account",
+		Columns: []Column{
+			{"price_id", bf, "Stripe price ID"},
+			{"livemode", bf, "live or test mode"},
+			{"product_id", bf, "the price's product"},
+			{"nickname", cat, "the price's nickname as the merchant typed it (clipped, control characters removed)"},
+			{"currency", bf, "ISO 4217 currency"},
+			{"unit_amount", bf, "unit amount in minor units"},
+			{"interval", bf, "billing interval"},
+			{"interval_count", bf, "intervals per billing period"},
+			{"usage_type", bf, "licensed or metered"},
+			{"billing_scheme", bf, "per_unit or tiered"},
+			{"tax_behavior", bf, "inclusive, exclusive or unspecified"},
+			{"active", bf, "the price is active"},
+			{"deleted", bf, "the price was deleted in Stripe"},
+			{"version_at", ops, "time of the newest version (ordering)"},
+			{"version_event", ops, "event ID of that version (ordering tie-break)"},
+			{"updated_at", ops, "row update time"},
 		},
 	},
 	{
