@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/billingd/billingd/billing"
 )
@@ -132,4 +133,16 @@ func catalogEvent(rc *rawCatalog, in objectInput, ev billing.Event) (billing.Eve
 	}
 	ev.Price = &p
 	return ev, nil
+}
+
+// DecodeCatalogObject reads a product or price fetched from the API as an
+// event of type typ (product.updated or price.updated) at `at`, the moment
+// Stripe answered.
+func DecodeCatalogObject(raw []byte, typ string, at time.Time) (billing.Event, error) {
+	var env struct {
+		Livemode bool `json:"livemode"`
+	}
+	_ = json.Unmarshal(raw, &env)
+	ev := billing.Event{Type: typ, Created: at, Livemode: env.Livemode}
+	return decodeCatalog(raw, objectInput{eventType: typ, created: at}, ev)
 }

@@ -61,3 +61,45 @@ VALUES (gen_random_uuid(), true, 'usd', 'price_M', 'metered', '2026-01-01', '202
 		t.Fatalf("CSV January %v", r)
 	}
 }
+
+// GET /v1/catalog/plans names every price of a mode; finance scope only.
+func TestPlanNamesEndpoint(t *testing.T) {
+	t.Parallel()
+	f := setupFinance(t)
+	if _, err := f.store.DB().Exec(`
+INSERT INTO catalog_products (product_id, livemode, name, active, version_at, version_event)
+VALUES ('prod_pro', true, 'Pro', true, now(), 'evt_1');
+INSERT INTO catalog_prices (price_id, livemode, product_id, nickname, currency, interval, interval_count, active, version_at, version_event)
+VALUES ('price_y', true, 'prod_pro', NULL, 'usd', 'year', 1, true, now(), 'evt_2'),
+       ('price_q', true, 'prod_pro', NULL, 'usd', 'month', 3, true, now(), 'evt_3'),
+       ('price_n', true, 'prod_none', 'Founders', 'usd', 'month', 1, true, now(), 'evt_4'),
+       ('price_t', false, 'prod_pro', NULL, 'usd', 'month', 1, true, now(), 'evt_5')`); err != nil {
+		t.Fatal(err)
+	}
+	resp, b := f.get(t, "/v1/catalog/plans", f.finance, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	var body struct {
+		Plans []struct {
+			PriceID  string `json:"price_id"`
+			PlanName string `json:"plan_name"`
+		} `json:"plans"`
+	}
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range body.Plans {
+		got = append(got, p.PriceID+"="+p.PlanName)
+	}
+	if g := strings.Join(got, "; "); g != "price_q=Pro (every 3 months); price_y=Pro (yearly); price_n=prod_none (Founders)" {
+		t.Fatalf("plans %s", g)
+	}
+	if resp, _ := f.get(t, "/v1/catalog/plans", f.app, nil); resp.StatusCode != 403 {
+		t.Fatalf("app token: %d, want 403", resp.StatusCode)
+	}
+	if resp, b := f.get(t, "/v1/catalog/plans?livemode=maybe", f.finance, nil); resp.StatusCode != 400 || !strings.Contains(string(b), `"error"`) {
+		t.Fatalf("bad livemode: %d %s", resp.StatusCode, b)
+	}
+}

@@ -218,6 +218,10 @@ func pageOf(l stripe.ListContainer) (Page, error) {
 		resp = o.LastResponse
 	case *stripe.CustomerList:
 		resp = o.LastResponse
+	case *stripe.ProductList:
+		resp = o.LastResponse
+	case *stripe.PriceList:
+		resp = o.LastResponse
 	}
 	if resp == nil {
 		return Page{}, errors.New("list page without a response")
@@ -350,4 +354,18 @@ func (c *Client) Coupon(id string) ([]byte, error) {
 		return nil, err
 	}
 	return cp.LastResponse.RawJSON, nil
+}
+
+// ListProducts calls fn with every page of products (active or not).
+func (c *Client) ListProducts(ctx context.Context, fn func(Page) error) error {
+	return c.list(ctx, "products", func(lp stripe.ListParams) *stripe.Iter {
+		return c.api.Products.List(&stripe.ProductListParams{ListParams: lp}).Iter
+	}, fn)
+}
+
+// ListPrices calls fn with every page of prices (active or not).
+func (c *Client) ListPrices(ctx context.Context, fn func(Page) error) error {
+	return c.list(ctx, "prices", func(lp stripe.ListParams) *stripe.Iter {
+		return c.api.Prices.List(&stripe.PriceListParams{ListParams: lp}).Iter
+	}, fn)
 }

@@ -129,3 +129,34 @@ func TestBareDiscountIDsResolvedByJob(t *testing.T) {
 		t.Fatalf("after rebuild: %q", got)
 	}
 }
+
+// Backfill reads the merchant's catalog too: names appear in the plan
+// names; a second run changes nothing.
+func TestBackfillCatalog(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.fake.PutCatalog(map[string]any{"id": "prod_app", "object": "product", "active": true, "livemode": false,
+		"name": "App", "description": "for " + stripefake.PersonalName})
+	b.fake.PutCatalog(map[string]any{"id": "price_basic", "object": "price", "active": true, "livemode": false,
+		"product": "prod_app", "nickname": nil, "currency": "eur", "unit_amount": 1000, "billing_scheme": "per_unit",
+		"recurring": map[string]any{"interval": "month", "interval_count": 1, "usage_type": "licensed"}})
+	for range 2 {
+		sum, err := b.syncer.BackfillCatalog(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Products.Listed != 1 || sum.Prices.Listed != 1 || sum.Products.Failed+sum.Prices.Failed != 0 {
+			t.Fatalf("%+v", sum)
+		}
+	}
+	plans, err := b.store.PlanNames(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plans) != 1 || plans[0].PlanName != "App (monthly)" || plans[0].Currency != "eur" {
+		t.Fatalf("plans %+v", plans)
+	}
+	if strings.Contains(b.dump(t), stripefake.PersonalName) {
+		t.Fatal("the catalog kept a product description")
+	}
+}

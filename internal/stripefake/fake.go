@@ -47,6 +47,7 @@ type Server struct {
 	customers map[string]*Customer
 	subs      map[string]*Subscription
 	coupons   map[string]Coupon
+	catalog   map[string]map[string]any // products and prices by ID, as Stripe renders them
 	requests  []Request
 	limit429  int             // answer the next n requests with 429 rate_limit
 	failAfter int             // answer requests after this many with 400 (0: off)
@@ -60,10 +61,19 @@ type Server struct {
 // New starts a fake API server; it stops when Close is called.
 func New() *Server {
 	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{}, coupons: map[string]Coupon{},
+		catalog: map[string]map[string]any{},
 		gone: map[string]bool{}, refused: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
+}
+
+// PutCatalog adds or replaces a product or price object (its "id" and
+// "object" say which), listed by GET /v1/products and /v1/prices.
+func (s *Server) PutCatalog(obj map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.catalog[fmt.Sprint(obj["id"])] = obj
 }
 
 // PutCoupon adds or replaces a coupon.
@@ -238,6 +248,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		return s.listCustomers(w, q)
 	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "subscriptions":
 		return s.listSubscriptions(w, q)
+	case len(parts) == 2 && parts[0] == "v1" && (parts[1] == "products" || parts[1] == "prices"):
+		return s.listCatalog(w, q, strings.TrimSuffix(parts[1], "s"))
 	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "customers":
 		c, ok := s.customers[parts[2]]
 		if !ok {
@@ -420,4 +432,19 @@ func expands(q url.Values, field string) bool {
 		}
 	}
 	return false
+}
+
+// listCatalog lists the products or prices put with PutCatalog.
+func (s *Server) listCatalog(w http.ResponseWriter, q url.Values, object string) int {
+	p, err := parsePage(q)
+	if err != nil {
+		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
+	}
+	var all []listed
+	for id, o := range s.catalog {
+		if o["object"] == object {
+			all = append(all, listed{id: id, obj: o})
+		}
+	}
+	return p.window(w, "/v1/"+object+"s", all)
 }
