@@ -62,7 +62,7 @@ type Server struct {
 func New() *Server {
 	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{}, coupons: map[string]Coupon{},
 		catalog: map[string]map[string]any{},
-		gone: map[string]bool{}, refused: map[string]bool{}}
+		gone:    map[string]bool{}, refused: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
