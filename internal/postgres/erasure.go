@@ -441,8 +441,13 @@ WITH ids AS MATERIALIZED (
 ), j AS (
     DELETE FROM outbox WHERE kind = 'stripe' AND action = $3 AND state <> 'sent' AND payload->>'customer_id' = ANY($2::text[])
     RETURNING 1
+), k AS (
+    -- Done jobs keep no payload, but their ordering key names the discount.
+    UPDATE outbox SET ordering_key = 'resolve:erased'
+    WHERE kind = 'stripe' AND state = 'sent' AND ordering_key IN (SELECT left('resolve:' || id, 80) FROM ids)
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM j)`
+SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM j), (SELECT count(*) FROM k)`
 	if len(customers) == 0 {
 		return nil
 	}

@@ -160,3 +160,68 @@ func TestBackfillCatalog(t *testing.T) {
 		t.Fatal("the catalog kept a product description")
 	}
 }
+
+// Erasing an account whose history holds discounts known by ID writes
+// their amounts into the re-keyed history and forgets the IDs, the
+// resolutions and the pending jobs: nothing ties the kept figures back to
+// Stripe, and a rebuild gives the same ledger.
+func TestErasureForgetsDiscountIDs(t *testing.T) {
+	t.Parallel()
+	st := pgtest.Open(t)
+	fake := stripefake.New()
+	t.Cleanup(fake.Close)
+	start := time.Unix(resolveT0, 0).UTC()
+	for _, id := range []string{"Er1", "Er2"} {
+		fake.PutSubscription(stripefake.Subscription{ID: "sub_" + id, CustomerID: "cus_" + id, Status: "active", Livemode: true,
+			Currency: "usd", Created: start, PeriodStart: start, PeriodEnd: start.AddDate(0, 1, 0),
+			Items:     []stripefake.Item{{PriceID: "price_R", UnitAmount: 8000, Interval: "month", Quantity: 1}},
+			Discounts: []stripefake.Discount{{ID: "di_" + id, Start: start, Coupon: stripefake.Coupon{ID: "C50", PercentOff: 50, Duration: "forever"}}}})
+		raw := basilSub("evt_"+id, "customer.subscription.created", "sub_"+id, "cus_"+id, resolveT0, `["di_`+id+`"]`)
+		raw = strings.Replace(raw, `"livemode":true,
+"created"`, `"livemode":true,"metadata":{"account_id":"acct_`+id+`"},
+"created"`, 1)
+		apply(t, st, raw)
+	}
+	drain(t, newWorker(t, st, fake.URL)) // resolves di_Er1 and di_Er2
+	// A later bare ID of Er1 stays unresolved: its job is pending at erasure.
+	apply(t, st, strings.Replace(basilSub("evt_Er1b", "customer.subscription.updated", "sub_Er1", "cus_Er1", resolveT0+50, `["di_Er1","di_Er1x"]`),
+		`"livemode":true,
+"created"`, `"livemode":true,"metadata":{"account_id":"acct_Er1"},
+"created"`, 1))
+	var before string
+	if err := st.DB().Get(&before, `SELECT string_agg(kind || delta_minor, ',' ORDER BY effective_at, id) FROM mrr_movements m
+		JOIN customers c USING (customer_ref) WHERE c.stripe_customer_id = 'cus_Er1'`); err != nil {
+		t.Fatal(err)
+	}
+	if before != "new4000" {
+		t.Fatalf("before erasure: %s", before)
+	}
+	if _, err := st.EraseAccount(context.Background(), billing.ErasureRequest{AccountID: "acct_Er1", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	dump := dumpAll(t, st)
+	for _, s := range []string{"di_Er1", "di_Er1x", "cus_Er1", "sub_Er1", "acct_Er1"} {
+		if i := strings.Index(dump, s); i >= 0 {
+			t.Errorf("after erasure the database still holds %s: %s", s, dump[max(0, i-300):min(len(dump), i+100)])
+		}
+	}
+	if !strings.Contains(dump, "di_Er2") {
+		t.Error("another account's discount was forgotten too")
+	}
+	refs, err := st.LedgerCustomers(context.Background(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		if err := st.RebuildCustomerLedger(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var after []string
+	if err := st.DB().Select(&after, `SELECT kind || delta_minor FROM mrr_movements ORDER BY 1`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(after, ",") != "new4000,new4000" {
+		t.Fatalf("after erasure and rebuild: %v, want both customers' 50%% off kept", after)
+	}
+}
