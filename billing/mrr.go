@@ -7,7 +7,7 @@ import (
 )
 
 // SubscriptionMRR is the monthly recurring revenue of s in minor units of
-// s.Currency, per ../shared/docs/metrics.md (items × quantity after
+// s.Currency, per docs/metrics.md (items × quantity after
 // discounts, normalised to a month, rounded once half-even), and whether it
 // is fixed (false when a metered or tiered item's amount is unknown ahead,
 // or the item list is partial). Statuses that contribute nothing (trialing,

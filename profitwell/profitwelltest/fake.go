@@ -1,5 +1,5 @@
 // Package profitwelltest is a fake ProfitWell API for tests. It implements
-// the calls of ../shared/docs/profitwell-api.md, keeps the subscriptions
+// the calls of docs/profitwell-api.md, keeps the subscriptions
 // they produce, checks every request against the contract (auth header,
 // methods, paths, field types, 36-character aliases, plan_interval) and
 // FAILS THE TEST when a request breaks it or carries anything personal: an
