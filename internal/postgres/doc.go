@@ -25,7 +25,10 @@
 //   - event5_customers.go and event6_invoices.go: customer, checkout and
 //     invoice events, on the customer rows the batch locked.
 //   - event7_ledger.go: the revenue ledger of every customer whose history
-//     changed is re-derived from the earliest changed version.
+//     changed is re-derived from the earliest changed version, with its
+//     other inputs (customer discounts, invoice tax shares, resolved
+//     discount IDs: ledger_inputs.go, where customer and invoice events
+//     ask for their customers' ledgers too).
 //   - event8_tombstones.go: lock keys and hashes for erased subjects.
 //   - event9_prepared.go: the one list of statements prepared per pool, and
 //     ptx, the transaction that carries the store, the erasure key ring and
