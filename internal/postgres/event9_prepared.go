@@ -49,8 +49,7 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 // batch, prepared once per pool before its first transaction (prepare).
 // This is the one list: a statement that is not on it runs unprepared.
 var eventStatements = [...]string{qTxLimits, qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion,
-	qReplaceLedgers, qInsertInvalidation, qLedgerInputs,
-	qCustomerDiscountVersion, qInvoiceLines, qUpsertProduct, qUpsertPrice}
+	qReplaceLedgers, qInsertInvalidation, qLedgerInputs}
 
 // ptx is the event path's transaction with what its steps need, passed
 // as one parameter: the Store, whose prepared statements its ExecContext,

@@ -235,6 +235,13 @@ func (b *batch) addFinanceWork(ctx context.Context, ledgers map[ledgerKey]*ledge
 		if err != nil {
 			return nil, err
 		}
+		if len(versions) == 0 {
+			// No subscription yet: the ledger is empty and stays so (a
+			// customer has movements only from versions, and purging
+			// deletes both). Its subscription's first version will read
+			// the customer's inputs.
+			continue
+		}
 		ledgers[k] = &ledgerWork{since: from, versions: versions}
 	}
 	pending, err := loadLedgerInputs(ctx, b.tx, ledgers)
