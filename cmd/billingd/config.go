@@ -53,6 +53,9 @@ type Config struct {
 	StripeAPIKey      string        // STRIPE_API_KEY: sk_ or rk_, live or test
 	StripeAPIBase     string        // STRIPE_API_BASE
 	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: off)
+	// AppURLAllowlist is APP_URL_ALLOWLIST: where Checkout and the portal
+	// may send users back to; empty: checkout and portal sessions are off.
+	AppURLAllowlist billing.URLAllowlist
 
 	WebhookEventRetentionDays int // WEBHOOK_EVENT_RETENTION_DAYS (default 30, minimum 3)
 	MetricsRetentionDays      int // METRICS_RETENTION_DAYS (0: keep)
@@ -80,6 +83,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("profitwell_token_set", c.ProfitWellToken != ""),
 		slog.Bool("stripe_api_key_set", c.StripeAPIKey != ""),
 		slog.String("public_url", publicURL),
+		slog.String("app_url_allowlist", c.AppURLAllowlist.String()),
 		slog.Int("erasure_keys", len(c.ErasureKeys)),
 		slog.Int("link_signing_keys", len(c.LinkSigningKeys)),
 		slog.Bool("link_require_signature", c.LinkRequireSignature),
@@ -136,6 +140,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		StripeAPIKey:      p.stripeKey("STRIPE_API_KEY"),
 		StripeAPIBase:     p.url("STRIPE_API_BASE", ""),
 		ReconcileInterval: p.durationOrOff("RECONCILE_INTERVAL", time.Minute, maxReconcile),
+		AppURLAllowlist:   p.urlAllowlist("APP_URL_ALLOWLIST"),
 
 		WebhookEventRetentionDays: p.intRange("WEBHOOK_EVENT_RETENTION_DAYS", 30, 3, 36500),
 		MetricsRetentionDays:      p.intRange("METRICS_RETENTION_DAYS", 0, 0, 36500),
@@ -190,6 +195,9 @@ func (c Config) validateServe() error {
 	p := parser{getenv: func(string) string { return "" }}
 	if c.ReconcileInterval > 0 && c.StripeAPIKey == "" {
 		p.fail("RECONCILE_INTERVAL", "scheduled reconcile needs STRIPE_API_KEY")
+	}
+	if !c.AppURLAllowlist.Empty() && c.StripeAPIKey == "" {
+		p.fail("APP_URL_ALLOWLIST", "checkout and portal sessions need STRIPE_API_KEY")
 	}
 	return p.err()
 }
@@ -476,6 +484,21 @@ func (p *parser) publicURL(name string) *url.URL {
 		return nil
 	}
 	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}
+}
+
+// urlAllowlist reads APP_URL_ALLOWLIST: comma-separated https URL
+// prefixes (http for loopback hosts).
+func (p *parser) urlAllowlist(name string) billing.URLAllowlist {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return billing.URLAllowlist{}
+	}
+	a, err := billing.ParseURLAllowlist(v)
+	if err != nil {
+		p.fail(name, "comma-separated URL prefixes like https://app.example.com/billing (https; http only for localhost; no user, query or fragment)")
+		return billing.URLAllowlist{}
+	}
+	return a
 }
 
 func validHostname(h string) bool {

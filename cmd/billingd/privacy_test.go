@@ -33,7 +33,7 @@ func TestPrivacyInventoryCommand(t *testing.T) {
 				t.Errorf("table output lacks table %s", tb.Name)
 			}
 		}
-		for _, want := range []string{"stripe_customer_id", "identifier", "billing_fact", "operational", "Stripe:", "receives: nothing", "ProfitWell:", "user_alias"} {
+		for _, want := range []string{"stripe_customer_id", "identifier", "billing_fact", "operational", "Stripe:", "client_reference_id", "customer_email", "ProfitWell:", "user_alias"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("table output lacks %q", want)
 			}

@@ -144,6 +144,10 @@ func (e *env) serve(ctx context.Context) error {
 	srv.SessionPolicy = billing.SessionPolicy{Lifetime: e.cfg.DashboardSessionTTL, Idle: e.cfg.DashboardSessionIdle}
 	// Subject access export (GET /v1/accounts/{id}/export).
 	srv.Exporter = db.store
+	// Checkout and portal sessions (APP_URL_ALLOWLIST with STRIPE_API_KEY).
+	if err := e.startCheckout(srv, db.store); err != nil {
+		return err
+	}
 	if e.cfg.MetricsAddr == "" {
 		srv.Metrics = metricsHandler
 	} else {

@@ -51,6 +51,13 @@ type Server struct {
 	Eraser AccountEraser
 	// Exporter answers subject access requests (GET /v1/accounts/{account_id}/export, export.go); nil: 503.
 	Exporter AccountExporter
+	// Checkout creates Checkout and Billing Portal sessions (POST
+	// .../checkout-sessions, .../portal-sessions, checkout.go); nil, or
+	// AppURLs empty: 503 checkout_not_configured.
+	Checkout CheckoutSessions
+	// AppURLs is APP_URL_ALLOWLIST: where Checkout and the portal may send
+	// the user back to.
+	AppURLs billing.URLAllowlist
 
 	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
 	Revenue billing.RevenueReader
@@ -69,6 +76,7 @@ type Server struct {
 
 	httpm *httpMetrics
 	finm  *financeMetrics
+	sessm *sessionMetrics
 }
 
 // Handler builds the router with every route and the shared middleware.
@@ -84,6 +92,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.finm == nil {
 		s.finm = newFinanceMetrics(s.Registerer)
+	}
+	if s.sessm == nil {
+		s.sessm = newSessionMetrics(s.Registerer)
 	}
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +116,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/webhooks/stripe", s.webhooks())
 	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
+	r.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet, http.MethodHead)
 
 	app := func(h http.HandlerFunc) http.HandlerFunc { return s.requireScope(billing.ScopeApp, h) }
 	r.HandleFunc("/v1/accounts/{account_id}", app(s.handleAccountErase)).Methods(http.MethodDelete)
@@ -113,6 +125,8 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/accounts/{account_id}/entitlement", app(s.handleEntitlement)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/accounts/{account_id}/link-reference", app(s.handleLinkReference)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/accounts/{account_id}/export", app(s.handleAccountExport)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/accounts/{account_id}/checkout-sessions", app(s.handleCheckoutSession)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/accounts/{account_id}/portal-sessions", app(s.handlePortalSession)).Methods(http.MethodPost)
 
 	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)

@@ -20,6 +20,7 @@ import (
 // where a rule below says otherwise.
 //
 //	cmd/billingd ───────── wires everything below; imported by nothing
+//	client ─────────────── the Go client app backends import; imports nothing of ours
 //	bench ───────────────── measures the binary and the handler stack; imported by nothing
 //	  │
 //	  ├─ internal/api ──────────→ billing, internal/httpjson, web
@@ -63,6 +64,10 @@ var allowed = map[string][]string{
 
 	"cmd/billingd": {"billing", "internal/api", "internal/entcache", "internal/pgserver", "internal/postgres",
 		"internal/privacy", "internal/stripeapi", "internal/stripefake", "profitwell", "webhooks"},
+	// The Go client app backends import: nothing of ours, so an app pulls
+	// in no internals, no database driver and no Stripe SDK.
+	"client": {},
+
 	"bench": {"billing", "internal/api", "internal/entcache", "internal/metricstest", "internal/pgserver",
 		"internal/postgres", "webhooks"},
 }
@@ -83,7 +88,7 @@ var outside = []struct {
 	{"github.com/golang-migrate/migrate", []string{"internal/postgres"}, "migrations are applied by the store"},
 	{"github.com/stripe/stripe-go/v76/webhook", []string{"webhooks", "webhooks/webhookstest", "cmd/billingd", "bench"},
 		"webhook signatures are checked in webhooks (and made by its test support and the simulators)"},
-	{"net/http", []string{"internal/api", "internal/httpjson", "webhooks", "webhooks/webhookstest", "profitwell",
+	{"net/http", []string{"client", "internal/api", "internal/httpjson", "webhooks", "webhooks/webhookstest", "profitwell",
 		"profitwell/profitwelltest", "internal/stripeapi", "internal/stripefake", "internal/entcache", "cmd/billingd", "bench"},
 		"HTTP stays at the edges (billing and the store never speak it)"},
 }

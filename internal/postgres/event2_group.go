@@ -153,6 +153,13 @@ func (g *groupApplier) admit(now, deadline time.Time) error {
 	if g.queued >= g.maxQueue {
 		return fmt.Errorf("%w: %d events already waiting", billing.ErrOverloaded, g.queued)
 	}
+	if g.queued == 0 && g.busy == 0 {
+		// Idle: the caller's batch starts now. The average is of batches
+		// past, and with nothing running it can never be corrected (a slow
+		// batch followed by quiet would refuse every later delivery, and
+		// every Stripe retry, for ever): this caller is the probe.
+		return nil
+	}
 	ahead := g.queued / g.max / g.slots
 	wait := time.Duration(ahead+1) * g.avgBatch
 	if g.busy > 0 {

@@ -190,12 +190,21 @@ func TestGroupApplierAdmission(t *testing.T) {
 		g := newGroupApplier(1, 8, 0)
 		g.avgBatch = time.Hour // what recent batches took
 		b := newBlockingRun()
-		close(b.release)
+		running := make(chan error, 1)
+		go func() { // a batch running: the next caller waits for it
+			_, err := g.apply(context.Background(), billing.Event{ID: "evt_running"}, b.run)
+			running <- err
+		}()
+		<-b.started
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_, err := g.apply(ctx, billing.Event{ID: "evt_late"}, b.run)
 		if !errors.Is(err, billing.ErrOverloaded) || errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v, want ErrOverloaded at once", err)
+		}
+		close(b.release)
+		if err := <-running; err != nil {
+			t.Fatal(err)
 		}
 		if b.saw("evt_late") {
 			t.Fatal("a refused event was applied")
@@ -203,6 +212,28 @@ func TestGroupApplierAdmission(t *testing.T) {
 		// Without a deadline (backfill, reconcile) nothing is refused.
 		if _, err := g.apply(context.Background(), billing.Event{ID: "evt_nodeadline"}, b.run); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("IdleAdmitsAfterSlowBatches", func(t *testing.T) {
+		// One slow batch, then quiet: the average says an hour, but
+		// nothing runs, so the next delivery is applied, not refused (else
+		// no delivery, nor any Stripe retry, would ever run again).
+		g := newGroupApplier(1, 8, 0)
+		g.avgBatch = time.Hour
+		b := newBlockingRun()
+		close(b.release)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := g.apply(ctx, billing.Event{ID: "evt_probe"}, b.run); err != nil {
+			t.Fatalf("an idle applier refused: %v", err)
+		}
+		if !b.saw("evt_probe") {
+			t.Fatal("the probe was not applied")
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.avgBatch >= time.Hour {
+			t.Fatalf("the average did not learn from the probe: %v", g.avgBatch)
 		}
 	})
 	t.Run("QueueFull", func(t *testing.T) {

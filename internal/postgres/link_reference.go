@@ -26,30 +26,45 @@ func (s *Store) LinkReference(ctx context.Context, accountID string, ttl time.Du
 	if ttl < time.Minute || ttl > billing.MaxLinkReferenceTTL {
 		return "", time.Time{}, fmt.Errorf("link reference: %w: validity must be from 1 minute to %s", billing.ErrInvalid, billing.MaxLinkReferenceTTL)
 	}
+	expires := time.Now().Add(ttl).Truncate(time.Second).UTC()
+	ref, err := s.LinkReferenceUntil(ctx, accountID, expires)
+	return ref, expires, err
+}
+
+// LinkReferenceUntil is LinkReference with the expiry chosen by the
+// caller: a checkout session signs the same reference all day, so that a
+// request retried with its idempotency key repeats its parameters exactly
+// (billing.LinkReferenceExpiry).
+func (s *Store) LinkReferenceUntil(ctx context.Context, accountID string, expires time.Time) (string, error) {
+	if !billing.ValidAccountID(accountID) {
+		return "", fmt.Errorf("link reference: %w: malformed account ID", billing.ErrInvalid)
+	}
+	if d := time.Until(expires); d <= 0 || d > billing.MaxLinkReferenceTTL {
+		return "", fmt.Errorf("link reference: %w: expiry must be in the next %s", billing.ErrInvalid, billing.MaxLinkReferenceTTL)
+	}
 	er, err := s.erasureRing(ctx)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("link reference: %w", err)
+		return "", fmt.Errorf("link reference: %w", err)
 	}
 	t, err := readAccountTombstone(ctx, s.db, er, accountID)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("link reference: %w", err)
+		return "", fmt.Errorf("link reference: %w", err)
 	}
 	if t.Erased {
-		return "", time.Time{}, fmt.Errorf("link reference: %w", billing.ErrAccountErased)
+		return "", fmt.Errorf("link reference: %w", billing.ErrAccountErased)
 	}
 	lr, err := s.linkRing(ctx)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("link reference: %w", err)
+		return "", fmt.Errorf("link reference: %w", err)
 	}
-	expires := time.Now().Add(ttl).Truncate(time.Second).UTC()
 	if err := s.recordLinkValidity(ctx, lr.Fingerprints()[0], expires); err != nil {
-		return "", time.Time{}, fmt.Errorf("link reference: %w", err)
+		return "", fmt.Errorf("link reference: %w", err)
 	}
 	ref, err := billing.SignLinkReference(lr.Writer(), accountID, expires)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("link reference: %w", err)
+		return "", fmt.Errorf("link reference: %w", err)
 	}
-	return ref, expires, nil
+	return ref, nil
 }
 
 // recordLinkValidity makes sure key_fingerprints says the link key fp

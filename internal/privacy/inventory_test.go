@@ -158,7 +158,8 @@ func TestCheckRejectsBadEntries(t *testing.T) {
 	}
 }
 
-// Processors lists Stripe as receiving nothing, and ProfitWell only the
+// Processors lists Stripe as receiving only the fields of the sessions the
+// app asks for, and ProfitWell only the
 // contract's fields, with aliases in every identifying one.
 func TestProcessors(t *testing.T) {
 	t.Parallel()
@@ -166,9 +167,22 @@ func TestProcessors(t *testing.T) {
 	for _, p := range privacy.Processors() {
 		byName[p.Name] = p
 	}
-	t.Run("StripeReceivesNothing", func(t *testing.T) {
-		if p, ok := byName["Stripe"]; !ok || len(p.Receives) != 0 {
-			t.Errorf("Stripe = %+v, want listed with no fields", p)
+	t.Run("StripeReceivesOnlySessionFields", func(t *testing.T) {
+		p, ok := byName["Stripe"]
+		if !ok {
+			t.Fatal("Stripe is not listed")
+		}
+		// Only the checkout and portal sessions the app asks for send
+		// anything; the e-mail is the one personal field, and only passed on.
+		for _, f := range p.Receives {
+			if strings.Contains(f.Name, "email") && !strings.Contains(f.Content, "never stored") {
+				t.Errorf("field %q: %q must say it is never stored", f.Name, f.Content)
+			}
+			for _, personal := range []string{"name", "phone", "address", "tax"} {
+				if strings.Contains(f.Name, personal) {
+					t.Errorf("Stripe receives %q from billingd", f.Name)
+				}
+			}
 		}
 	})
 	t.Run("ProfitWellContractFieldsOnly", func(t *testing.T) {

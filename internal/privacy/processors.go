@@ -35,14 +35,37 @@ var processors = []Processor{
 		Name: "Stripe",
 		Role: "source of billing truth; holds the customer's personal and payment data, not billingd",
 		// Deleting or cancelling names Stripe's own object IDs, which Stripe
-		// already holds: nothing new leaves billingd.
-		Receives: []Field{},
+		// already holds. The checkout and portal sessions the app asks for
+		// send what the app put in its request and the account ID it links:
+		// the fields below, nothing billingd stores beyond the account link.
+		Receives: []Field{
+			{"metadata[account_id]", "the app's account ID, on a Checkout Session the app asked for"},
+			{"subscription_data[metadata][account_id]", "the same account ID, on the subscription the session creates"},
+			{"client_reference_id", "a signed link reference: bdl1_<key ID>_<expiry>_<HMAC>_<account ID>"},
+			{"customer_email", "only when the app passes one for prefill and no customer is reused; forwarded, never stored or logged"},
+			{"customer", "Stripe's own customer ID, when one is reused (Checkout) or for the portal"},
+			{"success_url", "the app's URL, within APP_URL_ALLOWLIST"},
+			{"cancel_url", "the app's URL, within APP_URL_ALLOWLIST"},
+			{"return_url", "the app's URL, within APP_URL_ALLOWLIST (portal)"},
+			{"mode", "subscription"},
+			{"line_items[0][price]", "the Stripe price ID the app asked for"},
+			{"line_items[0][quantity]", "the quantity the app asked for"},
+			{"subscription_data[trial_period_days]", "the trial the app asked for"},
+			{"allow_promotion_codes", "true when the app asked for it"},
+			{"configuration", "the portal configuration ID (bpc_...) the app asked for"},
+			{"flow_data[type]", "the portal flow the app asked for"},
+			{"flow_data[subscription_cancel][subscription]", "Stripe's own subscription ID (cancel flow)"},
+			{"flow_data[subscription_update][subscription]", "Stripe's own subscription ID (update flow)"},
+			{"flow_data[after_completion][type]", "redirect"},
+			{"flow_data[after_completion][redirect][return_url]", "the app's return URL again"},
+		},
 		Calls: []string{
 			"receives webhooks from Stripe (signature-verified; only whitelisted fields are decoded)",
 			"reads subscriptions and customers through the API (backfill, reconcile)",
 			"cancels a subscription or deletes a customer when the app asks (its own IDs)",
+			"reads a price and creates Checkout and Billing Portal sessions when the app asks (POST /v1/checkout/sessions, /v1/billing_portal/sessions)",
 		},
-		Never: "anything billingd did not get from Stripe",
+		Never: "anything billingd did not get from Stripe, except the app's own request fields above for the sessions it asks for",
 	},
 	{
 		Name: "ProfitWell",

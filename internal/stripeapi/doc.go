@@ -10,7 +10,11 @@
 //   - the Stripe jobs of erasures (JobWorker): cancel subscriptions and
 //     delete customers from the durable outbox, after the local erasure has
 //     committed, so a Stripe outage delays them and never half-erases an
-//     account.
+//     account;
+//   - the app's Checkout and Billing Portal sessions (Sessions): the
+//     account's customer reused, a signed link reference and account_id
+//     metadata set, the app's Idempotency-Key passed on, Stripe's failures
+//     classified as retryable (503) or not (502).
 //
 // Tests run against internal/stripefake (a stateful fake of these
 // endpoints) and Stripe's own stripe-mock (stripefake.StartStripeMock).

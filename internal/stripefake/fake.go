@@ -1,7 +1,9 @@
 // Package stripefake holds billingd's fakes of Stripe: a stateful fake of
 // the few Stripe API endpoints billingd calls (customers and
 // subscriptions: list and retrieve; delete a customer, cancel a
-// subscription), the launcher of Stripe's own stateless stripe-mock
+// subscription; retrieve a price; create Checkout and Billing Portal
+// sessions, recording every parameter: sessions.go), the launcher of
+// Stripe's own stateless stripe-mock
 // (StartStripeMock), and the simulated life cycle `billingd simulate`
 // sends (Lifecycle).
 //
@@ -35,6 +37,10 @@ type Request struct {
 	Path   string
 	Query  url.Values
 	Status int
+	// Form is a POST's form body (checkout and portal sessions), and
+	// IdempotencyKey its Idempotency-Key header.
+	Form           url.Values
+	IdempotencyKey string
 }
 
 // Server is the fake API. Create it with New; its zero value is not usable.
@@ -56,6 +62,13 @@ type Server struct {
 	down      bool            // answer everything 503, as during an outage
 	offset    time.Duration   // added to the clock behind the Date header
 	srv       *httptest.Server
+
+	// Checkout and portal sessions (sessions.go).
+	prices    map[string]*Price
+	configs   map[string]bool
+	idem      map[string]idempotent
+	checkouts int
+	portals   int
 }
 
 // New starts a fake API server; it stops when Close is called.
@@ -197,8 +210,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	q := r.URL.Query()
 	w.Header().Set("Date", time.Now().Add(s.offset).UTC().Format(http.TimeFormat))
+	var form url.Values
+	if r.Method == http.MethodPost {
+		_ = r.ParseForm()
+		form = r.PostForm
+	}
 	status := s.handle(w, r, q)
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q, Status: status})
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q, Status: status,
+		Form: form, IdempotencyKey: r.Header.Get("Idempotency-Key")})
 }
 
 // apiError writes Stripe's error envelope.
@@ -235,6 +254,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) == 3 && s.refused[parts[2]] {
 		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "the fake was told to refuse '"+parts[2]+"'")
+	}
+	if status, ok := s.sessionsRoute(w, r, parts); ok {
+		return status
 	}
 	switch r.Method {
 	case http.MethodGet:

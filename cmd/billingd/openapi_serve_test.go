@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/internal/pgtest"
+	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/internal/stripefake"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+// oaCall is one real request to the running binary.
+type oaCall struct {
+	name   string
+	method string
+	path   string
+	token  string // "app", "finance", "none" or a literal token
+	body   string
+	hdr    []string
+	want   int
+	// badRequest: the request breaks the document on purpose (malformed
+	// JSON, a pattern it violates): the validator must refuse it too, so
+	// the document describes what the server refuses.
+	badRequest bool
+}
+
+// TestOpenAPIRealRequests runs the real binary and, for every operation in
+// the /openapi.json it serves, sends real requests (successes and the
+// documented errors), validating each request and each response (status,
+// headers, body) against the document with kin-openapi. An operation no
+// call reaches with a 2xx fails the test, so a new route needs a call here
+// as well as a place in the document (internal/api's
+// TestEveryRouteDocumented holds routes and document to each other).
+func TestOpenAPIRealRequests(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	st, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler), postgres.Options{MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tokens := map[string]string{"none": ""}
+	for name, scope := range map[string]billing.Scope{"app": billing.ScopeApp, "finance": billing.ScopeFinance} {
+		tok, hash, err := billing.NewToken(scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.TokenCreate(ctx, "openapi-"+name, scope, hash); err != nil {
+			t.Fatal(err)
+		}
+		tokens[name] = tok
+	}
+	const secret = "whsec_openapi_contract_0123456789"
+	// Stripe is the in-repo fake: checkout needs a price, the portal a
+	// customer the key's (test) mode sees.
+	fake := stripefake.New()
+	defer fake.Close()
+	fake.PutPrice(stripefake.Price{ID: "price_oa", ProductID: "prod_oa", Recurring: true})
+	fake.PutCustomer(stripefake.Customer{ID: "cus_oaportal", Created: time.Now().Add(-time.Hour)})
+	addr := freeAddr(t)
+	p := startBillingd(t, []string{"DATABASE_URL=" + url, "LISTEN_ADDR=" + addr, "STRIPE_WEBHOOK_SECRETS=" + secret, "LOG_LEVEL=warn",
+		"STRIPE_API_BASE=" + fake.URL, "STRIPE_API_KEY=" + stripefake.Key, "APP_URL_ALLOWLIST=https://app.example.com/billing"}, "serve")
+	waitReady(t, p, addr, 60*time.Second)
+	base := "http://" + addr
+	hc := &http.Client{Timeout: 30 * time.Second}
+
+	// The document the binary serves is the one checked.
+	resp, err := hc.Get(base + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == "" {
+		t.Fatalf("GET /openapi.json: %d %s", resp.StatusCode, resp.Header)
+	}
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// One linked, active subscription in live mode (through a webhook,
+	// metadata hint), so reads have something to show.
+	c := &rywClient{t: t, base: base, token: tokens["app"], secret: secret, http: hc}
+	t0 := time.Now().Add(-time.Hour).Unix()
+	c.event("evt_oa_1", t0, "oa1", "active", "acct_oa1")
+	c.event("evt_oa_2", t0, "oa2", "active", "")
+
+	today := time.Now().UTC().Format(time.DateOnly)
+	calls := []oaCall{
+		{name: "entitlement", method: "GET", path: "/v1/accounts/acct_oa1/entitlement", token: "app", want: 200},
+		{name: "entitlement test mode unknown", method: "GET", path: "/v1/accounts/acct_nobody/entitlement?livemode=false", token: "app", want: 200},
+		{name: "entitlement no-cache", method: "GET", path: "/v1/accounts/acct_oa1/entitlement", token: "app", hdr: []string{"Cache-Control", "no-cache"}, want: 200},
+		{name: "entitlement bad livemode", method: "GET", path: "/v1/accounts/acct_oa1/entitlement?livemode=maybe", token: "app", want: 400, badRequest: true},
+		{name: "entitlement bad account", method: "GET", path: "/v1/accounts/acct%20x/entitlement", token: "app", want: 400, badRequest: true},
+		{name: "entitlement no token", method: "GET", path: "/v1/accounts/acct_oa1/entitlement", token: "none", want: 401},
+		{name: "entitlement wrong token", method: "GET", path: "/v1/accounts/acct_oa1/entitlement", token: "bd_app_notarealtoken", want: 401},
+		{name: "entitlement finance token", method: "GET", path: "/v1/accounts/acct_oa1/entitlement", token: "finance", want: 403},
+		{name: "billing", method: "GET", path: "/v1/accounts/acct_oa1/billing", token: "app", want: 200},
+		{name: "billing unknown", method: "GET", path: "/v1/accounts/acct_nobody/billing", token: "app", want: 404},
+		{name: "link", method: "PUT", path: "/v1/accounts/acct_oa2/billing", token: "app", body: `{"stripe_customer_id":"cus_oa2"}`, want: 201},
+		{name: "link again", method: "PUT", path: "/v1/accounts/acct_oa2/billing", token: "app", body: `{"stripe_customer_id":"cus_oa2"}`, want: 200},
+		{name: "link elsewhere", method: "PUT", path: "/v1/accounts/acct_oa3/billing", token: "app", body: `{"stripe_customer_id":"cus_oa2"}`, want: 409},
+		{name: "link malformed", method: "PUT", path: "/v1/accounts/acct_oa2/billing", token: "app", body: `{"stripe_customer_id":`, want: 400, badRequest: true},
+		{name: "link unknown field", method: "PUT", path: "/v1/accounts/acct_oa2/billing", token: "app", body: `{"stripe_customer_id":"cus_oa2","email":"jane@example.com"}`, want: 400, badRequest: true},
+		{name: "link bad customer", method: "PUT", path: "/v1/accounts/acct_oa2/billing", token: "app", body: `{"stripe_customer_id":"acct_1"}`, want: 400, badRequest: true},
+		{name: "link too large", method: "PUT", path: "/v1/accounts/acct_oa2/billing", token: "app", body: `{"stripe_customer_id":"cus_oa2","reuse_erased_account":false` + strings.Repeat(" ", 70<<10) + `}`, want: 413},
+		{name: "link reference", method: "POST", path: "/v1/accounts/acct_oa4/link-reference", token: "app", want: 200},
+		{name: "link reference ttl", method: "POST", path: "/v1/accounts/acct_oa4/link-reference", token: "app", body: `{"ttl_seconds":3600}`, want: 200},
+		{name: "link reference bad ttl", method: "POST", path: "/v1/accounts/acct_oa4/link-reference", token: "app", body: `{"ttl_seconds":5}`, want: 400, badRequest: true},
+		{name: "export", method: "GET", path: "/v1/accounts/acct_oa1/export", token: "app", want: 200},
+		{name: "erase", method: "DELETE", path: "/v1/accounts/acct_oa2", token: "app", want: 204},
+		{name: "erase flags", method: "DELETE", path: "/v1/accounts/acct_oa9?erase_profitwell=false", token: "app", want: 204},
+		{name: "erase unknown flag", method: "DELETE", path: "/v1/accounts/acct_oa9?forget=true", token: "app", want: 400},
+		{name: "erase bad flag", method: "DELETE", path: "/v1/accounts/acct_oa9?delete_customer=yes", token: "app", want: 400, badRequest: true},
+		{name: "relink erased", method: "PUT", path: "/v1/accounts/acct_oa2/billing", token: "app", body: `{"stripe_customer_id":"cus_oa5"}`, want: 409},
+		{name: "revenue", method: "GET", path: "/v1/metrics/revenue?interval=month&to=" + today, token: "finance", want: 200},
+		{name: "revenue csv", method: "GET", path: "/v1/metrics/revenue?format=csv", token: "finance", want: 200},
+		{name: "revenue bad interval", method: "GET", path: "/v1/metrics/revenue?interval=year", token: "finance", want: 400, badRequest: true},
+		{name: "revenue bad range", method: "GET", path: "/v1/metrics/revenue?from=2026-05-01&to=2026-01-01", token: "finance", want: 400},
+		{name: "revenue app token", method: "GET", path: "/v1/metrics/revenue", token: "app", want: 403},
+		{name: "summary", method: "GET", path: "/v1/metrics/summary", token: "finance", want: 200},
+		{name: "link portal customer", method: "PUT", path: "/v1/accounts/acct_oaportal/billing", token: "app", body: `{"stripe_customer_id":"cus_oaportal"}`, want: 201},
+		{name: "checkout", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
+			body: `{"price":"price_oa","quantity":2,"success_url":"https://app.example.com/billing/done","cancel_url":"https://app.example.com/billing","trial_period_days":14,"allow_promotion_codes":true,"customer_email":"jane.openapi@example.com"}`,
+			hdr:  []string{"Idempotency-Key", "oa-checkout-1"}, want: 200},
+		{name: "checkout open redirect", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
+			body: `{"price":"price_oa","success_url":"https://app.example.com.evil.test/","cancel_url":"https://app.example.com/billing"}`, want: 400},
+		{name: "checkout unknown price", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
+			body: `{"price":"price_nope","success_url":"https://app.example.com/billing","cancel_url":"https://app.example.com/billing"}`, want: 400},
+		{name: "checkout missing field", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions", token: "app",
+			body: `{"price":"price_oa"}`, want: 400, badRequest: true},
+		{name: "checkout other mode", method: "POST", path: "/v1/accounts/acct_oa6/checkout-sessions?livemode=true", token: "app",
+			body: `{"price":"price_oa","success_url":"https://app.example.com/billing","cancel_url":"https://app.example.com/billing"}`, want: 409},
+		{name: "portal", method: "POST", path: "/v1/accounts/acct_oaportal/portal-sessions", token: "app",
+			body: `{"return_url":"https://app.example.com/billing"}`, want: 200},
+		{name: "portal no customer", method: "POST", path: "/v1/accounts/acct_oa7/portal-sessions", token: "app",
+			body: `{"return_url":"https://app.example.com/billing"}`, want: 404},
+		{name: "portal bad flow", method: "POST", path: "/v1/accounts/acct_oaportal/portal-sessions", token: "app",
+			body: `{"return_url":"https://app.example.com/billing","flow":"refund"}`, want: 400, badRequest: true},
+		{name: "summary test mode", method: "GET", path: "/v1/metrics/summary?livemode=false", token: "finance", want: 200},
+	}
+
+	reached := map[string]bool{} // operationId → a 2xx was validated
+	for _, call := range calls {
+		t.Run(call.name, func(t *testing.T) {
+			var body io.Reader
+			if call.body != "" {
+				body = strings.NewReader(call.body)
+			}
+			req, err := http.NewRequest(call.method, base+call.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if call.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			tok := tokens[call.token]
+			if _, named := tokens[call.token]; !named {
+				tok = call.token
+			}
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			for i := 0; i+1 < len(call.hdr); i += 2 {
+				req.Header.Set(call.hdr[i], call.hdr[i+1])
+			}
+			route, params, err := router.FindRoute(req)
+			if err != nil {
+				t.Fatalf("%s %s is not in the document: %v", call.method, call.path, err)
+			}
+			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}}
+			if call.body != "" {
+				// The validator reads the body; the request must still carry it.
+				req.Body = io.NopCloser(strings.NewReader(call.body))
+				req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(call.body)), nil }
+			}
+			reqErr := openapi3filter.ValidateRequest(ctx, in)
+			switch {
+			case call.badRequest && reqErr == nil:
+				t.Errorf("the document accepts a request the server refuses (%s %s)", call.method, call.path)
+			case !call.badRequest && reqErr != nil && call.want != http.StatusRequestEntityTooLarge:
+				t.Errorf("request breaks the document: %v", reqErr)
+			}
+			if call.body != "" {
+				req.Body = io.NopCloser(strings.NewReader(call.body))
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != call.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, call.want, got)
+			}
+			out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode,
+				Header: resp.Header, Body: io.NopCloser(bytes.NewReader(got)),
+				Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}}
+			if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+				t.Errorf("response breaks the document: %v\n%s", err, got)
+			}
+			if resp.StatusCode < 300 {
+				reached[route.Operation.OperationID] = true
+			}
+		})
+	}
+	var missing []string
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			if !reached[op.OperationID] {
+				missing = append(missing, op.OperationID)
+			}
+		}
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		t.Errorf("operations no call reached with a 2xx: %v (add calls above)", missing)
+	}
+}
