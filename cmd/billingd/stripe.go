@@ -134,6 +134,12 @@ func (e *env) backfill(ctx context.Context, s *stripeapi.Syncer) error {
 		resumed, sum.Customers.Listed, sum.Customers.Applied, sum.Customers.Unchanged, sum.Customers.Skipped,
 		sum.Subscriptions.Listed, sum.Subscriptions.Applied, sum.Subscriptions.Unchanged, sum.Subscriptions.Skipped,
 		len(sum.Failures), sum.Elapsed.Round(time.Millisecond))
+	if err != nil {
+		return err
+	}
+	cat, err := s.BackfillCatalog(ctx)
+	fmt.Fprintf(e.stdout, "catalog: products %d listed, %d applied; prices %d listed, %d applied; %d failed\n",
+		cat.Products.Listed, cat.Products.Applied, cat.Prices.Listed, cat.Prices.Applied, cat.Products.Failed+cat.Prices.Failed)
 	return err
 }
 
