@@ -161,6 +161,7 @@ func recordInvoiceLines(ctx context.Context, tx ptx, at time.Time, inv *billing.
 	if err != nil {
 		return fmt.Errorf("record invoice lines: %w", err)
 	}
+	tx.fin.recordedLines(ledgerKey{ref: c.Ref, livemode: inv.Livemode})
 	var taxed bool
 	if err := tx.QueryRowxContext(ctx, qInvoiceLines, string(raw), inv.SubscriptionID, c.Ref, inv.Livemode,
 		inv.Currency, at).Scan(&taxed); err != nil {

@@ -61,8 +61,18 @@ FROM discount_resolutions WHERE discount_id = ANY($1::text[])`
 // since they arrived as bare IDs. It returns the discount IDs still
 // unresolved.
 func loadLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[ledgerKey]*ledgerWork) (map[string]bool, error) {
+	if err := readLedgerInputs(ctx, q, ledgers); err != nil {
+		return nil, err
+	}
+	return resolveLedgerDiscounts(ctx, q, ledgers)
+}
+
+// readLedgerInputs reads each ledger's customer discounts and tax facts,
+// and classifies the customer's lines paid before their subscription was
+// known.
+func readLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[ledgerKey]*ledgerWork) error {
 	if len(ledgers) == 0 {
-		return nil, nil
+		return nil
 	}
 	refs, modes := make([]string, 0, len(ledgers)), make([]bool, 0, len(ledgers))
 	for k := range ledgers {
@@ -70,7 +80,7 @@ func loadLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[le
 	}
 	rows, err := q.QueryxContext(ctx, qLedgerInputs, pq.Array(refs), pq.Array(modes))
 	if err != nil {
-		return nil, fmt.Errorf("read ledger inputs: %w", translate(err))
+		return fmt.Errorf("read ledger inputs: %w", translate(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -81,7 +91,7 @@ func loadLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[le
 			Tax       []byte `db:"tax"`
 		}
 		if err := rows.StructScan(&r); err != nil {
-			return nil, fmt.Errorf("read ledger inputs: %w", translate(err))
+			return fmt.Errorf("read ledger inputs: %w", translate(err))
 		}
 		l := ledgers[ledgerKey{ref: r.Ref, livemode: r.Livemode}]
 		if l == nil {
@@ -94,7 +104,7 @@ func loadLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[le
 				Discounts []discountDoc `json:"discounts"`
 			}
 			if err := json.Unmarshal(r.Discounts, &ds); err != nil {
-				return nil, fmt.Errorf("read customer discounts: %w", err)
+				return fmt.Errorf("read customer discounts: %w", err)
 			}
 			for _, d := range ds {
 				l.discounts = append(l.discounts, billing.CustomerDiscountVersion{At: d.At, Event: d.Event,
@@ -109,7 +119,7 @@ func loadLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[le
 				Net     int64     `json:"net"`
 			}
 			if err := json.Unmarshal(r.Tax, &fs); err != nil {
-				return nil, fmt.Errorf("read tax facts: %w", err)
+				return fmt.Errorf("read tax facts: %w", err)
 			}
 			for _, f := range fs {
 				l.tax = append(l.tax, billing.TaxFact{PriceID: f.PriceID, At: f.At, Gross: f.Gross, Net: f.Net})
@@ -117,9 +127,9 @@ func loadLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[le
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read ledger inputs: %w", translate(err))
+		return fmt.Errorf("read ledger inputs: %w", translate(err))
 	}
-	return resolveLedgerDiscounts(ctx, q, ledgers)
+	return nil
 }
 
 // resolveLedgerDiscounts fills in resolved bare discount IDs and returns
@@ -194,9 +204,11 @@ func (l *ledgerWork) history() billing.CustomerHistory {
 
 // finWork is what the batch's customer and invoice events ask of the
 // ledgers: customers whose ledger must be re-derived from a time on
-// (their discount or tax facts changed), and coupons to fetch.
+// (their discount or tax facts changed), customers whose paid lines the
+// batch recorded, and coupons to fetch.
 type finWork struct {
 	rederive map[ledgerKey]time.Time
+	lines    map[ledgerKey]bool
 	coupons  []couponJob
 }
 
@@ -204,6 +216,23 @@ type finWork struct {
 type couponJob struct {
 	customerID, discountID, couponID string
 	livemode                         bool
+}
+
+// recordedLines notes that the batch stored paid lines of k's customer.
+func (f *finWork) recordedLines(k ledgerKey) {
+	if f.lines == nil {
+		f.lines = map[ledgerKey]bool{}
+	}
+	f.lines[k] = true
+}
+
+// needsInputs reports whether the ledger l (key k) can have inputs besides
+// its subscription versions. A customer first seen in this batch has only
+// those the batch wrote (a discount version, paid lines), so the common
+// case, a new customer's first subscription, costs no statement.
+func (f *finWork) needsInputs(k ledgerKey, l *ledgerWork) bool {
+	_, touched := f.rederive[k]
+	return !l.fresh || touched || f.lines[k]
 }
 
 // touch asks for k's ledger to be re-derived from `from` on.
@@ -244,7 +273,16 @@ func (b *batch) addFinanceWork(ctx context.Context, ledgers map[ledgerKey]*ledge
 		}
 		ledgers[k] = &ledgerWork{since: from, versions: versions}
 	}
-	pending, err := loadLedgerInputs(ctx, b.tx, ledgers)
+	read := make(map[ledgerKey]*ledgerWork, len(ledgers))
+	for k, l := range ledgers {
+		if b.tx.fin.needsInputs(k, l) {
+			read[k] = l
+		}
+	}
+	if err := readLedgerInputs(ctx, b.tx, read); err != nil {
+		return nil, err
+	}
+	pending, err := resolveLedgerDiscounts(ctx, b.tx, ledgers)
 	if err != nil {
 		return nil, err
 	}
