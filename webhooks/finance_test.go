@@ -175,6 +175,16 @@ func TestFinanceInputsEveryOrder(t *testing.T) {
 				if got := b.movementsOf(t, cus); got != tt.want {
 					t.Fatalf("order %v: movements %q, want %q", order, got, tt.want)
 				}
+				// Duplicated delivery: every event again, newest first,
+				// changes nothing.
+				for i := len(order) - 1; i >= 0; i-- {
+					if r := b.post(t, evs[order[i]]); r.Status != http.StatusOK {
+						t.Fatalf("order %v: redelivery: %d %s", order, r.Status, r.Body)
+					}
+				}
+				if got := b.movementsOf(t, cus); got != tt.want {
+					t.Fatalf("order %v: after redelivery %q, want %q", order, got, tt.want)
+				}
 				// Rebuild equality: re-deriving from the stored inputs
 				// changes nothing.
 				var ref string
