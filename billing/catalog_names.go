@@ -11,6 +11,15 @@ import (
 // screens say "Pro (yearly)" rather than price_1Pq…. They are merchant
 // catalog data, typed by the merchant in the Dashboard, and never customer
 // data; they are kept clipped and without control characters.
+//
+// The names are not kept in the features catalog (catalog.go) although
+// both describe the merchant's offer by product and price ID: that one is
+// a document the merchant writes and replaces as a whole (PUT /v1/catalog),
+// these are rows Stripe's events version one object at a time, any order.
+// One table would make a catalog PUT and a product event write each
+// other's rows. They share the data inventory's category
+// (merchant_catalog) and the IDs they are keyed by, so a screen can join
+// them (GET /v1/catalog/plans beside GET /v1/catalog).
 
 // Product is what product.* events and backfill tell about a product.
 type Product struct {

@@ -546,7 +546,7 @@ var tables = []Table{
 		NotExported: "the merchant's catalog (feature keys and names, product and price IDs); names no customer, subscription or account",
 		Columns: []Column{
 			{"id", ops, "always 1: one catalog"},
-			{"document", bf, "feature keys and names, product/price IDs and their grants (billing.Catalog only)"},
+			{"document", cat, "feature keys and names as the merchant typed them, product/price IDs and their grants (billing.Catalog only)"},
 			{"updated_at", ops, "when it was last replaced"},
 			{"updated_by", ops, "name of the token (or cli) that replaced it"},
 		},
