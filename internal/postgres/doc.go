@@ -29,7 +29,9 @@
 //     changed is re-derived from the earliest changed version, with its
 //     other inputs (customer discounts, invoice tax shares, resolved
 //     discount IDs: ledger_inputs.go, where customer and invoice events
-//     ask for their customers' ledgers too).
+//     ask for their customers' ledgers too). A customer first seen in the
+//     batch has no inputs but those the batch wrote, so its first
+//     subscription reads none: the common event costs no extra statement.
 //   - event8_tombstones.go: lock keys and hashes for erased subjects.
 //   - event9_prepared.go: the one list of statements prepared per pool, and
 //     ptx, the transaction that carries the store, the erasure key ring and
