@@ -39,10 +39,11 @@ type config struct {
 
 func main() {
 	short := flag.Bool("short", false, "quick pass: fewer events and a smaller revenue seed")
-	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,handler,revenue,overload,slowbody,headers_only,soak")
+	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,handler,revenue,revenue_1m,overload,slowbody,headers_only,soak")
 	only := flag.String("only", "", "comma-separated stages to run, skipping the others")
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
+	r1m := flag.Int("revenue-1m-subs", 1_000_000, "subscriptions the revenue_1m stage seeds (full runs only)")
 	soakRateFlag := flag.Float64("soak-rate", 0, "events/s of the soak stage (0: half the c32 capacity), to compare two builds at one rate")
 	flag.Parse()
 	var cs []int
@@ -62,7 +63,7 @@ func main() {
 			}
 		}
 	}
-	soakEvents, soakRate = *soak, *soakRateFlag
+	soakEvents, soakRate, revenue1MSubs = *soak, *soakRateFlag, *r1m
 	if err := run(*short, *skip, cs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -129,6 +130,7 @@ func run(short bool, skip string, conc []int) error {
 		{"entitlement", benchEntitlement},
 		{"handler", benchHandler},
 		{"revenue", benchRevenue},
+		{"revenue_1m", benchRevenue1M},
 		{"overload", benchOverload},
 		{"slowbody", benchSlowBody},
 		{"headers_only", benchHeadersOnly},
@@ -149,7 +151,7 @@ func run(short bool, skip string, conc []int) error {
 }
 
 // stageNames are the stages -skip and -only name (peer is part of ingest).
-var stageNames = []string{"ingest", "peer", "entitlement", "revenue", "overload", "slowbody", "headers_only", "soak"}
+var stageNames = []string{"ingest", "peer", "entitlement", "revenue", "revenue_1m", "overload", "slowbody", "headers_only", "soak"}
 
 // freshDB drops and creates database name and returns its URL.
 func (c *config) freshDB(name string) (string, error) {

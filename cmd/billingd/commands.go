@@ -52,7 +52,7 @@ func commands() []*command {
 		stripeJobsStatusCommand(), stripeJobsRetryCommand(),
 		catalogApplyCommand(), catalogShowCommand(),
 		simulateCommand(),
-		metricsRebuildCommand(),
+		metricsRebuildCommand(), fxImportCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),
 		keysStatusCommand(), keysForgetCommand(),
 		versionCommand(),

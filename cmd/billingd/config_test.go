@@ -82,6 +82,8 @@ func TestConfigBadValues(t *testing.T) {
 		{"PublicURLNoScheme", []string{"PUBLIC_URL=billing.example.com"}, false},
 		{"PublicURLPath", []string{"PUBLIC_URL=https://billing.example.com/dash"}, false},
 		{"PublicURLUser", []string{"PUBLIC_URL=https://admin@billing.example.com"}, false},
+		{"ReportingCurrencyName", []string{"REPORTING_CURRENCY=euro"}, false},
+		{"ReportingCurrencyDigits", []string{"REPORTING_CURRENCY=e1r"}, false},
 		{"SessionTTLTooShort", []string{"DASHBOARD_SESSION_TTL=1m"}, false},
 		{"SessionTTLDays", []string{"DASHBOARD_SESSION_TTL=30d"}, false},
 		{"SessionIdleTooShort", []string{"DASHBOARD_SESSION_IDLE=30s"}, false},
@@ -178,6 +180,7 @@ func TestConfigGoodValues(t *testing.T) {
 			return c.DashboardSessionIdle == 24*time.Hour
 		}},
 		{"ReconcileOff", map[string]string{"RECONCILE_INTERVAL": "0"}, func(c Config) bool { return c.ReconcileInterval == 0 }},
+		{"ReportingCurrencyLowered", map[string]string{"REPORTING_CURRENCY": "EUR"}, func(c Config) bool { return c.ReportingCurrency == "eur" }},
 		{"SixteenCharacterKeys", map[string]string{"LINK_SIGNING_KEY": "0123456789abcdef", "ERASURE_KEY": "0123456789abcdef",
 			"METRICS_TOKEN": "0123456789abcdef", "STRIPE_WEBHOOK_SECRETS": "whsec_0123456789, whsec_abcdefghij"}, func(c Config) bool {
 			return len(c.WebhookSecrets) == 2

@@ -312,7 +312,7 @@ func enqueueErasureStripe(ctx context.Context, tx *sqlx.Tx, req billing.ErasureR
 }
 
 // rekeyHistory moves the erased customers' revenue history (versions,
-// movements, activity) to fresh random references: one new customer
+// movements, activity, segment facts) to fresh random references: one new customer
 // reference per customer and one new subscription reference per
 // subscription, so each history stays internally consistent and the
 // figures do not change. The old references may have left billingd before
@@ -344,6 +344,9 @@ WITH cm AS MATERIALIZED (
     UPDATE subscription_activity t
     SET customer_ref = cm.new, subscription_ref = (SELECT sm.new FROM sm WHERE sm.old = t.subscription_ref)
     FROM cm WHERE t.customer_ref = cm.old
+    RETURNING 1
+), f AS (
+    UPDATE revenue_facts t SET customer_ref = cm.new FROM cm WHERE t.customer_ref = cm.old
     RETURNING 1
 )
 SELECT 1`

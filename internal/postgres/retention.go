@@ -40,6 +40,7 @@ type PurgeResult struct {
 	Versions  int64 `json:"subscription_versions"`
 	Movements int64 `json:"mrr_movements"`
 	Activity  int64 `json:"subscription_activity"`
+	Facts     int64 `json:"revenue_facts"`
 	Sessions  int64 `json:"dashboard_sessions"`
 }
 
@@ -158,6 +159,7 @@ FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS refs`
 	const qMov = `DELETE FROM mrr_movements WHERE customer_ref = ANY($1)`
 	const qVer = `DELETE FROM subscription_versions WHERE customer_ref = ANY($1)`
 	const qAct = `DELETE FROM subscription_activity WHERE customer_ref = ANY($1)`
+	const qFacts = `DELETE FROM revenue_facts WHERE customer_ref = ANY($1)`
 	for {
 		var refs []string
 		if err := s.db.SelectContext(ctx, &refs, closedHistoryQuery, cutoff, batch, nil); err != nil {
@@ -184,7 +186,7 @@ FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS refs`
 			for _, d := range []struct {
 				q string
 				n *int64
-			}{{qMov, &res.Movements}, {qVer, &res.Versions}, {qAct, &res.Activity}} {
+			}{{qMov, &res.Movements}, {qVer, &res.Versions}, {qAct, &res.Activity}, {qFacts, &res.Facts}} {
 				r, err := tx.ExecContext(ctx, d.q, pq.Array(still))
 				if err != nil {
 					return fmt.Errorf("purge history: %w", translate(err))

@@ -177,7 +177,45 @@ FROM subscription_activity WHERE customer_ref = $1 ORDER BY effective_at, subscr
 	if err := st.DB().Select(&act, qa, ref); err != nil {
 		t.Fatal(err)
 	}
-	return append(rows, act...)
+	// The segment, cohort and trial facts are part of the ledger too.
+	var facts []string
+	const qf = `
+SELECT concat_ws('|', livemode, currency, dimension, segment, effective_at AT TIME ZONE 'UTC', day, coalesce(kind, '-'),
+                 delta_minor, active_delta, retained_delta, trial_start, trial_conversion)
+FROM revenue_facts WHERE customer_ref = $1
+ORDER BY effective_at, dimension, segment, currency, livemode, kind, delta_minor, active_delta, trial_start, trial_conversion`
+	if err := st.DB().Select(&facts, qf, ref); err != nil {
+		t.Fatal(err)
+	}
+	return append(append(rows, act...), facts...)
+}
+
+// checkSegmentRollup: the segment rollup sums to what the facts say, per
+// mode, currency, dimension, segment and day.
+func checkSegmentRollup(t *testing.T, st *postgres.Store) {
+	t.Helper()
+	const q = `
+WITH roll AS (
+    SELECT livemode, currency, dimension, segment, day, sum(mrr_delta) AS m, sum(paying_delta) AS p,
+           sum(active_delta) AS a, sum(retained_delta) AS rt, sum(trial_starts) AS ts, sum(trial_conversions) AS tc,
+           sum(new_customers) AS nc
+    FROM revenue_segments_daily GROUP BY 1, 2, 3, 4, 5
+), led AS (
+    SELECT livemode, currency, dimension, segment, day, sum(delta_minor) AS m,
+           sum(CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END) AS p,
+           sum(active_delta) AS a, sum(retained_delta) AS rt, sum(trial_start) AS ts, sum(trial_conversion) AS tc,
+           sum(CASE WHEN kind = 'new' THEN 1 ELSE 0 END) AS nc
+    FROM revenue_facts GROUP BY 1, 2, 3, 4, 5
+), nz_roll AS (SELECT * FROM roll WHERE (m, p, a, rt, ts, tc, nc) <> (0, 0, 0, 0, 0, 0, 0)),
+   nz_led AS (SELECT * FROM led WHERE (m, p, a, rt, ts, tc, nc) <> (0, 0, 0, 0, 0, 0, 0))
+SELECT count(*) FROM ((TABLE nz_roll EXCEPT TABLE nz_led) UNION ALL (TABLE nz_led EXCEPT TABLE nz_roll)) d`
+	var diff int
+	if err := st.DB().Get(&diff, q); err != nil {
+		t.Fatal(err)
+	}
+	if diff != 0 {
+		t.Fatalf("revenue_segments_daily disagrees with revenue_facts on %d rows", diff)
+	}
 }
 
 // TestRecomputeDeliveryOrder applies one customer's versions the way the
@@ -247,11 +285,17 @@ func TestRecomputeDeliveryOrder(t *testing.T) {
 		}
 	}
 	checkRollup(t, st)
+	checkSegmentRollup(t, st)
+	var dups int
 	if _, err := st.CompactRevenueRollup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	checkRollup(t, st)
-	var dups int
+	checkSegmentRollup(t, st)
+	if err := st.DB().Get(&dups, `SELECT count(*) FROM (SELECT 1 FROM revenue_segments_daily
+		GROUP BY livemode, currency, dimension, segment, day HAVING count(*) > 1) d`); err != nil || dups != 0 {
+		t.Fatalf("after compaction %d segment days still have several rows (%v)", dups, err)
+	}
 	if err := st.DB().Get(&dups, `SELECT count(*) FROM (SELECT 1 FROM revenue_daily GROUP BY livemode, currency, day HAVING count(*) > 1) d`); err != nil || dups != 0 {
 		t.Fatalf("after compaction %d days still have several rows (%v)", dups, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -28,6 +29,8 @@ type Store struct {
 
 	onAccounts func(accountIDs []string) // read your writes: told of every commit's accounts (notify.go)
 	onCatalog  func()                    // read your writes: told of every catalog change (catalog.go)
+
+	segCompacted atomic.Int64 // revenue_segments_daily rows up to this ID were compacted (revenue_segments.go)
 }
 
 // Options tunes the connection pool.
