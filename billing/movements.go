@@ -76,9 +76,6 @@ type Activity struct {
 type Ledger struct {
 	Movements []Movement
 	Activity  []Activity
-	// Facts split the same history by plan, product, interval and cohort,
-	// and count trials (billing/segments.go).
-	Facts []Fact
 }
 
 // DeriveLedger turns one customer's state history (every version of
@@ -232,7 +229,7 @@ func DeriveLedger(versions []SubscriptionVersion) Ledger {
 		totals = next
 		prevSub = cur
 	}
-	return Ledger{Movements: out, Activity: act, Facts: deriveFacts(vs)}
+	return Ledger{Movements: out, Activity: act}
 }
 
 // compareVersions is the total order of versions: time, then the

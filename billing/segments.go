@@ -212,6 +212,18 @@ type trialState struct {
 	segs     [len(segmentDims)]string
 }
 
+// DeriveFacts splits one customer's state history (in any order) by plan,
+// product, interval and cohort, and counts its trials: a pure function of
+// the set of versions, as DeriveLedger is, and causal in the same way (a
+// fact at t depends only on versions at or before t). It is kept apart from
+// DeriveLedger because the event path derives only the ledger; the facts
+// are derived after the event's commit (internal/postgres/revenue_facts_deriver.go).
+func DeriveFacts(versions []SubscriptionVersion) []Fact {
+	vs := slices.Clone(versions)
+	slices.SortFunc(vs, compareVersions)
+	return deriveFacts(vs)
+}
+
 // deriveFacts walks the same instants as DeriveLedger and derives the
 // segment, cohort and trial facts of one customer. vs is sorted.
 func deriveFacts(vs []SubscriptionVersion) []Fact {

@@ -98,6 +98,7 @@ func (s *Store) Revenue(ctx context.Context, rq billing.RevenueQuery) ([]billing
 	if !rq.Bucket.Valid() || !rq.From.Before(rq.To) {
 		return nil, fmt.Errorf("revenue: %w: bad bucket or range", billing.ErrInvalid)
 	}
+	s.catchUpFacts(ctx) // the facts of events already committed
 	s.maybeCompactRollup(ctx)
 	rawEnd, rollEnd := rq.To, rq.To
 	if !rq.AsOf.IsZero() {

@@ -121,6 +121,7 @@ func (s *Store) SegmentSummary(ctx context.Context, livemode bool, dim billing.D
 	if !dim.GroupBy() {
 		return sum, fmt.Errorf("revenue summary: %w: cannot group by %q", billing.ErrInvalid, dim)
 	}
+	s.catchUpFacts(ctx) // the facts of events already committed
 	s.maybeCompactRollup(ctx)
 	today := billing.BucketDay.Truncate(asOf)
 	var rows []struct {
@@ -170,6 +171,7 @@ ORDER BY currency, segment`
 // paid in each month from q.From to q.To, and their MRR, retained MRR and
 // paying customers at the end of each month since, up to q.AsOf.
 func (s *Store) Cohorts(ctx context.Context, cq billing.CohortQuery) ([]billing.CohortTotals, error) {
+	s.catchUpFacts(ctx) // the facts of events already committed
 	s.maybeCompactRollup(ctx)
 	today := billing.BucketDay.Truncate(cq.AsOf)
 	const q = segmentRows + `

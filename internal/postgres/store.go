@@ -31,6 +31,8 @@ type Store struct {
 	onCatalog  func()                    // read your writes: told of every catalog change (catalog.go)
 
 	segCompacted atomic.Int64 // revenue_segments_daily rows up to this ID were compacted (revenue_segments.go)
+
+	factsWake chan struct{} // this Store's event path queued revenue facts to derive (revenue_facts_deriver.go)
 }
 
 // Options tunes the connection pool.
@@ -70,7 +72,8 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax, opt.EventQueueMax)}, nil
+	return &Store{db: db, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax, opt.EventQueueMax),
+		factsWake: make(chan struct{}, 1)}, nil
 }
 
 // ObserveEventBatches has f told of every event batch once it is over: how

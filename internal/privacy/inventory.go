@@ -278,6 +278,21 @@ var tables = []Table{
 		},
 	},
 	{
+		Name:        "revenue_facts_pending",
+		Purpose:     "customers whose revenue_facts are to be derived again after an event changed their ledger (a work queue the background deriver empties)",
+		Retention:   "deleted once the facts are derived, normally within a second",
+		OnErasure:   "moved to the fresh random reference with the rest of the history",
+		Export:      "-",
+		NotExported: "a transient work item naming only the surrogate reference and a time; the facts it leads to are exported",
+		Columns: []Column{
+			{"id", ops, "row ID"},
+			{"customer_ref", id, "customer surrogate reference"},
+			{"livemode", bf, "live or test mode"},
+			{"since", bf, "the facts from this time on are to be derived again"},
+			{"queued_at", ops, "when the row was queued (deriver lag)"},
+		},
+	},
+	{
 		Name:        "revenue_segments_daily",
 		Purpose:     "daily rollup of revenue_facts per mode, currency, dimension, segment and day so segment, cohort and trial reports stay fast",
 		Retention:   "kept for revenue history; recomputed by billingd metrics rebuild",
