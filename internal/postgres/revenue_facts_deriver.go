@@ -36,9 +36,9 @@ import (
 //     rollup row).
 //
 // A replica's own commits wake its deriver at once (wakeFactDeriver);
-// others' are found by polling. Reports of facts first derive what is
+// others' are found by polling. Reports of facts first settle what is
 // queued (catchUpFacts), so a report reflects every event committed before
-// it except those whose customers another replica is deriving that moment.
+// it, unless a backlog is larger than a report should wait for.
 
 // factBatch is how many queued rows one derivation claims: one statement
 // then writes the facts of up to this many customers.
@@ -49,8 +49,12 @@ const factBatch = 500
 // derivation (and its commit) instead of paying one each.
 const factLinger = 50 * time.Millisecond
 
-// catchUpBatches bounds the derivations a report runs before it reads.
-const catchUpBatches = 4
+// catchUpBatches bounds the derivations a report runs before it reads,
+// and catchUpWait how long it waits for derivations others hold.
+const (
+	catchUpBatches = 4
+	catchUpWait    = time.Second
+)
 
 const qClaimFacts = `
 SELECT id, customer_ref::text AS customer_ref, livemode, since
@@ -327,22 +331,52 @@ func (s *Store) DrainFacts(ctx context.Context) error {
 	}
 }
 
-// catchUpFacts derives what is queued before a report of facts reads
-// them, up to catchUpBatches derivations; what is left (a backlog the
-// background derivers are working through) is read as it is. An error is
-// logged, not returned: the report is still right up to the queue.
+// catchUpFacts settles the derivations queued before a report of facts
+// reads them: it derives them itself (up to catchUpBatches derivations)
+// and waits for those another deriver holds (up to catchUpWait, the time a
+// derivation takes, not a backlog's). What is left after that, a backlog
+// the background derivers are working through, is read as it is. An error
+// is logged, not returned: the report is still right up to the queue.
 func (s *Store) catchUpFacts(ctx context.Context) {
-	for range catchUpBatches {
-		_, full, err := s.DeriveFacts(ctx, factBatch)
+	var upTo int64
+	if err := s.db.GetContext(ctx, &upTo, `SELECT coalesce(max(id), 0) FROM revenue_facts_pending`); err != nil {
+		s.logCatchUp(err)
+		return
+	}
+	if upTo == 0 {
+		return
+	}
+	deadline := time.Now().Add(catchUpWait)
+	for batches := 0; ; {
+		var left bool
+		if err := s.db.GetContext(ctx, &left, `SELECT EXISTS (SELECT 1 FROM revenue_facts_pending WHERE id <= $1)`, upTo); err != nil {
+			s.logCatchUp(err)
+			return
+		}
+		if !left || batches >= catchUpBatches || time.Now().After(deadline) {
+			return
+		}
+		n, _, err := s.DeriveFacts(ctx, factBatch)
 		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				s.log.Warn("derive revenue facts before a report", "err", err)
-			}
+			s.logCatchUp(err)
 			return
 		}
-		if !full {
-			return
+		if n > 0 {
+			batches++
+			continue
 		}
+		// Held by another deriver (or a rebuild, or an erasure): it commits soon.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) logCatchUp(err error) {
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("derive revenue facts before a report", "err", err)
 	}
 }
 

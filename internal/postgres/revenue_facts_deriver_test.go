@@ -331,8 +331,14 @@ func TestFactsShuffledDuplicatedDelivery(t *testing.T) {
 	// below must settle what is still queued themselves.
 	stop()
 	<-deriverDone
-	if got := factReports(t, st); !reflect.DeepEqual(got, want) {
-		t.Fatalf("shuffled, duplicated, concurrent delivery:\n%+v\nin order\n%+v", got, want)
+	got := factReports(t, st)
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("report %d after shuffled, duplicated, concurrent delivery:\n%+v\nin order\n%+v", i, got[i], want[i])
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 	if n := pendingFacts(t, st); n != 0 {
 		t.Fatalf("%d derivations still queued after the reports", n)
