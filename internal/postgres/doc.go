@@ -26,7 +26,9 @@
 //     invoice events, on the customer rows the batch locked; testclocks.go:
 //     test clock events (no customer row) and the clock of a customer.
 //   - event7_ledger.go: the revenue ledger of every customer whose history
-//     changed is re-derived from the earliest changed version.
+//     changed is re-derived from the earliest changed version; its segment,
+//     cohort and trial facts are only queued (revenue_facts_pending), for
+//     the deriver to derive after the commit (revenue_facts_deriver.go).
 //   - event8_tombstones.go: lock keys and hashes for erased subjects.
 //   - event9_prepared.go: the one list of statements prepared per pool, and
 //     ptx, the transaction that carries the store, the erasure key ring and
