@@ -22,6 +22,9 @@ import (
 // read-only repeatable-read transaction gives a consistent snapshot. An
 // unknown account gives an export with every list empty, not an error.
 func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.AccountExport, error) {
+	// Facts still queued are derived first: the export holds what the
+	// events already applied imply (revenue_facts_deriver.go).
+	s.catchUpFacts(ctx)
 	exp := billing.AccountExport{
 		AccountID:           accountID,
 		GeneratedAt:         time.Now().UTC(),
