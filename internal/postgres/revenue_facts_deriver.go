@@ -78,10 +78,11 @@ FROM subscription_versions
 WHERE customer_ref = ANY($1::uuid[])`
 
 // qReplaceFacts rewrites the facts of several customers from a time on
-// ($1, as qReplaceLedgers' f), inserts the new ones ($2), appends the net
-// change per (mode, currency, dimension, segment, day) to the rollup, and
-// deletes the queue rows done ($3) and, for a rebuild, every queued row of
-// the customers it rebuilt ($4). The rollup rows are appended, never
+// ($1, as qReplaceLedgers' f), inserts the new ones ($2..$14, one array per
+// column: parsing hundreds of JSON objects cost a quarter of the
+// statement), appends the net change per (mode, currency, dimension,
+// segment, day) to the rollup, and deletes the queue rows done ($15) and,
+// for a rebuild, every queued row of the customers it rebuilt ($16). The rollup rows are appended, never
 // updated, so derivations on several replicas never queue on a shared row.
 const qReplaceFacts = `
 WITH f AS (
@@ -100,9 +101,9 @@ WITH f AS (
                                delta_minor, active_delta, retained_delta, trial_start, trial_conversion)
     SELECT u.cref, u.livemode, u.currency, u.dim, u.seg, u.at, u.day, NULLIF(u.kind, ''), u.delta, u.active,
            u.retained, u.ts, u.tc
-    FROM jsonb_to_recordset($2::jsonb) AS u(cref uuid, livemode boolean, currency text, dim text, seg text,
-                                           at timestamptz, day date, kind text, delta bigint, active smallint,
-                                           retained bigint, ts smallint, tc smallint)
+    FROM unnest($2::uuid[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::date[],
+                $9::text[], $10::bigint[], $11::smallint[], $12::bigint[], $13::smallint[], $14::smallint[])
+         AS u(cref, livemode, currency, dim, seg, at, day, kind, delta, active, retained, ts, tc)
     RETURNING 1 AS sign, livemode, currency, dimension, segment, day, kind, delta_minor, active_delta,
               retained_delta, trial_start, trial_conversion
 ), seg AS (
@@ -130,24 +131,25 @@ WITH f AS (
     -- a day whose changes cancel out (a rewrite deriving the same facts) appends nothing
     WHERE ROW(g.m, g.n, g.e, g.c, g.ch, g.r, g.p, g.cc, g.nc, g.a, g.rt, g.ts, g.tc) <> ROW(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 ), done AS (
-    DELETE FROM revenue_facts_pending WHERE id = ANY($3::bigint[]) OR customer_ref = ANY($4::uuid[])
+    DELETE FROM revenue_facts_pending WHERE id = ANY($15::bigint[]) OR customer_ref = ANY($16::uuid[])
 )
 SELECT 1`
 
+// factInput is one revenue_facts row to insert.
 type factInput struct {
-	CustomerRef   string               `json:"cref"`
-	Livemode      bool                 `json:"livemode"`
-	Currency      string               `json:"currency"`
-	Dimension     billing.Dimension    `json:"dim"`
-	Segment       string               `json:"seg"`
-	At            time.Time            `json:"at"`
-	Day           string               `json:"day"`
-	Kind          billing.MovementKind `json:"kind"`
-	Delta         int64                `json:"delta"`
-	Active        int                  `json:"active"`
-	Retained      int64                `json:"retained"`
-	TrialStart    int                  `json:"ts"`
-	TrialConverts int                  `json:"tc"`
+	CustomerRef   string
+	Livemode      bool
+	Currency      string
+	Dimension     billing.Dimension
+	Segment       string
+	At            time.Time
+	Day           string
+	Kind          billing.MovementKind
+	Delta         int64
+	Active        int
+	Retained      int64
+	TrialStart    int
+	TrialConverts int
 }
 
 // factWrite collects one qReplaceFacts statement.
@@ -160,17 +162,60 @@ type factWrite struct {
 
 // add replaces customerRef's facts in one mode from `from` on with those
 // derived from versions (that customer's, in that mode).
+//
+// Facts of one segment at one instant filed under one day are stored as
+// one row where the table's checks allow it (at most one movement kind,
+// active_delta in -1..1, trial counts 0 or 1): a subscription that starts
+// is a movement and a +1 in each segment, and one row instead of two
+// nearly halves what the deriver writes. Every report sums the columns
+// independently, so the figures are the same; the merge is a function of
+// the facts at one instant, so incremental and rebuilt rows are equal.
 func (w *factWrite) add(customerRef string, livemode bool, from time.Time, versions []billing.SubscriptionVersion) {
 	w.ranges = append(w.ranges, ledgerRange{CustomerRef: customerRef, Livemode: livemode, Since: from})
+	start := len(w.facts)
 	for _, f := range billing.DeriveFacts(versions) {
 		if f.At.Before(from) || f.Livemode != livemode {
 			continue
 		}
-		w.facts = append(w.facts, factInput{CustomerRef: customerRef, Livemode: f.Livemode, Currency: f.Currency,
+		in := factInput{CustomerRef: customerRef, Livemode: f.Livemode, Currency: f.Currency,
 			Dimension: f.Dimension, Segment: f.Segment, At: f.At.UTC(), Day: f.Day.Format(time.DateOnly), Kind: f.Kind,
 			Delta: f.Delta, Active: f.ActiveDelta, Retained: f.RetainedDelta, TrialStart: f.TrialStart,
-			TrialConverts: f.TrialConversion})
+			TrialConverts: f.TrialConversion}
+		if merged := w.merge(start, in); !merged {
+			w.facts = append(w.facts, in)
+		}
 	}
+}
+
+// merge folds in into a fact of the same customer written since start with
+// the same mode, currency, segment, instant and day, when the result is
+// still one valid row; it reports whether it did.
+func (w *factWrite) merge(start int, in factInput) bool {
+	for i := len(w.facts) - 1; i >= start; i-- {
+		m := &w.facts[i]
+		if !m.At.Equal(in.At) {
+			return false // facts come in time order: nothing earlier matches
+		}
+		if m.Dimension != in.Dimension || m.Segment != in.Segment || m.Currency != in.Currency ||
+			m.Livemode != in.Livemode || m.Day != in.Day {
+			continue
+		}
+		if m.Kind != "" && in.Kind != "" {
+			continue
+		}
+		active, ts, tc := m.Active+in.Active, m.TrialStart+in.TrialStart, m.TrialConverts+in.TrialConverts
+		if active < -1 || active > 1 || ts > 1 || tc > 1 {
+			continue
+		}
+		if in.Kind != "" {
+			m.Kind = in.Kind
+		}
+		m.Delta += in.Delta
+		m.Retained += in.Retained
+		m.Active, m.TrialStart, m.TrialConverts = active, ts, tc
+		return true
+	}
+	return false
 }
 
 func (w *factWrite) exec(ctx context.Context, tx sqlx.ExecerContext) error {
@@ -181,11 +226,20 @@ func (w *factWrite) exec(ctx context.Context, tx sqlx.ExecerContext) error {
 	if err != nil {
 		return fmt.Errorf("replace revenue facts: %w", err)
 	}
-	facts, err := json.Marshal(append([]factInput{}, w.facts...))
-	if err != nil {
-		return fmt.Errorf("replace revenue facts: %w", err)
+	n := len(w.facts)
+	cref, cur, dim, seg, at, day, kind := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	live := make([]bool, n)
+	delta, active, retained, ts, tc := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, f := range w.facts {
+		cref[i], live[i], cur[i], dim[i], seg[i] = f.CustomerRef, f.Livemode, f.Currency, string(f.Dimension), f.Segment
+		at[i], day[i], kind[i] = f.At.Format(time.RFC3339Nano), f.Day, string(f.Kind)
+		delta[i], active[i], retained[i] = f.Delta, int64(f.Active), f.Retained
+		ts[i], tc[i] = int64(f.TrialStart), int64(f.TrialConverts)
 	}
-	if _, err := tx.ExecContext(ctx, qReplaceFacts, string(ranges), string(facts), pq.Array(append([]int64{}, w.done...)),
+	if _, err := tx.ExecContext(ctx, qReplaceFacts, string(ranges), pq.Array(cref), pq.Array(live), pq.Array(cur),
+		pq.Array(dim), pq.Array(seg), pq.Array(at), pq.Array(day), pq.Array(kind), pq.Array(delta), pq.Array(active),
+		pq.Array(retained), pq.Array(ts), pq.Array(tc), pq.Array(append([]int64{}, w.done...)),
 		pq.Array(append([]string{}, w.rebuilt...))); err != nil {
 		return fmt.Errorf("replace revenue facts: %w", translate(err))
 	}
