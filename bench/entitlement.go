@@ -32,8 +32,8 @@ func benchEntitlement(ctx context.Context, c *config) error {
 	if err != nil {
 		return err
 	}
-	addr := freeAddr()
-	env := []string{"DATABASE_URL=" + dbURL, "LISTEN_ADDR=" + addr, "STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=warn"}
+	addr, pprofAddr := freeAddr(), freeAddr()
+	env := []string{"DATABASE_URL=" + dbURL, "LISTEN_ADDR=" + addr, "PPROF_ADDR=" + pprofAddr, "STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=warn"}
 	p, err := startProcess(ctx, env, c.bin, "serve")
 	if err != nil {
 		return err
@@ -87,10 +87,14 @@ func benchEntitlement(ctx context.Context, c *config) error {
 	if _, err := runLoad(ctx, 32, accounts, get("http://"+addr)); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
+	// The profile says where a request's time goes (kept in bench/out).
+	profile := make(chan string, 1)
+	go func() { profile <- c.cpuProfileNamed(pprofAddr, 2, "billingd_entitlement") }()
 	svc, err := runLoad(ctx, 32, requests, get("http://"+addr))
 	if err != nil {
 		return err
 	}
+	defer c.print("pprof_entitlement_top", "\n%s", <-profile)
 
 	st, err := postgres.Open(ctx, dbURL, slog.New(slog.DiscardHandler), postgres.Options{MaxOpenConns: 32})
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/gorilla/mux"
 )
 
 // Accounts links app accounts to Stripe customers and reads their billing
@@ -30,7 +29,7 @@ const accountIDRule = "account_id must be 1-128 characters of A-Z a-z 0-9 _ . : 
 
 // accountID returns the validated {account_id}, or answers 400.
 func accountID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := mux.Vars(r)["account_id"]
+	id := pathVar(r, "account_id")
 	if !billing.ValidAccountID(id) {
 		writeError(w, http.StatusBadRequest, "invalid_account_id", accountIDRule)
 		return "", false

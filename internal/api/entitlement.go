@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/billingd/billingd/billing"
-	"github.com/gorilla/mux"
 )
 
 // Entitlements answers the hot-path entitlement question
@@ -192,7 +191,7 @@ func (s *Server) handleEntitlement(w http.ResponseWriter, r *http.Request) {
 // one feature of the same cached answer, {"enabled":bool,"limit":n|null},
 // with its own ETag, under the same rules (no-cache, If-None-Match).
 func (s *Server) handleFeature(w http.ResponseWriter, r *http.Request) {
-	key := mux.Vars(r)["key"]
+	key := pathVar(r, "key")
 	if !billing.ValidFeatureKey(key) {
 		writeError(w, http.StatusBadRequest, "invalid_feature_key", "feature key must be 1-80 characters of A-Z a-z 0-9 _ . : - starting with a letter or digit")
 		return

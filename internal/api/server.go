@@ -105,6 +105,12 @@ func (s *Server) Handler() http.Handler {
 	if s.sessm == nil {
 		s.sessm = newSessionMetrics(s.Registerer)
 	}
+	return s.middleware(s.hotRoutes(s.router()))
+}
+
+// router is every route behind gorilla/mux (hotRoutes answers two of them
+// first).
+func (s *Server) router() *mux.Router {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
@@ -114,7 +120,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.Use(routeTemplate)
 	s.routes(r)
-	return s.middleware(r)
+	return r
 }
 
 // routes is the one place every endpoint is registered: health, the
