@@ -39,11 +39,12 @@ type config struct {
 
 func main() {
 	short := flag.Bool("short", false, "quick pass: fewer events and a smaller revenue seed")
-	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,changes,entitlement,handler,revenue,overload,slowbody,headers_only,backfill,soak")
+	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,changes,entitlement,handler,revenue,revenue_1m,overload,slowbody,headers_only,backfill,soak")
 	only := flag.String("only", "", "comma-separated stages to run, skipping the others")
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
 	flag.IntVar(&backfillSubs, "backfill-subs", backfillSubs, "subscriptions the fake Stripe holds in the backfill stage (and a fifth as many customers)")
+	r1m := flag.Int("revenue-1m-subs", 1_000_000, "subscriptions the revenue_1m stage seeds (full runs only)")
 	soakRateFlag := flag.Float64("soak-rate", 0, "events/s of the soak stage (0: half the c32 capacity), to compare two builds at one rate")
 	appHooks := flag.Bool("app-webhooks", false, "ingest stage: billingd also POSTs every change feed entry to a receiver in this process (APP_WEBHOOK_URL), to compare ingest with outbound app webhooks on and off")
 	flag.Parse()
@@ -64,7 +65,7 @@ func main() {
 			}
 		}
 	}
-	soakEvents, soakRate, ingestAppWebhooks = *soak, *soakRateFlag, *appHooks
+	soakEvents, soakRate, ingestAppWebhooks, revenue1MSubs = *soak, *soakRateFlag, *appHooks, *r1m
 	if err := run(*short, *skip, cs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -132,6 +133,7 @@ func run(short bool, skip string, conc []int) error {
 		{"entitlement", benchEntitlement},
 		{"handler", benchHandler},
 		{"revenue", benchRevenue},
+		{"revenue_1m", benchRevenue1M},
 		{"overload", benchOverload},
 		{"slowbody", benchSlowBody},
 		{"headers_only", benchHeadersOnly},
@@ -153,7 +155,7 @@ func run(short bool, skip string, conc []int) error {
 }
 
 // stageNames are the stages -skip and -only name (peer is part of ingest).
-var stageNames = []string{"ingest", "peer", "changes", "entitlement", "handler", "revenue", "overload", "slowbody", "headers_only", "backfill", "soak"}
+var stageNames = []string{"ingest", "peer", "changes", "entitlement", "handler", "revenue", "revenue_1m", "overload", "slowbody", "headers_only", "backfill", "soak"}
 
 // freshDB drops and creates database name and returns its URL.
 func (c *config) freshDB(name string) (string, error) {

@@ -20,6 +20,7 @@ type AccountExport struct {
 	SubscriptionHistory []ExportSubscriptionVer  `json:"subscription_history"`
 	Movements           []ExportMovement         `json:"movements"`
 	Activity            []ExportActivity         `json:"subscription_activity"`
+	RevenueFacts        []ExportRevenueFact      `json:"revenue_facts"`
 	Audit               []ExportAuditEntry       `json:"audit"`
 	CustomerDiscounts   []ExportCustomerDiscount `json:"customer_discounts"`
 	InvoiceLines        []ExportInvoiceLine      `json:"invoice_lines"`
@@ -60,7 +61,7 @@ type ExportInvoiceLine struct {
 // Empty reports whether the export holds no record at all.
 func (e AccountExport) Empty() bool {
 	return len(e.Customers) == 0 && len(e.Subscriptions) == 0 && len(e.PendingInvoices) == 0 && len(e.SubscriptionHistory) == 0 &&
-		len(e.Movements) == 0 && len(e.Activity) == 0 && len(e.Audit) == 0 && len(e.Overrides) == 0 &&
+		len(e.Movements) == 0 && len(e.Activity) == 0 && len(e.RevenueFacts) == 0 && len(e.Audit) == 0 && len(e.Overrides) == 0 &&
 		len(e.EntitlementSummaries) == 0 && len(e.Schedules) == 0 && len(e.CustomerDiscounts) == 0 &&
 		len(e.InvoiceLines) == 0
 }
@@ -221,6 +222,26 @@ type ExportActivity struct {
 	Currency        string    `json:"currency" db:"currency"`
 	EffectiveAt     time.Time `json:"effective_at" db:"effective_at"`
 	Delta           int64     `json:"delta" db:"delta"`
+}
+
+// ExportRevenueFact is one row of revenue_facts (billing.Fact: the
+// account's revenue split by plan, product, interval and cohort, and its
+// trials) for one of the account's customers.
+type ExportRevenueFact struct {
+	ID              int64     `json:"id" db:"id"`
+	CustomerRef     string    `json:"customer_ref" db:"customer_ref"`
+	Livemode        bool      `json:"livemode" db:"livemode"`
+	Currency        string    `json:"currency" db:"currency"`
+	Dimension       string    `json:"dimension" db:"dimension"`
+	Segment         string    `json:"segment" db:"segment"`
+	EffectiveAt     time.Time `json:"effective_at" db:"effective_at"`
+	Day             string    `json:"day" db:"day"`
+	Kind            *string   `json:"kind" db:"kind"`
+	DeltaMinor      int64     `json:"delta_minor" db:"delta_minor"`
+	ActiveDelta     int64     `json:"active_delta" db:"active_delta"`
+	RetainedDelta   int64     `json:"retained_delta" db:"retained_delta"`
+	TrialStart      int64     `json:"trial_start" db:"trial_start"`
+	TrialConversion int64     `json:"trial_conversion" db:"trial_conversion"`
 }
 
 // ExportAuditEntry is one row of audit_log whose subject is the account.

@@ -89,13 +89,19 @@ type PeriodTotals struct {
 	Start               time.Time
 	End                 time.Time
 	Currency            string
-	MRRStart            int64 // MRR at S
-	MRREnd              int64 // MRR at E
-	PayingStart         int64 // customers with MRR > 0 at S
-	PayingEnd           int64 // customers with MRR > 0 at E
-	ActiveSubscriptions int64 // subscriptions with MRR > 0 at E
-	ChurnedCustomers    int64 // churn movements in (S, E]
+	Segment             string // the plan, product or interval of a GroupBy report; empty otherwise
+	MRRStart            int64  // MRR at S
+	MRREnd              int64  // MRR at E
+	PayingStart         int64  // customers with MRR > 0 at S
+	PayingEnd           int64  // customers with MRR > 0 at E
+	ActiveSubscriptions int64  // subscriptions with MRR > 0 at E
+	ChurnedCustomers    int64  // churn movements in (S, E]
 	Movements           MovementSums
+	TrialStarts         int64 // trials started in [S, E)
+	TrialConversions    int64 // of those, trials that converted to paid (TrialConversionWindow)
+	// FXEffect (reporting-currency reports only): the change of MRR in the
+	// bucket due to exchange rates, so MRRStart + net new + FXEffect = MRREnd.
+	FXEffect int64
 	// Clamped is set when a figure of the bucket was beyond
 	// ±MaxReportAmount and shows that limit instead (billing/clamp.go).
 	Clamped bool
@@ -113,7 +119,16 @@ type PeriodFigures struct {
 	GrossMRRChurnRate   *float64
 	NetMRRChurnRate     *float64
 	NetRevenueRetention *float64
+	// GrossRevenueRetention = 1 − gross MRR churn rate: what MRR(S) kept,
+	// expansion and reactivation left out.
+	GrossRevenueRetention *float64
+	// QuickRatio = (new + expansion + reactivation) ÷ (churn + contraction).
+	QuickRatio *float64
+	// TrialConversionRate = trial conversions ÷ trial starts of the bucket.
+	TrialConversionRate *float64
 	LTV                 *int64 // monthly buckets only: ARPA ÷ customer churn rate
+	// Partial: the bucket contains AsOf, so it is not over yet.
+	Partial bool
 }
 
 // Figures derives the period metrics of metrics.md from the totals. The
@@ -121,7 +136,14 @@ type PeriodFigures struct {
 // the arithmetic here cannot overflow; a derived amount beyond the limit
 // is clamped too and flags the bucket.
 func (p PeriodTotals) Figures(bucket Bucket) PeriodFigures {
+	return p.FiguresAt(bucket, time.Time{})
+}
+
+// FiguresAt is Figures with the bucket containing asOf marked Partial
+// (asOf zero: none is).
+func (p PeriodTotals) FiguresAt(bucket Bucket, asOf time.Time) PeriodFigures {
 	f := PeriodFigures{PeriodTotals: p}
+	f.Partial = !asOf.IsZero() && !asOf.Before(p.Start) && asOf.Before(p.End)
 	var c1, c2 bool
 	f.ARR, c1 = clampInt64(12 * p.MRREnd)
 	f.NetNew, c2 = clampInt64(p.Movements.NetNew())
@@ -139,6 +161,13 @@ func (p PeriodTotals) Figures(bucket Bucket) PeriodFigures {
 		f.NetMRRChurnRate = ratio(m.Churn+m.Contraction-m.Expansion-m.Reactivation, p.MRRStart)
 		nrr := ratio(p.MRRStart-(m.Churn+m.Contraction-m.Expansion-m.Reactivation), p.MRRStart)
 		f.NetRevenueRetention = nrr
+		f.GrossRevenueRetention = ratio(p.MRRStart-(m.Churn+m.Contraction), p.MRRStart)
+	}
+	if lost := m.Churn + m.Contraction; lost > 0 {
+		f.QuickRatio = ratio(m.New+m.Expansion+m.Reactivation, lost)
+	}
+	if p.TrialStarts > 0 {
+		f.TrialConversionRate = ratio(p.TrialConversions, p.TrialStarts)
 	}
 	if bucket == BucketMonth && f.ARPA != nil && p.ChurnedCustomers > 0 && p.PayingStart > 0 {
 		// ARPA ÷ (churned ÷ paying at start), exactly, then rounded once.
@@ -166,22 +195,29 @@ type RevenueQuery struct {
 	Livemode bool
 	Currency string
 	Bucket   Bucket
-	From     time.Time
-	To       time.Time
-	AsOf     time.Time
+	// GroupBy splits each currency's series by plan, product or interval
+	// (one series per segment; empty: totals).
+	GroupBy Dimension
+	From    time.Time
+	To      time.Time
+	AsOf    time.Time
 }
 
 // CurrencySummary is the current figures of one currency.
 type CurrencySummary struct {
 	Currency            string       `json:"currency"`
-	Exponent            int          `json:"exponent"` // decimals of the amounts (MinorUnitExponent)
-	Decimals            int          `json:"decimals"` // decimals to display (DisplayDecimals)
+	Segment             string       `json:"segment,omitempty"` // with group_by: the plan, product or interval
+	Exponent            int          `json:"exponent"`          // decimals of the amounts (MinorUnitExponent)
+	Decimals            int          `json:"decimals"`          // decimals to display (DisplayDecimals)
 	MRR                 int64        `json:"mrr"`
 	ARR                 int64        `json:"arr"`
 	ActiveSubscriptions int64        `json:"active_subscriptions"`
 	PayingCustomers     int64        `json:"paying_customers"`
 	ARPA                *int64       `json:"arpa"`
 	Movements30d        MovementSums `json:"movements_30d"`
+	// FirstActivity is the first day (YYYY-MM-DD, UTC) the ledger has
+	// anything for this currency: the dashboard's default range starts there.
+	FirstActivity string `json:"first_activity,omitempty"`
 	// Clamped: a figure was beyond ±MaxReportAmount and shows that limit
 	// (billing/clamp.go); the stored ledger holds absurd amounts.
 	Clamped bool `json:"clamped"`
@@ -191,7 +227,11 @@ type CurrencySummary struct {
 type Summary struct {
 	AsOf       time.Time         `json:"as_of"`
 	Livemode   bool              `json:"livemode"`
+	GroupBy    Dimension         `json:"group_by,omitempty"`
 	Currencies []CurrencySummary `json:"currencies"`
+	// ReportingCurrency is REPORTING_CURRENCY when set (the API fills it):
+	// what currency=reporting converts into, so the dashboard offers it.
+	ReportingCurrency string `json:"reporting_currency,omitempty"`
 }
 
 // RevenueReader is what the finance endpoints read.
@@ -202,6 +242,11 @@ type RevenueReader interface {
 	// Summary returns the figures at asOf and the movements of the 30 days
 	// before it.
 	Summary(ctx context.Context, livemode bool, asOf time.Time) (Summary, error)
+	// SegmentSummary is Summary per currency and segment of dim (plan,
+	// product or interval).
+	SegmentSummary(ctx context.Context, livemode bool, dim Dimension, asOf time.Time) (Summary, error)
+	CohortReader
+	MoverReader
 }
 
 // FillSummary derives ARR and ARPA from MRR and paying customers, and sets

@@ -53,7 +53,7 @@ func commands() []*command {
 		catalogApplyCommand(), catalogShowCommand(),
 		appWebhooksStatusCommand(), appWebhooksRetryCommand(),
 		simulateCommand(),
-		metricsRebuildCommand(),
+		metricsRebuildCommand(), fxImportCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),
 		keysStatusCommand(), keysForgetCommand(),
 		versionCommand(),

@@ -84,6 +84,8 @@ type Config struct {
 	PublicURL            *url.URL      // PUBLIC_URL: the dashboard's public origin; nil: loopback only
 	DashboardSessionTTL  time.Duration // DASHBOARD_SESSION_TTL (default 12h): a session's lifetime cap
 	DashboardSessionIdle time.Duration // DASHBOARD_SESSION_IDLE (default 1h): a session unused this long ends
+
+	ReportingCurrency string // REPORTING_CURRENCY: what currency=reporting converts into; empty: off
 }
 
 // LogValue keeps secrets out of logs: only whether each is set.
@@ -181,6 +183,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		AppWebhookSecret: p.token("APP_WEBHOOK_SECRET", appwebhook.MinSecretLength),
 
 		PublicURL:           p.publicURL("PUBLIC_URL"),
+		ReportingCurrency:   p.currency("REPORTING_CURRENCY"),
 		DashboardSessionTTL: p.duration("DASHBOARD_SESSION_TTL", billing.DefaultSessionLifetime, minSessionTTL, maxSessionTTL),
 	}
 	c.DashboardSessionIdle = p.duration("DASHBOARD_SESSION_IDLE", min(billing.DefaultSessionIdle, c.DashboardSessionTTL), time.Minute, c.DashboardSessionTTL)
@@ -296,6 +299,19 @@ func (p *parser) str(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// currency reads an ISO 4217 code (any case, kept lower-case); empty: unset.
+func (p *parser) currency(name string) string {
+	v := strings.ToLower(p.str(name, ""))
+	if v == "" {
+		return ""
+	}
+	if len(v) != 3 || strings.IndexFunc(v, func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
+		p.fail(name, "a three-letter ISO 4217 currency code such as usd or eur")
+		return ""
+	}
+	return v
 }
 
 // duration reads a duration from min to max (inclusive).

@@ -91,6 +91,8 @@ func TestConfigBadValues(t *testing.T) {
 		{"PublicURLNoScheme", []string{"PUBLIC_URL=billing.example.com"}, false},
 		{"PublicURLPath", []string{"PUBLIC_URL=https://billing.example.com/dash"}, false},
 		{"PublicURLUser", []string{"PUBLIC_URL=https://admin@billing.example.com"}, false},
+		{"ReportingCurrencyName", []string{"REPORTING_CURRENCY=euro"}, false},
+		{"ReportingCurrencyDigits", []string{"REPORTING_CURRENCY=e1r"}, false},
 		{"SessionTTLTooShort", []string{"DASHBOARD_SESSION_TTL=1m"}, false},
 		{"SessionTTLDays", []string{"DASHBOARD_SESSION_TTL=30d"}, false},
 		{"SessionIdleTooShort", []string{"DASHBOARD_SESSION_IDLE=30s"}, false},
@@ -201,6 +203,7 @@ func TestConfigGoodValues(t *testing.T) {
 		}},
 		{"NamedStatementsOffExplicitly", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db", "DB_PREPARED_STATEMENTS": "false"},
 			func(c Config) bool { return !c.DBPreparedStatements }},
+		{"ReportingCurrencyLowered", map[string]string{"REPORTING_CURRENCY": "EUR"}, func(c Config) bool { return c.ReportingCurrency == "eur" }},
 		{"SixteenCharacterKeys", map[string]string{"LINK_SIGNING_KEY": "0123456789abcdef", "ERASURE_KEY": "0123456789abcdef",
 			"METRICS_TOKEN": "0123456789abcdef", "STRIPE_WEBHOOK_SECRETS": "whsec_0123456789, whsec_abcdefghij"}, func(c Config) bool {
 			return len(c.WebhookSecrets) == 2

@@ -157,6 +157,11 @@ func (e *env) serve(ctx context.Context) error {
 	// Finance metrics and the dashboard; its sessions are rows every
 	// replica reads (dashboard_sessions).
 	srv.Revenue, srv.Sessions, srv.PublicURL = db.store, db.store, e.cfg.PublicURL
+	// Their segment, cohort and trial facts are derived after each event's
+	// commit, by every replica; stopped before the database closes.
+	stopFacts := e.startFactDeriver(ctx, db.store, reg)
+	defer stopFacts()
+	srv.FX, srv.ReportingCurrency = db.store, e.cfg.ReportingCurrency
 	srv.SessionPolicy = billing.SessionPolicy{Lifetime: e.cfg.DashboardSessionTTL, Idle: e.cfg.DashboardSessionIdle}
 	// Subject access export (GET /v1/accounts/{id}/export).
 	srv.Exporter = db.store

@@ -248,13 +248,18 @@ func (s *Server) endSession(r *http.Request) error {
 	return s.Sessions.DashboardSessionDelete(r.Context(), billing.HashSessionID(c.Value))
 }
 
-// handleDashboardStatic serves the embedded JS and CSS.
+// dashboardAssets are the files the page loads (login.html and
+// dashboard.html are served by their handlers, not as files).
+var dashboardAssets = map[string]bool{"app.css": true, "app.js": true, "charts.js": true, "format.js": true,
+	"state.js": true, "views.js": true}
+
+// handleDashboardStatic serves the embedded JS modules and CSS.
 func (s *Server) handleDashboardStatic() http.Handler {
 	sub, _ := fs.Sub(web.Static, "static")
 	files := http.StripPrefix("/dashboard/static/", http.FileServer(http.FS(sub)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, "/dashboard/static/")
-		if name != "app.js" && name != "app.css" {
+		if !dashboardAssets[name] {
 			writeError(w, http.StatusNotFound, "not_found", "no such file")
 			return
 		}

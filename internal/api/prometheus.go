@@ -121,7 +121,7 @@ func newFinanceMetrics(reg prometheus.Registerer) *financeMetrics {
 		}, []string{"outcome"}),
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billingd_revenue_reports_total",
-			Help: "Revenue reports served, by interval and format.",
+			Help: "Revenue reports served, by interval (day, week, month; cohorts and movements for those reports) and format.",
 		}, []string{"interval", "format"}),
 	}
 	m.logins = registerOrReuse(reg, m.logins)

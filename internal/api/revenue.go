@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,9 +25,10 @@ var validCurrency = regexp.MustCompile(`^[a-z]{3}$`)
 
 // revenueRequest is a parsed GET /v1/metrics/revenue.
 type revenueRequest struct {
-	query    billing.RevenueQuery
-	from, to time.Time // the dates asked for (inclusive)
-	csv      bool
+	query     billing.RevenueQuery
+	from, to  time.Time // the dates asked for (inclusive)
+	csv       bool
+	reporting bool // currency=reporting: every currency converted into REPORTING_CURRENCY
 }
 
 // parseRevenueRequest validates the query string; every mistake is a 400
@@ -58,10 +60,17 @@ func parseRevenueRequest(r *http.Request, now time.Time) (revenueRequest, *error
 		return rr, &errorDetail{"range_too_long", fmt.Sprintf("from and to may be at most %d years apart", maxRevenueYears)}
 	}
 	cur := strings.ToLower(q.Get("currency"))
+	if cur == "reporting" {
+		rr.reporting, cur = true, ""
+	}
 	if cur != "" && !validCurrency.MatchString(cur) {
-		return rr, &errorDetail{"invalid_currency", "currency must be a three-letter ISO 4217 code such as usd"}
+		return rr, &errorDetail{"invalid_currency", "currency must be a three-letter ISO 4217 code such as usd, or reporting"}
 	}
 	live, perr := parseLivemode(q.Get("livemode"))
+	if perr != nil {
+		return rr, perr
+	}
+	groupBy, perr := parseGroupBy(q.Get("group_by"))
 	if perr != nil {
 		return rr, perr
 	}
@@ -75,9 +84,18 @@ func parseRevenueRequest(r *http.Request, now time.Time) (revenueRequest, *error
 		return rr, &errorDetail{"invalid_format", fmt.Sprintf("format must be json or csv, not %q", clip(f))}
 	}
 	rr.from, rr.to = from, to
-	rr.query = billing.RevenueQuery{Livemode: live, Currency: cur, Bucket: bucket,
+	rr.query = billing.RevenueQuery{Livemode: live, Currency: cur, Bucket: bucket, GroupBy: groupBy,
 		From: bucket.Truncate(from), To: bucket.Next(bucket.Truncate(to)), AsOf: now}
 	return rr, nil
+}
+
+// parseGroupBy reads group_by: plan, product, interval, or nothing.
+func parseGroupBy(s string) (billing.Dimension, *errorDetail) {
+	d := billing.Dimension(s)
+	if s == "" || d.GroupBy() {
+		return d, nil
+	}
+	return "", &errorDetail{"invalid_group_by", fmt.Sprintf("group_by must be plan, product or interval, not %q", clip(s))}
 }
 
 func parseDate(s string, def time.Time) (time.Time, error) {
@@ -141,12 +159,24 @@ type periodJSON struct {
 	GrossMRRChurnRate   *float64 `json:"gross_mrr_churn_rate"`
 	NetMRRChurnRate     *float64 `json:"net_mrr_churn_rate"`
 	NetRevenueRetention *float64 `json:"net_revenue_retention"`
+	// GrossRevenueRetention = 1 − gross MRR churn rate (expansion left out).
+	GrossRevenueRetention *float64 `json:"gross_revenue_retention"`
+	// QuickRatio = (new + expansion + reactivation) ÷ (churn + contraction).
+	QuickRatio          *float64 `json:"quick_ratio"`
+	TrialStarts         int64    `json:"trial_starts"`
+	TrialConversions    int64    `json:"trial_conversions"` // of the trials started in the bucket
+	TrialConversionRate *float64 `json:"trial_conversion_rate"`
 	LTV                 *int64   `json:"ltv"`
 	// UsageRevenue is the bucket's paid metered and tiered usage, and
 	// UsageMRR the trailing three-month usage per month at its end: beside
 	// MRR, never part of it (metrics.md). Null when not available.
 	UsageRevenue *int64 `json:"usage_revenue"`
 	UsageMRR     *int64 `json:"usage_mrr"`
+	// FXEffect (currency=reporting only): MRR change due to exchange rates,
+	// so that mrr(previous bucket) + net_new + fx_effect = mrr.
+	FXEffect *int64 `json:"fx_effect,omitempty"`
+	// Partial: the bucket contains now, so its figures are still moving.
+	Partial bool `json:"partial"`
 	// Clamped: a figure of the bucket was beyond ±2^53 − 1 minor units
 	// and shows that limit (billing.MaxReportAmount): the ledger holds
 	// absurd amounts.
@@ -154,10 +184,14 @@ type periodJSON struct {
 }
 
 type currencyJSON struct {
-	Currency string       `json:"currency"`
-	Exponent int          `json:"exponent"` // decimals of the API amounts
-	Decimals int          `json:"decimals"` // decimals to display
-	Periods  []periodJSON `json:"periods"`
+	Currency string `json:"currency"`
+	Segment  string `json:"segment,omitempty"` // with group_by: the plan, product or interval
+	// Reporting: every currency converted into this one (currency=reporting);
+	// each period then has fx_effect.
+	Reporting bool         `json:"reporting,omitempty"`
+	Exponent  int          `json:"exponent"` // decimals of the API amounts
+	Decimals  int          `json:"decimals"` // decimals to display
+	Periods   []periodJSON `json:"periods"`
 }
 
 type revenueJSON struct {
@@ -165,19 +199,27 @@ type revenueJSON struct {
 	From       string         `json:"from"`
 	To         string         `json:"to"`
 	Livemode   bool           `json:"livemode"`
+	GroupBy    string         `json:"group_by,omitempty"`
 	AsOf       time.Time      `json:"as_of"`
 	Currencies []currencyJSON `json:"currencies"`
 }
 
-func toPeriodJSON(p billing.PeriodTotals, b billing.Bucket) periodJSON {
-	f := p.Figures(b)
-	return periodJSON{
+func toPeriodJSON(p billing.PeriodTotals, b billing.Bucket, now time.Time, reporting bool) periodJSON {
+	f := p.FiguresAt(b, now)
+	var fx *int64
+	if reporting {
+		v := p.FXEffect
+		fx = &v
+	}
+	return periodJSON{FXEffect: fx,
 		Start: p.Start.Format(time.DateOnly), End: p.End.AddDate(0, 0, -1).Format(time.DateOnly),
 		MRR: f.MRREnd, ARR: f.ARR, ActiveSubscriptions: f.ActiveSubscriptions, PayingCustomers: f.PayingEnd, ARPA: f.ARPA,
 		New: f.Movements.New, Expansion: f.Movements.Expansion, Contraction: f.Movements.Contraction,
 		Churn: f.Movements.Churn, Reactivation: f.Movements.Reactivation, NetNew: f.NetNew, ChurnedCustomers: f.ChurnedCustomers,
 		CustomerChurnRate: f.CustomerChurnRate, GrossMRRChurnRate: f.GrossMRRChurnRate, NetMRRChurnRate: f.NetMRRChurnRate,
-		NetRevenueRetention: f.NetRevenueRetention, LTV: f.LTV, Clamped: f.Clamped,
+		NetRevenueRetention: f.NetRevenueRetention, GrossRevenueRetention: f.GrossRevenueRetention,
+		QuickRatio: f.QuickRatio, TrialStarts: f.TrialStarts, TrialConversions: f.TrialConversions,
+		TrialConversionRate: f.TrialConversionRate, LTV: f.LTV, Partial: f.Partial, Clamped: f.Clamped,
 	}
 }
 
@@ -194,22 +236,31 @@ func (s *Server) handleRevenue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, perr.Code, perr.Message)
 		return
 	}
-	periods, err := s.Revenue.Revenue(r.Context(), rr.query)
-	if err != nil {
-		s.Error(w, r, err)
-		return
+	var periods []billing.PeriodTotals
+	if rr.reporting {
+		var ok bool
+		if periods, ok = s.reportingRevenue(w, r, rr, now); !ok {
+			return
+		}
+	} else {
+		var err error
+		if periods, err = s.Revenue.Revenue(r.Context(), rr.query); err != nil {
+			s.Error(w, r, err)
+			return
+		}
 	}
 	out := revenueJSON{Interval: rr.query.Bucket, From: rr.from.Format(time.DateOnly), To: rr.to.Format(time.DateOnly),
-		Livemode: rr.query.Livemode, AsOf: now.UTC().Truncate(time.Second), Currencies: []currencyJSON{}}
+		Livemode: rr.query.Livemode, GroupBy: string(rr.query.GroupBy), AsOf: now.UTC().Truncate(time.Second),
+		Currencies: []currencyJSON{}}
 	for _, p := range periods {
-		if n := len(out.Currencies); n == 0 || out.Currencies[n-1].Currency != p.Currency {
-			out.Currencies = append(out.Currencies, currencyJSON{Currency: p.Currency,
+		if n := len(out.Currencies); n == 0 || out.Currencies[n-1].Currency != p.Currency || out.Currencies[n-1].Segment != p.Segment {
+			out.Currencies = append(out.Currencies, currencyJSON{Currency: p.Currency, Segment: p.Segment, Reporting: rr.reporting,
 				Exponent: billing.MinorUnitExponent(p.Currency), Decimals: billing.DisplayDecimals(p.Currency), Periods: []periodJSON{}})
 		}
 		c := &out.Currencies[len(out.Currencies)-1]
-		c.Periods = append(c.Periods, toPeriodJSON(p, rr.query.Bucket))
+		c.Periods = append(c.Periods, toPeriodJSON(p, rr.query.Bucket, now, rr.reporting))
 	}
-	if err := s.addUsage(r.Context(), &out, rr.query); err != nil {
+	if err := s.addUsage(r.Context(), &out, rr.query, now, rr.reporting); err != nil {
 		s.Error(w, r, err)
 		return
 	}
@@ -227,7 +278,8 @@ func (s *Server) handleRevenue(w http.ResponseWriter, r *http.Request) {
 var revenueCSVHeader = []string{"currency", "currency_exponent", "period_start", "period_end", "mrr", "arr",
 	"active_subscriptions", "paying_customers", "arpa", "new", "expansion", "contraction", "churn", "reactivation",
 	"net_new", "churned_customers", "customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate",
-	"net_revenue_retention", "ltv", "clamped", "usage_revenue", "usage_mrr"}
+	"net_revenue_retention", "ltv", "clamped", "usage_revenue", "usage_mrr", "gross_revenue_retention", "quick_ratio", "trial_starts",
+	"trial_conversions", "trial_conversion_rate", "partial"}
 
 func writeRevenueCSV(w http.ResponseWriter, out revenueJSON) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -235,16 +287,34 @@ func writeRevenueCSV(w http.ResponseWriter, out revenueJSON) {
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.WriteHeader(http.StatusOK)
 	cw := csv.NewWriter(w)
-	_ = cw.Write(revenueCSVHeader)
+	header := revenueCSVHeader
+	if out.GroupBy != "" {
+		// Grouped: the segment follows the currency.
+		header = append([]string{"currency", out.GroupBy}, revenueCSVHeader[1:]...)
+	}
+	reporting := len(out.Currencies) > 0 && out.Currencies[0].Reporting
+	if reporting {
+		header = append(slices.Clone(header), "fx_effect")
+	}
+	_ = cw.Write(header)
 	i := strconv.FormatInt
 	for _, c := range out.Currencies {
 		for _, p := range c.Periods {
-			_ = cw.Write([]string{c.Currency, strconv.Itoa(c.Exponent), p.Start, p.End, i(p.MRR, 10), i(p.ARR, 10),
+			row := []string{c.Currency, strconv.Itoa(c.Exponent), p.Start, p.End, i(p.MRR, 10), i(p.ARR, 10),
 				i(p.ActiveSubscriptions, 10), i(p.PayingCustomers, 10), optInt(p.ARPA), i(p.New, 10), i(p.Expansion, 10),
 				i(p.Contraction, 10), i(p.Churn, 10), i(p.Reactivation, 10), i(p.NetNew, 10), i(p.ChurnedCustomers, 10),
 				optRate(p.CustomerChurnRate), optRate(p.GrossMRRChurnRate), optRate(p.NetMRRChurnRate),
 				optRate(p.NetRevenueRetention), optInt(p.LTV), strconv.FormatBool(p.Clamped),
-				optInt(p.UsageRevenue), optInt(p.UsageMRR)})
+				optInt(p.UsageRevenue), optInt(p.UsageMRR),
+				optRate(p.GrossRevenueRetention), optRate(p.QuickRatio), i(p.TrialStarts, 10), i(p.TrialConversions, 10),
+				optRate(p.TrialConversionRate), strconv.FormatBool(p.Partial)}
+			if out.GroupBy != "" {
+				row = append([]string{c.Currency, c.Segment}, row[1:]...)
+			}
+			if reporting {
+				row = append(row, optInt(p.FXEffect))
+			}
+			_ = cw.Write(row)
 		}
 	}
 	cw.Flush()
@@ -276,12 +346,25 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, perr.Code, perr.Message)
 		return
 	}
-	sum, err := s.Revenue.Summary(r.Context(), live, s.now().UTC().Truncate(time.Second))
+	groupBy, perr := parseGroupBy(r.URL.Query().Get("group_by"))
+	if perr != nil {
+		writeError(w, http.StatusBadRequest, perr.Code, perr.Message)
+		return
+	}
+	asOf := s.now().UTC().Truncate(time.Second)
+	var sum billing.Summary
+	var err error
+	if groupBy != "" {
+		sum, err = s.Revenue.SegmentSummary(r.Context(), live, groupBy, asOf)
+	} else {
+		sum, err = s.Revenue.Summary(r.Context(), live, asOf)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
+	sum.ReportingCurrency = s.ReportingCurrency
 	writeJSON(w, http.StatusOK, sum)
 }
 

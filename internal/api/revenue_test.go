@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/billingd/billingd/internal/metricstest"
 	"github.com/billingd/billingd/internal/pgtest"
 	"github.com/billingd/billingd/internal/postgres"
+	"github.com/billingd/billingd/web"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -95,9 +97,15 @@ type financeFixture struct {
 // financeExample, with the clock fixed at 2026-06-01.
 func setupFinance(t *testing.T) financeFixture {
 	t.Helper()
+	return setupFinanceWith(t, financeExample())
+}
+
+// setupFinanceWith is setupFinance over other seeded history.
+func setupFinanceWith(t *testing.T, seed map[string][]billing.SubscriptionVersion) financeFixture {
+	t.Helper()
 	ctx := context.Background()
 	st := pgtest.Open(t)
-	if err := metricstest.Seed(ctx, st, financeExample()); err != nil {
+	if err := metricstest.Seed(ctx, st, seed); err != nil {
 		t.Fatal(err)
 	}
 	mk := func(name string, scope billing.Scope) (string, int64) {
@@ -296,6 +304,11 @@ func TestSummaryEndpoint(t *testing.T) {
 		usd.ARPA == nil || *usd.ARPA != 2000 {
 		t.Fatalf("usd %+v", usd)
 	}
+	// The first day with data per currency (the dashboard's default range
+	// starts there): A's first subscription, the yen customer's.
+	if usd.FirstActivity != "2026-01-03" || s.Currencies[0].FirstActivity != "2026-02-01" {
+		t.Errorf("first_activity usd %q jpy %q, want 2026-01-03 and 2026-02-01", usd.FirstActivity, s.Currencies[0].FirstActivity)
+	}
 	for _, key := range []string{`"movements_30d":{"new":`, `"active_subscriptions":`, `"arpa":`} {
 		if !strings.Contains(string(b), key) {
 			t.Errorf("summary lacks %s: %s", key, b)
@@ -392,9 +405,21 @@ func TestDashboardSession(t *testing.T) {
 		}
 	})
 	t.Run("StaticAssets", func(t *testing.T) {
-		for _, p := range []string{"/dashboard/static/app.js", "/dashboard/static/app.css"} {
-			if resp, b := f.get(t, p, "", nil); resp.StatusCode != 200 || len(b) < 100 {
+		// Every module and stylesheet the page loads is served, as
+		// JavaScript or CSS (browsers refuse a module of another type).
+		files, err := fs.Glob(web.Static, "static/*.[jc]s*")
+		if err != nil || len(files) < 5 {
+			t.Fatalf("embedded assets %v: %v", files, err)
+		}
+		for _, name := range files {
+			p := "/dashboard/" + name
+			resp, b := f.get(t, p, "", nil)
+			if resp.StatusCode != 200 || len(b) < 100 {
 				t.Fatalf("%s: status %d", p, resp.StatusCode)
+			}
+			want := map[bool]string{true: "text/javascript", false: "text/css"}[strings.HasSuffix(name, ".js")]
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, want) {
+				t.Errorf("%s: Content-Type %q, want %s", p, ct, want)
 			}
 		}
 		if resp, _ := f.get(t, "/dashboard/static/login.html", "", nil); resp.StatusCode != 404 {

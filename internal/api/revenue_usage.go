@@ -11,10 +11,12 @@ import (
 // addUsage puts the usage revenue and trailing usage MRR of each bucket
 // beside its figures, when the revenue store reads usage
 // (billing.UsageReader). A currency with usage but no MRR gets its buckets
-// too, their MRR figures zero.
-func (s *Server) addUsage(ctx context.Context, out *revenueJSON, q billing.RevenueQuery) error {
+// too, their MRR figures zero. Usage is recorded per currency, not per
+// plan segment nor converted: grouped (group_by) and reporting-currency
+// reports leave it null rather than repeat or mix it.
+func (s *Server) addUsage(ctx context.Context, out *revenueJSON, q billing.RevenueQuery, now time.Time, reporting bool) error {
 	ur, ok := s.Revenue.(billing.UsageReader)
-	if !ok {
+	if !ok || q.GroupBy != "" || reporting {
 		return nil
 	}
 	days, err := ur.UsageDays(ctx, q.Livemode, q.Currency, billing.UsageLookback(q.From), q.To)
@@ -28,7 +30,7 @@ func (s *Server) addUsage(ctx context.Context, out *revenueJSON, q billing.Reven
 			c := currencyJSON{Currency: u.Currency, Exponent: billing.MinorUnitExponent(u.Currency),
 				Decimals: billing.DisplayDecimals(u.Currency), Periods: []periodJSON{}}
 			for st := q.From; st.Before(q.To); st = q.Bucket.Next(st) {
-				c.Periods = append(c.Periods, toPeriodJSON(billing.PeriodTotals{Start: st, End: q.Bucket.Next(st), Currency: u.Currency}, q.Bucket))
+				c.Periods = append(c.Periods, toPeriodJSON(billing.PeriodTotals{Start: st, End: q.Bucket.Next(st), Currency: u.Currency}, q.Bucket, now, false))
 			}
 			out.Currencies = append(out.Currencies, c)
 		}

@@ -67,6 +67,11 @@ type Server struct {
 
 	// Revenue serves the finance metrics (/v1/metrics/*, /dashboard); nil: 503.
 	Revenue billing.RevenueReader
+	// FX keeps daily exchange rates (PUT /v1/fx/rates, fx.go); nil: 503.
+	FX billing.FXStore
+	// ReportingCurrency is REPORTING_CURRENCY: what currency=reporting
+	// converts into; empty: that report answers 400.
+	ReportingCurrency string
 	// Sessions holds dashboard sessions (dashboard.go); nil: dashboard sign-in is off.
 	Sessions DashboardSessions
 	// SessionPolicy limits a dashboard session's lifetime and idle time;
@@ -150,6 +155,10 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/catalog/plans", s.requireFinance(s.handlePlanNames)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/metrics/cohorts", s.requireFinance(s.handleCohorts)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/metrics/movements", s.requireFinance(s.handleMovers)).Methods(http.MethodGet)
+	// Bearer token only: a write, and dashboard sessions ride on a cookie.
+	r.HandleFunc("/v1/fx/rates", s.requireScope(billing.ScopeFinance, s.handlePutFXRates)).Methods(http.MethodPut)
 	r.HandleFunc("/dashboard", s.handleDashboard).Methods(http.MethodGet)
 	r.HandleFunc("/dashboard/login", s.handleLogin).Methods(http.MethodPost)
 	r.HandleFunc("/dashboard/logout", s.handleLogout).Methods(http.MethodPost)

@@ -32,6 +32,9 @@
 //     ask for their customers' ledgers too). A customer first seen in the
 //     batch has no inputs but those the batch wrote, so its first
 //     subscription reads none: the common event costs no extra statement.
+//     Its segment, cohort and trial facts are only queued
+//     (revenue_facts_pending), for the deriver to derive after the commit
+//     (revenue_facts_deriver.go).
 //   - event8_tombstones.go: lock keys and hashes for erased subjects.
 //   - event9_prepared.go: the one list of statements prepared per pool
 //     when the pool's connections are sessions (DB_PREPARED_STATEMENTS;

@@ -318,7 +318,7 @@ func enqueueErasureStripe(ctx context.Context, tx *sqlx.Tx, req billing.ErasureR
 }
 
 // rekeyHistory moves the erased customers' revenue history (versions,
-// movements, activity) to fresh random references: one new customer
+// movements, activity, segment facts and queued fact derivations) to fresh random references: one new customer
 // reference per customer and one new subscription reference per
 // subscription, so each history stays internally consistent and the
 // figures do not change. The old references may have left billingd before
@@ -361,14 +361,31 @@ WITH cm AS MATERIALIZED (
     SET customer_ref = cm.new, subscription_ref = (SELECT sm.new FROM sm WHERE sm.old = t.subscription_ref)
     FROM cm WHERE t.customer_ref = cm.old
     RETURNING 1
+), f AS (
+    UPDATE revenue_facts t SET customer_ref = cm.new FROM cm WHERE t.customer_ref = cm.old
+    RETURNING 1
+), p AS (
+    UPDATE revenue_facts_pending t SET customer_ref = cm.new FROM cm WHERE t.customer_ref = cm.old
+    RETURNING 1
 )
 SELECT 1`
+	// The ledger lock of each customer (ledger_rebuild.go) first: a fact
+	// deriver holding one may be inserting facts under the old reference,
+	// which this statement's snapshot would not see and leave behind.
+	// Queued derivations move with the rest, so they reach the new
+	// reference's facts.
+	const qLedgerLock = `
+SELECT count(pg_advisory_xact_lock(hashtextextended('billingd.ledger:' || r, 0)))
+FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS refs`
 	if len(customers) == 0 {
 		return nil
 	}
 	refs := make([]string, len(customers))
 	for i, c := range customers {
 		refs[i] = c.Ref
+	}
+	if _, err := tx.ExecContext(ctx, qLedgerLock, pq.Array(refs)); err != nil {
+		return fmt.Errorf("re-key history: lock ledgers: %w", translate(err))
 	}
 	// Data-modifying CTEs run to completion whether or not the final
 	// SELECT reads them.

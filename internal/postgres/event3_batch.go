@@ -77,6 +77,9 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 	// Before any of the batch's callers is answered (event2_group.go closes their
 	// waits after this returns): each then reads its own write.
 	s.accountsCommitted(b.accounts, b.tx.changed)
+	if b.factsQueued {
+		s.wakeFactDeriver()
+	}
 	return res, nil
 }
 
@@ -131,6 +134,9 @@ type batch struct {
 	customers map[string]*lockedCustomer
 	outbox    []outboxRow // ProfitWell sync rows, in the order applied
 	accounts  accountSet  // accounts whose entitlement the subscription writes changed (feed rows in qReplaceLedgers)
+	// factsQueued: qReplaceLedgers queued revenue facts to derive; the
+	// deriver is woken after the commit (revenue_facts_deriver.go).
+	factsQueued bool
 }
 
 func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, error) {

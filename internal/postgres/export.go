@@ -22,6 +22,9 @@ import (
 // read-only repeatable-read transaction gives a consistent snapshot. An
 // unknown account gives an export with every list empty, not an error.
 func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.AccountExport, error) {
+	// Facts still queued are derived first: the export holds what the
+	// events already applied imply (revenue_facts_deriver.go).
+	s.catchUpFacts(ctx)
 	exp := billing.AccountExport{
 		AccountID:           accountID,
 		GeneratedAt:         time.Now().UTC(),
@@ -31,6 +34,7 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		SubscriptionHistory: []billing.ExportSubscriptionVer{},
 		Movements:           []billing.ExportMovement{},
 		Activity:            []billing.ExportActivity{},
+		RevenueFacts:        []billing.ExportRevenueFact{},
 		Audit:               []billing.ExportAuditEntry{},
 		CustomerDiscounts:   []billing.ExportCustomerDiscount{},
 		InvoiceLines:        []billing.ExportInvoiceLine{},
@@ -61,6 +65,7 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		{"subscription history", func() error { return exportHistory(ctx, tx, accountID, subject, &exp.SubscriptionHistory) }},
 		{"movements", func() error { return exportMovements(ctx, tx, accountID, subject, &exp.Movements) }},
 		{"subscription activity", func() error { return exportActivity(ctx, tx, accountID, subject, &exp.Activity) }},
+		{"revenue facts", func() error { return exportRevenueFacts(ctx, tx, accountID, subject, &exp.RevenueFacts) }},
 		{"audit", func() error { return exportAudit(ctx, tx, subject, &exp.Audit) }},
 		{"overrides", func() error { return exportOverrides(ctx, tx, accountID, &exp.Overrides) }},
 		{"entitlement summaries", func() error {
@@ -145,6 +150,17 @@ FROM subscription_activity a
 JOIN customers c ON c.customer_ref = a.customer_ref
 WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
 ORDER BY a.effective_at, a.id`
+	return tx.SelectContext(ctx, out, q, accountID, subject)
+}
+
+func exportRevenueFacts(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportRevenueFact) error {
+	const q = `
+SELECT f.id, f.customer_ref, f.livemode, f.currency, f.dimension, f.segment, f.effective_at, f.day::text AS day,
+       f.kind, f.delta_minor, f.active_delta, f.retained_delta, f.trial_start, f.trial_conversion
+FROM revenue_facts f
+JOIN customers c ON c.customer_ref = f.customer_ref
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
+ORDER BY f.effective_at, f.id`
 	return tx.SelectContext(ctx, out, q, accountID, subject)
 }
 

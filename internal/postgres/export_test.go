@@ -93,6 +93,11 @@ func seedAccount(t *testing.T, st *postgres.Store, account, cus, sub string, liv
 		VALUES ($1, $2, $3, 'eur', now(), 1)`, cref, sref, livemode); err != nil {
 		t.Fatalf("seed activity: %v", err)
 	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO revenue_facts (customer_ref, livemode, currency, dimension, segment, effective_at,
+		day, kind, delta_minor, active_delta) VALUES ($1, $2, 'eur', 'plan', 'price_1', now(), current_date, 'new', 3000, 1)`,
+		cref, livemode); err != nil {
+		t.Fatalf("seed revenue fact: %v", err)
+	}
 }
 
 func TestAccountExport(t *testing.T) {

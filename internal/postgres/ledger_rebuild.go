@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -36,7 +37,7 @@ LIMIT $2`
 }
 
 // RebuildCustomerLedger re-derives one customer's whole ledger (both
-// modes) from its state history, safely while events are being applied:
+// modes) and its revenue facts from its state history, safely while events are being applied:
 // it takes the customers row lock that the event transaction takes, so a
 // concurrent event for this customer waits (or this waits for it) and both
 // see each other's versions. An erased customer has no row to lock, but no
@@ -52,10 +53,26 @@ func (s *Store) RebuildCustomerLedger(ctx context.Context, customerRef string) e
 		if _, err := tx.ExecContext(ctx, lockRef, customerRef); err != nil {
 			return fmt.Errorf("rebuild ledger: lock reference %s: %w", customerRef, translate(err))
 		}
+		// The facts too, here rather than by the deriver: the rebuild's
+		// figures are final when it returns. Its queued rows go with it
+		// (every version they stand for is visible under the locks held).
+		var facts factWrite
 		for _, live := range []bool{true, false} {
-			if err := recomputeMovements(ctx, tx, customerRef, live, time.Time{}); err != nil {
+			versions, err := customerHistory(ctx, tx, customerRef, live)
+			if err != nil {
 				return fmt.Errorf("rebuild ledger: %w", err)
 			}
+			var w ledgerWrite
+			w.add(customerRef, live, time.Time{}, billing.DeriveLedger(versions), true)
+			w.pending = nil
+			if err := w.exec(ctx, tx); err != nil {
+				return fmt.Errorf("rebuild ledger: customer %s: %w", customerRef, err)
+			}
+			facts.add(customerRef, live, time.Time{}, versions)
+		}
+		facts.rebuilt = []string{customerRef}
+		if err := facts.exec(ctx, tx); err != nil {
+			return fmt.Errorf("rebuild ledger: customer %s: %w", customerRef, err)
 		}
 		return nil
 	})

@@ -29,10 +29,12 @@ func (s *Store) ApplyVersionForTest(ctx context.Context, customerRef string, v b
 		s := v.State
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items, discounts,
-    mrr_minor, mrr_fixed, current_period_end, cancel_at, cancel_at_period_end, version_at, version_rank, version_event)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+    mrr_minor, mrr_fixed, current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end,
+    ended_at, version_at, version_rank, version_event)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 			v.SubscriptionRef, customerRef, s.Livemode, string(s.Status), s.Currency, string(items), string(discounts), mrr, fixed,
-			s.CurrentPeriodEnd, s.CancelAt, s.CancelAtPeriodEnd, v.At, v.Rank, v.Event)
+			s.CurrentPeriodStart, s.CurrentPeriodEnd, s.TrialEnd, s.CancelAt, s.CancelAtPeriodEnd, s.EndedAt,
+			v.At, v.Rank, v.Event)
 		if err != nil {
 			return err
 		}

@@ -40,6 +40,7 @@ type PurgeResult struct {
 	Versions  int64 `json:"subscription_versions"`
 	Movements int64 `json:"mrr_movements"`
 	Activity  int64 `json:"subscription_activity"`
+	Facts     int64 `json:"revenue_facts"`
 	Sessions  int64 `json:"dashboard_sessions"`
 	// LedgerInputs counts customer_discount_versions and
 	// invoice_line_amounts rows purged with the history.
@@ -164,6 +165,7 @@ FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS refs`
 	// The customer's other ledger inputs go with its history.
 	const qDiscounts = `DELETE FROM customer_discount_versions WHERE customer_ref = ANY($1)`
 	const qLines = `DELETE FROM invoice_line_amounts WHERE customer_ref = ANY($1)`
+	const qFacts = `DELETE FROM revenue_facts WHERE customer_ref = ANY($1)`
 	for {
 		var refs []string
 		if err := s.db.SelectContext(ctx, &refs, closedHistoryQuery, cutoff, batch, nil); err != nil {
@@ -190,7 +192,7 @@ FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS refs`
 			for _, d := range []struct {
 				q string
 				n *int64
-			}{{qMov, &res.Movements}, {qVer, &res.Versions}, {qAct, &res.Activity},
+			}{{qMov, &res.Movements}, {qVer, &res.Versions}, {qAct, &res.Activity}, {qFacts, &res.Facts},
 				{qDiscounts, &res.LedgerInputs}, {qLines, &res.LedgerInputs}} {
 				r, err := tx.ExecContext(ctx, d.q, pq.Array(still))
 				if err != nil {

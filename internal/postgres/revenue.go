@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -97,6 +98,7 @@ func (s *Store) Revenue(ctx context.Context, rq billing.RevenueQuery) ([]billing
 	if !rq.Bucket.Valid() || !rq.From.Before(rq.To) {
 		return nil, fmt.Errorf("revenue: %w: bad bucket or range", billing.ErrInvalid)
 	}
+	s.catchUpFacts(ctx) // the facts of events already committed
 	s.maybeCompactRollup(ctx)
 	rawEnd, rollEnd := rq.To, rq.To
 	if !rq.AsOf.IsZero() {
@@ -114,18 +116,26 @@ SELECT currency,
 FROM r
 GROUP BY 1, 2`
 	var rows []bucketSums
+	if rq.GroupBy != "" {
+		return s.segmentRevenue(ctx, rq, rollEnd, rawEnd)
+	}
 	err := s.db.SelectContext(ctx, &rows, q, rq.Livemode, rq.Currency, rollEnd.Format(time.DateOnly), rollEnd, rawEnd,
 		rq.From, string(rq.Bucket))
 	if err != nil {
 		return nil, fmt.Errorf("revenue: %w", translate(err))
 	}
-	return assembleRevenue(rq, rows), nil
+	out := assembleRevenue(rq, rows)
+	if err := s.addTrials(ctx, rq, rollEnd, rawEnd, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // bucketSums is one group of the revenue query: a bucket of one currency,
 // or (Bucket nil) everything before the report's start.
 type bucketSums struct {
 	Currency     string     `db:"currency"`
+	Segment      string     `db:"segment"` // GroupBy reports only
 	Bucket       *time.Time `db:"bucket"`
 	Delta        numericSum `db:"delta"`
 	New          numericSum `db:"new_mrr"`
@@ -136,6 +146,8 @@ type bucketSums struct {
 	PayingDelta  numericSum `db:"paying_delta"`
 	Churned      numericSum `db:"churned"`
 	ActiveDelta  numericSum `db:"active_delta"`
+	TrialStarts  numericSum `db:"trial_starts"`
+	TrialConv    numericSum `db:"trial_conversions"`
 }
 
 // assembleRevenue turns grouped sums into consecutive buckets per currency,
@@ -143,30 +155,36 @@ type bucketSums struct {
 // Running sums are exact (big.Int); each figure is clamped only as it is
 // reported, so one absurd bucket does not wrap the ones after it.
 func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.PeriodTotals {
+	type series struct{ cur, seg string }
 	type key struct {
-		cur    string
+		series
 		bucket int64 // unix seconds; baseline for the rows before From
 	}
 	const baseline = -1 << 62
 	m := map[key]*bucketSums{}
-	curSet := map[string]bool{}
-	if rq.Currency != "" {
-		curSet[rq.Currency] = true
+	set := map[series]bool{}
+	if rq.Currency != "" && rq.GroupBy == "" {
+		set[series{rq.Currency, ""}] = true
 	}
 	for i := range rows {
 		r := &rows[i]
-		k := key{r.Currency, baseline}
+		k := key{series{r.Currency, r.Segment}, baseline}
 		if r.Bucket != nil {
 			k.bucket = r.Bucket.Unix()
 		}
 		m[k] = r
-		curSet[r.Currency] = true
+		set[k.series] = true
 	}
-	curs := make([]string, 0, len(curSet))
-	for c := range curSet {
-		curs = append(curs, c)
+	all := make([]series, 0, len(set))
+	for c := range set {
+		all = append(all, c)
 	}
-	slices.Sort(curs)
+	slices.SortFunc(all, func(a, b series) int {
+		if a.cur != b.cur {
+			return strings.Compare(a.cur, b.cur)
+		}
+		return strings.Compare(a.seg, b.seg)
+	})
 	var zero bucketSums
 	get := func(k key) *bucketSums {
 		if r := m[k]; r != nil {
@@ -175,14 +193,14 @@ func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.Perio
 		return &zero
 	}
 	var out []billing.PeriodTotals
-	for _, c := range curs {
+	for _, c := range all {
 		base := get(key{c, baseline})
 		var mrr, paying, active big.Int
 		mrr.Set(&base.Delta.v)
 		paying.Set(&base.PayingDelta.v)
 		active.Set(&base.ActiveDelta.v)
 		for s := rq.From; s.Before(rq.To); s = rq.Bucket.Next(s) {
-			p := billing.PeriodTotals{Start: s, End: rq.Bucket.Next(s), Currency: c}
+			p := billing.PeriodTotals{Start: s, End: rq.Bucket.Next(s), Currency: c.cur, Segment: c.seg}
 			p.MRRStart, p.PayingStart = clamp(&mrr, &p.Clamped), clamp(&paying, &p.Clamped)
 			r := get(key{c, s.Unix()})
 			mrr.Add(&mrr, &r.Delta.v)
@@ -193,6 +211,7 @@ func assembleRevenue(rq billing.RevenueQuery, rows []bucketSums) []billing.Perio
 			p.Movements = billing.MovementSums{New: clamp(&r.New.v, &p.Clamped), Expansion: clamp(&r.Expansion.v, &p.Clamped),
 				Contraction: clamp(&r.Contraction.v, &p.Clamped), Churn: clamp(&r.Churn.v, &p.Clamped),
 				Reactivation: clamp(&r.Reactivation.v, &p.Clamped)}
+			p.TrialStarts, p.TrialConversions = clamp(&r.TrialStarts.v, &p.Clamped), clamp(&r.TrialConv.v, &p.Clamped)
 			out = append(out, p)
 		}
 	}
@@ -215,6 +234,7 @@ func (s *Store) Summary(ctx context.Context, livemode bool, asOf time.Time) (bil
 		Contraction  numericSum `db:"contraction"`
 		Churn        numericSum `db:"churn"`
 		Reactivation numericSum `db:"reactivation"`
+		First        *time.Time `db:"first_at"`
 	}
 	// $5 is asOf (exclusive: a movement at exactly asOf has not happened
 	// yet), $6 the 30-day window's start.
@@ -224,7 +244,8 @@ SELECT currency, sum(mrr_delta) AS mrr, sum(paying_delta) AS paying, sum(active_
        coalesce(sum(expansion_minor) FILTER (WHERE t >= $6), 0) AS expansion,
        coalesce(sum(contraction_minor) FILTER (WHERE t >= $6), 0) AS contraction,
        coalesce(sum(churn_minor) FILTER (WHERE t >= $6), 0) AS churn,
-       coalesce(sum(reactivation_minor) FILTER (WHERE t >= $6), 0) AS reactivation
+       coalesce(sum(reactivation_minor) FILTER (WHERE t >= $6), 0) AS reactivation,
+       min(t) AS first_at
 FROM r
 GROUP BY currency
 ORDER BY currency`
@@ -241,6 +262,9 @@ ORDER BY currency`
 		c.Movements30d = billing.MovementSums{New: clamp(&r.New.v, f), Expansion: clamp(&r.Expansion.v, f),
 			Contraction: clamp(&r.Contraction.v, f), Churn: clamp(&r.Churn.v, f), Reactivation: clamp(&r.Reactivation.v, f)}
 		c.FillSummary()
+		if r.First != nil {
+			c.FirstActivity = r.First.UTC().Format(time.DateOnly)
+		}
 		sum.Currencies = append(sum.Currencies, c)
 	}
 	return sum, nil

@@ -38,7 +38,7 @@ WITH dup AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded)`
-	var removed int64
+	var removed, compactedTo int64
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var got bool
 		if err := tx.GetContext(ctx, &got, qLock, rollupLockKey); err != nil {
@@ -50,8 +50,19 @@ SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded)`
 		if err := tx.GetContext(ctx, &removed, q); err != nil {
 			return fmt.Errorf("compact revenue rollup: %w", translate(err))
 		}
+		segs, maxID, err := compactSegmentRollup(ctx, tx, s.segCompacted.Load())
+		if err != nil {
+			return err
+		}
+		removed += segs
+		// Only once committed (the deferred store happens after inTx's commit
+		// below): a rolled-back compaction must be redone.
+		compactedTo = maxID
 		return nil
 	})
+	if err == nil && compactedTo > s.segCompacted.Load() {
+		s.segCompacted.Store(compactedTo)
+	}
 	return removed, err
 }
 
@@ -71,7 +82,8 @@ func (s *Store) maybeCompactRollup(ctx context.Context) {
 // one statement: one snapshot sees the ledger and the rollup rows it
 // replaces, and rows that event transactions append after it stay,
 // matching their ledger changes that the snapshot did not see either.
-// `billingd metrics rebuild` ends with it.
+// `billingd metrics rebuild` ends with it, and with the same for the
+// segment rollup (revenue_segments_daily from revenue_facts).
 func (s *Store) RebuildRevenueRollup(ctx context.Context) error {
 	const q = `
 WITH gone AS (DELETE FROM revenue_daily)
@@ -82,6 +94,9 @@ SELECT livemode, currency, day, mrr_delta, new_minor, expansion_minor, contracti
 FROM revenue_daily_from_ledger`
 	if _, err := s.db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("rebuild revenue rollup: %w", translate(err))
+	}
+	if _, err := s.db.ExecContext(ctx, qRebuildSegmentRollup); err != nil {
+		return fmt.Errorf("rebuild segment rollup: %w", translate(err))
 	}
 	return nil
 }

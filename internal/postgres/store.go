@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -33,6 +34,10 @@ type Store struct {
 
 	onAccounts func(accountIDs []string) // read your writes: told of every commit's accounts (notify.go)
 	onCatalog  func()                    // read your writes: told of every catalog change (catalog.go)
+
+	segCompacted atomic.Int64 // revenue_segments_daily rows up to this ID were compacted (revenue_segments.go)
+
+	factsWake chan struct{} // this Store's event path queued revenue facts to derive (revenue_facts_deriver.go)
 }
 
 // Options tunes the connection pool.
@@ -86,7 +91,8 @@ func Open(ctx context.Context, url string, log *slog.Logger, opt Options) (*Stor
 	if log == nil {
 		log = slog.Default()
 	}
-	st := &Store{db: db, sess: sess, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax, opt.EventQueueMax)}
+	st := &Store{db: db, sess: sess, log: log, group: newGroupApplier(opt.EventBatchers, opt.EventBatchMax, opt.EventQueueMax),
+		factsWake: make(chan struct{}, 1)}
 	st.stmts.on = opt.PrepareStatements
 	return st, nil
 }

@@ -1,0 +1,2 @@
+DROP TABLE revenue_segments_daily;
+DROP TABLE revenue_facts;

@@ -1,0 +1,1 @@
+DROP TABLE revenue_facts_pending;
