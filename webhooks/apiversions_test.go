@@ -18,16 +18,23 @@ import (
 )
 
 // Every API version billingd reads, from Stripe's published OpenAPI
-// specifications: testdata/apiversions/<version>.json holds the schemas of
-// the objects the decoders read, extracted from each version's
-// specification by testdata/apiversions/extract.py (the source of each is
-// in the file). For each version a fixture set is built from its schemas:
-// every property the specification defines is present, strings full of
-// fake personal data, and the facts billingd keeps set where that
+// material: testdata/apiversions/<version>.json holds the schemas of the
+// objects the decoders read, extracted from the two full specifications at
+// hand by extract.py; testdata/apiversions/fixtures/<version>.json holds,
+// for every version between, the shapes of the objects Stripe's
+// fixtures3.json (generated from that version's specification) publishes,
+// by extract_fixtures.py. The source of each (repository, commit, path,
+// and how the commit is known to be that version) is in the file. For each
+// version a fixture set is built from its shapes: customer, subscription,
+// invoice, checkout session, test clock, subscription schedule and active
+// entitlement summary, every property the version defines present, strings
+// full of fake personal data, and the facts billingd keeps set where that
 // version's shape puts them (a subscription's period on the subscription
-// or on its items, an invoice's subscription at the top or under parent).
-// Each version's events must decode to the same facts, and replaying them
-// must store none of the personal data.
+// or on its items, an invoice's subscription at the top or under parent, a
+// schedule item's legacy plan where the shape still has one). Each
+// version's events must decode to the same facts (the specifications'
+// also with every nullable property null), and replaying them must store
+// none of the personal data.
 
 // apiSpec is one version's shapes: the schemas of its specification
 // (testdata/apiversions/<version>.json, extract.py) or, where the full
@@ -39,7 +46,11 @@ type apiSpec struct {
 	Source  string                    `json:"source"`
 	Schemas map[string]map[string]any `json:"schemas"`
 	Objects map[string]map[string]any `json:"objects"`
-	kind    string                    // "spec" or "fixtures"
+	// Borrowed names the objects this version's publication lacks
+	// (Entitlements before 2024-04-10), taken in the shape of the version
+	// that first published them.
+	Borrowed map[string]string `json:"borrowed"`
+	kind     string            // "spec" or "fixtures"
 }
 
 func (s apiSpec) name() string { return s.kind + "/" + s.Version }
@@ -71,11 +82,29 @@ func loadSpecs(t *testing.T) []apiSpec {
 	return out
 }
 
+// publishedVersions is every API version Stripe released since 2023-10-16
+// (and 2023-08-16, the one before), each with its extract. The list is
+// the ApiVersion stripe-node generated from each stripe/openapi tag (the
+// specification's info.version; extract_fixtures.py), checked against the
+// versions the stripe/openapi release notes add to the enum of webhook
+// endpoint API versions; 2026-08-26.dahlia is the info.version of
+// stripe-mock v0.203.0's specification. Not versions: 2024-04-03 (added to
+// that enum, withdrawn five days later) and 2025-03-01.dashboard (the
+// Dashboard's, never an SDK's).
+var publishedVersions = []string{"2023-08-16", "2023-10-16", "2024-04-10", "2024-06-20",
+	"2024-09-30.acacia", "2024-10-28.acacia", "2024-11-20.acacia", "2024-12-18.acacia", "2025-01-27.acacia", "2025-02-24.acacia",
+	"2025-03-31.basil", "2025-04-30.basil", "2025-05-28.basil", "2025-06-30.basil", "2025-07-30.basil", "2025-08-27.basil",
+	"2025-09-30.clover", "2025-10-29.clover", "2025-11-17.clover", "2025-12-15.clover", "2026-01-28.clover", "2026-02-25.clover",
+	"2026-03-25.dahlia", "2026-04-22.dahlia", "2026-05-27.dahlia", "2026-06-24.dahlia", "2026-07-29.dahlia", "2026-08-26.dahlia"}
+
 // specGen fills objects from a version's schemas, or from its published
 // fixture objects with every string replaced by fake personal data.
 type specGen struct {
 	spec apiSpec
 	n    int
+	// nulls: every property a specification marks nullable is null (the
+	// facts aside). Fixture versions carry the nulls Stripe published.
+	nulls bool
 }
 
 // fixtureBase is the published fixture object standing for a schema, or
@@ -104,8 +133,27 @@ func (g *specGen) fixtureBase(name string) map[string]any {
 		return get(o["invoice"], "parent")
 	case "billing_bill_resource_invoicing_parents_invoice_subscription_parent":
 		return get(get(o["invoice"], "parent"), "subscription_details")
+	case "subscription_schedule_phase_configuration":
+		return first(o["subscription_schedule"]["phases"])
+	case "subscription_schedule_configuration_item":
+		return first(first(o["subscription_schedule"]["phases"])["items"])
+	case "entitlements.active_entitlement":
+		// As the summary's list holds it where the fixtures publish one
+		// (from 2025-04-30, with its feature expanded); else the object.
+		if e := first(get(o["entitlements.active_entitlement_summary"], "entitlements")["data"]); e != nil {
+			return e
+		}
 	}
 	return o[name]
+}
+
+// first is the first element of a published array when it is an object.
+func first(v any) map[string]any {
+	if a, ok := v.([]any); ok && len(a) > 0 {
+		m, _ := a[0].(map[string]any)
+		return m
+	}
+	return nil
 }
 
 // fill copies v with every string replaced by fake personal data.
@@ -138,7 +186,7 @@ func (g *specGen) pii() string {
 }
 
 func (g *specGen) value(s map[string]any, depth int) any {
-	if depth > 6 {
+	if depth > 6 || g.nulls && s["nullable"] == true {
 		return nil
 	}
 	if ref, ok := s["$ref"].(string); ok {
@@ -193,7 +241,7 @@ func (g *specGen) value(s map[string]any, depth int) any {
 }
 
 func (g *specGen) object(name string, depth int) map[string]any {
-	if g.spec.kind == "fixtures" {
+	if g.fromObjects(name) {
 		base := g.fixtureBase(name)
 		if base == nil {
 			return map[string]any{}
@@ -211,10 +259,22 @@ func (g *specGen) object(name string, depth int) map[string]any {
 	return v
 }
 
+// fromObjects reports whether the shape of a schema comes from published
+// fixture objects: every one of a fixtures version, and those a
+// specification has no schema of (the active entitlement summary, an
+// event-only object stripe-mock's specification leaves out).
+func (g *specGen) fromObjects(name string) bool {
+	if g.spec.kind == "fixtures" {
+		return true
+	}
+	_, schema := g.spec.Schemas[name]
+	return !schema && g.fixtureBase(name) != nil
+}
+
 // has reports whether the version's schema of an object defines prop
 // (its fixture object has it; any prop of an object the fixtures lack).
 func (g *specGen) has(schema, prop string) bool {
-	if g.spec.kind == "fixtures" {
+	if g.fromObjects(schema) {
 		base := g.fixtureBase(schema)
 		if base == nil {
 			return true
@@ -317,6 +377,66 @@ func (g *specGen) testClock() map[string]any {
 	return c
 }
 
+// The facts of a schedule: the subscription's current phase, then a
+// second phase changing its price and quantity.
+var (
+	verPhase2End = verPEnd.AddDate(0, 1, 0)
+	verFeatures  = []string{"pro_reports", "seats_10"}
+)
+
+func (g *specGen) phaseItem(price string, qty int) map[string]any {
+	it := g.object("subscription_schedule_configuration_item", 2)
+	// Expandable, so in webhooks the IDs; plan only where the shape has it.
+	g.set(it, "subscription_schedule_configuration_item", map[string]any{"price": price, "quantity": qty, "plan": price})
+	return it
+}
+
+func (g *specGen) phase(start, end time.Time, items ...map[string]any) map[string]any {
+	ph := g.object("subscription_schedule_phase_configuration", 1)
+	its := make([]any, len(items))
+	for i := range items {
+		its[i] = items[i]
+	}
+	g.set(ph, "subscription_schedule_phase_configuration", map[string]any{"start_date": start.Unix(), "end_date": end.Unix(),
+		"items": its, "currency": "eur", "trial_end": nil,
+		"metadata": map[string]any{"note": stripefake.PersonalNote, "contact": stripefake.PersonalEmail}})
+	return ph
+}
+
+func (g *specGen) schedule() map[string]any {
+	sc := g.object("subscription_schedule", 0)
+	g.set(sc, "subscription_schedule", map[string]any{"id": "sub_sched_Ver1", "object": "subscription_schedule",
+		"customer": "cus_Ver1", "subscription": "sub_Ver1", "livemode": false, "status": "active", "end_behavior": "release",
+		"test_clock": nil, "released_subscription": nil, "released_at": nil, "canceled_at": nil, "completed_at": nil,
+		"metadata": map[string]any{"account_id": "acct_ver1", "note": stripefake.PersonalNote, "contact": stripefake.PersonalEmail},
+		"phases": []any{
+			g.phase(verPStart, verPEnd, g.phaseItem("price_Ver1", 2)),
+			g.phase(verPEnd, verPhase2End, g.phaseItem("price_Ver2", 3)),
+		}})
+	return sc
+}
+
+func (g *specGen) entitlementSummary() map[string]any {
+	sum := g.object("entitlements.active_entitlement_summary", 0)
+	data := make([]any, len(verFeatures))
+	for i, k := range verFeatures {
+		e := g.object("entitlements.active_entitlement", 2)
+		g.set(e, "entitlements.active_entitlement", map[string]any{"id": fmt.Sprintf("ent_test_Ver%d", i), "object": "entitlements.active_entitlement",
+			"lookup_key": k, "livemode": false, "feature": fmt.Sprintf("feat_test_Ver%d", i)})
+		data[i] = e
+	}
+	list, _ := sum["entitlements"].(map[string]any)
+	if list == nil {
+		// The fixtures of 2024 and early 2025 publish the list as null;
+		// the specification's list object is this.
+		list = map[string]any{"object": "list", "url": "/v1/entitlements/active_entitlements"}
+	}
+	list["object"], list["data"], list["has_more"] = "list", data, false
+	g.set(sum, "entitlements.active_entitlement_summary", map[string]any{"object": "entitlements.active_entitlement_summary",
+		"customer": "cus_Ver1", "livemode": false, "entitlements": list})
+	return sum
+}
+
 type versionEvent struct {
 	typ string
 	raw []byte
@@ -334,6 +454,8 @@ func (g *specGen) events(t *testing.T, prefix string) []versionEvent {
 		{"invoice.payment_failed", g.invoice()},
 		{"checkout.session.completed", g.checkout()},
 		{"test_helpers.test_clock.ready", g.testClock()},
+		{"subscription_schedule.updated", g.schedule()},
+		{"entitlements.active_entitlement_summary.updated", g.entitlementSummary()},
 	}
 	var out []versionEvent
 	for i, o := range objs {
@@ -346,6 +468,22 @@ func (g *specGen) events(t *testing.T, prefix string) []versionEvent {
 	return out
 }
 
+// sameSchedule compares schedules by value (their times are pointers).
+func sameSchedule(a, b *billing.Schedule) bool {
+	if a.ID != b.ID || a.CustomerID != b.CustomerID || a.SubscriptionID != b.SubscriptionID || a.Livemode != b.Livemode ||
+		a.Status != b.Status || a.EndBehavior != b.EndBehavior || len(a.Phases) != len(b.Phases) {
+		return false
+	}
+	eq := func(x, y *time.Time) bool { return x != nil && y != nil && x.Equal(*y) }
+	for i := range a.Phases {
+		p, q := a.Phases[i], b.Phases[i]
+		if !eq(p.Start, q.Start) || !eq(p.End, q.End) || !slices.Equal(p.Items, q.Items) {
+			return false
+		}
+	}
+	return true
+}
+
 // facts is what billingd keeps of an event: its decoded object, the
 // envelope aside (IDs differ per version).
 func facts(ev billing.Event) any {
@@ -356,22 +494,45 @@ func facts(ev billing.Event) any {
 func TestEveryAPIVersionDecodesToTheSameFacts(t *testing.T) {
 	t.Parallel()
 	specs := loadSpecs(t)
-	if len(specs) < 20 {
-		t.Fatalf("%d API versions, want every one since 2023-10-16", len(specs))
+	var have []string
+	for _, sp := range specs {
+		have = append(have, sp.Version)
+	}
+	if !slices.Equal(have, publishedVersions) {
+		t.Fatalf("API version extracts\n%v\nwant every published version\n%v", have, publishedVersions)
+	}
+	for _, sp := range specs {
+		// Only what a version's publication predates may be borrowed.
+		for obj := range sp.Borrowed {
+			if !strings.HasPrefix(obj, "entitlements.") || sp.Version >= "2024-04-10" {
+				t.Errorf("%s borrows %s", sp.name(), obj)
+			}
+		}
 	}
 	if specs[len(specs)-1].Version != webhooks.NewestKnownAPIVersion {
 		t.Fatalf("newest specification extract is %s, NewestKnownAPIVersion %s", specs[len(specs)-1].Version, webhooks.NewestKnownAPIVersion)
 	}
 	var want []any
+	var variants []specGen
 	for _, sp := range specs {
-		t.Run(sp.name(), func(t *testing.T) {
-			g := &specGen{spec: sp}
+		variants = append(variants, specGen{spec: sp})
+		if sp.kind == "spec" {
+			variants = append(variants, specGen{spec: sp, nulls: true})
+		}
+	}
+	for _, v := range variants {
+		name := v.spec.name()
+		if v.nulls {
+			name += "/nulls"
+		}
+		t.Run(name, func(t *testing.T) {
+			g := &v
 			evs := g.events(t, "Ver")
 			var got []any
 			for _, e := range evs {
 				ev, err := webhooks.DecodeEvent(e.raw, webhooks.DecodeOptions{})
 				if err != nil {
-					t.Fatalf("%s %s: %v", sp.name(), e.typ, err)
+					t.Fatalf("%s %s: %v", name, e.typ, err)
 				}
 				got = append(got, facts(ev))
 			}
@@ -382,16 +543,27 @@ func TestEveryAPIVersionDecodesToTheSameFacts(t *testing.T) {
 				sub.CurrentPeriodStart == nil || !sub.CurrentPeriodStart.Equal(verPStart) || sub.CurrentPeriodEnd == nil ||
 				!sub.CurrentPeriodEnd.Equal(verPEnd) || len(sub.Items) != 1 || sub.Items[0].PriceID != "price_Ver1" ||
 				sub.Items[0].ProductID != "prod_Ver1" || sub.Items[0].Quantity != 2 || sub.Items[0].TaxBehavior != "exclusive" || sub.AccountHint != "acct_ver1" || len(sub.Discounts) != 0 {
-				t.Errorf("%s subscription: %+v", sp.name(), sub)
+				t.Errorf("%s subscription: %+v", name, sub)
 			}
 			if inv := got[2].(*billing.Invoice); inv.SubscriptionID != "sub_Ver1" || inv.CustomerID != "cus_Ver1" || inv.AttemptCount != 1 {
-				t.Errorf("%s invoice: %+v", sp.name(), inv)
+				t.Errorf("%s invoice: %+v", name, inv)
 			}
 			if cs := got[3].(*billing.CheckoutSession); cs.CustomerID != "cus_Ver1" {
-				t.Errorf("%s checkout session: %+v", sp.name(), cs)
+				t.Errorf("%s checkout session: %+v", name, cs)
 			}
 			if c := got[4].(*billing.TestClock); !c.FrozenTime.Equal(verPEnd) {
-				t.Errorf("%s test clock: %+v", sp.name(), c)
+				t.Errorf("%s test clock: %+v", name, c)
+			}
+			wantSched := &billing.Schedule{ID: "sub_sched_Ver1", CustomerID: "cus_Ver1", SubscriptionID: "sub_Ver1",
+				Status: billing.ScheduleActive, EndBehavior: "release", Phases: []billing.SchedulePhase{
+					{Start: &verPStart, End: &verPEnd, Items: []billing.PhaseItem{{PriceID: "price_Ver1", Quantity: 2}}},
+					{Start: &verPEnd, End: &verPhase2End, Items: []billing.PhaseItem{{PriceID: "price_Ver2", Quantity: 3}}},
+				}}
+			if sc := got[5].(*billing.Schedule); !sameSchedule(sc, wantSched) {
+				t.Errorf("%s subscription schedule: %+v", name, sc)
+			}
+			if sum := got[6].(*billing.EntitlementSummary); sum.CustomerID != "cus_Ver1" || !sum.Complete || !slices.Equal(sum.Features, verFeatures) {
+				t.Errorf("%s entitlement summary: %+v", name, sum)
 			}
 			if want == nil {
 				want = got
@@ -399,7 +571,7 @@ func TestEveryAPIVersionDecodesToTheSameFacts(t *testing.T) {
 			}
 			for i := range got {
 				if !reflect.DeepEqual(got[i], want[i]) {
-					t.Errorf("%s %s decodes to\n%+v\nwant (as %s)\n%+v", sp.name(), evs[i].typ, got[i], specs[0].name(), want[i])
+					t.Errorf("%s %s decodes to\n%+v\nwant (as %s)\n%+v", name, evs[i].typ, got[i], specs[0].name(), want[i])
 				}
 			}
 		})
@@ -415,13 +587,18 @@ func TestEveryAPIVersionStoresNoPersonalData(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			g := &specGen{spec: sp}
+			var outcomes []string
 			for _, e := range g.events(t, fmt.Sprintf("V%dx", i)) {
-				if r := b.post(t, e.raw); r.Status != 200 {
+				r := b.post(t, e.raw)
+				if r.Status != 200 {
 					t.Fatalf("%s: %d %s", e.typ, r.Status, r.Body)
 				}
+				outcomes = append(outcomes, e.typ+"="+r.Outcome())
 			}
-			if n := b.count(t, "subscriptions"); n != 1 {
-				t.Fatalf("%d subscriptions stored, want 1", n)
+			for table, want := range map[string]int{"subscriptions": 1, "subscription_schedules": 1, "stripe_entitlement_summaries": 1} {
+				if n := b.count(t, table); n != want {
+					t.Errorf("%d rows in %s, want %d (outcomes %v)", n, table, want, outcomes)
+				}
 			}
 			dump := strings.ToLower(b.dump(t) + b.logs.String())
 			for _, p := range stripefake.PersonalStrings() {
@@ -453,12 +630,30 @@ func TestUnknownAPIShapeAppliesNothing(t *testing.T) {
 	inv := g.invoice()
 	delete(inv, "parent")
 	inv["billing_parent"] = map[string]any{"subscription": "sub_Ver1"}
+	// A schedule's phases, a summary's list moved elsewhere: stored as they
+	// decode, they would erase a scheduled change and every feature.
+	sched := g.schedule()
+	sched["phase_list"] = sched["phases"]
+	delete(sched, "phases")
+	sum := g.entitlementSummary()
+	sum["active_entitlements"] = sum["entitlements"]
+	delete(sum, "entitlements")
+	// A phase without its dates (they moved under "period").
+	sched2 := g.schedule()
+	for _, p := range sched2["phases"].([]any) {
+		ph := p.(map[string]any)
+		ph["period"] = map[string]any{"start": ph["start_date"], "end": ph["end_date"]}
+		delete(ph, "start_date")
+		delete(ph, "end_date")
+	}
+	sched2["id"] = "sub_sched_Ver2"
 
 	b := setup(t)
 	for i, c := range []struct {
 		typ string
 		obj map[string]any
-	}{{"customer.subscription.updated", sub}, {"invoice.paid", inv}} {
+	}{{"customer.subscription.updated", sub}, {"invoice.paid", inv}, {"subscription_schedule.updated", sched},
+		{"entitlements.active_entitlement_summary.updated", sum}, {"subscription_schedule.created", sched2}} {
 		id := fmt.Sprintf("evt_Future%d", i)
 		raw, err := stripefake.EventVersion(id, c.typ, "2027-03-31.elm", verCreated, false, c.obj)
 		if err != nil {
@@ -486,7 +681,7 @@ func TestUnknownAPIShapeAppliesNothing(t *testing.T) {
 			t.Errorf("%s under a known version: %v", c.typ, err)
 		}
 	}
-	for _, table := range []string{"stripe_events", "subscriptions", "customers", "subscription_versions"} {
+	for _, table := range []string{"stripe_events", "subscriptions", "customers", "subscription_versions", "subscription_schedules", "stripe_entitlement_summaries"} {
 		if n := b.count(t, table); n != 0 {
 			t.Errorf("%d rows in %s after events of an unknown shape", n, table)
 		}

@@ -109,11 +109,13 @@ type objectDecoder struct {
 }
 
 // objectInput is what a decoder may read besides the object: the event's
-// type and creation, and the verifier of signed client references.
+// type, creation and API version, and the verifier of signed client
+// references.
 type objectInput struct {
 	eventType string
 	created   time.Time
 	links     *billing.LinkVerifier
+	version   string
 }
 
 // Handled reports whether billingd reads events of this type.
@@ -257,7 +259,7 @@ func DecodeEvent(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	if obj == nil {
 		return ev, invalid("event data.object missing")
 	}
-	ev, err = dec.union(obj, objectInput{eventType: re.Type, created: ev.Created, links: opt.Links}, ev)
+	ev, err = dec.union(obj, objectInput{eventType: re.Type, created: ev.Created, links: opt.Links, version: re.APIVersion}, ev)
 	if err != nil {
 		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
 	}
@@ -318,7 +320,7 @@ func decodeEventExact(raw []byte, opt DecodeOptions) (billing.Event, error) {
 	if len(obj) == 0 || bytes.Equal(obj, []byte("null")) {
 		return ev, invalid("event data.object missing")
 	}
-	ev, err = dec.exact(obj, objectInput{eventType: re.Type, created: ev.Created, links: opt.Links}, ev)
+	ev, err = dec.exact(obj, objectInput{eventType: re.Type, created: ev.Created, links: opt.Links, version: re.APIVersion}, ev)
 	if err != nil {
 		return ev, fmt.Errorf("decode %s: %w", re.Type, err)
 	}

@@ -34,20 +34,30 @@ type rawSummary struct {
 
 // summaryObject decodes entitlements.active_entitlement_summary.updated.
 var summaryObject = objectDecoder{
-	union: func(o *rawObject, _ objectInput, ev billing.Event) (billing.Event, error) {
-		sum, err := summaryFromRaw(&rawSummary{Object: o.Object, Customer: o.Customer, Livemode: o.Livemode, Entitlements: o.Entitlements})
-		ev.Entitlements = &sum
-		return ev, err
+	union: func(o *rawObject, in objectInput, ev billing.Event) (billing.Event, error) {
+		return summaryEvent(&rawSummary{Object: o.Object, Customer: o.Customer, Livemode: o.Livemode, Entitlements: o.Entitlements}, in, ev)
 	},
-	exact: func(raw []byte, _ objectInput, ev billing.Event) (billing.Event, error) {
+	exact: func(raw []byte, in objectInput, ev billing.Event) (billing.Event, error) {
 		var rs rawSummary
 		if err := json.Unmarshal(raw, &rs); err != nil {
 			return ev, fmt.Errorf("%w: entitlement summary: %w", billing.ErrInvalid, err)
 		}
-		sum, err := summaryFromRaw(&rs)
-		ev.Entitlements = &sum
-		return ev, err
+		return summaryEvent(&rs, in, ev)
 	},
+}
+
+// summaryEvent sets the event's summary. Every published shape has the
+// list; without it, in a shape billingd does not know, the list may have
+// moved, and an empty summary would take every feature away: the event is
+// ErrDecodeIncomplete, with its envelope only. (In a known shape a null
+// list reads as no entitlements, as Stripe's own fixtures of 2024 give it.)
+func summaryEvent(rs *rawSummary, in objectInput, ev billing.Event) (billing.Event, error) {
+	if rs.Entitlements == nil && !knownAPIVersion(in.version) {
+		return ev, incompleteField("entitlement summary entitlements", in.version)
+	}
+	sum, err := summaryFromRaw(rs)
+	ev.Entitlements = &sum
+	return ev, err
 }
 
 // summaryFromRaw validates and converts a decoded summary. A list with

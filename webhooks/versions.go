@@ -44,7 +44,9 @@ func versionLabel(v string) string {
 // incomplete returns ErrDecodeIncomplete naming the first needed field ev
 // lacks, when its version's shapes are unknown; nil otherwise. Needed:
 // a subscription's current period and items (entitlement and revenue), an
-// invoice's subscription, a checkout session's customer. In a known shape
+// invoice's subscription, a checkout session's customer, a schedule's
+// phases (the active entitlement summary's list is checked by its decoder,
+// which alone sees whether the list was there). In a known shape
 // their absence means what it says (a one-off invoice, a guest checkout);
 // in an unknown one it may mean the field moved.
 func incomplete(ev billing.Event, version string) error {
@@ -69,9 +71,37 @@ func incomplete(ev billing.Event, version string) error {
 		missing = "invoice customer"
 	case ev.Checkout != nil && ev.Checkout.CustomerID == "":
 		missing = "checkout session customer"
+	case ev.Schedule != nil:
+		missing = schedulePhasesMissing(ev.Schedule)
 	}
 	if missing == "" {
 		return nil
 	}
+	return incompleteField(missing, version)
+}
+
+// schedulePhasesMissing names what a schedule's phases lack, "" if
+// nothing: every published shape gives a schedule at least one phase, each
+// with its start, end and items, so in an unknown shape their absence
+// means they moved, and storing the schedule would erase its scheduled
+// change.
+func schedulePhasesMissing(sc *billing.Schedule) string {
+	if len(sc.Phases) == 0 {
+		return "subscription schedule phases"
+	}
+	for _, p := range sc.Phases {
+		switch {
+		case p.Start == nil || p.End == nil:
+			return "subscription schedule phase dates"
+		case len(p.Items) == 0:
+			return "subscription schedule phase items"
+		}
+	}
+	return ""
+}
+
+// incompleteField is ErrDecodeIncomplete for a needed field absent from an
+// event of an unknown API version.
+func incompleteField(missing, version string) error {
 	return fmt.Errorf("%w: %s absent in API version %s (newest known %s)", ErrDecodeIncomplete, missing, versionLabel(version), NewestKnownAPIVersion)
 }
