@@ -62,8 +62,14 @@ func (s *Store) RebuildCustomerLedger(ctx context.Context, customerRef string) e
 			if err != nil {
 				return fmt.Errorf("rebuild ledger: %w", err)
 			}
+			// The ledger's other inputs (customer discounts, tax shares), as
+			// the event path reads them (ledger_inputs.go).
+			l := &ledgerWork{versions: versions}
+			if _, err := loadLedgerInputs(ctx, tx, map[ledgerKey]*ledgerWork{{ref: customerRef, livemode: live}: l}); err != nil {
+				return fmt.Errorf("rebuild ledger: %w", err)
+			}
 			var w ledgerWrite
-			w.add(customerRef, live, time.Time{}, billing.DeriveLedger(versions), true)
+			w.add(customerRef, live, time.Time{}, billing.DeriveCustomerLedger(l.history()), true)
 			w.pending = nil
 			if err := w.exec(ctx, tx); err != nil {
 				return fmt.Errorf("rebuild ledger: customer %s: %w", customerRef, err)
