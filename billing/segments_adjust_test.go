@@ -236,3 +236,26 @@ func TestItemSharesWith(t *testing.T) {
 		})
 	}
 }
+
+// The movers' plans are those with MRR in the ledger: a customer coupon
+// that makes a plan free leaves it out.
+func TestPlansAroundCustomerDiscount(t *testing.T) {
+	t.Parallel()
+	h := CustomerHistory{
+		Versions: []SubscriptionVersion{ver("a", "2026-01-01T00:00:00Z", 0, act(monthly(8000, 1)))},
+		CustomerDiscounts: []CustomerDiscountVersion{{At: *tp("2026-02-01T00:00:00Z"), Event: "evt_c",
+			Discounts: []Discount{{PercentOffBP: 10000, Duration: "forever"}}}},
+	}
+	for _, tc := range []struct {
+		at            string
+		before, after []string
+	}{
+		{"2026-01-01T00:00:00Z", []string{}, []string{"price_m"}},
+		{"2026-02-01T00:00:00Z", []string{"price_m"}, []string{}},
+	} {
+		before, after := PlansAround(h, true, "usd", *tp(tc.at))
+		if !reflect.DeepEqual(before, tc.before) || !reflect.DeepEqual(after, tc.after) {
+			t.Errorf("%s: plans %v → %v, want %v → %v", tc.at, before, after, tc.before, tc.after)
+		}
+	}
+}
