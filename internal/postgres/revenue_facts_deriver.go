@@ -308,7 +308,7 @@ func (s *Store) DeriveFacts(ctx context.Context, limit int) (done int, full bool
 		slices.SortFunc(keys, factKey.compare)
 		for _, k := range keys {
 			var h billing.CustomerHistory
-			if l := histories[ledgerKey{ref: k.ref, livemode: k.livemode}]; l != nil {
+			if l := histories[ledgerKey(k)]; l != nil {
 				h = l.history()
 			}
 			w.add(k.ref, k.livemode, since[k], h)
