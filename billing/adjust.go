@@ -184,6 +184,20 @@ func (a *adjuster) changePoints() []time.Time {
 	return out
 }
 
+// constant reports whether the adjustments are the same at every instant:
+// no customer discount ever, and at most one tax fact per price.
+func (a *adjuster) constant() bool {
+	if len(a.discounts) > 0 {
+		return false
+	}
+	for _, fs := range a.tax {
+		if len(fs) > 1 {
+			return false
+		}
+	}
+	return true
+}
+
 // DiscountResolution is what a Stripe job learned about a discount that
 // arrived as a bare ID: its coupon's amounts, and its dates when the fetch
 // told them.

@@ -61,9 +61,11 @@ type MoverReader interface {
 
 // PlansAround are the plans (price IDs, or product IDs for items without
 // one) of one customer's subscriptions of a mode and currency that have MRR
-// just before t and at t, from the customer's history (any order).
-func PlansAround(versions []SubscriptionVersion, livemode bool, currency string, t time.Time) (before, after []string) {
-	vs := slices.Clone(versions)
+// just before t and at t, from the customer's history (any order): the
+// ledger's inputs, so a plan a customer discount makes free has none.
+func PlansAround(h CustomerHistory, livemode bool, currency string, t time.Time) (before, after []string) {
+	adj := newAdjuster(h)
+	vs := slices.Clone(h.Versions)
 	slices.SortFunc(vs, compareVersions)
 	type state struct {
 		before, after *Subscription
@@ -91,7 +93,7 @@ func PlansAround(versions []SubscriptionVersion, livemode bool, currency string,
 		if st == nil {
 			return into
 		}
-		for i, share := range ItemShares(*st, at) {
+		for i, share := range ItemSharesWith(*st, at, adj.at(at)) {
 			if share > 0 {
 				into = append(into, itemSegment(st.Items[i], DimensionPlan))
 			}

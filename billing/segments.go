@@ -108,9 +108,15 @@ func CohortSegment(t time.Time) string { return t.UTC().Format("2006-01") }
 // subscription), by largest remainder, so the shares are integers that add
 // up to the subscription's MRR exactly. Items without a fixed amount
 // (metered, tiered) get 0.
-func ItemShares(s Subscription, t time.Time) []int64 {
+func ItemShares(s Subscription, t time.Time) []int64 { return ItemSharesWith(s, t, Adjustments{}) }
+
+// ItemSharesWith is ItemShares with the customer's adjustments at t: the
+// shares add up to MRRAtWith(s, t, adj), the subscription's MRR in the
+// ledger, and each item weighs its amount net of tax (a tax-inclusive
+// plan's revenue is its net share, not its gross one).
+func ItemSharesWith(s Subscription, t time.Time, adj Adjustments) []int64 {
 	shares := make([]int64, len(s.Items))
-	total := MRRAt(s, t)
+	total := MRRAtWith(s, t, adj)
 	if total <= 0 {
 		return shares
 	}
@@ -122,6 +128,9 @@ func ItemShares(s Subscription, t time.Time) []int64 {
 	sum := new(big.Rat)
 	for i, it := range s.Items {
 		if m, ok := itemMonthly(it); ok && m.Sign() > 0 {
+			if f := netFactor(s, it, adj); f != nil {
+				m.Mul(m, f)
+			}
 			weights[i] = m
 			sum.Add(sum, m)
 		}
@@ -212,21 +221,25 @@ type trialState struct {
 	segs     [len(segmentDims)]string
 }
 
-// DeriveFacts splits one customer's state history (in any order) by plan,
+// DeriveFacts splits one customer's history (in any order) by plan,
 // product, interval and cohort, and counts its trials: a pure function of
-// the set of versions, as DeriveLedger is, and causal in the same way (a
-// fact at t depends only on versions at or before t). It is kept apart from
-// DeriveLedger because the event path derives only the ledger; the facts
-// are derived after the event's commit (internal/postgres/revenue_facts_deriver.go).
-func DeriveFacts(versions []SubscriptionVersion) []Fact {
-	vs := slices.Clone(versions)
+// the history, as DeriveCustomerLedger is, from the same inputs (the
+// subscriptions' versions, the customer's discounts and tax facts) and
+// causal in the same way. Each subscription's MRR at each instant is the
+// ledger's (MRRAtWith with the adjuster's adjustments then), split over
+// its items, so a customer's segments of a dimension add up to its ledger
+// MRR at every instant. It is kept apart from DeriveCustomerLedger because
+// the event path derives only the ledger; the facts are derived after the
+// event's commit (internal/postgres/revenue_facts_deriver.go).
+func DeriveFacts(h CustomerHistory) []Fact {
+	vs := slices.Clone(h.Versions)
 	slices.SortFunc(vs, compareVersions)
-	return deriveFacts(vs)
+	return deriveFacts(vs, newAdjuster(h))
 }
 
-// deriveFacts walks the same instants as DeriveLedger and derives the
-// segment, cohort and trial facts of one customer. vs is sorted.
-func deriveFacts(vs []SubscriptionVersion) []Fact {
+// deriveFacts walks the same instants as DeriveCustomerLedger and derives
+// the segment, cohort and trial facts of one customer. vs is sorted.
+func deriveFacts(vs []SubscriptionVersion, adj *adjuster) []Fact {
 	type track struct {
 		ref      string
 		versions []SubscriptionVersion
@@ -254,6 +267,10 @@ func deriveFacts(vs []SubscriptionVersion) []Fact {
 	for _, tr := range tracks {
 		points = append(points, changePoints(tr.versions)...)
 	}
+	points = append(points, adj.changePoints()...)
+	// Shares are kept across instants only while the adjustments cannot
+	// change them.
+	steady := adj.constant()
 	slices.SortFunc(points, func(a, b time.Time) int { return a.Compare(b) })
 	points = slices.CompactFunc(points, func(a, b time.Time) bool { return a.Equal(b) })
 
@@ -270,6 +287,7 @@ func deriveFacts(vs []SubscriptionVersion) []Fact {
 		nextSeg := make(map[segKey]int64, len(segTotals))
 		nextCust := make(map[mrrKey]int64, len(custTotals))
 		curSubSeg := make([]segVals, len(tracks))
+		at := adj.at(t)
 		for i, tr := range tracks {
 			moved := false
 			for tr.pos+1 < len(tr.versions) && !tr.versions[tr.pos+1].At.After(t) {
@@ -283,9 +301,9 @@ func deriveFacts(vs []SubscriptionVersion) []Fact {
 			k := mrrKey{st.Livemode, st.Currency}
 			shares := tr.shares
 			if tr.sharesPos != tr.pos {
-				shares = ItemShares(st, t)
+				shares = ItemSharesWith(st, t, at)
 				tr.shares, tr.sharesPos = shares, -1
-				if _, scheduled := st.ScheduledEnd(); len(st.Discounts) == 0 && !scheduled {
+				if _, scheduled := st.ScheduledEnd(); steady && len(st.Discounts) == 0 && !scheduled {
 					tr.sharesPos = tr.pos
 				}
 			}

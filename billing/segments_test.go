@@ -170,7 +170,7 @@ func TestDeriveFacts(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := factLines(DeriveFacts(tc.versions), tc.dims...)
+			got := factLines(DeriveFacts(CustomerHistory{Versions: tc.versions}), tc.dims...)
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Fatalf("facts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
@@ -198,7 +198,7 @@ func TestDeriveFactsOrderIndependentAndAddUp(t *testing.T) {
 		ver("c", "2026-09-01T00:00:00Z", 0, act(monthly(700, 1))),
 	}
 	l := DeriveLedger(versions)
-	facts := DeriveFacts(versions)
+	facts := DeriveFacts(CustomerHistory{Versions: versions})
 	// Per dimension, the running sum of the segment deltas equals the
 	// customer's MRR after each movement.
 	for _, d := range []Dimension{DimensionPlan, DimensionProduct, DimensionInterval, DimensionCohort} {
@@ -218,7 +218,7 @@ func TestDeriveFactsOrderIndependentAndAddUp(t *testing.T) {
 	for i := range 30 {
 		vs := append([]SubscriptionVersion(nil), versions...)
 		rng.Shuffle(len(vs), func(i, j int) { vs[i], vs[j] = vs[j], vs[i] })
-		if got := DeriveFacts(vs); !reflect.DeepEqual(got, facts) {
+		if got := DeriveFacts(CustomerHistory{Versions: vs}); !reflect.DeepEqual(got, facts) {
 			t.Fatalf("shuffle %d: facts differ", i)
 		}
 	}

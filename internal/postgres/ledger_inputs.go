@@ -20,12 +20,17 @@ import (
 // discount resolution job all read them here, so every derivation of a
 // ledger sees the same inputs (billing.DeriveCustomerLedger).
 
-// qLedgerInputs reads the customer discount versions and tax facts of
-// several customers' ledgers ($1, $2: customer references and modes).
-const qLedgerInputs = `
+// ledgerInputsFrom is the (customer, mode) pairs whose inputs are read
+// ($1, $2: customer references and modes).
+const ledgerInputsFrom = `
 WITH f AS (
     SELECT * FROM unnest($1::uuid[], $2::boolean[]) AS f(cref, livemode)
-), fix AS (
+)`
+
+// ledgerInputsFix classifies the customers' lines paid before their
+// subscription was known: the event path and the rebuild run it, under
+// the customer's row lock.
+const ledgerInputsFix = `, fix AS (
     -- Lines paid before their subscription was known wait as 'unknown':
     -- the subscription's items now say what kind of price each bills.
     UPDATE invoice_line_amounts l SET usage_kind = k.kind
@@ -42,6 +47,11 @@ WITH f AS (
     WHERE l.customer_ref = k.cref AND l.livemode = k.livemode AND l.price_id = k.price_id AND l.usage_kind = 'unknown'
     RETURNING 1
 )
+`
+
+// ledgerInputsSelect reads each pair's customer discount versions and the
+// tax facts of its paid lines.
+const ledgerInputsSelect = `
 SELECT f.cref::text AS cref, f.livemode,
     (SELECT json_agg(json_build_object('at', d.version_at, 'event', d.version_event, 'discounts', d.discounts))
      FROM customer_discount_versions d WHERE d.customer_ref = f.cref AND d.livemode = f.livemode) AS discounts,
@@ -49,6 +59,16 @@ SELECT f.cref::text AS cref, f.livemode,
      FROM invoice_line_amounts l
      WHERE l.customer_ref = f.cref AND l.livemode = f.livemode AND l.net_minor < l.amount_minor) AS tax
 FROM f`
+
+// qLedgerInputs reads the customer discount versions and tax facts of
+// several customers' ledgers, and classifies their unclassified lines.
+const qLedgerInputs = ledgerInputsFrom + ledgerInputsFix + ledgerInputsSelect
+
+// qLedgerInputsRead reads what qLedgerInputs reads and writes nothing: the
+// facts deriver holds only the ledger's advisory lock, not the customer's
+// row lock, so it must not take row locks an event transaction may hold
+// (the tax facts it reads do not depend on the classification).
+const qLedgerInputsRead = ledgerInputsFrom + ledgerInputsSelect
 
 // qDiscountResolutions reads the resolved amounts of bare discount IDs.
 const qDiscountResolutions = `
@@ -61,7 +81,7 @@ FROM discount_resolutions WHERE discount_id = ANY($1::text[])`
 // since they arrived as bare IDs. It returns the discount IDs still
 // unresolved.
 func loadLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[ledgerKey]*ledgerWork) (map[string]bool, error) {
-	if err := readLedgerInputs(ctx, q, ledgers); err != nil {
+	if err := readInputs(ctx, q, qLedgerInputs, ledgers); err != nil {
 		return nil, err
 	}
 	return resolveLedgerDiscounts(ctx, q, ledgers)
@@ -71,6 +91,12 @@ func loadLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[le
 // and classifies the customer's lines paid before their subscription was
 // known.
 func readLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[ledgerKey]*ledgerWork) error {
+	return readInputs(ctx, q, qLedgerInputs, ledgers)
+}
+
+// readInputs runs query (qLedgerInputs or qLedgerInputsRead) for the
+// ledgers and adds what it read to them.
+func readInputs(ctx context.Context, q sqlx.QueryerContext, query string, ledgers map[ledgerKey]*ledgerWork) error {
 	if len(ledgers) == 0 {
 		return nil
 	}
@@ -78,7 +104,7 @@ func readLedgerInputs(ctx context.Context, q sqlx.QueryerContext, ledgers map[le
 	for k := range ledgers {
 		refs, modes = append(refs, k.ref), append(modes, k.livemode)
 	}
-	rows, err := q.QueryxContext(ctx, qLedgerInputs, pq.Array(refs), pq.Array(modes))
+	rows, err := q.QueryxContext(ctx, query, pq.Array(refs), pq.Array(modes))
 	if err != nil {
 		return fmt.Errorf("read ledger inputs: %w", translate(err))
 	}

@@ -37,7 +37,8 @@ LIMIT $2`
 }
 
 // RebuildCustomerLedger re-derives one customer's whole ledger (both
-// modes) and its revenue facts from its state history, safely while events are being applied:
+// modes) and its revenue facts from its state history and the customer's
+// discounts and tax facts (ledger_inputs.go), safely while events are being applied:
 // it takes the customers row lock that the event transaction takes, so a
 // concurrent event for this customer waits (or this waits for it) and both
 // see each other's versions. An erased customer has no row to lock, but no
@@ -57,24 +58,30 @@ func (s *Store) RebuildCustomerLedger(ctx context.Context, customerRef string) e
 		// figures are final when it returns. Its queued rows go with it
 		// (every version they stand for is visible under the locks held).
 		var facts factWrite
-		for _, live := range []bool{true, false} {
+		modes := []bool{true, false}
+		ledgers := make(map[ledgerKey]*ledgerWork, len(modes))
+		for _, live := range modes {
 			versions, err := customerHistory(ctx, tx, customerRef, live)
 			if err != nil {
 				return fmt.Errorf("rebuild ledger: %w", err)
 			}
-			// The ledger's other inputs (customer discounts, tax shares), as
-			// the event path reads them (ledger_inputs.go).
-			l := &ledgerWork{versions: versions}
-			if _, err := loadLedgerInputs(ctx, tx, map[ledgerKey]*ledgerWork{{ref: customerRef, livemode: live}: l}); err != nil {
-				return fmt.Errorf("rebuild ledger: %w", err)
-			}
+			ledgers[ledgerKey{ref: customerRef, livemode: live}] = &ledgerWork{versions: versions}
+		}
+		// The ledger's other inputs, as the event path reads them (both
+		// modes in one query): the ledger and the facts derive from the
+		// same history.
+		if _, err := loadLedgerInputs(ctx, tx, ledgers); err != nil {
+			return fmt.Errorf("rebuild ledger: customer %s: %w", customerRef, err)
+		}
+		for _, live := range modes {
+			h := ledgers[ledgerKey{ref: customerRef, livemode: live}].history()
 			var w ledgerWrite
-			w.add(customerRef, live, time.Time{}, billing.DeriveCustomerLedger(l.history()), true)
+			w.add(customerRef, live, time.Time{}, billing.DeriveCustomerLedger(h), true)
 			w.pending = nil
 			if err := w.exec(ctx, tx); err != nil {
 				return fmt.Errorf("rebuild ledger: customer %s: %w", customerRef, err)
 			}
-			facts.add(customerRef, live, time.Time{}, versions)
+			facts.add(customerRef, live, time.Time{}, h)
 		}
 		facts.rebuilt = []string{customerRef}
 		if err := facts.exec(ctx, tx); err != nil {

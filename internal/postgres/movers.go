@@ -72,12 +72,12 @@ LIMIT $8`
 			refs = append(refs, r.CustomerRef)
 		}
 	}
-	history := map[string][]billing.SubscriptionVersion{}
+	history := map[ledgerKey]*ledgerWork{}
 	if len(refs) > 0 {
 		const qHist = `
 SELECT customer_ref::text AS customer_ref, subscription_ref, livemode, status, currency, items, discounts,
        current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
-       version_at, version_rank, version_event
+       automatic_tax, version_at, version_rank, version_event
 FROM subscription_versions
 WHERE customer_ref = ANY($1::uuid[]) AND livemode = $2 AND version_at <= $3`
 		var hs []struct {
@@ -92,7 +92,19 @@ WHERE customer_ref = ANY($1::uuid[]) AND livemode = $2 AND version_at <= $3`
 			if err != nil {
 				return nil, false, fmt.Errorf("movers: %w", err)
 			}
-			history[h.CustomerRef] = append(history[h.CustomerRef], v)
+			k := ledgerKey{ref: h.CustomerRef, livemode: q.Livemode}
+			if history[k] == nil {
+				history[k] = &ledgerWork{}
+			}
+			history[k].versions = append(history[k].versions, v)
+		}
+		// The customers' discounts and tax facts: the plans that have MRR
+		// are the ledger's.
+		if err := readInputs(ctx, s.db, qLedgerInputsRead, history); err != nil {
+			return nil, false, fmt.Errorf("movers: plans: %w", err)
+		}
+		if _, err := resolveLedgerDiscounts(ctx, s.db, history); err != nil {
+			return nil, false, fmt.Errorf("movers: plans: %w", err)
 		}
 	}
 	out := make([]billing.Mover, 0, len(rows))
@@ -109,7 +121,11 @@ WHERE customer_ref = ANY($1::uuid[]) AND livemode = $2 AND version_at <= $3`
 		default:
 			m.Account = billing.AccountUnlinked
 		}
-		m.PlansBefore, m.PlansAfter = billing.PlansAround(history[r.CustomerRef], q.Livemode, r.Currency, r.At)
+		var h billing.CustomerHistory
+		if l := history[ledgerKey{ref: r.CustomerRef, livemode: q.Livemode}]; l != nil {
+			h = l.history()
+		}
+		m.PlansBefore, m.PlansAfter = billing.PlansAround(h, q.Livemode, r.Currency, r.At)
 		out = append(out, m)
 	}
 	return out, more, nil

@@ -25,7 +25,9 @@ import (
 //     purge and erasure take): a customer another replica, a rebuild or an
 //     erasure holds is left queued for a later round, so two derivations of
 //     one customer never interleave and the deriver never waits;
-//   - it reads the locked customers' histories in one query, derives their
+//   - it reads the locked customers' histories in one query and their
+//     ledgers' other inputs (customer discounts, tax facts, resolved
+//     discount IDs: ledger_inputs.go) in two more, derives their
 //     facts from the earliest queued time on (derivation is causal, as for
 //     the ledger), and replaces them, appends the net change per day to
 //     revenue_segments_daily and deletes the claimed rows in one statement;
@@ -73,7 +75,7 @@ WHERE pg_try_advisory_xact_lock(hashtextextended('billingd.ledger:' || r, 0))`
 const qCustomersHistory = `
 SELECT customer_ref::text AS customer_ref, subscription_ref, livemode, status, currency, items, discounts,
        current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
-       version_at, version_rank, version_event
+       automatic_tax, version_at, version_rank, version_event
 FROM subscription_versions
 WHERE customer_ref = ANY($1::uuid[])`
 
@@ -161,7 +163,8 @@ type factWrite struct {
 }
 
 // add replaces customerRef's facts in one mode from `from` on with those
-// derived from versions (that customer's, in that mode).
+// derived from h (that customer's history in that mode: the ledger's
+// inputs, so the facts add up to the ledger).
 //
 // Facts of one segment at one instant filed under one day are stored as
 // one row where the table's checks allow it (at most one movement kind,
@@ -170,10 +173,10 @@ type factWrite struct {
 // nearly halves what the deriver writes. Every report sums the columns
 // independently, so the figures are the same; the merge is a function of
 // the facts at one instant, so incremental and rebuilt rows are equal.
-func (w *factWrite) add(customerRef string, livemode bool, from time.Time, versions []billing.SubscriptionVersion) {
+func (w *factWrite) add(customerRef string, livemode bool, from time.Time, h billing.CustomerHistory) {
 	w.ranges = append(w.ranges, ledgerRange{CustomerRef: customerRef, Livemode: livemode, Since: from})
 	start := len(w.facts)
-	for _, f := range billing.DeriveFacts(versions) {
+	for _, f := range billing.DeriveFacts(h) {
 		if f.At.Before(from) || f.Livemode != livemode {
 			continue
 		}
@@ -304,7 +307,11 @@ func (s *Store) DeriveFacts(ctx context.Context, limit int) (done int, full bool
 		}
 		slices.SortFunc(keys, factKey.compare)
 		for _, k := range keys {
-			w.add(k.ref, k.livemode, since[k], histories[k])
+			var h billing.CustomerHistory
+			if l := histories[ledgerKey(k)]; l != nil {
+				h = l.history()
+			}
+			w.add(k.ref, k.livemode, since[k], h)
 		}
 		if err := w.exec(ctx, tx); err != nil {
 			return err
@@ -335,9 +342,13 @@ func (a factKey) compare(b factKey) int {
 	return -1
 }
 
-// customersHistory loads every version of the customers' subscriptions,
-// per customer and mode, in one query (subscription_versions_customer_idx).
-func customersHistory(ctx context.Context, tx *sqlx.Tx, refs []string) (map[factKey][]billing.SubscriptionVersion, error) {
+// customersHistory loads the ledger inputs of the customers, per customer
+// and mode: every version of their subscriptions in one query
+// (subscription_versions_customer_idx), then their discounts and tax facts
+// and the resolved amounts of bare discount IDs, one query each for all
+// of them, as the event path reads them (ledger_inputs.go). The inputs are
+// read without qLedgerInputs' line classification, which writes.
+func customersHistory(ctx context.Context, tx *sqlx.Tx, refs []string) (map[ledgerKey]*ledgerWork, error) {
 	var rows []struct {
 		CustomerRef string `db:"customer_ref"`
 		versionRow
@@ -345,14 +356,26 @@ func customersHistory(ctx context.Context, tx *sqlx.Tx, refs []string) (map[fact
 	if err := tx.SelectContext(ctx, &rows, qCustomersHistory, pq.Array(refs)); err != nil {
 		return nil, fmt.Errorf("load histories of %d customers: %w", len(refs), translate(err))
 	}
-	out := make(map[factKey][]billing.SubscriptionVersion, len(refs))
+	out := make(map[ledgerKey]*ledgerWork, len(refs))
 	for _, r := range rows {
 		v, err := r.toVersion()
 		if err != nil {
 			return nil, err
 		}
-		k := factKey{r.CustomerRef, r.Livemode}
-		out[k] = append(out[k], v)
+		k := ledgerKey{ref: r.CustomerRef, livemode: r.Livemode}
+		l := out[k]
+		if l == nil {
+			l = &ledgerWork{}
+			out[k] = l
+		}
+		l.versions = append(l.versions, v)
+	}
+	// A customer without versions has no facts, whatever its discounts.
+	if err := readInputs(ctx, tx, qLedgerInputsRead, out); err != nil {
+		return nil, fmt.Errorf("load histories of %d customers: %w", len(refs), err)
+	}
+	if _, err := resolveLedgerDiscounts(ctx, tx, out); err != nil {
+		return nil, fmt.Errorf("load histories of %d customers: %w", len(refs), err)
 	}
 	return out, nil
 }
