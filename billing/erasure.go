@@ -34,6 +34,11 @@ type ErasureResult struct {
 const (
 	StripeCancelSubscription = "cancel_subscription"
 	StripeDeleteCustomer     = "delete_customer"
+	// StripeResolveDiscounts fetches the amounts of discounts that arrived
+	// as bare IDs: the subscription (with its discounts expanded) when
+	// SubscriptionID is set, else the coupon CouponID of the customer's
+	// discount DiscountID.
+	StripeResolveDiscounts = "resolve_discounts"
 )
 
 // StripeJobPayload is the payload of a Stripe job: the one Stripe object the
@@ -41,6 +46,9 @@ const (
 type StripeJobPayload struct {
 	CustomerID     string `json:"customer_id,omitempty"`
 	SubscriptionID string `json:"subscription_id,omitempty"`
+	CouponID       string `json:"coupon_id,omitempty"`
+	DiscountID     string `json:"discount_id,omitempty"`
+	Livemode       bool   `json:"livemode,omitempty"`
 }
 
 // SubscriptionLive reports whether a subscription in status s still runs in

@@ -86,6 +86,8 @@ type Event struct {
 	Schedule     *Schedule
 	Entitlements *EntitlementSummary
 	TestClock    *TestClock
+	Product      *Product
+	Price        *Price
 }
 
 // FromAPI reports whether the event is an object fetched from the API
@@ -134,6 +136,12 @@ func (e Event) Object() (EventObject, int) {
 	if e.TestClock != nil {
 		o, n = e.TestClock, n+1
 	}
+	if e.Product != nil {
+		o, n = e.Product, n+1
+	}
+	if e.Price != nil {
+		o, n = e.Price, n+1
+	}
 	return o, n
 }
 
@@ -174,6 +182,15 @@ type Customer struct {
 	// mode only, "" for none): its subscriptions are judged at the clock's
 	// time.
 	TestClock string
+	// DiscountsKnown says the event told the customer-level discount
+	// (customer objects with a "discount" field, customer.discount.*
+	// events about the customer itself): Discounts is then the customer's
+	// discount from the event on, empty for none.
+	DiscountsKnown bool
+	Discounts      []Discount
+	// DiscountCoupons maps an unresolved discount's ID to its coupon's ID,
+	// which the Stripe job that resolves it fetches. Never stored.
+	DiscountCoupons map[string]string
 }
 
 // Subjects implements EventObject: the customer itself.
@@ -209,6 +226,32 @@ type Invoice struct {
 	Status             InvoiceStatus
 	AttemptCount       int64
 	NextPaymentAttempt *time.Time
+	// Currency and Lines are read from invoice.paid only: the paid
+	// subscription lines, amounts and periods only (never descriptions).
+	Currency string
+	Lines    []InvoiceLine
+	// LinesIncomplete: lines.has_more was true, the list is partial.
+	LinesIncomplete bool
+}
+
+// Usage kinds of an invoice line's price.
+const (
+	UsageFixed   = "fixed"   // licensed per-unit: part of fixed MRR
+	UsageMetered = "metered" // recurring.usage_type metered
+	UsageTiered  = "tiered"  // billing_scheme tiered
+)
+
+// InvoiceLine is one subscription line of a paid invoice: its price, what
+// kind of price it is ("" when the payload does not say: the store looks
+// at the subscription's items), its billing period and its amount with
+// and without tax, in minor units.
+type InvoiceLine struct {
+	PriceID     string
+	Usage       string
+	PeriodStart time.Time
+	PeriodEnd   time.Time
+	Amount      int64
+	Net         int64
 }
 
 // Subjects implements EventObject: the customer and the subscription;

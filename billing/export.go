@@ -12,15 +12,17 @@ import (
 // missing here fails a test. An account billingd does not know has an
 // export with every list empty.
 type AccountExport struct {
-	AccountID           string                  `json:"account_id"`
-	GeneratedAt         time.Time               `json:"generated_at"`
-	Customers           []ExportCustomer        `json:"customers"`
-	Subscriptions       []ExportSubscription    `json:"subscriptions"`
-	PendingInvoices     []ExportPendingInvoice  `json:"pending_invoice_facts"`
-	SubscriptionHistory []ExportSubscriptionVer `json:"subscription_history"`
-	Movements           []ExportMovement        `json:"movements"`
-	Activity            []ExportActivity        `json:"subscription_activity"`
-	Audit               []ExportAuditEntry      `json:"audit"`
+	AccountID           string                   `json:"account_id"`
+	GeneratedAt         time.Time                `json:"generated_at"`
+	Customers           []ExportCustomer         `json:"customers"`
+	Subscriptions       []ExportSubscription     `json:"subscriptions"`
+	PendingInvoices     []ExportPendingInvoice   `json:"pending_invoice_facts"`
+	SubscriptionHistory []ExportSubscriptionVer  `json:"subscription_history"`
+	Movements           []ExportMovement         `json:"movements"`
+	Activity            []ExportActivity         `json:"subscription_activity"`
+	Audit               []ExportAuditEntry       `json:"audit"`
+	CustomerDiscounts   []ExportCustomerDiscount `json:"customer_discounts"`
+	InvoiceLines        []ExportInvoiceLine      `json:"invoice_lines"`
 	// Entitlement features (issue 18): the account's override, its
 	// customers' Stripe Entitlements summaries and subscription schedules.
 	Overrides            []ExportOverride           `json:"overrides"`
@@ -28,11 +30,39 @@ type AccountExport struct {
 	Schedules            []ExportSchedule           `json:"subscription_schedules"`
 }
 
+// ExportCustomerDiscount is one row of customer_discount_versions: the
+// customer's own discount (amounts only) from a time on.
+type ExportCustomerDiscount struct {
+	CustomerRef  string          `json:"customer_ref" db:"customer_ref"`
+	Livemode     bool            `json:"livemode" db:"livemode"`
+	VersionAt    time.Time       `json:"version_at" db:"version_at"`
+	VersionEvent string          `json:"version_event" db:"version_event"`
+	Discounts    json.RawMessage `json:"discounts" db:"discounts"`
+	RecordedAt   time.Time       `json:"recorded_at" db:"recorded_at"`
+}
+
+// ExportInvoiceLine is one row of invoice_line_amounts: a paid
+// subscription invoice line's amounts and period.
+type ExportInvoiceLine struct {
+	CustomerRef     string    `json:"customer_ref" db:"customer_ref"`
+	SubscriptionRef *string   `json:"subscription_ref" db:"subscription_ref"`
+	Livemode        bool      `json:"livemode" db:"livemode"`
+	Currency        string    `json:"currency" db:"currency"`
+	PriceID         string    `json:"price_id" db:"price_id"`
+	UsageKind       string    `json:"usage_kind" db:"usage_kind"`
+	PeriodStart     time.Time `json:"period_start" db:"period_start"`
+	PeriodEnd       time.Time `json:"period_end" db:"period_end"`
+	AmountMinor     int64     `json:"amount_minor" db:"amount_minor"`
+	NetMinor        int64     `json:"net_minor" db:"net_minor"`
+	PaidAt          time.Time `json:"paid_at" db:"paid_at"`
+}
+
 // Empty reports whether the export holds no record at all.
 func (e AccountExport) Empty() bool {
 	return len(e.Customers) == 0 && len(e.Subscriptions) == 0 && len(e.PendingInvoices) == 0 && len(e.SubscriptionHistory) == 0 &&
 		len(e.Movements) == 0 && len(e.Activity) == 0 && len(e.Audit) == 0 && len(e.Overrides) == 0 &&
-		len(e.EntitlementSummaries) == 0 && len(e.Schedules) == 0
+		len(e.EntitlementSummaries) == 0 && len(e.Schedules) == 0 && len(e.CustomerDiscounts) == 0 &&
+		len(e.InvoiceLines) == 0
 }
 
 // ExportOverride is one row of account_overrides.
@@ -114,6 +144,7 @@ type ExportSubscription struct {
 	CanceledAt           *time.Time      `json:"canceled_at" db:"canceled_at"`
 	EndedAt              *time.Time      `json:"ended_at" db:"ended_at"`
 	CollectionPaused     bool            `json:"collection_paused" db:"collection_paused"`
+	AutomaticTax         bool            `json:"automatic_tax" db:"automatic_tax"`
 	LatestInvoiceStatus  *string         `json:"latest_invoice_status" db:"latest_invoice_status"`
 	InvoiceAttemptCount  int64           `json:"invoice_attempt_count" db:"invoice_attempt_count"`
 	NextPaymentAttempt   *time.Time      `json:"next_payment_attempt" db:"next_payment_attempt"`
@@ -157,6 +188,7 @@ type ExportSubscriptionVer struct {
 	CancelAt           *time.Time      `json:"cancel_at" db:"cancel_at"`
 	CancelAtPeriodEnd  bool            `json:"cancel_at_period_end" db:"cancel_at_period_end"`
 	EndedAt            *time.Time      `json:"ended_at" db:"ended_at"`
+	AutomaticTax       bool            `json:"automatic_tax" db:"automatic_tax"`
 	VersionAt          time.Time       `json:"version_at" db:"version_at"`
 	VersionRank        int64           `json:"version_rank" db:"version_rank"`
 	VersionEvent       string          `json:"version_event" db:"version_event"`

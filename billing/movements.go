@@ -91,7 +91,16 @@ type Ledger struct {
 // subscriptions, and each change of that sum is one movement, classified
 // per metrics.md.
 func DeriveLedger(versions []SubscriptionVersion) Ledger {
-	vs := slices.Clone(versions)
+	return DeriveCustomerLedger(CustomerHistory{Versions: versions})
+}
+
+// DeriveCustomerLedger is DeriveLedger over a customer's whole history:
+// its subscriptions' versions, and the customer-level discounts and tax
+// facts that change their MRR between versions (billing/adjust.go). Like
+// DeriveLedger it is a pure function of the sets it is given.
+func DeriveCustomerLedger(h CustomerHistory) Ledger {
+	adj := newAdjuster(h)
+	vs := slices.Clone(h.Versions)
 	slices.SortFunc(vs, compareVersions)
 
 	// Group per subscription, keeping the order.
@@ -136,6 +145,7 @@ func DeriveLedger(versions []SubscriptionVersion) Ledger {
 			}
 		}
 	}
+	points = append(points, adj.changePoints()...)
 	slices.SortFunc(points, func(a, b time.Time) int { return a.Compare(b) })
 	points = slices.CompactFunc(points, func(a, b time.Time) bool { return a.Equal(b) })
 
@@ -151,6 +161,7 @@ func DeriveLedger(versions []SubscriptionVersion) Ledger {
 	for _, t := range points {
 		cur := make([]contrib, len(tracks))
 		next := map[mrrKey]int64{}
+		at := adj.at(t)
 		for i, tr := range tracks {
 			for tr.pos+1 < len(tr.versions) && !tr.versions[tr.pos+1].At.After(t) {
 				tr.pos++
@@ -159,7 +170,7 @@ func DeriveLedger(versions []SubscriptionVersion) Ledger {
 				continue // not started yet: contributes nothing
 			}
 			st := tr.versions[tr.pos].State
-			cur[i] = contrib{key: mrrKey{st.Livemode, st.Currency}, mrr: MRRAt(st, t)}
+			cur[i] = contrib{key: mrrKey{st.Livemode, st.Currency}, mrr: MRRAtWith(st, t, at)}
 			// Saturating: a customer whose subscriptions add up beyond
 			// int64 keeps the maximum rather than wrapping to a negative
 			// MRR (reports then show it clamped, billing/clamp.go).

@@ -20,7 +20,16 @@ func SubscriptionMRR(s Subscription) (minor int64, fixed bool) {
 	if !s.Status.CountsForMRR() {
 		return 0, true
 	}
-	r, fixed := monthlyRat(s, func(d Discount) bool { return d.Duration != "once" })
+	return SubscriptionMRRWith(s, Adjustments{})
+}
+
+// SubscriptionMRRWith is SubscriptionMRR with the customer's discounts
+// and the tax facts of adj.
+func SubscriptionMRRWith(s Subscription, adj Adjustments) (minor int64, fixed bool) {
+	if !s.Status.CountsForMRR() {
+		return 0, true
+	}
+	r, fixed := monthlyRat(s, func(d Discount) bool { return d.Duration != "once" }, func(Discount) bool { return true }, adj)
 	return roundHalfEven(r), fixed
 }
 
@@ -28,14 +37,18 @@ func SubscriptionMRR(s Subscription) (minor int64, fixed bool) {
 // force at t (a coupon ending is expansion) and 0 from the moment a
 // scheduled cancellation (cancel_at, or cancel_at_period_end at the period
 // end) takes effect, so churn lands when the subscription actually ends.
-func MRRAt(s Subscription, t time.Time) int64 {
+func MRRAt(s Subscription, t time.Time) int64 { return MRRAtWith(s, t, Adjustments{}) }
+
+// MRRAtWith is MRRAt with the customer's discounts in force at t and the
+// tax facts of adj.
+func MRRAtWith(s Subscription, t time.Time, adj Adjustments) int64 {
 	if !s.Status.CountsForMRR() {
 		return 0
 	}
 	if end, ok := s.ScheduledEnd(); ok && !t.Before(end) {
 		return 0
 	}
-	r, _ := monthlyRat(s, func(d Discount) bool { return d.InForce(t) })
+	r, _ := monthlyRat(s, func(d Discount) bool { return d.InForce(t) }, func(d Discount) bool { return d.Listed(t) }, adj)
 	return roundHalfEven(r)
 }
 
@@ -79,17 +92,30 @@ var (
 )
 
 // monthlyRat is the exact monthly amount before rounding, with the
-// discounts that keep() accepts applied in listed order.
-func monthlyRat(s Subscription, keep func(Discount) bool) (*big.Rat, bool) {
+// discounts that keep() accepts applied in listed order: the
+// subscription's own when it lists one (listed() says which count as
+// listed), else the customer's (adj). Tax-inclusive items count net of tax
+// (adj.NetOf for automatic tax). Discounts are taken off the gross total,
+// as Stripe does before it computes inclusive tax, and the net total is
+// scaled by the same fraction: exact when Stripe spreads an amount-off
+// coupon over the lines in proportion to their amounts, as it does.
+func monthlyRat(s Subscription, keep, listed func(Discount) bool, adj Adjustments) (*big.Rat, bool) {
 	fixed := !s.ItemsIncomplete
-	total := new(big.Rat)
+	gross, net := new(big.Rat), new(big.Rat)
 	for _, it := range s.Items {
 		m, ok := itemMonthly(it)
 		if !ok {
 			fixed = false
 			continue
 		}
-		total.Add(total, m)
+		gross.Add(gross, m)
+		if f := netFactor(s, it, adj); f != nil {
+			m = new(big.Rat).Mul(m, f)
+		}
+		net.Add(net, m)
+	}
+	if gross.Sign() == 0 {
+		return gross, fixed
 	}
 	// Amount-off coupons take a fixed sum off each invoice; an invoice
 	// covers the primary item's billing period.
@@ -99,7 +125,8 @@ func monthlyRat(s Subscription, keep func(Discount) bool) (*big.Rat, bool) {
 			perInvoice = f
 		}
 	}
-	for _, d := range s.Discounts {
+	total := new(big.Rat).Set(gross)
+	for _, d := range EffectiveDiscounts(s, adj.CustomerDiscounts, listed) {
 		if !keep(d) {
 			continue
 		}
@@ -116,7 +143,10 @@ func monthlyRat(s Subscription, keep func(Discount) bool) (*big.Rat, bool) {
 			total.SetInt64(0) // a coupon larger than the invoice makes it free, not negative
 		}
 	}
-	return total, fixed
+	if net.Cmp(gross) == 0 {
+		return total, fixed
+	}
+	return total.Mul(total, net.Quo(net, gross)), fixed
 }
 
 // itemMonthly is one licensed, per-unit item's monthly amount in minor

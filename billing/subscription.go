@@ -54,6 +54,13 @@ type Item struct {
 	// quantity is quantity / divide_by rounded "up" or "down".
 	TransformDivideBy int64  `json:"transform_divide_by,omitempty"`
 	TransformRound    string `json:"transform_round,omitempty"`
+	// TaxBehavior is price.tax_behavior (inclusive | exclusive |
+	// unspecified): an inclusive price's amount holds the tax.
+	TaxBehavior string `json:"tax_behavior,omitempty"`
+	// InclusiveTaxBP is the sum of the inclusive tax rates that apply to
+	// the item (its own tax_rates, else the subscription's
+	// default_tax_rates), in hundredths of a percent: 19% = 1900.
+	InclusiveTaxBP int64 `json:"inclusive_tax_bp,omitempty"`
 }
 
 // Metered reports whether the item bills usage and so has no fixed MRR.
@@ -65,6 +72,12 @@ func (it Item) Tiered() bool { return it.BillingScheme == "tiered" }
 // Discount is a coupon in force on a subscription, as amounts only. The
 // coupon's ID and name are merchant free text and are not kept.
 type Discount struct {
+	// ID is set only while the discount's amounts are unknown: a
+	// 2025-03-31+ payload lists the discount as a bare ID (di_...), or its
+	// coupon as a bare ID. It still takes precedence over the customer's
+	// discount, and counts nothing until a Stripe job resolves it
+	// (DiscountResolution).
+	ID           string     `json:"id,omitempty"`
 	PercentOffBP int64      `json:"percent_off_bp,omitempty"` // hundredths of a percent: 25.5% = 2550
 	AmountOff    int64      `json:"amount_off,omitempty"`     // minor units per invoice
 	Currency     string     `json:"currency,omitempty"`
@@ -100,6 +113,9 @@ type Subscription struct {
 	// PendingUpdate is pending_update: changes waiting for their invoice
 	// to be paid (nil: none).
 	PendingUpdate *PendingUpdate `json:"pending_update,omitempty"`
+	// AutomaticTax is automatic_tax.enabled: Stripe Tax computes the tax of
+	// tax-inclusive prices, so only paid invoices tell the net amount.
+	AutomaticTax bool `json:"automatic_tax,omitempty"`
 	// AccountHint is metadata.account_id from the subscription: a hint only,
 	// never trusted to move a customer between accounts. Not stored here.
 	AccountHint string `json:"-"`

@@ -185,7 +185,7 @@ func SyncPlanOf(s Subscription, at time.Time) SyncPlan {
 	if p.PlanID == "" {
 		p.PlanID = item.ProductID
 	}
-	monthly, _ := monthlyRat(s, func(d Discount) bool { return d.InForce(at) })
+	monthly, _ := monthlyRat(s, func(d Discount) bool { return d.InForce(at) }, func(d Discount) bool { return d.Listed(at) }, Adjustments{})
 	count := item.IntervalCount
 	if count <= 0 {
 		count = 1

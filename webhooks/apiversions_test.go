@@ -316,7 +316,8 @@ func (g *specGen) subscription() map[string]any {
 		"aggregate_usage": nil, "meter": nil, "trial_period_days": nil})
 	g.set(price, "price", map[string]any{"id": "price_Ver1", "object": "price", "product": "prod_Ver1", "currency": "eur",
 		"unit_amount": 1500, "unit_amount_decimal": "1500", "billing_scheme": "per_unit", "recurring": recurring,
-		"transform_quantity": nil, "tiers": nil, "tiers_mode": nil, "type": "recurring", "custom_unit_amount": nil})
+		"transform_quantity": nil, "tiers": nil, "tiers_mode": nil, "type": "recurring", "custom_unit_amount": nil,
+		"tax_behavior": "exclusive"})
 	item := g.object("subscription_item", 1)
 	g.set(item, "subscription_item", map[string]any{"id": "si_Ver1", "object": "subscription_item", "quantity": 2, "price": price,
 		"current_period_start": verPStart.Unix(), "current_period_end": verPEnd.Unix(), "subscription": "sub_Ver1"})
@@ -333,6 +334,7 @@ func (g *specGen) subscription() map[string]any {
 		"current_period_start": verPStart.Unix(), "current_period_end": verPEnd.Unix(),
 		"trial_start": nil, "trial_end": nil, "cancel_at": nil, "cancel_at_period_end": false, "canceled_at": nil, "ended_at": nil,
 		"pause_collection": nil, "discount": nil, "discounts": []any{}, "test_clock": nil, "pending_update": nil,
+		"default_tax_rates": []any{}, "automatic_tax": map[string]any{"enabled": false, "liability": nil},
 		"metadata": map[string]any{"account_id": "acct_ver1", "note": stripefake.PersonalNote, "contact": stripefake.PersonalEmail},
 		"items":    map[string]any{"object": "list", "has_more": false, "url": "/v1/subscription_items?subscription=sub_Ver1", "data": []any{item}},
 	})
@@ -540,7 +542,7 @@ func TestEveryAPIVersionDecodesToTheSameFacts(t *testing.T) {
 			if sub.Status != billing.StatusActive || sub.CustomerID != "cus_Ver1" || sub.Currency != "eur" ||
 				sub.CurrentPeriodStart == nil || !sub.CurrentPeriodStart.Equal(verPStart) || sub.CurrentPeriodEnd == nil ||
 				!sub.CurrentPeriodEnd.Equal(verPEnd) || len(sub.Items) != 1 || sub.Items[0].PriceID != "price_Ver1" ||
-				sub.Items[0].ProductID != "prod_Ver1" || sub.Items[0].Quantity != 2 || sub.AccountHint != "acct_ver1" || len(sub.Discounts) != 0 {
+				sub.Items[0].ProductID != "prod_Ver1" || sub.Items[0].Quantity != 2 || sub.Items[0].TaxBehavior != "exclusive" || sub.AccountHint != "acct_ver1" || len(sub.Discounts) != 0 {
 				t.Errorf("%s subscription: %+v", name, sub)
 			}
 			if inv := got[2].(*billing.Invoice); inv.SubscriptionID != "sub_Ver1" || inv.CustomerID != "cus_Ver1" || inv.AttemptCount != 1 {

@@ -11,7 +11,8 @@ import (
 // whatever the object says.
 var customerObject = objectDecoder{
 	union: func(o *rawObject, in objectInput, ev billing.Event) (billing.Event, error) {
-		c, err := customerFromRaw(&rawCustomer{ID: o.ID, Object: o.Object, Livemode: o.Livemode, Deleted: o.Deleted, Metadata: o.Metadata, TestClock: o.TestClock})
+		c, err := customerFromRaw(&rawCustomer{ID: o.ID, Object: o.Object, Livemode: o.Livemode, Deleted: o.Deleted, Metadata: o.Metadata,
+			TestClock: o.TestClock, Discount: o.Discount})
 		return setCustomer(ev, in, c, err)
 	},
 	exact: func(raw []byte, in objectInput, ev billing.Event) (billing.Event, error) {
@@ -35,6 +36,8 @@ type rawCustomer struct {
 	Deleted   bool      `json:"deleted"`
 	Metadata  *metadata `json:"metadata"`
 	TestClock ref       `json:"test_clock"`
+	// Discount is the customer-level discount (coupon amounts only).
+	Discount optDiscount `json:"discount"`
 }
 
 // DecodeCustomer reads a bare Stripe customer object (an event's
@@ -57,6 +60,29 @@ func customerFromRaw(rc *rawCustomer) (billing.Customer, error) {
 	if !reCustomerID.MatchString(rc.ID) {
 		return billing.Customer{}, invalid("customer id")
 	}
-	return billing.Customer{ID: rc.ID, Livemode: rc.Livemode, Deleted: rc.Deleted, AccountHint: rc.Metadata.hint(),
-		TestClock: testClockOf(rc.TestClock, rc.Livemode)}, nil
+	c := billing.Customer{ID: rc.ID, Livemode: rc.Livemode, Deleted: rc.Deleted, AccountHint: rc.Metadata.hint(),
+		TestClock: testClockOf(rc.TestClock, rc.Livemode)}
+	if rc.Discount.present && !rc.Deleted {
+		if err := setCustomerDiscount(&c, rc.Discount.d); err != nil {
+			return billing.Customer{}, err
+		}
+	}
+	return c, nil
+}
+
+// setCustomerDiscount records on c that its discount is rd (nil: none).
+func setCustomerDiscount(c *billing.Customer, rd *rawDiscount) error {
+	c.DiscountsKnown, c.Discounts = true, []billing.Discount{}
+	if rd == nil {
+		return nil
+	}
+	d, ok, err := toDiscount(rd)
+	if err != nil || !ok {
+		return err
+	}
+	c.Discounts = append(c.Discounts, d)
+	if d.Unresolved() {
+		c.DiscountCoupons = map[string]string{d.ID: rd.Source.Coupon.id}
+	}
+	return nil
 }

@@ -82,6 +82,15 @@ var eventTypes = map[string]objectDecoder{
 	TypeTestClockReady:             testClockObject,
 	TypeTestClockInternalFailure:   testClockObject,
 	TypeTestClockDeleted:           testClockObject,
+	TypeCustomerDiscountCreated:    discountObject,
+	TypeCustomerDiscountUpdated:    discountObject,
+	TypeCustomerDiscountDeleted:    discountObject,
+	TypeProductCreated:             productObject,
+	TypeProductUpdated:             productObject,
+	TypeProductDeleted:             productObject,
+	TypePriceCreated:               priceObject,
+	TypePriceUpdated:               priceObject,
+	TypePriceDeleted:               priceObject,
 }
 
 // objectDecoder reads one kind of data.object into a billing.Event (the
@@ -132,6 +141,9 @@ var (
 	// is dropped rather than stored.
 	reObjectID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,255}$`)
 	reDecimal  = regexp.MustCompile(`^[0-9]{1,30}(\.[0-9]{1,12})?$`)
+	// Discount IDs are generated (di_...); they are kept only while a
+	// discount's amounts wait to be fetched.
+	reDiscountID = regexp.MustCompile(`^di_[A-Za-z0-9]{1,250}$`)
 )
 
 // ErrUnhandled is returned by DecodeEvent for an event type billingd does
@@ -172,12 +184,29 @@ type rawObject struct {
 	AttemptCount       int64      `json:"attempt_count"`        // invoice
 	NextPaymentAttempt *int64     `json:"next_payment_attempt"` // invoice
 	Parent             *rawParent `json:"parent"`               // invoice from 2025-03-31
+	Lines              *rawLines  `json:"lines"`                // invoice
 	ClientReferenceID  string     `json:"client_reference_id"`  // checkout session
 	EndBehavior        string     `json:"end_behavior"`         // subscription schedule
 	Phases             []rawPhase `json:"phases"`               // subscription schedule
 	// entitlements.active_entitlement_summary
 	Entitlements *rawEntitlementList `json:"entitlements"`
 	FrozenTime   *int64              `json:"frozen_time"` // test clock
+	Coupon       *rawCoupon          `json:"coupon"`      // discount up to 2025-02-24
+	Source       *struct {
+		Coupon couponRef `json:"coupon"`
+	} `json:"source"` // discount from 2025-03-31
+	Start            *int64        `json:"start"`             // discount
+	End              *int64        `json:"end"`               // discount
+	SubscriptionItem *string       `json:"subscription_item"` // discount
+	InvoiceID        *string       `json:"invoice"`           // discount
+	Active           bool          `json:"active"`            // product, price
+	Name             *string       `json:"name"`              // product
+	Nickname         *string       `json:"nickname"`          // price
+	Product          ref           `json:"product"`           // price
+	UnitAmount       *int64        `json:"unit_amount"`       // price
+	BillingScheme    string        `json:"billing_scheme"`    // price
+	TaxBehavior      string        `json:"tax_behavior"`      // price
+	Recurring        *rawRecurring `json:"recurring"`         // price
 }
 
 // rawEvent is an event decoded in one pass.

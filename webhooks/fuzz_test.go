@@ -78,7 +78,16 @@ func FuzzDecodeEvent(f *testing.F) {
 			if ev.TestClock.FrozenTime.IsZero() || ev.TestClock.Livemode || ev.TestClock.Status == "" {
 				t.Fatalf("accepted invalid test clock %+v", ev.TestClock)
 			}
-		case ev.Customer == nil && ev.Invoice == nil && ev.Checkout == nil && ev.Schedule == nil && ev.Entitlements == nil && ev.TestClock == nil:
+		case ev.Price != nil:
+			if ev.Price.ID == "" || len(ev.Price.Nickname) > 4*billing.MaxCatalogName {
+				t.Fatalf("accepted invalid price %+v", ev.Price)
+			}
+		case ev.Product != nil:
+			if ev.Product.ID == "" || len(ev.Product.Name) > 4*billing.MaxCatalogName {
+				t.Fatalf("accepted invalid product %+v", ev.Product)
+			}
+		case ev.Customer == nil && ev.Invoice == nil && ev.Checkout == nil && ev.Schedule == nil && ev.Entitlements == nil && ev.TestClock == nil &&
+			ev.Price == nil && ev.Product == nil:
 			t.Fatalf("accepted event without object: %+v", ev)
 		}
 	})

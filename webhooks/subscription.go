@@ -41,10 +41,72 @@ type rawSubscription struct {
 		Data    []rawItem `json:"data"`
 		HasMore bool      `json:"has_more"`
 	} `json:"items"`
-	Discount      *rawDiscount      `json:"discount"`
-	Discounts     []discountEntry   `json:"discounts"`
-	PendingUpdate *rawPendingUpdate `json:"pending_update"`
-	TestClock     ref               `json:"test_clock"` // also a customer's
+	Discount        optDiscount       `json:"discount"`
+	Discounts       []discountEntry   `json:"discounts"`
+	PendingUpdate   *rawPendingUpdate `json:"pending_update"`
+	TestClock       ref               `json:"test_clock"` // also a customer's
+	DefaultTaxRates []rawTaxRate      `json:"default_tax_rates"`
+	AutomaticTax    *struct {
+		Enabled bool `json:"enabled"`
+	} `json:"automatic_tax"`
+}
+
+// rawTaxRate is a tax rate object as amounts only (its display name,
+// jurisdiction and description are merchant text and are not read). An
+// element that is not an object (an unexpanded ID) is skipped.
+type rawTaxRate struct {
+	Percentage *float64
+	Inclusive  bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *rawTaxRate) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil
+	}
+	var o struct {
+		Percentage *float64 `json:"percentage"`
+		Inclusive  bool     `json:"inclusive"`
+	}
+	if json.Unmarshal(b, &o) == nil {
+		r.Percentage, r.Inclusive = o.Percentage, o.Inclusive
+	}
+	return nil
+}
+
+// inclusiveBP sums the inclusive rates of a list, in hundredths of a
+// percent; absurd percentages are ignored.
+func inclusiveBP(rates []rawTaxRate) int64 {
+	var bp int64
+	for _, r := range rates {
+		if r.Inclusive && r.Percentage != nil && *r.Percentage > 0 && *r.Percentage <= 100 {
+			bp += int64(math.Round(*r.Percentage * 100))
+		}
+	}
+	return bp
+}
+
+// optDiscount is a "discount" field that tells whether it was present:
+// null says "no discount", absent says nothing.
+type optDiscount struct {
+	present bool
+	d       *rawDiscount
+}
+
+// UnmarshalJSON implements json.Unmarshaler (called for null too).
+func (o *optDiscount) UnmarshalJSON(b []byte) error {
+	o.present, o.d = true, nil
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil
+	}
+	var d rawDiscount
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	o.d = &d
+	return nil
 }
 
 type rawRecurring struct {
@@ -67,6 +129,7 @@ type rawPrice struct {
 	BillingScheme     string        `json:"billing_scheme"`
 	Recurring         *rawRecurring `json:"recurring"`
 	TransformQuantity *rawTransform `json:"transform_quantity"`
+	TaxBehavior       string        `json:"tax_behavior"`
 }
 
 // rawPlan is the legacy plan on an item, read only when price is absent.
@@ -84,11 +147,12 @@ type rawPlan struct {
 }
 
 type rawItem struct {
-	Quantity           *int64    `json:"quantity"`
-	Price              *rawPrice `json:"price"`
-	Plan               *rawPlan  `json:"plan"`
-	CurrentPeriodStart *int64    `json:"current_period_start"`
-	CurrentPeriodEnd   *int64    `json:"current_period_end"`
+	Quantity           *int64       `json:"quantity"`
+	Price              *rawPrice    `json:"price"`
+	Plan               *rawPlan     `json:"plan"`
+	CurrentPeriodStart *int64       `json:"current_period_start"`
+	CurrentPeriodEnd   *int64       `json:"current_period_end"`
+	TaxRates           []rawTaxRate `json:"tax_rates"`
 }
 
 type rawCoupon struct {
@@ -102,6 +166,7 @@ type rawCoupon struct {
 // "source.coupon", expanded) as amounts only; its name and ID are merchant
 // free text and are not kept.
 type rawDiscount struct {
+	ID     string     `json:"id"`
 	Coupon *rawCoupon `json:"coupon"`
 	Source *struct {
 		Coupon couponRef `json:"coupon"`
@@ -174,6 +239,7 @@ func subscriptionFromRaw(rs *rawSubscription) (billing.Subscription, error) {
 		CanceledAt:         unixPtr(rs.CanceledAt),
 		EndedAt:            unixPtr(rs.EndedAt),
 		CollectionPaused:   rs.PauseCollection != nil,
+		AutomaticTax:       rs.AutomaticTax != nil && rs.AutomaticTax.Enabled,
 		AccountHint:        rs.Metadata.hint(),
 		TestClock:          testClockOf(rs.TestClock, rs.Livemode),
 		Items:              make([]billing.Item, 0, len(rs.Items.Data)),
@@ -186,6 +252,13 @@ func subscriptionFromRaw(rs *rawSubscription) (billing.Subscription, error) {
 		it, cur, err := decodeItem(&rs.Items.Data[i])
 		if err != nil {
 			return billing.Subscription{}, err
+		}
+		// Stripe: an item's own tax rates replace the subscription's
+		// default ones.
+		if rates := rs.Items.Data[i].TaxRates; len(rates) > 0 {
+			it.InclusiveTaxBP = inclusiveBP(rates)
+		} else {
+			it.InclusiveTaxBP = inclusiveBP(rs.DefaultTaxRates)
 		}
 		if s.Currency == "" {
 			s.Currency = cur
@@ -208,7 +281,7 @@ func subscriptionFromRaw(rs *rawSubscription) (billing.Subscription, error) {
 	if !reCurrency.MatchString(s.Currency) {
 		return billing.Subscription{}, invalid("subscription currency")
 	}
-	ds, err := decodeDiscounts(rs.Discount, rs.Discounts)
+	ds, err := decodeDiscounts(rs.Discount.d, rs.Discounts)
 	if err != nil {
 		return billing.Subscription{}, err
 	}
@@ -240,6 +313,10 @@ func decodeItem(ri *rawItem) (billing.Item, string, error) {
 		p := ri.Price
 		it.PriceID, it.ProductID = p.ID, string(p.Product)
 		it.BillingScheme = p.BillingScheme
+		switch p.TaxBehavior {
+		case "inclusive", "exclusive", "unspecified":
+			it.TaxBehavior = p.TaxBehavior
+		}
 		if p.Recurring != nil {
 			it.Interval = billing.Interval(p.Recurring.Interval)
 			it.IntervalCount = p.Recurring.IntervalCount
@@ -304,14 +381,24 @@ func decodeItem(ri *rawItem) (billing.Item, string, error) {
 }
 
 // discountEntry is one element of "discounts": a discount ID (no amounts
-// to read: d stays nil) or an expanded discount object. An element of any
-// other shape (checkout sessions list {coupon: ID} pairs) is skipped rather
-// than failing the event.
-type discountEntry struct{ d *rawDiscount }
+// to read: id is kept so that a Stripe job can resolve it) or an expanded
+// discount object. An element of any other shape (checkout sessions list
+// {coupon: ID} pairs) is skipped rather than failing the event.
+type discountEntry struct {
+	d  *rawDiscount
+	id string
+}
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (e *discountEntry) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var id string
+		if json.Unmarshal(b, &id) == nil && reDiscountID.MatchString(id) {
+			e.id = id
+		}
+		return nil
+	}
 	if len(b) == 0 || b[0] != '{' {
 		return nil
 	}
@@ -323,12 +410,23 @@ func (e *discountEntry) UnmarshalJSON(b []byte) error {
 }
 
 // couponRef is discount.source.coupon (2025-03-31+): an ID, or the coupon
-// when expanded.
-type couponRef struct{ c *rawCoupon }
+// when expanded. The ID is only handed to the Stripe job that fetches the
+// coupon, never stored.
+type couponRef struct {
+	c  *rawCoupon
+	id string
+}
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (r *couponRef) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var id string
+		if json.Unmarshal(b, &id) == nil && reObjectID.MatchString(id) {
+			r.id = id
+		}
+		return nil
+	}
 	if len(b) == 0 || b[0] != '{' {
 		return nil
 	}
@@ -340,13 +438,19 @@ func (r *couponRef) UnmarshalJSON(b []byte) error {
 }
 
 // decodeDiscounts prefers the expanded "discounts" list (every discount in
-// force); otherwise the single legacy "discount".
+// force); otherwise the single legacy "discount" (shapes that carry both
+// list the same discount as a bare ID); otherwise the bare IDs, as
+// unresolved discounts that a Stripe job resolves.
 func decodeDiscounts(single *rawDiscount, list []discountEntry) ([]billing.Discount, error) {
 	out := []billing.Discount{}
 	expanded := false
+	var bare []billing.Discount
 	for _, e := range list {
 		if e.d == nil {
-			continue // an unexpanded ID: no amounts to read
+			if e.id != "" {
+				bare = append(bare, billing.Discount{ID: e.id})
+			}
+			continue
 		}
 		expanded = true
 		d, ok, err := toDiscount(e.d)
@@ -357,7 +461,9 @@ func decodeDiscounts(single *rawDiscount, list []discountEntry) ([]billing.Disco
 			out = append(out, d)
 		}
 	}
-	if !expanded && single != nil {
+	switch {
+	case expanded:
+	case single != nil:
 		d, ok, err := toDiscount(single)
 		if err != nil {
 			return nil, err
@@ -365,6 +471,8 @@ func decodeDiscounts(single *rawDiscount, list []discountEntry) ([]billing.Disco
 		if ok {
 			out = append(out, d)
 		}
+	default:
+		out = append(out, bare...)
 	}
 	return out, nil
 }
@@ -375,6 +483,10 @@ func toDiscount(rd *rawDiscount) (billing.Discount, bool, error) {
 		c = rd.Source.Coupon.c
 	}
 	if c == nil {
+		if reDiscountID.MatchString(rd.ID) && rd.Source != nil && rd.Source.Coupon.id != "" {
+			// The coupon arrived as a bare ID: resolved later by ID.
+			return billing.Discount{ID: rd.ID, Start: unixPtr(rd.Start), End: unixPtr(rd.End)}, true, nil
+		}
 		return billing.Discount{}, false, nil
 	}
 	if c.AmountOff != nil && *c.AmountOff > maxAmount {

@@ -183,6 +183,8 @@ func openAPIRealRequests(t *testing.T, mode string) {
 			body: `{"features": {"sso": {"name": "SSO"}, "seats": {}}, "products": {"prod_oa": {"sso": true, "seats": {"per_unit": 1}}}}`, want: 200},
 		{name: "catalog get", method: "GET", path: "/v1/catalog", token: "app", want: 200},
 		{name: "catalog invalid", method: "PUT", path: "/v1/catalog", token: "app", body: `{"features": {}, "products": {"prod_oa": {"x": 1}}}`, want: 400},
+		{name: "plan names", method: "GET", path: "/v1/catalog/plans?livemode=false", token: "finance", want: 200},
+		{name: "plan names app token", method: "GET", path: "/v1/catalog/plans", token: "app", want: 403},
 		{name: "override put", method: "PUT", path: "/v1/accounts/acct_oa1/overrides", token: "app", body: `{"features": {"seats": 50}, "expires_at": null}`, want: 200},
 		{name: "override get", method: "GET", path: "/v1/accounts/acct_oa1/overrides", token: "app", want: 200},
 		{name: "feature", method: "GET", path: "/v1/accounts/acct_oa1/entitlement/features/seats", token: "app", want: 200},

@@ -59,7 +59,7 @@ func (e *env) privacyInventory(format string) error {
 // erasure rule, then its columns) and then what each processor receives.
 func writeInventoryTable(out io.Writer, doc inventoryDoc) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "WHAT BILLINGD STORES (categories: identifier, billing_fact, operational; no personal data)")
+	fmt.Fprintln(w, "WHAT BILLINGD STORES (categories: identifier, billing_fact, operational, merchant_catalog; no personal data)")
 	for _, t := range doc.Tables {
 		fmt.Fprintf(w, "\n%s: %s\n", t.Name, t.Purpose)
 		fmt.Fprintf(w, "  retention: %s\n", t.Retention)

@@ -151,6 +151,12 @@ func (e *env) backfill(ctx context.Context, s *stripeapi.Syncer) error {
 		rate = float64(rs.Requests) / sum.Elapsed.Seconds()
 	}
 	fmt.Fprintf(e.stdout, "stripe requests: %d (%.1f/s of STRIPE_READ_RATE %.0f), %d answered 429\n", rs.Requests, rate, rs.Rate, rs.RateLimited)
+	if err != nil {
+		return err
+	}
+	cat, err := s.BackfillCatalog(ctx)
+	fmt.Fprintf(e.stdout, "catalog: products %d listed, %d applied; prices %d listed, %d applied; %d failed\n",
+		cat.Products.Listed, cat.Products.Applied, cat.Prices.Listed, cat.Prices.Applied, cat.Products.Failed+cat.Prices.Failed)
 	return err
 }
 

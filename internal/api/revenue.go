@@ -142,6 +142,11 @@ type periodJSON struct {
 	NetMRRChurnRate     *float64 `json:"net_mrr_churn_rate"`
 	NetRevenueRetention *float64 `json:"net_revenue_retention"`
 	LTV                 *int64   `json:"ltv"`
+	// UsageRevenue is the bucket's paid metered and tiered usage, and
+	// UsageMRR the trailing three-month usage per month at its end: beside
+	// MRR, never part of it (metrics.md). Null when not available.
+	UsageRevenue *int64 `json:"usage_revenue"`
+	UsageMRR     *int64 `json:"usage_mrr"`
 	// Clamped: a figure of the bucket was beyond ±2^53 − 1 minor units
 	// and shows that limit (billing.MaxReportAmount): the ledger holds
 	// absurd amounts.
@@ -204,6 +209,10 @@ func (s *Server) handleRevenue(w http.ResponseWriter, r *http.Request) {
 		c := &out.Currencies[len(out.Currencies)-1]
 		c.Periods = append(c.Periods, toPeriodJSON(p, rr.query.Bucket))
 	}
+	if err := s.addUsage(r.Context(), &out, rr.query); err != nil {
+		s.Error(w, r, err)
+		return
+	}
 	s.finm.report(string(rr.query.Bucket), rr.csv)
 	w.Header().Set("Cache-Control", "private, no-store")
 	if rr.csv {
@@ -218,7 +227,7 @@ func (s *Server) handleRevenue(w http.ResponseWriter, r *http.Request) {
 var revenueCSVHeader = []string{"currency", "currency_exponent", "period_start", "period_end", "mrr", "arr",
 	"active_subscriptions", "paying_customers", "arpa", "new", "expansion", "contraction", "churn", "reactivation",
 	"net_new", "churned_customers", "customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate",
-	"net_revenue_retention", "ltv", "clamped"}
+	"net_revenue_retention", "ltv", "clamped", "usage_revenue", "usage_mrr"}
 
 func writeRevenueCSV(w http.ResponseWriter, out revenueJSON) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -234,7 +243,8 @@ func writeRevenueCSV(w http.ResponseWriter, out revenueJSON) {
 				i(p.ActiveSubscriptions, 10), i(p.PayingCustomers, 10), optInt(p.ARPA), i(p.New, 10), i(p.Expansion, 10),
 				i(p.Contraction, 10), i(p.Churn, 10), i(p.Reactivation, 10), i(p.NetNew, 10), i(p.ChurnedCustomers, 10),
 				optRate(p.CustomerChurnRate), optRate(p.GrossMRRChurnRate), optRate(p.NetMRRChurnRate),
-				optRate(p.NetRevenueRetention), optInt(p.LTV), strconv.FormatBool(p.Clamped)})
+				optRate(p.NetRevenueRetention), optInt(p.LTV), strconv.FormatBool(p.Clamped),
+				optInt(p.UsageRevenue), optInt(p.UsageMRR)})
 		}
 	}
 	cw.Flush()

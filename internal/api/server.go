@@ -146,6 +146,7 @@ func (s *Server) routes(r *mux.Router) {
 
 	r.HandleFunc("/v1/metrics/revenue", s.requireFinance(s.handleRevenue)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/metrics/summary", s.requireFinance(s.handleSummary)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/catalog/plans", s.requireFinance(s.handlePlanNames)).Methods(http.MethodGet)
 	r.HandleFunc("/dashboard", s.handleDashboard).Methods(http.MethodGet)
 	r.HandleFunc("/dashboard/login", s.handleLogin).Methods(http.MethodPost)
 	r.HandleFunc("/dashboard/logout", s.handleLogout).Methods(http.MethodPost)

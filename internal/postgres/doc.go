@@ -26,7 +26,12 @@
 //     invoice events, on the customer rows the batch locked; testclocks.go:
 //     test clock events (no customer row) and the clock of a customer.
 //   - event7_ledger.go: the revenue ledger of every customer whose history
-//     changed is re-derived from the earliest changed version.
+//     changed is re-derived from the earliest changed version, with its
+//     other inputs (customer discounts, invoice tax shares, resolved
+//     discount IDs: ledger_inputs.go, where customer and invoice events
+//     ask for their customers' ledgers too). A customer first seen in the
+//     batch has no inputs but those the batch wrote, so its first
+//     subscription reads none: the common event costs no extra statement.
 //   - event8_tombstones.go: lock keys and hashes for erased subjects.
 //   - event9_prepared.go: the one list of statements prepared per pool
 //     when the pool's connections are sessions (DB_PREPARED_STATEMENTS;

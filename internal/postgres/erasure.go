@@ -105,6 +105,9 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, 
 	if err := enqueueErasureStripe(ctx, tx, req, customers, subs, &res); err != nil {
 		return res, err
 	}
+	if err := forgetDiscountIDs(ctx, tx, customers); err != nil {
+		return res, err
+	}
 	if err := rekeyHistory(ctx, tx, customers); err != nil {
 		return res, err
 	}
@@ -329,7 +332,17 @@ WITH cm AS MATERIALIZED (
     SELECT old, gen_random_uuid() AS new
     FROM (SELECT subscription_ref AS old FROM subscription_versions WHERE customer_ref = ANY($1::uuid[])
           UNION SELECT subscription_ref FROM mrr_movements WHERE customer_ref = ANY($1::uuid[]) AND subscription_ref IS NOT NULL
-          UNION SELECT subscription_ref FROM subscription_activity WHERE customer_ref = ANY($1::uuid[])) AS r
+          UNION SELECT subscription_ref FROM subscription_activity WHERE customer_ref = ANY($1::uuid[])
+          UNION SELECT subscription_ref FROM invoice_line_amounts WHERE customer_ref = ANY($1::uuid[]) AND subscription_ref IS NOT NULL) AS r
+), cd AS (
+    UPDATE customer_discount_versions t SET customer_ref = cm.new
+    FROM cm WHERE t.customer_ref = cm.old
+    RETURNING 1
+), il AS (
+    UPDATE invoice_line_amounts t
+    SET customer_ref = cm.new, subscription_ref = (SELECT sm.new FROM sm WHERE sm.old = t.subscription_ref)
+    FROM cm WHERE t.customer_ref = cm.old
+    RETURNING 1
 ), v AS (
     UPDATE subscription_versions t
     SET customer_ref = cm.new, subscription_ref = (SELECT sm.new FROM sm WHERE sm.old = t.subscription_ref)
@@ -396,6 +409,57 @@ VALUES ($1, $2, $3, $4)`
 	}
 	if _, err := tx.ExecContext(ctx, q, req.Actor, AuditActionErase, subject, string(details)); err != nil {
 		return fmt.Errorf("write erasure audit: %w", translate(err))
+	}
+	return nil
+}
+
+// forgetDiscountIDs removes the Stripe discount IDs (di_...) the erased
+// customers' history still holds (discounts that arrived as bare IDs),
+// writing in their place the amounts resolved for them, so the re-keyed
+// history keeps its figures and cannot be tied back through Stripe; then
+// drops those resolutions and the customers' pending resolve jobs, whose
+// payloads name their Stripe IDs.
+func forgetDiscountIDs(ctx context.Context, tx *sqlx.Tx, customers []erasedCustomer) error {
+	const q = `
+WITH ids AS MATERIALIZED (
+    SELECT DISTINCT d->>'id' AS id
+    FROM (SELECT discounts FROM subscription_versions WHERE customer_ref = ANY($1::uuid[])
+          UNION ALL SELECT discounts FROM customer_discount_versions WHERE customer_ref = ANY($1::uuid[])
+          UNION ALL SELECT discounts FROM subscriptions WHERE customer_ref = ANY($1::uuid[])) AS x,
+         jsonb_array_elements(x.discounts) AS d
+    WHERE d ? 'id'
+), v AS (
+    UPDATE subscription_versions t SET discounts = billingd_resolve_discounts(t.discounts)
+    WHERE t.customer_ref = ANY($1::uuid[]) AND t.discounts @? '$[*].id'
+    RETURNING 1
+), c AS (
+    UPDATE customer_discount_versions t SET discounts = billingd_resolve_discounts(t.discounts)
+    WHERE t.customer_ref = ANY($1::uuid[]) AND t.discounts @? '$[*].id'
+    RETURNING 1
+), r AS (
+    -- Every part of one statement sees the same snapshot: v and c read
+    -- the resolutions this deletes.
+    DELETE FROM discount_resolutions WHERE discount_id IN (SELECT id FROM ids)
+    RETURNING 1
+), j AS (
+    DELETE FROM outbox WHERE kind = 'stripe' AND action = $3 AND state <> 'sent' AND payload->>'customer_id' = ANY($2::text[])
+    RETURNING 1
+), k AS (
+    -- Done jobs keep no payload, but their ordering key names the discount.
+    UPDATE outbox SET ordering_key = 'resolve:erased'
+    WHERE kind = 'stripe' AND state = 'sent' AND ordering_key IN (SELECT left('resolve:' || id, 80) FROM ids)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM j), (SELECT count(*) FROM k)`
+	if len(customers) == 0 {
+		return nil
+	}
+	refs, ids := make([]string, len(customers)), make([]string, len(customers))
+	for i, c := range customers {
+		refs[i], ids[i] = c.Ref, c.ID
+	}
+	if _, err := tx.ExecContext(ctx, q, pq.Array(refs), pq.Array(ids), billing.StripeResolveDiscounts); err != nil {
+		return fmt.Errorf("forget discount IDs: %w", translate(err))
 	}
 	return nil
 }

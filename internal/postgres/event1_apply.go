@@ -124,6 +124,10 @@ func applyEvent(ctx context.Context, tx ptx, ev billing.Event, c *lockedCustomer
 		return applySummary(ctx, tx, ev.Created, ev.ID, obj, c)
 	case *billing.TestClock:
 		return applyTestClock(ctx, tx, ev.Created, obj)
+	case *billing.Product:
+		return applyProduct(ctx, tx, ev.Created, ev.ID, obj)
+	case *billing.Price:
+		return applyPrice(ctx, tx, ev.Created, ev.ID, obj)
 	case *billing.Subscription:
 		// Written in sets by the batch (applySubscriptions), never one by one.
 		return "", fmt.Errorf("apply event: subscription events go through applySubscriptions")

@@ -60,7 +60,8 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 		if err != nil {
 			return fmt.Errorf("check tombstones: %w", err)
 		}
-		b = &batch{tx: ptx{Tx: sqltx, s: s, ring: ring, erased: map[string]bool{}, changed: accountSet{}}}
+		b = &batch{tx: ptx{Tx: sqltx, s: s, ring: ring, erased: map[string]bool{}, changed: accountSet{},
+			fin: &finWork{rederive: map[ledgerKey]time.Time{}}}}
 		if err := b.tx.setLimits(ctx, lim); err != nil {
 			return err
 		}
@@ -204,6 +205,9 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 			return nil, err
 		}
 		it.out = o
+	}
+	if ledgers, err = b.addFinanceWork(ctx, ledgers); err != nil {
+		return nil, err
 	}
 	if err := b.writeLedgers(ctx, ledgers); err != nil {
 		return nil, err

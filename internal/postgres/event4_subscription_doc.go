@@ -42,6 +42,7 @@ type subscriptionDoc struct {
 	EndedAt            *time.Time    `json:"ended_at,omitempty"`
 	CollectionPaused   bool          `json:"collection_paused"`
 	PendingUpdate      *pendingDoc   `json:"pending_update,omitempty"`
+	AutomaticTax       bool          `json:"automatic_tax"`
 	VersionAt          time.Time     `json:"version_at"`
 	VersionRank        int           `json:"version_rank"`
 	VersionEvent       string        `json:"version_event"`
@@ -63,7 +64,8 @@ func toSubscriptionDoc(s billing.Subscription, k billing.VersionKey) subscriptio
 		StartDate: s.StartDate, CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd,
 		TrialStart: s.TrialStart, TrialEnd: s.TrialEnd, CancelAt: s.CancelAt, CancelAtPeriodEnd: s.CancelAtPeriodEnd,
 		CanceledAt: s.CanceledAt, EndedAt: s.EndedAt, CollectionPaused: s.CollectionPaused,
-		PendingUpdate: toPendingDoc(s.PendingUpdate), VersionAt: k.At, VersionRank: k.Rank, VersionEvent: k.Event,
+		PendingUpdate: toPendingDoc(s.PendingUpdate), AutomaticTax: s.AutomaticTax,
+		VersionAt: k.At, VersionRank: k.Rank, VersionEvent: k.Event,
 	}
 }
 
@@ -78,6 +80,7 @@ func (d subscriptionDoc) toSubscription() (billing.Subscription, billing.Version
 		TrialEnd: d.TrialEnd, CancelAt: d.CancelAt, CancelAtPeriodEnd: d.CancelAtPeriodEnd,
 		CanceledAt: d.CanceledAt, EndedAt: d.EndedAt, CollectionPaused: d.CollectionPaused,
 		PendingUpdate: d.PendingUpdate.toPendingUpdate(),
+		AutomaticTax:  d.AutomaticTax,
 	}, billing.VersionKey{At: d.VersionAt, Rank: d.VersionRank, Event: d.VersionEvent}
 }
 
@@ -97,6 +100,8 @@ type itemDoc struct {
 	BillingScheme     string           `json:"billing_scheme,omitempty"`
 	TransformDivideBy int64            `json:"transform_divide_by,omitempty"`
 	TransformRound    string           `json:"transform_round,omitempty"`
+	TaxBehavior       string           `json:"tax_behavior,omitempty"`
+	InclusiveTaxBP    int64            `json:"inclusive_tax_bp,omitempty"`
 }
 
 // pendingDoc is a subscription's pending_update as the pending_update
@@ -150,6 +155,7 @@ func decodePending(raw []byte) (*billing.PendingUpdate, error) {
 // discountDoc is a discount as the discounts columns store it; like
 // itemDoc, it has billing.Discount's fields exactly.
 type discountDoc struct {
+	ID           string     `json:"id,omitempty"`
 	PercentOffBP int64      `json:"percent_off_bp,omitempty"`
 	AmountOff    int64      `json:"amount_off,omitempty"`
 	Currency     string     `json:"currency,omitempty"`

@@ -56,7 +56,8 @@ WITH u AS (
         items_incomplete boolean, discounts jsonb, mrr_minor bigint, mrr_fixed boolean, created timestamptz,
         start_date timestamptz, current_period_start timestamptz, current_period_end timestamptz,
         trial_start timestamptz, trial_end timestamptz, cancel_at timestamptz, cancel_at_period_end boolean,
-        canceled_at timestamptz, ended_at timestamptz, collection_paused boolean, pending_update jsonb, version_at timestamptz,
+        canceled_at timestamptz, ended_at timestamptz, collection_paused boolean, pending_update jsonb,
+        automatic_tax boolean, version_at timestamptz,
         version_rank smallint, version_event text, newest boolean, cus_new boolean)
 ), old AS (
     SELECT u.sub_id, s.subscription_ref, to_jsonb(s) AS state
@@ -77,12 +78,12 @@ WITH u AS (
     INSERT INTO subscriptions (stripe_subscription_id, stripe_customer_id, customer_ref, livemode, status,
         currency, items, items_incomplete, discounts, mrr_minor, mrr_fixed, created, start_date,
         current_period_start, current_period_end, trial_start, trial_end, cancel_at, cancel_at_period_end,
-        canceled_at, ended_at, collection_paused, pending_update, version_at, version_rank, version_event,
+        canceled_at, ended_at, collection_paused, pending_update, automatic_tax, version_at, version_rank, version_event,
         latest_invoice_status, invoice_attempt_count, next_payment_attempt, invoice_version_at)
     SELECT u.sub_id, u.cus_id, u.customer_ref, u.livemode, u.status, u.currency, u.items, u.items_incomplete,
         u.discounts, u.mrr_minor, u.mrr_fixed, u.created, u.start_date, u.current_period_start,
         u.current_period_end, u.trial_start, u.trial_end, u.cancel_at, u.cancel_at_period_end, u.canceled_at,
-        u.ended_at, u.collection_paused, u.pending_update, u.version_at, u.version_rank, u.version_event,
+        u.ended_at, u.collection_paused, u.pending_update, u.automatic_tax, u.version_at, u.version_rank, u.version_event,
         p.latest_invoice_status, COALESCE(p.invoice_attempt_count, 0), p.next_payment_attempt, p.invoice_version_at
     FROM u LEFT JOIN p ON p.sub_id = u.sub_id
     WHERE u.newest
@@ -96,7 +97,8 @@ WITH u AS (
         trial_end = EXCLUDED.trial_end, cancel_at = EXCLUDED.cancel_at,
         cancel_at_period_end = EXCLUDED.cancel_at_period_end, canceled_at = EXCLUDED.canceled_at,
         ended_at = EXCLUDED.ended_at, collection_paused = EXCLUDED.collection_paused,
-        pending_update = EXCLUDED.pending_update, version_at = EXCLUDED.version_at, version_rank = EXCLUDED.version_rank,
+        pending_update = EXCLUDED.pending_update, automatic_tax = EXCLUDED.automatic_tax,
+        version_at = EXCLUDED.version_at, version_rank = EXCLUDED.version_rank,
         version_event = EXCLUDED.version_event, updated_at = now()
     WHERE (subscriptions.version_at, subscriptions.version_rank, subscriptions.version_event COLLATE "C")
         < (EXCLUDED.version_at, EXCLUDED.version_rank, EXCLUDED.version_event COLLATE "C")
@@ -108,10 +110,10 @@ WITH u AS (
 ), v AS (
     INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items,
         discounts, mrr_minor, mrr_fixed, current_period_start, current_period_end, trial_end, cancel_at,
-        cancel_at_period_end, ended_at, version_at, version_rank, version_event)
+        cancel_at_period_end, ended_at, automatic_tax, version_at, version_rank, version_event)
     SELECT ref.r, u.customer_ref, u.livemode, u.status, u.currency, u.items, u.discounts, u.mrr_minor, u.mrr_fixed,
         u.current_period_start, u.current_period_end, u.trial_end, u.cancel_at, u.cancel_at_period_end,
-        u.ended_at, u.version_at, u.version_rank, u.version_event
+        u.ended_at, u.automatic_tax, u.version_at, u.version_rank, u.version_event
     FROM u JOIN ref USING (sub_id)
     ON CONFLICT (subscription_ref, version_at, version_rank, version_event) DO NOTHING
 ), h AS (
@@ -127,7 +129,7 @@ SELECT (SELECT json_agg(json_build_object('sub_id', sub_id, 'ref', r, 'changed',
 // reads (versionRow).
 const historyColumns = `subscription_ref, livemode, status, currency, items, discounts,
     current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
-    version_at, version_rank, version_event`
+    automatic_tax, version_at, version_rank, version_event`
 
 // ledgerKey names one customer's ledger in one mode.
 type ledgerKey struct {
@@ -141,6 +143,9 @@ type ledgerWork struct {
 	since    time.Time
 	versions []billing.SubscriptionVersion
 	fresh    bool // customer first seen in this batch: no stored rows to replace
+	// The customer's discounts and tax facts (loadLedgerInputs).
+	discounts []billing.CustomerDiscountVersion
+	tax       []billing.TaxFact
 }
 
 // subscriptionGroup is the batch's versions of one subscription, oldest first.
@@ -339,7 +344,7 @@ func historyState(s billing.Subscription) billing.Subscription {
 	return billing.Subscription{
 		Livemode: s.Livemode, Status: s.Status, Currency: s.Currency, Items: items, Discounts: discounts,
 		CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd, TrialEnd: s.TrialEnd,
-		CancelAt: s.CancelAt, CancelAtPeriodEnd: s.CancelAtPeriodEnd, EndedAt: s.EndedAt,
+		CancelAt: s.CancelAt, CancelAtPeriodEnd: s.CancelAtPeriodEnd, EndedAt: s.EndedAt, AutomaticTax: s.AutomaticTax,
 	}
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -108,6 +109,11 @@ func applyCustomer(ctx context.Context, tx ptx, at time.Time, eventID string, cu
 		}
 		return billing.OutcomeApplied, nil
 	}
+	if cu.DiscountsKnown {
+		if err := recordCustomerDiscount(ctx, tx, at, eventID, cu, c); err != nil {
+			return "", err
+		}
+	}
 	out, changed, err := link(ctx, tx, cu.ID, c, cu.LinkHint(), viaCustomerMetadata, false)
 	if err != nil {
 		return "", err
@@ -163,4 +169,34 @@ func applyCheckout(ctx context.Context, tx ptx, cs *billing.CheckoutSession, c *
 		}
 	}
 	return out, nil
+}
+
+// qCustomerDiscountVersion records the customer's own discount as one
+// version of its history (a version already there, same key, is kept).
+const qCustomerDiscountVersion = `
+INSERT INTO customer_discount_versions (customer_ref, livemode, version_at, version_event, discounts)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (customer_ref, livemode, version_at, version_event) DO NOTHING`
+
+// recordCustomerDiscount adds a customer discount version and asks for
+// the customer's ledger to be re-derived from it on: a customer-level
+// discount changes the MRR of every subscription without one of its own.
+// An API fetch (no event ID) is keyed by its time alone.
+func recordCustomerDiscount(ctx context.Context, tx ptx, at time.Time, eventID string, cu *billing.Customer, c *lockedCustomer) error {
+	ds := toDiscountDocs(cu.Discounts)
+	if ds == nil {
+		ds = []discountDoc{}
+	}
+	raw, err := json.Marshal(ds)
+	if err != nil {
+		return fmt.Errorf("record customer discount: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, qCustomerDiscountVersion, c.Ref, cu.Livemode, at, eventID, string(raw)); err != nil {
+		return fmt.Errorf("record customer discount: %w", translate(err))
+	}
+	tx.fin.touch(ledgerKey{ref: c.Ref, livemode: cu.Livemode}, at)
+	for id, coupon := range cu.DiscountCoupons {
+		tx.fin.coupons = append(tx.fin.coupons, couponJob{customerID: cu.ID, discountID: id, couponID: coupon, livemode: cu.Livemode})
+	}
+	return nil
 }

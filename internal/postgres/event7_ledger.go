@@ -271,7 +271,7 @@ func (b *batch) writeLedgers(ctx context.Context, ledgers map[ledgerKey]*ledgerW
 	})
 	for _, k := range keys {
 		l := ledgers[k]
-		w.add(k.ref, k.livemode, l.since, billing.DeriveLedger(l.versions), !l.fresh)
+		w.add(k.ref, k.livemode, l.since, billing.DeriveCustomerLedger(l.history()), !l.fresh)
 	}
 	for a := range b.accounts {
 		w.accounts = append(w.accounts, a)

@@ -64,7 +64,7 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 // when named statements are on. This is the one list: a statement that is
 // not on it always runs unprepared.
 var eventStatements = [...]string{qTxLimits, qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion,
-	qReplaceLedgers, qInsertInvalidation}
+	qReplaceLedgers, qInsertInvalidation, qLedgerInputs}
 
 // ptx is the event path's transaction with what its steps need, passed
 // as one parameter: the Store, whose prepared statements its ExecContext,
@@ -82,6 +82,9 @@ type ptx struct {
 	// changed collects the accounts the transaction's writes notified
 	// (notifyAccountChange), for the Store to tell its cache after commit.
 	changed accountSet
+	// fin collects what customer and invoice events ask of the ledgers
+	// (ledger_inputs.go).
+	fin *finWork
 }
 
 // stmt returns q prepared on the transaction's connection, or nil when q

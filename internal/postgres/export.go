@@ -32,6 +32,8 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 		Movements:           []billing.ExportMovement{},
 		Activity:            []billing.ExportActivity{},
 		Audit:               []billing.ExportAuditEntry{},
+		CustomerDiscounts:   []billing.ExportCustomerDiscount{},
+		InvoiceLines:        []billing.ExportInvoiceLine{},
 
 		Overrides:            []billing.ExportOverride{},
 		EntitlementSummaries: []billing.ExportEntitlementSummary{},
@@ -65,6 +67,8 @@ func (s *Store) AccountExport(ctx context.Context, accountID string) (billing.Ac
 			return exportEntitlementSummaries(ctx, tx, accountID, subject, &exp.EntitlementSummaries)
 		}},
 		{"subscription schedules", func() error { return exportSchedules(ctx, tx, accountID, subject, &exp.Schedules) }},
+		{"customer discounts", func() error { return exportCustomerDiscounts(ctx, tx, accountID, subject, &exp.CustomerDiscounts) }},
+		{"invoice lines", func() error { return exportInvoiceLines(ctx, tx, accountID, subject, &exp.InvoiceLines) }},
 	}
 	for _, st := range steps {
 		if err := st.fn(); err != nil {
@@ -90,7 +94,7 @@ SELECT s.stripe_subscription_id, s.subscription_ref, s.stripe_customer_id, s.cus
        s.status, s.currency, s.items, s.items_incomplete, s.discounts,
        s.mrr_minor, s.mrr_fixed, s.created, s.start_date, s.current_period_start, s.current_period_end,
        s.trial_start, s.trial_end, s.cancel_at, s.cancel_at_period_end, s.canceled_at, s.ended_at,
-       s.collection_paused, s.latest_invoice_status, s.invoice_attempt_count, s.next_payment_attempt,
+       s.collection_paused, s.automatic_tax, s.latest_invoice_status, s.invoice_attempt_count, s.next_payment_attempt,
        s.invoice_version_at, coalesce(s.pending_update, 'null') AS pending_update, s.version_at, s.version_rank, s.version_event, s.updated_at
 FROM subscriptions s
 JOIN customers c ON c.stripe_customer_id = s.stripe_customer_id
@@ -115,7 +119,7 @@ func exportHistory(ctx context.Context, tx *sqlx.Tx, accountID string, subject p
 SELECT v.id, v.subscription_ref, v.customer_ref, v.livemode, v.status, v.currency,
        v.items, v.discounts, v.mrr_minor, v.mrr_fixed,
        v.current_period_start, v.current_period_end, v.trial_end, v.cancel_at, v.cancel_at_period_end,
-       v.ended_at, v.version_at, v.version_rank, v.version_event, v.recorded_at
+       v.ended_at, v.automatic_tax, v.version_at, v.version_rank, v.version_event, v.recorded_at
 FROM subscription_versions v
 JOIN customers c ON c.customer_ref = v.customer_ref
 WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
@@ -181,5 +185,26 @@ FROM subscription_schedules sc
 JOIN customers c ON c.stripe_customer_id = sc.stripe_customer_id
 WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
 ORDER BY sc.stripe_customer_id, sc.stripe_schedule_id`
+	return tx.SelectContext(ctx, out, q, accountID, subject)
+}
+
+func exportCustomerDiscounts(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportCustomerDiscount) error {
+	const q = `
+SELECT d.customer_ref, d.livemode, d.version_at, d.version_event, d.discounts, d.recorded_at
+FROM customer_discount_versions d
+JOIN customers c ON c.customer_ref = d.customer_ref
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
+ORDER BY d.customer_ref, d.version_at, d.version_event`
+	return tx.SelectContext(ctx, out, q, accountID, subject)
+}
+
+func exportInvoiceLines(ctx context.Context, tx *sqlx.Tx, accountID string, subject pq.ByteaArray, out *[]billing.ExportInvoiceLine) error {
+	const q = `
+SELECT l.customer_ref, l.subscription_ref, l.livemode, l.currency, l.price_id, l.usage_kind,
+       l.period_start, l.period_end, l.amount_minor, l.net_minor, l.paid_at
+FROM invoice_line_amounts l
+JOIN customers c ON c.customer_ref = l.customer_ref
+WHERE (c.account_id = $1 OR c.former_account_hmac = ANY($2))
+ORDER BY l.customer_ref, l.period_start, l.price_id`
 	return tx.SelectContext(ctx, out, q, accountID, subject)
 }

@@ -52,6 +52,15 @@ func seedAccount(t *testing.T, st *postgres.Store, account, cus, sub string, liv
 		cref, sref, livemode); err != nil {
 		t.Fatalf("seed movement: %v", err)
 	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO customer_discount_versions (customer_ref, livemode, version_at, version_event, discounts)
+		VALUES ($1, $2, now(), 'evt_disc', '[{"percent_off_bp": 2500, "duration": "forever"}]')`, cref, livemode); err != nil {
+		t.Fatalf("seed customer discount: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO invoice_line_amounts (customer_ref, subscription_ref, livemode, currency, price_id,
+		usage_kind, period_start, period_end, amount_minor, net_minor, paid_at)
+		VALUES ($1, $2, $3, 'eur', 'price_m', 'metered', now() - interval '30 days', now(), 1200, 1000, now())`, cref, sref, livemode); err != nil {
+		t.Fatalf("seed invoice line: %v", err)
+	}
 	if account != "" {
 		subject, err := st.SubjectHMAC(ctx, account)
 		if err != nil {

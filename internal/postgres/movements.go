@@ -28,7 +28,11 @@ func recomputeMovements(ctx context.Context, tx *sqlx.Tx, customerRef string, li
 	if err != nil {
 		return fmt.Errorf("recompute movements: %w", err)
 	}
-	if err := replaceLedger(ctx, tx, customerRef, livemode, from, billing.DeriveLedger(versions)); err != nil {
+	l := &ledgerWork{versions: versions}
+	if _, err := loadLedgerInputs(ctx, tx, map[ledgerKey]*ledgerWork{{ref: customerRef, livemode: livemode}: l}); err != nil {
+		return fmt.Errorf("recompute movements: %w", err)
+	}
+	if err := replaceLedger(ctx, tx, customerRef, livemode, from, billing.DeriveCustomerLedger(l.history())); err != nil {
 		return fmt.Errorf("recompute movements: %w", err)
 	}
 	return nil
@@ -48,6 +52,7 @@ type versionRow struct {
 	CancelAt           *time.Time `db:"cancel_at"`
 	CancelAtPeriodEnd  bool       `db:"cancel_at_period_end"`
 	EndedAt            *time.Time `db:"ended_at"`
+	AutomaticTax       bool       `db:"automatic_tax"`
 	VersionAt          time.Time  `db:"version_at"`
 	VersionRank        int        `db:"version_rank"`
 	VersionEvent       string     `db:"version_event"`
@@ -64,6 +69,7 @@ func (r versionRow) toVersion() (billing.SubscriptionVersion, error) {
 		CancelAt:           r.CancelAt,
 		CancelAtPeriodEnd:  r.CancelAtPeriodEnd,
 		EndedAt:            r.EndedAt,
+		AutomaticTax:       r.AutomaticTax,
 	}
 	var err error
 	if s.Items, err = decodeItems(r.Items); err != nil {
@@ -91,6 +97,7 @@ type historyRow struct {
 	CancelAt           *time.Time      `json:"cancel_at"`
 	CancelAtPeriodEnd  bool            `json:"cancel_at_period_end"`
 	EndedAt            *time.Time      `json:"ended_at"`
+	AutomaticTax       bool            `json:"automatic_tax"`
 	VersionAt          time.Time       `json:"version_at"`
 	VersionRank        int             `json:"version_rank"`
 	VersionEvent       string          `json:"version_event"`
@@ -101,7 +108,7 @@ func (r historyRow) toVersion() (billing.SubscriptionVersion, error) {
 		SubscriptionRef: r.SubscriptionRef, Livemode: r.Livemode, Status: r.Status, Currency: r.Currency,
 		Items: r.Items, Discounts: r.Discounts, CurrentPeriodStart: r.CurrentPeriodStart,
 		CurrentPeriodEnd: r.CurrentPeriodEnd, TrialEnd: r.TrialEnd, CancelAt: r.CancelAt,
-		CancelAtPeriodEnd: r.CancelAtPeriodEnd, EndedAt: r.EndedAt, VersionAt: r.VersionAt,
+		CancelAtPeriodEnd: r.CancelAtPeriodEnd, EndedAt: r.EndedAt, AutomaticTax: r.AutomaticTax, VersionAt: r.VersionAt,
 		VersionRank: r.VersionRank, VersionEvent: r.VersionEvent,
 	}.toVersion()
 }
@@ -109,7 +116,7 @@ func (r historyRow) toVersion() (billing.SubscriptionVersion, error) {
 const qCustomerHistory = `
 SELECT subscription_ref, livemode, status, currency, items, discounts,
        current_period_start, current_period_end, trial_end, cancel_at, cancel_at_period_end, ended_at,
-       version_at, version_rank, version_event
+       automatic_tax, version_at, version_rank, version_event
 FROM subscription_versions
 WHERE customer_ref = $1 AND livemode = $2`
 

@@ -41,6 +41,9 @@ type PurgeResult struct {
 	Movements int64 `json:"mrr_movements"`
 	Activity  int64 `json:"subscription_activity"`
 	Sessions  int64 `json:"dashboard_sessions"`
+	// LedgerInputs counts customer_discount_versions and
+	// invoice_line_amounts rows purged with the history.
+	LedgerInputs int64 `json:"ledger_inputs"`
 }
 
 // Purge enforces the retention policy. One replica purges at a time (a
@@ -158,6 +161,9 @@ FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS refs`
 	const qMov = `DELETE FROM mrr_movements WHERE customer_ref = ANY($1)`
 	const qVer = `DELETE FROM subscription_versions WHERE customer_ref = ANY($1)`
 	const qAct = `DELETE FROM subscription_activity WHERE customer_ref = ANY($1)`
+	// The customer's other ledger inputs go with its history.
+	const qDiscounts = `DELETE FROM customer_discount_versions WHERE customer_ref = ANY($1)`
+	const qLines = `DELETE FROM invoice_line_amounts WHERE customer_ref = ANY($1)`
 	for {
 		var refs []string
 		if err := s.db.SelectContext(ctx, &refs, closedHistoryQuery, cutoff, batch, nil); err != nil {
@@ -184,7 +190,8 @@ FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS refs`
 			for _, d := range []struct {
 				q string
 				n *int64
-			}{{qMov, &res.Movements}, {qVer, &res.Versions}, {qAct, &res.Activity}} {
+			}{{qMov, &res.Movements}, {qVer, &res.Versions}, {qAct, &res.Activity},
+				{qDiscounts, &res.LedgerInputs}, {qLines, &res.LedgerInputs}} {
 				r, err := tx.ExecContext(ctx, d.q, pq.Array(still))
 				if err != nil {
 					return fmt.Errorf("purge history: %w", translate(err))

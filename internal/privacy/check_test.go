@@ -33,9 +33,9 @@ func Check(inv []Table, live map[string][]string) []string {
 			}
 			cols[c.Name] = true
 			switch c.Category {
-			case Identifier, BillingFact, Operational:
+			case Identifier, BillingFact, Operational, MerchantCatalog:
 			default:
-				problems = append(problems, fmt.Sprintf("column %s.%s has category %q; want identifier, billing_fact or operational", t.Name, c.Name, c.Category))
+				problems = append(problems, fmt.Sprintf("column %s.%s has category %q; want identifier, billing_fact, operational or merchant_catalog", t.Name, c.Name, c.Category))
 			}
 			if c.Purpose == "" {
 				problems = append(problems, fmt.Sprintf("column %s.%s needs a purpose", t.Name, c.Name))

@@ -5,7 +5,8 @@
 // be added, renamed or dropped without being described here.
 //
 // Adding a column? Add it to its table below, with a category and a purpose.
-// If it does not fit identifier, billing_fact or operational, it probably
+// If it does not fit identifier, billing_fact, operational or
+// merchant_catalog (names the merchant gave its products), it probably
 // holds personal data and does not belong in billingd.
 package privacy
 
@@ -24,6 +25,10 @@ const (
 	// Operational: state billingd needs to run: event IDs, outbox and
 	// audit state, token hashes, keys, timestamps of its own work.
 	Operational Category = "operational"
+	// MerchantCatalog: names the merchant gave its products and prices
+	// (product names, price nicknames), for display. Typed by the merchant,
+	// about its offer, never about a customer.
+	MerchantCatalog Category = "merchant_catalog"
 )
 
 // Column is one column of a table.
@@ -64,6 +69,7 @@ const (
 	id  = Identifier
 	bf  = BillingFact
 	ops = Operational
+	cat = MerchantCatalog
 )
 
 var tables = []Table{
@@ -135,6 +141,7 @@ var tables = []Table{
 			{"canceled_at", bf, "when cancellation was requested"},
 			{"ended_at", bf, "when the subscription ended"},
 			{"collection_paused", bf, "payment collection is paused"},
+			{"automatic_tax", bf, "Stripe Tax computes the tax (inclusive prices then count net of the invoiced tax)"},
 			{"latest_invoice_status", bf, "status of the latest invoice (dunning)"},
 			{"invoice_attempt_count", bf, "payment attempts on the latest invoice"},
 			{"next_payment_attempt", bf, "next automatic payment attempt"},
@@ -187,10 +194,108 @@ var tables = []Table{
 			{"cancel_at", bf, "scheduled cancellation date"},
 			{"cancel_at_period_end", bf, "cancels at the end of the period"},
 			{"ended_at", bf, "when the subscription ended"},
+			{"automatic_tax", bf, "Stripe Tax computes the tax"},
 			{"version_at", ops, "version time (ordering)"},
 			{"version_rank", ops, "lifecycle rank (ordering tie-break)"},
 			{"version_event", ops, "event ID of the version (ordering tie-break)"},
 			{"recorded_at", ops, "when billingd recorded it"},
+		},
+	},
+	{
+		Name:      "customer_discount_versions",
+		Purpose:   "history of each customer's own discount (coupon amounts only), which applies to its subscriptions without a discount of their own",
+		Retention: "kept for revenue history, like subscription_versions",
+		OnErasure: "kept, moved to fresh random references like subscription_versions; discount IDs replaced by their resolved amounts",
+		Export:    "customer_discounts",
+		Columns: []Column{
+			{"customer_ref", id, "customer surrogate reference"},
+			{"livemode", bf, "live or test mode"},
+			{"version_at", ops, "version time (ordering)"},
+			{"version_event", ops, "event ID of the version (ordering tie-break)"},
+			{"discounts", bf, "discount amounts, percentages and dates (billing.Discount only; no coupon names)"},
+			{"recorded_at", ops, "when billingd recorded it"},
+		},
+	},
+	{
+		Name:        "discount_resolutions",
+		Purpose:     "coupon amounts of discounts that arrived as bare IDs, fetched once from Stripe",
+		Retention:   "kept while history refers to the discount",
+		OnErasure:   "deleted for the erased customers' discounts (their amounts are written into the re-keyed history first)",
+		Export:      "-",
+		NotExported: "rows name a discount, never a customer, subscription or account; the amounts appear in the subscription_history and customer_discounts sections",
+		Columns: []Column{
+			{"discount_id", id, "Stripe discount ID (di_...)"},
+			{"percent_off_bp", bf, "percentage off in hundredths of a percent"},
+			{"amount_off", bf, "amount off per invoice in minor units"},
+			{"currency", bf, "currency of amount_off"},
+			{"duration", bf, "once, repeating or forever"},
+			{"start_at", bf, "discount start"},
+			{"end_at", bf, "discount end"},
+			{"resolved_at", ops, "when Stripe answered"},
+		},
+	},
+	{
+		Name:      "invoice_line_amounts",
+		Purpose:   "paid subscription invoice lines (amounts and periods only): usage revenue of metered and tiered prices, and the tax share of tax-inclusive prices",
+		Retention: "kept for revenue history; purged with the customer's revenue history (METRICS_RETENTION_DAYS)",
+		OnErasure: "kept, moved to fresh random references like subscription_versions",
+		Export:    "invoice_lines",
+		Columns: []Column{
+			{"customer_ref", id, "customer surrogate reference"},
+			{"subscription_ref", id, "subscription surrogate reference (when the subscription was known)"},
+			{"livemode", bf, "live or test mode"},
+			{"currency", bf, "ISO 4217 currency"},
+			{"price_id", bf, "Stripe price ID of the line"},
+			{"usage_kind", bf, "fixed, metered, tiered or unknown"},
+			{"period_start", bf, "billing period start of the line"},
+			{"period_end", bf, "billing period end of the line"},
+			{"amount_minor", bf, "amount paid, minor units"},
+			{"net_minor", bf, "amount excluding tax, minor units"},
+			{"paid_at", ops, "time of the invoice.paid event (ordering)"},
+		},
+	},
+	{
+		Name:        "catalog_products",
+		Purpose:     "product names for display (\"Pro (yearly)\" instead of a price ID), from product.* events and backfill",
+		Retention:   "kept while Stripe has the product; a deleted product keeps its row marked deleted, for history",
+		OnErasure:   "kept: merchant catalog, about no customer or account",
+		Export:      "-",
+		NotExported: "rows are the merchant's catalog and name no customer, subscription or account",
+		Columns: []Column{
+			{"product_id", bf, "Stripe product ID"},
+			{"livemode", bf, "live or test mode"},
+			{"name", cat, "the product's name as the merchant typed it (clipped, control characters removed)"},
+			{"active", bf, "the product is active"},
+			{"deleted", bf, "the product was deleted in Stripe"},
+			{"version_at", ops, "time of the newest version (ordering)"},
+			{"version_event", ops, "event ID of that version (ordering tie-break)"},
+			{"updated_at", ops, "row update time"},
+		},
+	},
+	{
+		Name:        "catalog_prices",
+		Purpose:     "price nicknames and billing facts for display and for classifying invoice lines, from price.* events and backfill",
+		Retention:   "kept while Stripe has the price; a deleted price keeps its row marked deleted, for history",
+		OnErasure:   "kept: merchant catalog, about no customer or account",
+		Export:      "-",
+		NotExported: "rows are the merchant's catalog and name no customer, subscription or account",
+		Columns: []Column{
+			{"price_id", bf, "Stripe price ID"},
+			{"livemode", bf, "live or test mode"},
+			{"product_id", bf, "the price's product"},
+			{"nickname", cat, "the price's nickname as the merchant typed it (clipped, control characters removed)"},
+			{"currency", bf, "ISO 4217 currency"},
+			{"unit_amount", bf, "unit amount in minor units"},
+			{"interval", bf, "billing interval"},
+			{"interval_count", bf, "intervals per billing period"},
+			{"usage_type", bf, "licensed or metered"},
+			{"billing_scheme", bf, "per_unit or tiered"},
+			{"tax_behavior", bf, "inclusive, exclusive or unspecified"},
+			{"active", bf, "the price is active"},
+			{"deleted", bf, "the price was deleted in Stripe"},
+			{"version_at", ops, "time of the newest version (ordering)"},
+			{"version_event", ops, "event ID of that version (ordering tie-break)"},
+			{"updated_at", ops, "row update time"},
 		},
 	},
 	{
@@ -458,7 +563,7 @@ var tables = []Table{
 		NotExported: "the merchant's catalog (feature keys and names, product and price IDs); names no customer, subscription or account",
 		Columns: []Column{
 			{"id", ops, "always 1: one catalog"},
-			{"document", bf, "feature keys and names, product/price IDs and their grants (billing.Catalog only)"},
+			{"document", cat, "feature keys and names as the merchant typed them, product/price IDs and their grants (billing.Catalog only)"},
 			{"updated_at", ops, "when it was last replaced"},
 			{"updated_by", ops, "name of the token (or cli) that replaced it"},
 		},

@@ -306,6 +306,10 @@ func pageOf(l stripe.ListContainer) (Page, error) {
 		resp = o.LastResponse
 	case *stripe.EntitlementsActiveEntitlementList:
 		resp = o.LastResponse
+	case *stripe.ProductList:
+		resp = o.LastResponse
+	case *stripe.PriceList:
+		resp = o.LastResponse
 	}
 	if resp == nil {
 		return Page{}, errors.New("list page without a response")
@@ -424,4 +428,42 @@ func (c *Client) DeleteCustomer(id string) error {
 func (c *Client) CancelSubscription(id string) error {
 	_, err := c.api.Subscriptions.Cancel(id, nil)
 	return err
+}
+
+// SubscriptionWithDiscounts fetches a subscription with its discounts
+// expanded (in stripe-go's API version a discount carries its coupon),
+// for the job that resolves discounts known by ID only. The error is
+// stripe-go's, for jobOutcome to classify.
+func (c *Client) SubscriptionWithDiscounts(id string) ([]byte, error) {
+	p := &stripe.SubscriptionParams{}
+	p.AddExpand("discounts")
+	s, err := c.api.Subscriptions.Get(id, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.LastResponse.RawJSON, nil
+}
+
+// Coupon fetches one coupon, for the job that resolves a customer's
+// discount whose coupon arrived as a bare ID.
+func (c *Client) Coupon(id string) ([]byte, error) {
+	cp, err := c.api.Coupons.Get(id, nil)
+	if err != nil {
+		return nil, err
+	}
+	return cp.LastResponse.RawJSON, nil
+}
+
+// ListProducts calls fn with every page of products (active or not).
+func (c *Client) ListProducts(ctx context.Context, fn func(Page) error) error {
+	return c.list(ctx, "products", func(lp stripe.ListParams) *stripe.Iter {
+		return c.api.Products.List(&stripe.ProductListParams{ListParams: lp}).Iter
+	}, fn)
+}
+
+// ListPrices calls fn with every page of prices (active or not).
+func (c *Client) ListPrices(ctx context.Context, fn func(Page) error) error {
+	return c.list(ctx, "prices", func(lp stripe.ListParams) *stripe.Iter {
+		return c.api.Prices.List(&stripe.PriceListParams{ListParams: lp}).Iter
+	}, fn)
 }

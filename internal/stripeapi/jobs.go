@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/billingd/billingd/billing"
+	"github.com/billingd/billingd/webhooks"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v76"
 )
@@ -28,6 +29,9 @@ type JobStore interface {
 	OutboxRetryLater(ctx context.Context, id int64, attempt int, delay time.Duration, status int, summary string, counted bool) error
 	StripeJobDone(ctx context.Context, id int64, attempt, status int) error
 	StripeJobDead(ctx context.Context, id int64, attempt, status int, summary string) error
+	// ResolveDiscounts records the amounts of discounts that arrived as
+	// bare IDs and re-derives the customer's ledger.
+	ResolveDiscounts(ctx context.Context, customerID string, rs []billing.DiscountResolution) error
 }
 
 // JobWorker claims and runs Stripe jobs.
@@ -181,6 +185,8 @@ func (w *JobWorker) call(ctx context.Context, j billing.OutboxJob) (int, string,
 			// The database or the applier: retried, durably.
 			return 0, j.Action + ": could not apply the fetched list", jobRetry
 		}
+	case billing.StripeResolveDiscounts:
+		return w.resolveDiscounts(ctx, p)
 	default:
 		return 0, "unknown action", jobDead
 	}
@@ -230,3 +236,57 @@ const ActionFetchEntitlements = "fetch_entitlements"
 // errApplyFetched marks a fetch job whose Stripe call succeeded but whose
 // result could not be applied.
 var errApplyFetched = errors.New("apply fetched objects")
+
+// couponIDPattern is the shape of a coupon ID (generated or chosen by the
+// merchant): the webhook decoder keeps no other.
+var couponIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,255}$`)
+
+// resolveDiscounts fetches the amounts of discounts that arrived as bare
+// IDs (the subscription with its discounts expanded, or the coupon of a
+// customer's discount) and hands them to the store, which re-derives the
+// customer's ledger. A discount gone from Stripe (404) is done: there is
+// nothing left to resolve.
+func (w *JobWorker) resolveDiscounts(ctx context.Context, p billing.StripeJobPayload) (int, string, jobOutcomeKind) {
+	const action = billing.StripeResolveDiscounts
+	if !idPattern.MatchString(p.CustomerID) {
+		return 0, "payload has no customer ID", jobDead
+	}
+	var rs []billing.DiscountResolution
+	switch {
+	case p.SubscriptionID != "":
+		if !idPattern.MatchString(p.SubscriptionID) {
+			return 0, "payload has no subscription ID", jobDead
+		}
+		raw, err := w.Stripe.SubscriptionWithDiscounts(p.SubscriptionID)
+		if err != nil {
+			return jobOutcome(action, err)
+		}
+		if rs, err = webhooks.DecodeDiscountResolutions(raw); err != nil {
+			return http.StatusOK, action + ": unreadable subscription discounts", jobDead
+		}
+	case p.CouponID != "":
+		if !couponIDPattern.MatchString(p.CouponID) {
+			return 0, "payload has no coupon ID", jobDead
+		}
+		raw, err := w.Stripe.Coupon(p.CouponID)
+		if err != nil {
+			return jobOutcome(action, err)
+		}
+		r, ok, err := webhooks.DecodeCouponResolution(raw, p.DiscountID)
+		if err != nil {
+			return http.StatusOK, action + ": unreadable coupon", jobDead
+		}
+		if ok {
+			rs = append(rs, r)
+		}
+	default:
+		return 0, "payload names nothing to resolve", jobDead
+	}
+	if len(rs) == 0 {
+		return http.StatusOK, "", jobDone
+	}
+	if err := w.Store.ResolveDiscounts(ctx, p.CustomerID, rs); err != nil {
+		return http.StatusOK, action + ": storing the amounts failed", jobRetry
+	}
+	return http.StatusOK, "", jobDone
+}

@@ -55,6 +55,8 @@ type Server struct {
 	subs      map[string]*Subscription
 	// entitlements are customers' active features (entitlements.go).
 	entitlements map[string][]string
+	coupons      map[string]Coupon
+	catalog      map[string]map[string]any // products and prices by ID, as Stripe renders them
 	requests     []Request
 	limit429     int             // answer the next n requests with 429 rate_limit
 	failAfter    int             // answer requests after this many with 400 (0: off)
@@ -127,11 +129,27 @@ func (s *Server) RetryAfter(v string) {
 
 // New starts a fake API server; it stops when Close is called.
 func New() *Server {
-	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{},
-		gone: map[string]bool{}, refused: map[string]bool{}}
+	s := &Server{key: Key, customers: map[string]*Customer{}, subs: map[string]*Subscription{}, coupons: map[string]Coupon{},
+		catalog: map[string]map[string]any{},
+		gone:    map[string]bool{}, refused: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
+}
+
+// PutCatalog adds or replaces a product or price object (its "id" and
+// "object" say which), listed by GET /v1/products and /v1/prices.
+func (s *Server) PutCatalog(obj map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.catalog[fmt.Sprint(obj["id"])] = obj
+}
+
+// PutCoupon adds or replaces a coupon.
+func (s *Server) PutCoupon(c Coupon) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.coupons[c.ID] = c
 }
 
 // Close stops the server.
@@ -332,6 +350,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		return s.listActiveEntitlements(w, q)
 	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "events":
 		return s.listEvents(w, q)
+	case len(parts) == 2 && parts[0] == "v1" && (parts[1] == "products" || parts[1] == "prices"):
+		return s.listCatalog(w, q, strings.TrimSuffix(parts[1], "s"))
 	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "customers":
 		c, ok := s.customers[parts[2]]
 		if !ok {
@@ -343,7 +363,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, q url.Values) in
 		if !ok {
 			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such subscription: '"+parts[2]+"'")
 		}
+		if expands(q, "discounts") {
+			return writeObject(w, sub.ExpandedJSON(s.customers[sub.CustomerID]))
+		}
 		return writeObject(w, sub.JSON(s.customers[sub.CustomerID]))
+	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "coupons":
+		c, ok := s.coupons[parts[2]]
+		if !ok {
+			return apiError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such coupon: '"+parts[2]+"'")
+		}
+		return writeObject(w, c.JSON())
 	}
 	return apiError(w, http.StatusNotFound, "invalid_request_error", "", "Unrecognized request URL")
 }
@@ -581,4 +610,30 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 		sub := s.subs[id]
 		return sub.JSON(s.customers[sub.CustomerID])
 	})
+}
+
+// expands reports whether the request asks for field expanded (expand[]=
+// or stripe-go's expand[0]=).
+func expands(q url.Values, field string) bool {
+	for k, vs := range q {
+		if strings.HasPrefix(k, "expand[") && slices.Contains(vs, field) {
+			return true
+		}
+	}
+	return false
+}
+
+// listCatalog lists the products or prices put with PutCatalog.
+func (s *Server) listCatalog(w http.ResponseWriter, q url.Values, object string) int {
+	p, err := parsePage(q)
+	if err != nil {
+		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
+	}
+	var all []listed
+	for id, o := range s.catalog {
+		if o["object"] == object {
+			all = append(all, listed{id: id, obj: o})
+		}
+	}
+	return p.window(w, "/v1/"+object+"s", all)
 }

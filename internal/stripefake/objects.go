@@ -91,6 +91,48 @@ type Subscription struct {
 	ExpandCustomer bool
 	// TestClock is the test clock of the subscription's customer; "" for none.
 	TestClock string
+	// Discounts are listed as bare IDs in "discounts", expanded (with
+	// their coupons, and the coupon's name as fake personal data) when the
+	// request says expand[]=discounts.
+	Discounts []Discount
+}
+
+// Discount is a discount on a fake subscription.
+type Discount struct {
+	ID       string
+	Coupon   Coupon
+	Start    time.Time
+	End      *time.Time
+	Livemode bool
+}
+
+// Coupon is a fake coupon; GET /v1/coupons/{id} answers it.
+type Coupon struct {
+	ID         string
+	PercentOff float64 // 0: none
+	AmountOff  int64   // 0: none
+	Currency   string
+	Duration   string
+}
+
+// JSON renders the coupon, its name a piece of fake personal data.
+func (c Coupon) JSON() map[string]any {
+	o := map[string]any{"id": c.ID, "object": "coupon", "duration": c.Duration, "name": PersonalName + " coupon",
+		"percent_off": nil, "amount_off": nil, "currency": nil, "valid": true, "metadata": metadata("")}
+	if c.PercentOff > 0 {
+		o["percent_off"] = c.PercentOff
+	}
+	if c.AmountOff > 0 {
+		o["amount_off"], o["currency"] = c.AmountOff, c.Currency
+	}
+	return o
+}
+
+// JSON renders the discount in the 2023-10-16 shape (coupon expanded).
+func (d Discount) JSON(customerID, subscriptionID string) map[string]any {
+	return map[string]any{"id": d.ID, "object": "discount", "coupon": d.Coupon.JSON(), "customer": customerID,
+		"subscription": subscriptionID, "start": unix(d.Start), "end": unixPtr(d.End), "invoice": nil,
+		"promotion_code": nil}
 }
 
 func clockRef(id string) any {
@@ -202,7 +244,7 @@ func (s Subscription) JSON(cust *Customer) map[string]any {
 		"canceled_at": unixPtr(s.CanceledAt), "ended_at": unixPtr(s.EndedAt),
 		"description": PersonalDescription, "metadata": metadata(s.AccountID),
 		"default_payment_method": paymentMethod(s.ID[4:]), "collection_method": "charge_automatically",
-		"pause_collection": nil, "discounts": []any{}, "billing_cycle_anchor": unix(s.PeriodStart),
+		"pause_collection": nil, "discounts": discountIDs(s.Discounts), "billing_cycle_anchor": unix(s.PeriodStart),
 		"latest_invoice": nil, "pending_update": nil,
 		"shipping_details": map[string]any{"name": PersonalName, "address": address()},
 		"client_ip":        PersonalIP,
@@ -257,4 +299,23 @@ func InvoiceJSON(id, customerID, subscriptionID, status string, attempts int64, 
 		"parent": map[string]any{"type": "subscription_details",
 			"subscription_details": map[string]any{"subscription": subscriptionID, "metadata": metadata("")}},
 		"test_clock": clockRef(clock)}
+}
+
+func discountIDs(ds []Discount) []any {
+	out := []any{}
+	for _, d := range ds {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+// ExpandedJSON is JSON with "discounts" expanded.
+func (s Subscription) ExpandedJSON(cust *Customer) map[string]any {
+	o := s.JSON(cust)
+	ds := []any{}
+	for _, d := range s.Discounts {
+		ds = append(ds, d.JSON(s.CustomerID, s.ID))
+	}
+	o["discounts"] = ds
+	return o
 }
