@@ -90,8 +90,17 @@ func benchIngest(ctx context.Context, c *config) error {
 			return err
 		}
 		addr, pprofAddr := freeAddr(), freeAddr()
-		p, err := startProcess(ctx, []string{"DATABASE_URL=" + dbURL, "LISTEN_ADDR=" + addr, "PPROF_ADDR=" + pprofAddr,
-			"STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=warn", "DB_MAX_CONNS=" + dbConns}, c.bin, "serve")
+		env := []string{"DATABASE_URL=" + dbURL, "LISTEN_ADDR=" + addr, "PPROF_ADDR=" + pprofAddr,
+			"STRIPE_WEBHOOK_SECRETS=" + benchSecret, "LOG_LEVEL=warn", "DB_MAX_CONNS=" + dbConns}
+		if ingestAppWebhooks {
+			url, stop, err := startAppReceiver()
+			if err != nil {
+				return err
+			}
+			defer stop()
+			env = append(env, "APP_WEBHOOK_URL="+url, "APP_WEBHOOK_SECRET="+appWebhookSecret)
+		}
+		p, err := startProcess(ctx, env, c.bin, "serve")
 		if err != nil {
 			return err
 		}

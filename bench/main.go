@@ -39,12 +39,13 @@ type config struct {
 
 func main() {
 	short := flag.Bool("short", false, "quick pass: fewer events and a smaller revenue seed")
-	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,entitlement,handler,revenue,overload,slowbody,headers_only,backfill,soak")
+	skip := flag.String("skip", "", "comma-separated stages to skip: ingest,peer,changes,entitlement,handler,revenue,overload,slowbody,headers_only,backfill,soak")
 	only := flag.String("only", "", "comma-separated stages to run, skipping the others")
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
 	flag.IntVar(&backfillSubs, "backfill-subs", backfillSubs, "subscriptions the fake Stripe holds in the backfill stage (and a fifth as many customers)")
 	soakRateFlag := flag.Float64("soak-rate", 0, "events/s of the soak stage (0: half the c32 capacity), to compare two builds at one rate")
+	appHooks := flag.Bool("app-webhooks", false, "ingest stage: billingd also POSTs every change feed entry to a receiver in this process (APP_WEBHOOK_URL), to compare ingest with outbound app webhooks on and off")
 	flag.Parse()
 	var cs []int
 	for _, f := range strings.Split(*conc, ",") {
@@ -63,7 +64,7 @@ func main() {
 			}
 		}
 	}
-	soakEvents, soakRate = *soak, *soakRateFlag
+	soakEvents, soakRate, ingestAppWebhooks = *soak, *soakRateFlag, *appHooks
 	if err := run(*short, *skip, cs); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -127,6 +128,7 @@ func run(short bool, skip string, conc []int) error {
 		fn   func(context.Context, *config) error
 	}{
 		{"ingest", benchIngest},
+		{"changes", benchChanges},
 		{"entitlement", benchEntitlement},
 		{"handler", benchHandler},
 		{"revenue", benchRevenue},
@@ -151,7 +153,7 @@ func run(short bool, skip string, conc []int) error {
 }
 
 // stageNames are the stages -skip and -only name (peer is part of ingest).
-var stageNames = []string{"ingest", "peer", "entitlement", "handler", "revenue", "overload", "slowbody", "headers_only", "backfill", "soak"}
+var stageNames = []string{"ingest", "peer", "changes", "entitlement", "handler", "revenue", "overload", "slowbody", "headers_only", "backfill", "soak"}
 
 // freshDB drops and creates database name and returns its URL.
 func (c *config) freshDB(name string) (string, error) {

@@ -33,6 +33,7 @@ import (
 // database: the client's tests run against billingd itself, not a fake.
 type realBillingd struct {
 	base, secret string
+	dbURL        string
 	appToken     string
 	finToken     string
 }
@@ -66,7 +67,7 @@ func startBillingd(t *testing.T, env ...string) realBillingd {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	b := realBillingd{secret: "whsec_client_tests_0123456789"}
+	b := realBillingd{secret: "whsec_client_tests_0123456789", dbURL: dbURL}
 	for _, s := range []struct {
 		scope billing.Scope
 		into  *string

@@ -1,6 +1,7 @@
 // Package client is the Go client app backends use to talk to billingd:
 // entitlement reads (with ETag reuse), feature checks, linking, erasure,
-// and Checkout and Billing Portal sessions. It imports nothing else of billingd, so
+// Checkout and Billing Portal sessions, the change feed, and verification
+// of billingd's outbound webhooks. It imports nothing else of billingd, so
 // an app pulls in only this package and the standard library.
 //
 // Every call takes a context. A 503 (billingd's "a retry can succeed") is

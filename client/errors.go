@@ -40,5 +40,6 @@ var (
 	ErrNoCustomer              = code("no_customer")               // portal: no customer in that mode
 	ErrAlreadySubscribed       = code("already_subscribed")        // checkout: entitled to that product already
 	ErrURLNotAllowed           = code("url_not_allowed")           // a return URL outside APP_URL_ALLOWLIST
+	ErrCursorExpired           = code("cursor_expired")            // change feed: resynchronise
 	ErrUnavailable             = code("unavailable")               // still 503 after every retry
 )

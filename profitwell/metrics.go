@@ -96,7 +96,7 @@ func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, kind := range []string{billing.OutboxProfitWell, billing.OutboxStripe} {
+	for _, kind := range []string{billing.OutboxProfitWell, billing.OutboxStripe, billing.OutboxAppWebhook} {
 		s, err := c.stats.OutboxGauges(ctx, kind, gaugeLimit)
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(depthDesc, err)

@@ -51,6 +51,7 @@ func commands() []*command {
 		stripeBackfillCommand(), stripeReconcileCommand(), stripeSweepCommand(),
 		stripeJobsStatusCommand(), stripeJobsRetryCommand(),
 		catalogApplyCommand(), catalogShowCommand(),
+		appWebhooksStatusCommand(), appWebhooksRetryCommand(),
 		simulateCommand(),
 		metricsRebuildCommand(),
 		profitwellWorkerCommand(), profitwellStatusCommand(), profitwellRetryCommand(), profitwellBackfillCommand(),

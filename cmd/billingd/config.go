@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/billingd/billingd/appwebhook"
 	"github.com/billingd/billingd/billing"
 )
 
@@ -76,6 +77,10 @@ type Config struct {
 	MetricsToken string // METRICS_TOKEN: bearer token required on /metrics
 	PprofAddr    string // PPROF_ADDR: serve net/http/pprof on this (loopback) address; off when unset
 
+	ChangesRetention time.Duration // CHANGES_RETENTION (default 168h): change feed entries are kept this long
+	AppWebhookURL    string        // APP_WEBHOOK_URL: outbound entitlement.changed webhooks go here; off when unset
+	AppWebhookSecret string        // APP_WEBHOOK_SECRET: signs them; at least 32 characters, required with the URL
+
 	PublicURL            *url.URL      // PUBLIC_URL: the dashboard's public origin; nil: loopback only
 	DashboardSessionTTL  time.Duration // DASHBOARD_SESSION_TTL (default 12h): a session's lifetime cap
 	DashboardSessionIdle time.Duration // DASHBOARD_SESSION_IDLE (default 1h): a session unused this long ends
@@ -96,6 +101,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("webhook_secrets", len(c.WebhookSecrets)),
 		slog.Bool("profitwell_token_set", c.ProfitWellToken != ""),
 		slog.Bool("stripe_api_key_set", c.StripeAPIKey != ""),
+		slog.Bool("app_webhook_url_set", c.AppWebhookURL != ""),
 		slog.String("public_url", publicURL),
 		slog.String("app_url_allowlist", c.AppURLAllowlist.String()),
 		slog.Int("erasure_keys", len(c.ErasureKeys)),
@@ -113,10 +119,11 @@ const (
 	maxReconcile        = 30 * 24 * time.Hour
 	// A sweep less often than weekly leaves too little of Stripe's 30-day
 	// event window to notice a failing sweeper and fix it.
-	maxSweep      = 7 * 24 * time.Hour
-	minSessionTTL = 5 * time.Minute
-	maxSessionTTL = 7 * 24 * time.Hour
-	minKeyLength  = 16 // every HMAC key and bearer secret
+	maxSweep            = 7 * 24 * time.Hour
+	minSessionTTL       = 5 * time.Minute
+	maxSessionTTL       = 7 * 24 * time.Hour
+	minKeyLength        = 16 // every HMAC key and bearer secret
+	maxChangesRetention = 365 * 24 * time.Hour
 )
 
 // loadConfig parses the environment and validates every variable. Every
@@ -169,6 +176,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		MetricsToken: p.token("METRICS_TOKEN", minKeyLength),
 		PprofAddr:    p.addr("PPROF_ADDR"),
 
+		ChangesRetention: p.duration("CHANGES_RETENTION", 7*24*time.Hour, time.Hour, maxChangesRetention),
+		AppWebhookURL:    p.webhookURL("APP_WEBHOOK_URL"),
+		AppWebhookSecret: p.token("APP_WEBHOOK_SECRET", appwebhook.MinSecretLength),
+
 		PublicURL:           p.publicURL("PUBLIC_URL"),
 		DashboardSessionTTL: p.duration("DASHBOARD_SESSION_TTL", billing.DefaultSessionLifetime, minSessionTTL, maxSessionTTL),
 	}
@@ -211,6 +222,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	p.checkAddr("LISTEN_ADDR", c.ListenAddr)
 	if c.ProfitWellToken != "" && c.ProfitWellAliasKey == "" {
 		p.fail("PROFITWELL_ALIAS_KEY", "required when PROFITWELL_API_TOKEN is set (aliases must be keyed)")
+	}
+	if c.AppWebhookURL != "" && c.AppWebhookSecret == "" {
+		p.fail("APP_WEBHOOK_SECRET", "required when APP_WEBHOOK_URL is set (the app must be able to verify what it receives)")
+	}
+	if c.AppWebhookSecret != "" && c.AppWebhookURL == "" {
+		p.fail("APP_WEBHOOK_URL", "required when APP_WEBHOOK_SECRET is set (where to send the webhooks)")
 	}
 	if c.PprofAddr != "" {
 		if host, _, err := net.SplitHostPort(c.PprofAddr); err == nil {
@@ -358,6 +375,21 @@ func (p *parser) url(name, def string) string {
 		return def
 	}
 	return strings.TrimRight(v, "/")
+}
+
+// webhookURL reads an optional http(s) URL kept exactly as given (a
+// receiver's path may end in a slash).
+func (p *parser) webhookURL(name string) string {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		p.fail(name, "not an http(s) URL without credentials or fragment")
+		return ""
+	}
+	return v
 }
 
 // addr reads an optional host:port.

@@ -70,6 +70,11 @@ func TestConfigBadValues(t *testing.T) {
 		{"ProfitWellAliasKeyShort", []string{"PROFITWELL_ALIAS_KEY=short"}, true},
 		{"ProfitWellAliasKeyMissing", []string{"PROFITWELL_ALIAS_KEY=", "PROFITWELL_API_TOKEN=pwtoken"}, false},
 		{"ProfitWellBase", []string{"PROFITWELL_API_BASE=ftp://api.profitwell.com"}, false},
+		{"AppWebhookSecretShort", []string{"APP_WEBHOOK_SECRET=short-app-secret-0123456789", "APP_WEBHOOK_URL=https://app.example.com/hooks"}, true},
+		{"AppWebhookSecretMissing", []string{"APP_WEBHOOK_SECRET=", "APP_WEBHOOK_URL=https://app.example.com/hooks"}, false},
+		{"AppWebhookURLScheme", []string{"APP_WEBHOOK_URL=ftp://app.example.com/hooks", "APP_WEBHOOK_SECRET=app-webhook-secret-0123456789abcdefgh"}, false},
+		{"AppWebhookURLMissing", []string{"APP_WEBHOOK_URL=", "APP_WEBHOOK_SECRET=app-webhook-secret-0123456789abcdefgh"}, false},
+		{"ChangesRetentionShort", []string{"CHANGES_RETENTION=30m"}, false},
 		{"ProfitWellMaxAttempts", []string{"PROFITWELL_MAX_ATTEMPTS=0"}, false},
 		{"ErasureKeyShort", []string{"ERASURE_KEY=short"}, true},
 		{"EventRetentionBelowStripeRetries", []string{"WEBHOOK_EVENT_RETENTION_DAYS=2"}, false},
@@ -191,6 +196,11 @@ func TestConfigGoodValues(t *testing.T) {
 		}},
 		{"NamedStatementsOffExplicitly", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db", "DB_PREPARED_STATEMENTS": "false"},
 			func(c Config) bool { return !c.DBPreparedStatements }},
+		{"ChangesRetentionDefault", nil, func(c Config) bool { return c.ChangesRetention == 7*24*time.Hour && c.AppWebhookURL == "" }},
+		{"AppWebhookURLKeptExactly", map[string]string{"APP_WEBHOOK_URL": "https://app.example.com/hooks/billingd/",
+			"APP_WEBHOOK_SECRET": "app-webhook-secret-0123456789abcdefgh"}, func(c Config) bool {
+			return c.AppWebhookURL == "https://app.example.com/hooks/billingd/" && c.AppWebhookSecret != ""
+		}},
 		{"SixteenCharacterKeys", map[string]string{"LINK_SIGNING_KEY": "0123456789abcdef", "ERASURE_KEY": "0123456789abcdef",
 			"METRICS_TOKEN": "0123456789abcdef", "STRIPE_WEBHOOK_SECRETS": "whsec_0123456789, whsec_abcdefghij"}, func(c Config) bool {
 			return len(c.WebhookSecrets) == 2

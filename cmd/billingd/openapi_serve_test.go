@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,9 +92,15 @@ func openAPIRealRequests(t *testing.T, mode string) {
 	defer fake.Close()
 	fake.PutPrice(stripefake.Price{ID: "price_oa", ProductID: "prod_oa", Recurring: true})
 	fake.PutCustomer(stripefake.Customer{ID: "cus_oaportal", Created: time.Now().Add(-time.Hour)})
+	// The app's webhook endpoint: every entitlement.changed delivery is
+	// validated against the document's webhooks section below.
+	hooks := &hookRecorder{}
+	hookSrv := httptest.NewServer(hooks)
+	defer hookSrv.Close()
 	addr := freeAddr(t)
 	p := startBillingd(t, append(dbEnv, "LISTEN_ADDR="+addr, "STRIPE_WEBHOOK_SECRETS="+secret, "LOG_LEVEL=warn",
-		"STRIPE_API_BASE="+fake.URL, "STRIPE_API_KEY="+stripefake.Key, "APP_URL_ALLOWLIST=https://app.example.com/billing"), "serve")
+		"STRIPE_API_BASE="+fake.URL, "STRIPE_API_KEY="+stripefake.Key, "APP_URL_ALLOWLIST=https://app.example.com/billing",
+		"APP_WEBHOOK_URL="+hookSrv.URL, "APP_WEBHOOK_SECRET=openapi_app_webhook_secret_0123456789"), "serve")
 	waitReady(t, p, addr, 60*time.Second)
 	base := "http://" + addr
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -125,6 +134,9 @@ func openAPIRealRequests(t *testing.T, mode string) {
 	t0 := time.Now().Add(-time.Hour).Unix()
 	c.event("evt_oa_1", t0, "oa1", "active", "acct_oa1")
 	c.event("evt_oa_2", t0, "oa2", "active", "")
+	// The feed has acct_oa1's entry before GET /v1/changes is called, so
+	// the call validates a real entry.
+	hooks.wait(t, "acct_oa1", `"status":"active"`)
 
 	today := time.Now().UTC().Format(time.DateOnly)
 	calls := []oaCall{
@@ -180,7 +192,7 @@ func openAPIRealRequests(t *testing.T, mode string) {
 			body: `{"return_url":"https://app.example.com/billing","flow":"refund"}`, want: 400, badRequest: true},
 		{name: "summary test mode", method: "GET", path: "/v1/metrics/summary?livemode=false", token: "finance", want: 200},
 		{name: "catalog put", method: "PUT", path: "/v1/catalog", token: "app",
-			body: `{"features": {"sso": {"name": "SSO"}, "seats": {}}, "products": {"prod_oa": {"sso": true, "seats": {"per_unit": 1}}}}`, want: 200},
+			body: `{"features": {"sso": {"name": "SSO"}, "seats": {}}, "products": {"prod_oa": {"sso": true, "seats": {"per_unit": 1}}, "prod_ryw": {"sso": true}}}`, want: 200},
 		{name: "catalog get", method: "GET", path: "/v1/catalog", token: "app", want: 200},
 		{name: "catalog invalid", method: "PUT", path: "/v1/catalog", token: "app", body: `{"features": {}, "products": {"prod_oa": {"x": 1}}}`, want: 400},
 		{name: "plan names", method: "GET", path: "/v1/catalog/plans?livemode=false", token: "finance", want: 200},
@@ -191,6 +203,11 @@ func openAPIRealRequests(t *testing.T, mode string) {
 		{name: "entitlement with features", method: "GET", path: "/v1/accounts/acct_oa1/entitlement", token: "app", want: 200},
 		{name: "override delete", method: "DELETE", path: "/v1/accounts/acct_oa1/overrides", token: "app", want: 204},
 		{name: "override gone", method: "GET", path: "/v1/accounts/acct_oa1/overrides", token: "app", want: 404},
+		{name: "changes", method: "GET", path: "/v1/changes?limit=10", token: "app", want: 200},
+		{name: "changes after", method: "GET", path: "/v1/changes?after=1", token: "app", want: 200},
+		{name: "changes bad limit", method: "GET", path: "/v1/changes?limit=0", token: "app", want: 400, badRequest: true},
+		{name: "changes bad cursor", method: "GET", path: "/v1/changes?after=abc", token: "app", want: 400, badRequest: true},
+		{name: "changes finance token", method: "GET", path: "/v1/changes", token: "finance", want: 403},
 	}
 
 	reached := map[string]bool{} // operationId → a 2xx was validated
@@ -258,6 +275,33 @@ func openAPIRealRequests(t *testing.T, mode string) {
 			}
 		})
 	}
+	// The outbound webhook: real deliveries (the active subscription, then
+	// the catalog's features; the override's may have come and gone within
+	// one producer pass) against the document's webhooks section.
+	hooks.wait(t, "acct_oa1", `"sso":{"limit":null}`)
+	wh := doc.Webhooks["entitlement.changed"]
+	if wh == nil || wh.Post == nil || wh.Post.RequestBody == nil {
+		t.Fatal("the document has no entitlement.changed webhook")
+	}
+	bodySchema := wh.Post.RequestBody.Value.Content.Get("application/json").Schema.Value
+	sigParam := wh.Post.Parameters.GetByInAndName(openapi3.ParameterInHeader, "Billingd-Signature")
+	if bodySchema == nil || sigParam == nil {
+		t.Fatal("the webhook documents no body schema or no Billingd-Signature header")
+	}
+	bodies, sigs := hooks.all()
+	for i, body := range bodies {
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("webhook %d: %v: %s", i, err, body)
+		}
+		if err := bodySchema.VisitJSON(v); err != nil {
+			t.Errorf("webhook %d breaks the document: %v\n%s", i, err, body)
+		}
+		if err := sigParam.Schema.Value.VisitJSON(sigs[i]); err != nil {
+			t.Errorf("webhook %d: Billingd-Signature %q breaks the document: %v", i, sigs[i], err)
+		}
+	}
+
 	var missing []string
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
@@ -269,5 +313,43 @@ func openAPIRealRequests(t *testing.T, mode string) {
 	slices.Sort(missing)
 	if len(missing) > 0 {
 		t.Errorf("operations no call reached with a 2xx: %v (add calls above)", missing)
+	}
+}
+
+// hookRecorder is an app's webhook endpoint: it keeps every delivery.
+type hookRecorder struct {
+	mu     sync.Mutex
+	bodies [][]byte
+	sigs   []string
+}
+
+func (h *hookRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.bodies = append(h.bodies, body)
+	h.sigs = append(h.sigs, r.Header.Get("Billingd-Signature"))
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *hookRecorder) all() ([][]byte, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([][]byte(nil), h.bodies...), append([]string(nil), h.sigs...)
+}
+
+// wait returns once a delivery about account holds want.
+func (h *hookRecorder) wait(t *testing.T, account, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		bodies, _ := h.all()
+		for _, b := range bodies {
+			if strings.Contains(string(b), `"account_id":"`+account+`"`) && strings.Contains(string(b), want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no webhook about %s holding %s in %d deliveries", account, want, len(bodies))
+		}
 	}
 }

@@ -5,7 +5,8 @@ import (
 	"net/http"
 )
 
-// openAPIDocument is the OpenAPI 3.1 description of every /v1 operation. It is written by hand, next to the
+// openAPIDocument is the OpenAPI 3.1 description of every /v1 operation
+// and of the outbound app webhook. It is written by hand, next to the
 // handlers it describes; TestEveryRouteDocumented fails when routes() and
 // the document disagree, and cmd/billingd's TestOpenAPIRealRequests sends
 // real requests for every operation and validates both sides against it.

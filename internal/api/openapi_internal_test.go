@@ -76,4 +76,7 @@ func TestEveryRouteDocumented(t *testing.T) {
 	if len(routed) == 0 {
 		t.Fatal("no /v1 route found: the walk is broken")
 	}
+	if doc.Webhooks["entitlement.changed"] == nil || doc.Webhooks["entitlement.changed"].Post == nil {
+		t.Error("the outbound app webhook (entitlement.changed) is not in the document's webhooks")
+	}
 }

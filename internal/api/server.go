@@ -55,6 +55,8 @@ type Server struct {
 	Overrides Overrides
 	// Exporter answers subject access requests (GET /v1/accounts/{account_id}/export, export.go); nil: 503.
 	Exporter AccountExporter
+	// Changes serves the change feed (GET /v1/changes, changes.go); nil: 503.
+	Changes ChangeFeed
 	// Checkout creates Checkout and Billing Portal sessions (POST
 	// .../checkout-sessions, .../portal-sessions, checkout.go); nil, or
 	// AppURLs empty: 503 checkout_not_configured.
@@ -141,6 +143,7 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/accounts/{account_id}/overrides", app(s.handleOverrideDelete)).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/catalog", app(s.handleCatalogGet)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/catalog", app(s.handleCatalogPut)).Methods(http.MethodPut)
+	r.HandleFunc("/v1/changes", app(s.handleChanges)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/accounts/{account_id}/checkout-sessions", app(s.handleCheckoutSession)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/accounts/{account_id}/portal-sessions", app(s.handlePortalSession)).Methods(http.MethodPost)
 

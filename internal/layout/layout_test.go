@@ -26,6 +26,7 @@ import (
 //	  ├─ internal/api ──────────→ billing, internal/httpjson, web
 //	  ├─ webhooks ──────────────→ billing, internal/httpjson      (never internal/api, never profitwell)
 //	  ├─ profitwell ────────────→ billing                         (never webhooks)
+//	  ├─ appwebhook ────────────→ billing                         (outbound app webhooks)
 //	  ├─ internal/stripeapi ────→ billing, webhooks (its decoders) (the only stripe-go API client)
 //	  ├─ internal/entcache ─────→ billing                         (answers rendered by the API, not here)
 //	  ├─ internal/postgres ─────→ billing, migrations             (the only SQL)
@@ -53,6 +54,7 @@ var allowed = map[string][]string{
 	"internal/postgres":  {"billing", "migrations"},
 	"webhooks":           {"billing", "internal/httpjson"},
 	"profitwell":         {"billing"},
+	"appwebhook":         {"billing"},
 	"internal/api":       {"billing", "internal/httpjson", "web"},
 	"internal/stripeapi": {"billing", "webhooks"},
 
@@ -62,13 +64,13 @@ var allowed = map[string][]string{
 	"webhooks/webhookstest":     {"billing"},
 	"profitwell/profitwelltest": {},
 
-	"cmd/billingd": {"billing", "internal/api", "internal/entcache", "internal/pgserver", "internal/postgres",
+	"cmd/billingd": {"appwebhook", "billing", "internal/api", "internal/entcache", "internal/pgserver", "internal/postgres",
 		"internal/privacy", "internal/stripeapi", "internal/stripefake", "profitwell", "webhooks"},
 	// The Go client app backends import: nothing of ours, so an app pulls
 	// in no internals, no database driver and no Stripe SDK.
 	"client": {},
 
-	"bench": {"billing", "internal/api", "internal/entcache", "internal/metricstest", "internal/pgserver",
+	"bench": {"appwebhook", "billing", "client", "internal/api", "internal/entcache", "internal/metricstest", "internal/pgserver",
 		"internal/postgres", "internal/stripefake", "webhooks"},
 }
 
@@ -88,7 +90,7 @@ var outside = []struct {
 	{"github.com/golang-migrate/migrate", []string{"internal/postgres"}, "migrations are applied by the store"},
 	{"github.com/stripe/stripe-go/v76/webhook", []string{"webhooks", "webhooks/webhookstest", "cmd/billingd", "bench"},
 		"webhook signatures are checked in webhooks (and made by its test support and the simulators)"},
-	{"net/http", []string{"client", "internal/api", "internal/httpjson", "webhooks", "webhooks/webhookstest", "profitwell",
+	{"net/http", []string{"client", "internal/api", "internal/httpjson", "webhooks", "webhooks/webhookstest", "profitwell", "appwebhook",
 		"profitwell/profitwelltest", "internal/stripeapi", "internal/stripefake", "internal/entcache", "cmd/billingd", "bench"},
 		"HTTP stays at the edges (billing and the store never speak it)"},
 }

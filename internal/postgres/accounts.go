@@ -140,6 +140,7 @@ VALUES ($1, $2, $3, '{"linked_via":"api"}')`
 
 // accountSubRow is the part of a subscriptions row the app API reads.
 type accountSubRow struct {
+	AccountID          string     `db:"account_id"` // qEntitlementSubs only
 	ID                 string     `db:"stripe_subscription_id"`
 	CustomerID         string     `db:"stripe_customer_id"`
 	Livemode           bool       `db:"livemode"`
@@ -153,7 +154,7 @@ type accountSubRow struct {
 	CancelAtPeriodEnd  bool       `db:"cancel_at_period_end"`
 	CustomerDeleted    bool       `db:"customer_deleted"`
 	PendingUpdate      []byte     `db:"pending_update"`
-	ClockTime          *time.Time `db:"clock_time"` // AccountSubscriptions only
+	ClockTime          *time.Time `db:"clock_time"` // qEntitlementSubs only
 }
 
 func (r accountSubRow) toSubscription() (billing.Subscription, error) {
@@ -236,31 +237,49 @@ WHERE c.account_id = $1 AND sc.status IN ('not_started', 'active')`
 // for an unknown account). One indexed query; the entitlement cache calls
 // it on a miss.
 func (s *Store) AccountSubscriptions(ctx context.Context, accountID string, livemode bool) ([]billing.AccountSubscription, error) {
-	const q = `
-SELECT s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
-       s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
-       c.deleted AS customer_deleted, s.pending_update, k.frozen_time AS clock_time
-FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
-LEFT JOIN stripe_test_clocks k ON k.test_clock_id = c.test_clock_id AND NOT s.livemode
-WHERE c.account_id = $1 AND s.livemode = $2`
 	var rows []accountSubRow
-	if err := s.db.SelectContext(ctx, &rows, q, accountID, livemode); err != nil {
+	if err := s.db.SelectContext(ctx, &rows, qAccountSubscriptions, accountID, livemode); err != nil {
 		return nil, fmt.Errorf("read account subscriptions: %w", translate(err))
 	}
 	out := make([]billing.AccountSubscription, 0, len(rows))
 	for _, r := range rows {
-		sub, err := r.toSubscription()
+		as, err := r.toAccountSubscription()
 		if err != nil {
 			return nil, fmt.Errorf("read account subscriptions: %w", err)
-		}
-		as := billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted}
-		if r.ClockTime != nil {
-			t := r.ClockTime.UTC()
-			as.ClockTime = &t
 		}
 		out = append(out, as)
 	}
 	return out, nil
+}
+
+// qEntitlementSubs selects the subscriptions entitlement is computed from,
+// with each customer's account and test clock time. AccountSubscriptions
+// reads one account in one mode; the change feed (feedAnswers) reads many
+// accounts in both modes with the same columns and joins, so its answers
+// are computed from exactly what the endpoint's are.
+const qEntitlementSubs = `
+SELECT c.account_id, s.stripe_subscription_id, s.stripe_customer_id, s.livemode, s.status, s.currency, s.items,
+       s.current_period_start, s.current_period_end, s.trial_end, s.cancel_at, s.cancel_at_period_end,
+       c.deleted AS customer_deleted, s.pending_update, k.frozen_time AS clock_time
+FROM customers c JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
+LEFT JOIN stripe_test_clocks k ON k.test_clock_id = c.test_clock_id AND NOT s.livemode`
+
+const qAccountSubscriptions = qEntitlementSubs + `
+WHERE c.account_id = $1 AND s.livemode = $2`
+
+// toAccountSubscription is the row as entitlement reads it: the
+// subscription, its customer's deletion and its test clock's time.
+func (r accountSubRow) toAccountSubscription() (billing.AccountSubscription, error) {
+	sub, err := r.toSubscription()
+	if err != nil {
+		return billing.AccountSubscription{}, err
+	}
+	as := billing.AccountSubscription{Subscription: sub, CustomerDeleted: r.CustomerDeleted}
+	if r.ClockTime != nil {
+		t := r.ClockTime.UTC()
+		as.ClockTime = &t
+	}
+	return as, nil
 }
 
 // inReadTx runs fn in a read-only repeatable-read transaction: several

@@ -15,7 +15,8 @@ import (
 // cached answer on every replica: a feed row of kind invalidationAll,
 // which each poller turns into a flush of its entitlement answers, and
 // on this replica the OnCatalogChanged hook before the write returns
-// (read your writes).
+// (read your writes). It also marks every account for the change feed
+// (MarkAllAccountsDirty), in one row the producer expands.
 
 // AuditActionCatalog is the audit_log action of a catalog replacement.
 const AuditActionCatalog = "catalog.replace"
@@ -28,13 +29,19 @@ func (s *Store) OnCatalogChanged(f func()) { s.onCatalog = f }
 // Catalog returns the stored catalog; an empty one (and a zero UpdatedAt)
 // when none was ever applied.
 func (s *Store) Catalog(ctx context.Context) (billing.CatalogRecord, error) {
-	const q = `SELECT document, updated_at, updated_by FROM entitlement_catalog WHERE id = 1`
+	return readCatalog(ctx, s.db)
+}
+
+// readCatalog is Catalog on q (the pool, or the change feed producer's
+// transaction).
+func readCatalog(ctx context.Context, q sqlx.QueryerContext) (billing.CatalogRecord, error) {
+	const qc = `SELECT document, updated_at, updated_by FROM entitlement_catalog WHERE id = 1`
 	var row struct {
 		Doc       []byte    `db:"document"`
 		UpdatedAt time.Time `db:"updated_at"`
 		UpdatedBy string    `db:"updated_by"`
 	}
-	err := s.db.GetContext(ctx, &row, q)
+	err := sqlx.GetContext(ctx, q, &row, qc)
 	if err == errNoRows {
 		c, _ := billing.ParseCatalog([]byte(`{}`))
 		return billing.CatalogRecord{Catalog: c}, nil
@@ -69,6 +76,11 @@ ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document, updated_at = now(),
 		const qAudit = `INSERT INTO audit_log (actor, action, details) VALUES ($1, $2, $3)`
 		if _, err := tx.ExecContext(ctx, qAudit, actor, AuditActionCatalog, string(details)); err != nil {
 			return fmt.Errorf("audit catalog: %w", translate(err))
+		}
+		// Every answer may change: one all-accounts mark for the change
+		// feed, which its producer expands (changes.go).
+		if err := MarkAllAccountsDirty(ctx, tx); err != nil {
+			return err
 		}
 		return insertInvalidation(ctx, tx, invalidationAll, 0)
 	})

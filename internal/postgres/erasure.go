@@ -123,6 +123,9 @@ func (s *Store) eraseTx(ctx context.Context, tx *sqlx.Tx, ring billing.KeyRing, 
 	if err := notifyAccountChange(ctx, tx, changed, req.AccountID); err != nil {
 		return res, fmt.Errorf("notify account change: %w", err)
 	}
+	if err := eraseChangeFeed(ctx, tx, req.AccountID); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 

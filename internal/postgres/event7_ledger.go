@@ -83,6 +83,8 @@ WITH f AS (
 ), inv AS (
     INSERT INTO cache_invalidations (kind, bucket)
     SELECT u.kind, u.bucket FROM unnest($8::smallint[], $9::integer[]) AS u(kind, bucket)
+), dirty AS (
+    INSERT INTO entitlement_dirty (account_id) SELECT unnest($12::text[]) -- the change feed (changes.go)
 ), oc AS (
     UPDATE stripe_events e SET outcome = x.outcome
     FROM (SELECT u.outcome, s.ctid AS row
@@ -219,6 +221,12 @@ func (w *ledgerWrite) exec(ctx context.Context, tx sqlx.ExecerContext) error {
 			iBucket = append(iBucket, int64(b))
 		}
 	}
+	dirty := []string{}
+	for _, a := range w.accounts {
+		if a != "" {
+			dirty = append(dirty, a)
+		}
+	}
 	eIDs, eOut := []string{}, []string{}
 	for id, o := range w.outcomes {
 		eIDs = append(eIDs, id)
@@ -226,7 +234,7 @@ func (w *ledgerWrite) exec(ctx context.Context, tx sqlx.ExecerContext) error {
 	}
 	_, err = tx.ExecContext(ctx, qReplaceLedgers, ledgers, movements, activity,
 		pq.Array(oKind), pq.Array(oKey), pq.Array(oAction), pq.Array(oPayload),
-		pq.Array(iKind), pq.Array(iBucket), pq.Array(eIDs), pq.Array(eOut))
+		pq.Array(iKind), pq.Array(iBucket), pq.Array(eIDs), pq.Array(eOut), pq.Array(dirty))
 	if err != nil {
 		return fmt.Errorf("replace ledgers: %w", translate(err))
 	}

@@ -64,7 +64,7 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 // when named statements are on. This is the one list: a statement that is
 // not on it always runs unprepared.
 var eventStatements = [...]string{qTxLimits, qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion,
-	qReplaceLedgers, qInsertInvalidation, qLedgerInputs}
+	qReplaceLedgers, qInsertInvalidation, qInsertAccountChange, qLedgerInputs}
 
 // ptx is the event path's transaction with what its steps need, passed
 // as one parameter: the Store, whose prepared statements its ExecContext,

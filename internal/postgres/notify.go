@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
@@ -20,14 +21,24 @@ import (
 // the replica that made a change reads it at once, before it answers.
 //
 // tx is the caller's transaction: a ptx inside the event path, so that the
-// insert runs prepared.
+// insert runs prepared. The account is also marked dirty for the change
+// feed (changes.go) in the same statement.
 func notifyAccountChange(ctx context.Context, tx sqlx.ExecerContext, changed accountSet, accountID string) error {
 	if accountID == "" {
 		return nil
 	}
 	changed.add(accountID)
-	return insertInvalidation(ctx, tx, invalidationAccount, billing.CacheBucket(accountID))
+	if _, err := tx.ExecContext(ctx, qInsertAccountChange, int(billing.CacheBucket(accountID)), accountID); err != nil {
+		return fmt.Errorf("record account change: %w", translate(err))
+	}
+	return nil
 }
+
+// qInsertAccountChange writes the account's cache invalidation and marks it
+// dirty for the change feed (changes.go), in one statement.
+const qInsertAccountChange = `
+WITH d AS (INSERT INTO entitlement_dirty (account_id) VALUES ($2))
+INSERT INTO cache_invalidations (kind, bucket) VALUES (1, $1)`
 
 // accountSet is the accounts one transaction changed. A nil set records
 // nothing (callers outside a Store write path, tests).

@@ -192,6 +192,12 @@ func (s *Store) OutboxEnqueue(ctx context.Context, e OutboxEntry) (int64, error)
 // the outcome loses nothing: the row is due again when the lease ends. The
 // worker must finish each send well within the lease.
 func (s *Store) OutboxClaim(ctx context.Context, kind string, limit int, lease time.Duration) ([]billing.OutboxJob, error) {
+	return outboxClaim(ctx, s.db, kind, limit, lease)
+}
+
+// outboxClaim is OutboxClaim on q (the pool, or a transaction that sets
+// its own commit mode: AppWebhookClaim).
+func outboxClaim(ctx context.Context, db sqlx.QueryerContext, kind string, limit int, lease time.Duration) ([]billing.OutboxJob, error) {
 	const q = `
 WITH c AS (
     SELECT o.id
@@ -218,7 +224,7 @@ RETURNING o.id, o.kind, o.ordering_key, o.action, o.payload, o.attempts, o.creat
 		Attempts    int       `db:"attempts"`
 		CreatedAt   time.Time `db:"created_at"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, q, kind, limit, lease.Seconds()); err != nil {
+	if err := sqlx.SelectContext(ctx, db, &rows, q, kind, limit, lease.Seconds()); err != nil {
 		return nil, fmt.Errorf("claim outbox rows: %w", translate(err))
 	}
 	jobs := make([]billing.OutboxJob, 0, len(rows))
