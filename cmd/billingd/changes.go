@@ -26,6 +26,10 @@ import (
 // feed's latency floor. A pass that finds nothing costs three statements.
 const feedPoll = 100 * time.Millisecond
 
+// changeMarksClearEvery is how often a replica without the feed clears
+// the marks that were already there at its previous clearing.
+const changeMarksClearEvery = 10 * time.Minute
+
 // renderAnswer is the feed's renderer: the entitlement endpoint's body.
 func renderAnswer(e billing.Entitlement) []byte { return api.RenderEntitlement(e).Body }
 
@@ -58,6 +62,38 @@ func (e *env) startChangeFeed(ctx context.Context, st *postgres.Store, reg prome
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	m := newFeedMetrics(reg)
+	if !e.cfg.ChangeFeed {
+		// The write paths still mark accounts (an insert beside their cache
+		// invalidation, measured at no cost); with no producer here the
+		// marks are cleared once they are a clearing interval old, which
+		// leaves those of a replica that runs the feed to its producer.
+		e.log.Info("change feed off: CHANGE_FEED and APP_WEBHOOK_URL are not set; GET /v1/changes answers 503")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var seen int64
+			for {
+				next, err := st.ClearChangeMarks(ctx, seen)
+				if err == nil {
+					seen = next
+				} else if ctx.Err() == nil {
+					e.log.Warn("clearing change feed marks failed", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(changeMarksClearEvery):
+				}
+			}
+		}()
+		return func() { cancel(); wg.Wait() }
+	}
+	// Marks are not kept while the feed is off: the first pass after a
+	// start recomputes every account, so a change made meanwhile still
+	// gets its entry (answers equal to the last entry give none).
+	if err := st.MarkAllAccounts(ctx); err != nil {
+		e.log.Warn("change feed: marking every account at start failed", "err", err)
+	}
 	outbound := e.cfg.AppWebhookURL != ""
 	wake := make(chan struct{}, 1)
 	p := postgres.ChangeProducer{Render: renderAnswer, Grace: e.cfg.EntitlementGrace, Outbound: outbound}
