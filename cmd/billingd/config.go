@@ -83,8 +83,8 @@ type Config struct {
 	// off unless set or APP_WEBHOOK_URL is (the webhooks are its entries).
 	// Off by default because its producer recomputes the answer of every
 	// account an event touches: about a fifth of c32 ingest capacity.
-	ChangeFeed bool
-	AppWebhookSecret string        // APP_WEBHOOK_SECRET: signs them; at least 32 characters, required with the URL
+	ChangeFeed       bool
+	AppWebhookSecret string // APP_WEBHOOK_SECRET: signs them; at least 32 characters, required with the URL
 
 	PublicURL            *url.URL      // PUBLIC_URL: the dashboard's public origin; nil: loopback only
 	DashboardSessionTTL  time.Duration // DASHBOARD_SESSION_TTL (default 12h): a session's lifetime cap

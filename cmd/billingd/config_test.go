@@ -198,7 +198,9 @@ func TestConfigGoodValues(t *testing.T) {
 		}},
 		{"NamedStatementsOffExplicitly", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db", "DB_PREPARED_STATEMENTS": "false"},
 			func(c Config) bool { return !c.DBPreparedStatements }},
-		{"ChangesRetentionDefault", nil, func(c Config) bool { return c.ChangesRetention == 7*24*time.Hour && c.AppWebhookURL == "" && !c.ChangeFeed }},
+		{"ChangesRetentionDefault", nil, func(c Config) bool {
+			return c.ChangesRetention == 7*24*time.Hour && c.AppWebhookURL == "" && !c.ChangeFeed
+		}},
 		{"ChangeFeedOn", map[string]string{"CHANGE_FEED": "true"}, func(c Config) bool { return c.ChangeFeed && c.AppWebhookURL == "" }},
 		{"ChangeFeedOnWithAppWebhooks", map[string]string{"APP_WEBHOOK_URL": "https://app.example.com/hooks",
 			"APP_WEBHOOK_SECRET": "app-webhook-secret-0123456789abcdefgh"}, func(c Config) bool { return c.ChangeFeed }},
