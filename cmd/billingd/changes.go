@@ -227,38 +227,9 @@ func appWebhooksStatus(ctx context.Context, st *postgres.Store, out io.Writer) e
 		oldest = fs.OldestKept.UTC().Format(time.RFC3339)
 	}
 	fmt.Fprintf(out, "change feed: last cursor %d, oldest entry kept %s, accounts waiting for the producer %d\n", fs.LastSeq, oldest, fs.Dirty)
-	stats, err := st.OutboxStats(ctx, billing.OutboxAppWebhook)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "pending: %d (oldest %s)\ndead: %d\n", stats.Pending, stats.OldestPending.Round(time.Second), stats.Dead)
-	pending, err := st.OutboxRows(ctx, billing.OutboxAppWebhook, "pending")
-	if err != nil {
-		return err
-	}
-	var failing []postgres.OutboxRow
-	for _, r := range pending {
-		if r.LastError != nil {
-			failing = append(failing, r)
-		}
-	}
-	if len(failing) > 0 {
-		fmt.Fprintln(out, "\npending webhooks that failed (retried with backoff for 3 days, then dead):")
-		if err := writeOutboxRows(out, failing); err != nil {
-			return err
-		}
-	}
-	if stats.Dead == 0 {
-		return nil
-	}
-	dead, err := st.OutboxRows(ctx, billing.OutboxAppWebhook, "dead")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "\ndead webhooks (the app did not accept them for 3 days; fix the endpoint, then retry):")
-	if err := writeOutboxRows(out, dead); err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "re-queue with: billingd app-webhooks retry --all (or one ID)")
-	return nil
+	return outboxStatus(ctx, st, out, billing.OutboxAppWebhook, outboxStatusText{
+		failing: "pending webhooks that failed (retried with backoff for 3 days, then dead):",
+		dead:    "dead webhooks (the app did not accept them for 3 days; fix the endpoint, then retry):",
+		retry:   "billingd app-webhooks retry --all (or one ID)",
+	})
 }
