@@ -73,7 +73,9 @@ func (e *env) startChangeFeed(ctx context.Context, st *postgres.Store, reg prome
 			defer wg.Done()
 			var seen int64
 			for {
-				next, err := st.ClearChangeMarks(ctx, seen)
+				cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+				next, err := st.ClearChangeMarks(cctx, seen)
+				ccancel()
 				if err == nil {
 					seen = next
 				} else if ctx.Err() == nil {
@@ -91,7 +93,9 @@ func (e *env) startChangeFeed(ctx context.Context, st *postgres.Store, reg prome
 	// Marks are not kept while the feed is off: the first pass after a
 	// start recomputes every account, so a change made meanwhile still
 	// gets its entry (answers equal to the last entry give none).
-	if err := st.MarkAllAccounts(ctx); err != nil {
+	mctx, mcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer mcancel()
+	if err := st.MarkAllAccounts(mctx); err != nil {
 		e.log.Warn("change feed: marking every account at start failed", "err", err)
 	}
 	outbound := e.cfg.AppWebhookURL != ""
