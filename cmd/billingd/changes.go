@@ -26,6 +26,10 @@ import (
 // feed's latency floor. A pass that finds nothing costs three statements.
 const feedPoll = 100 * time.Millisecond
 
+// changeMarksClearEvery is how often a replica without the feed clears
+// the marks that were already there at its previous clearing.
+const changeMarksClearEvery = 10 * time.Minute
+
 // renderAnswer is the feed's renderer: the entitlement endpoint's body.
 func renderAnswer(e billing.Entitlement) []byte { return api.RenderEntitlement(e).Body }
 
@@ -58,6 +62,42 @@ func (e *env) startChangeFeed(ctx context.Context, st *postgres.Store, reg prome
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	m := newFeedMetrics(reg)
+	if !e.cfg.ChangeFeed {
+		// The write paths still mark accounts (an insert beside their cache
+		// invalidation, measured at no cost); with no producer here the
+		// marks are cleared once they are a clearing interval old, which
+		// leaves those of a replica that runs the feed to its producer.
+		e.log.Info("change feed off: CHANGE_FEED and APP_WEBHOOK_URL are not set; GET /v1/changes answers 503")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var seen int64
+			for {
+				cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+				next, err := st.ClearChangeMarks(cctx, seen)
+				ccancel()
+				if err == nil {
+					seen = next
+				} else if ctx.Err() == nil {
+					e.log.Warn("clearing change feed marks failed", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(changeMarksClearEvery):
+				}
+			}
+		}()
+		return func() { cancel(); wg.Wait() }
+	}
+	// Marks are not kept while the feed is off: the first pass after a
+	// start recomputes every account, so a change made meanwhile still
+	// gets its entry (answers equal to the last entry give none).
+	mctx, mcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer mcancel()
+	if err := st.MarkAllAccounts(mctx); err != nil {
+		e.log.Warn("change feed: marking every account at start failed", "err", err)
+	}
 	outbound := e.cfg.AppWebhookURL != ""
 	wake := make(chan struct{}, 1)
 	p := postgres.ChangeProducer{Render: renderAnswer, Grace: e.cfg.EntitlementGrace, Outbound: outbound}
@@ -191,38 +231,9 @@ func appWebhooksStatus(ctx context.Context, st *postgres.Store, out io.Writer) e
 		oldest = fs.OldestKept.UTC().Format(time.RFC3339)
 	}
 	fmt.Fprintf(out, "change feed: last cursor %d, oldest entry kept %s, accounts waiting for the producer %d\n", fs.LastSeq, oldest, fs.Dirty)
-	stats, err := st.OutboxStats(ctx, billing.OutboxAppWebhook)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "pending: %d (oldest %s)\ndead: %d\n", stats.Pending, stats.OldestPending.Round(time.Second), stats.Dead)
-	pending, err := st.OutboxRows(ctx, billing.OutboxAppWebhook, "pending")
-	if err != nil {
-		return err
-	}
-	var failing []postgres.OutboxRow
-	for _, r := range pending {
-		if r.LastError != nil {
-			failing = append(failing, r)
-		}
-	}
-	if len(failing) > 0 {
-		fmt.Fprintln(out, "\npending webhooks that failed (retried with backoff for 3 days, then dead):")
-		if err := writeOutboxRows(out, failing); err != nil {
-			return err
-		}
-	}
-	if stats.Dead == 0 {
-		return nil
-	}
-	dead, err := st.OutboxRows(ctx, billing.OutboxAppWebhook, "dead")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "\ndead webhooks (the app did not accept them for 3 days; fix the endpoint, then retry):")
-	if err := writeOutboxRows(out, dead); err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "re-queue with: billingd app-webhooks retry --all (or one ID)")
-	return nil
+	return outboxStatus(ctx, st, out, billing.OutboxAppWebhook, outboxStatusText{
+		failing: "pending webhooks that failed (retried with backoff for 3 days, then dead):",
+		dead:    "dead webhooks (the app did not accept them for 3 days; fix the endpoint, then retry):",
+		retry:   "billingd app-webhooks retry --all (or one ID)",
+	})
 }

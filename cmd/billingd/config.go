@@ -79,7 +79,12 @@ type Config struct {
 
 	ChangesRetention time.Duration // CHANGES_RETENTION (default 168h): change feed entries are kept this long
 	AppWebhookURL    string        // APP_WEBHOOK_URL: outbound entitlement.changed webhooks go here; off when unset
-	AppWebhookSecret string        // APP_WEBHOOK_SECRET: signs them; at least 32 characters, required with the URL
+	// ChangeFeed is CHANGE_FEED: run the change feed (GET /v1/changes);
+	// off unless set or APP_WEBHOOK_URL is (the webhooks are its entries).
+	// Off by default because its producer recomputes the answer of every
+	// account an event touches: about a fifth of c32 ingest capacity.
+	ChangeFeed       bool
+	AppWebhookSecret string // APP_WEBHOOK_SECRET: signs them; at least 32 characters, required with the URL
 
 	PublicURL            *url.URL      // PUBLIC_URL: the dashboard's public origin; nil: loopback only
 	DashboardSessionTTL  time.Duration // DASHBOARD_SESSION_TTL (default 12h): a session's lifetime cap
@@ -228,6 +233,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.AppWebhookURL != "" && c.AppWebhookSecret == "" {
 		p.fail("APP_WEBHOOK_SECRET", "required when APP_WEBHOOK_URL is set (the app must be able to verify what it receives)")
+	}
+	c.ChangeFeed = p.boolean("CHANGE_FEED", c.AppWebhookURL != "")
+	if c.AppWebhookURL != "" && !c.ChangeFeed {
+		p.fail("CHANGE_FEED", "must be true when APP_WEBHOOK_URL is set (the webhooks are the feed's entries)")
 	}
 	if c.AppWebhookSecret != "" && c.AppWebhookURL == "" {
 		p.fail("APP_WEBHOOK_URL", "required when APP_WEBHOOK_SECRET is set (where to send the webhooks)")

@@ -74,6 +74,8 @@ func TestConfigBadValues(t *testing.T) {
 		{"AppWebhookSecretMissing", []string{"APP_WEBHOOK_SECRET=", "APP_WEBHOOK_URL=https://app.example.com/hooks"}, false},
 		{"AppWebhookURLScheme", []string{"APP_WEBHOOK_URL=ftp://app.example.com/hooks", "APP_WEBHOOK_SECRET=app-webhook-secret-0123456789abcdefgh"}, false},
 		{"AppWebhookURLMissing", []string{"APP_WEBHOOK_URL=", "APP_WEBHOOK_SECRET=app-webhook-secret-0123456789abcdefgh"}, false},
+		{"ChangeFeedOffWithAppWebhooks", []string{"CHANGE_FEED=false", "APP_WEBHOOK_URL=https://app.example.com/hooks", "APP_WEBHOOK_SECRET=app-webhook-secret-0123456789abcdefgh"}, false},
+		{"ChangeFeedWord", []string{"CHANGE_FEED=yes"}, false},
 		{"ChangesRetentionShort", []string{"CHANGES_RETENTION=30m"}, false},
 		{"ProfitWellMaxAttempts", []string{"PROFITWELL_MAX_ATTEMPTS=0"}, false},
 		{"ErasureKeyShort", []string{"ERASURE_KEY=short"}, true},
@@ -189,11 +191,7 @@ func TestConfigGoodValues(t *testing.T) {
 			return c.DashboardSessionIdle == 24*time.Hour
 		}},
 		{"ReconcileOff", map[string]string{"RECONCILE_INTERVAL": "0"}, func(c Config) bool { return c.ReconcileInterval == 0 }},
-		{"ChangesRetentionDefault", nil, func(c Config) bool { return c.ChangesRetention == 7*24*time.Hour && c.AppWebhookURL == "" }},
-		{"AppWebhookURLKeptExactly", map[string]string{"APP_WEBHOOK_URL": "https://app.example.com/hooks/billingd/",
-			"APP_WEBHOOK_SECRET": "app-webhook-secret-0123456789abcdefgh"}, func(c Config) bool {
-			return c.AppWebhookURL == "https://app.example.com/hooks/billingd/" && c.AppWebhookSecret != ""
-		}},
+
 		{"SessionURLDefaultsToDatabaseURL", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db"}, func(c Config) bool {
 			return c.DatabaseSessionURL == c.DatabaseURL && c.DBPreparedStatements && c.StripeReadRate == 0
 		}},
@@ -203,6 +201,16 @@ func TestConfigGoodValues(t *testing.T) {
 		}},
 		{"NamedStatementsOffExplicitly", map[string]string{"DATABASE_URL": "postgres://u@pooler:6432/db", "DB_PREPARED_STATEMENTS": "false"},
 			func(c Config) bool { return !c.DBPreparedStatements }},
+		{"ChangesRetentionDefault", nil, func(c Config) bool {
+			return c.ChangesRetention == 7*24*time.Hour && c.AppWebhookURL == "" && !c.ChangeFeed
+		}},
+		{"ChangeFeedOn", map[string]string{"CHANGE_FEED": "true"}, func(c Config) bool { return c.ChangeFeed && c.AppWebhookURL == "" }},
+		{"ChangeFeedOnWithAppWebhooks", map[string]string{"APP_WEBHOOK_URL": "https://app.example.com/hooks",
+			"APP_WEBHOOK_SECRET": "app-webhook-secret-0123456789abcdefgh"}, func(c Config) bool { return c.ChangeFeed }},
+		{"AppWebhookURLKeptExactly", map[string]string{"APP_WEBHOOK_URL": "https://app.example.com/hooks/billingd/",
+			"APP_WEBHOOK_SECRET": "app-webhook-secret-0123456789abcdefgh"}, func(c Config) bool {
+			return c.AppWebhookURL == "https://app.example.com/hooks/billingd/" && c.AppWebhookSecret != ""
+		}},
 		{"ReportingCurrencyLowered", map[string]string{"REPORTING_CURRENCY": "EUR"}, func(c Config) bool { return c.ReportingCurrency == "eur" }},
 		{"SixteenCharacterKeys", map[string]string{"LINK_SIGNING_KEY": "0123456789abcdef", "ERASURE_KEY": "0123456789abcdef",
 			"METRICS_TOKEN": "0123456789abcdef", "STRIPE_WEBHOOK_SECRETS": "whsec_0123456789, whsec_abcdefghij"}, func(c Config) bool {

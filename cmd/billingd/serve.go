@@ -165,8 +165,12 @@ func (e *env) serve(ctx context.Context) error {
 	srv.SessionPolicy = billing.SessionPolicy{Lifetime: e.cfg.DashboardSessionTTL, Idle: e.cfg.DashboardSessionIdle}
 	// Subject access export (GET /v1/accounts/{id}/export).
 	srv.Exporter = db.store
-	// The change feed (GET /v1/changes) and outbound app webhooks.
-	srv.Changes = db.store
+	// The change feed (GET /v1/changes) and outbound app webhooks, when
+	// CHANGE_FEED (or APP_WEBHOOK_URL) turns them on; otherwise the dirty
+	// marks the write paths leave are cleared (changes.go).
+	if e.cfg.ChangeFeed {
+		srv.Changes = db.store
+	}
 	stopChangeFeed := e.startChangeFeed(ctx, db.store, reg)
 	defer stopChangeFeed()
 	// Checkout and portal sessions (APP_URL_ALLOWLIST with STRIPE_API_KEY).

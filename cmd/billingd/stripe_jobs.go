@@ -71,12 +71,26 @@ func stripeJobsRetryCommand() *command {
 // least once and every dead job: outbox ID, action, attempts, last HTTP
 // status and error summary (never the payload, which holds the Stripe ID).
 func stripeJobsStatus(ctx context.Context, st *postgres.Store, out io.Writer) error {
-	stats, err := st.OutboxStats(ctx, billing.OutboxStripe)
+	return outboxStatus(ctx, st, out, billing.OutboxStripe, outboxStatusText{
+		failing: "pending jobs that failed (retried with backoff up to an hour; a 401 or 403 means the key):",
+		dead:    "dead jobs (Stripe refused them; fix the cause, then retry):",
+		retry:   "billingd stripe-jobs retry --all (or one ID)",
+	})
+}
+
+// outboxStatusText is what an outbox status command says of its kind.
+type outboxStatusText struct{ failing, dead, retry string }
+
+// outboxStatus prints one outbox kind's queue, then its pending rows that
+// failed at least once and every dead row: outbox ID, action, attempts,
+// last HTTP status and error summary (never the payload).
+func outboxStatus(ctx context.Context, st *postgres.Store, out io.Writer, kind string, text outboxStatusText) error {
+	stats, err := st.OutboxStats(ctx, kind)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "pending: %d (oldest %s)\ndead: %d\n", stats.Pending, stats.OldestPending.Round(time.Second), stats.Dead)
-	pending, err := st.OutboxRows(ctx, billing.OutboxStripe, "pending")
+	pending, err := st.OutboxRows(ctx, kind, "pending")
 	if err != nil {
 		return err
 	}
@@ -87,7 +101,7 @@ func stripeJobsStatus(ctx context.Context, st *postgres.Store, out io.Writer) er
 		}
 	}
 	if len(failing) > 0 {
-		fmt.Fprintln(out, "\npending jobs that failed (retried with backoff up to an hour; a 401 or 403 means the key):")
+		fmt.Fprintln(out, "\n"+text.failing)
 		if err := writeOutboxRows(out, failing); err != nil {
 			return err
 		}
@@ -95,15 +109,15 @@ func stripeJobsStatus(ctx context.Context, st *postgres.Store, out io.Writer) er
 	if stats.Dead == 0 {
 		return nil
 	}
-	dead, err := st.OutboxRows(ctx, billing.OutboxStripe, "dead")
+	dead, err := st.OutboxRows(ctx, kind, "dead")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\ndead jobs (Stripe refused them; fix the cause, then retry):")
+	fmt.Fprintln(out, "\n"+text.dead)
 	if err := writeOutboxRows(out, dead); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "re-queue with: billingd stripe-jobs retry --all (or one ID)")
+	fmt.Fprintln(out, "re-queue with: "+text.retry)
 	return nil
 }
 

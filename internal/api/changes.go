@@ -69,7 +69,7 @@ func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	if s.Changes == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the change feed is not configured")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the change feed is off: set CHANGE_FEED=true (or APP_WEBHOOK_URL)")
 		return
 	}
 	changes, err := s.Changes.Changes(r.Context(), after, limit)

@@ -163,6 +163,31 @@ SELECT a FROM (SELECT DISTINCT account_id AS a FROM customers WHERE account_id I
                UNION SELECT account_id FROM entitlement_feed_state) AS x
 WHERE EXISTS (SELECT 1 FROM m)`
 
+// ClearChangeMarks deletes the change feed marks with IDs up to upTo (the
+// value it returned last time; 0 deletes nothing) and returns the highest
+// mark ID now: a replica without the feed calls it every few minutes, so
+// only marks at least one interval old go (those of a replica running the
+// feed are consumed long before).
+func (s *Store) ClearChangeMarks(ctx context.Context, upTo int64) (int64, error) {
+	const q = `
+WITH d AS (DELETE FROM entitlement_dirty WHERE id <= $1)
+SELECT coalesce(max(id), 0) FROM entitlement_dirty`
+	var top int64
+	if err := s.db.GetContext(ctx, &top, q, upTo); err != nil {
+		return 0, fmt.Errorf("clear change marks: %w", translate(err))
+	}
+	return top, nil
+}
+
+// MarkAllAccounts marks every account for the producer's next pass in its
+// own transaction (a feed starting after being off).
+func (s *Store) MarkAllAccounts(ctx context.Context) error {
+	if err := MarkAllAccountsDirty(ctx, s.db); err != nil {
+		return err
+	}
+	return nil
+}
+
 // MarkAllAccountsDirty marks every account for the producer's next pass
 // (AllAccounts), in the caller's transaction.
 func MarkAllAccountsDirty(ctx context.Context, tx sqlx.ExecerContext) error {
