@@ -9,9 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// factPoll is how often a replica looks for revenue facts other replicas
-// queued; its own are derived as soon as it commits them.
-const factPoll = time.Second
+// factTiming: a replica looks for revenue facts other replicas queued
+// every second; its own are derived soon after it commits them, once its
+// event path has been quiet for 250 ms, or when they have waited 30 s
+// (postgres.RunFactDeriver says why it yields to webhooks).
+var factTiming = postgres.FactDeriverTiming{Poll: time.Second, Quiet: 250 * time.Millisecond, MaxDefer: 30 * time.Second}
 
 // startFactDeriver runs the revenue facts deriver (segments, cohorts and
 // trials are derived after each event's commit, on every replica) and
@@ -23,7 +25,7 @@ func (e *env) startFactDeriver(ctx context.Context, st *postgres.Store, reg prom
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		st.RunFactDeriver(ctx, factPoll)
+		st.RunFactDeriver(ctx, factTiming)
 	}()
 	queue := func() (int64, time.Duration) {
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -77,6 +77,7 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 	// Before any of the batch's callers is answered (event2_group.go closes their
 	// waits after this returns): each then reads its own write.
 	s.accountsCommitted(b.accounts, b.tx.changed)
+	s.eventBatchAt.Store(time.Now().UnixNano())
 	if b.factsQueued {
 		s.wakeFactDeriver()
 	}

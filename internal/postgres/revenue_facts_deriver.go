@@ -466,13 +466,35 @@ func (s *Store) wakeFactDeriver() {
 	}
 }
 
+// FactDeriverTiming sets when a replica's fact deriver runs.
+type FactDeriverTiming struct {
+	// Poll is how often it looks for facts other replicas queued; its own
+	// are derived soon after they commit.
+	Poll time.Duration
+	// Quiet and MaxDefer make it yield to this replica's event path: while
+	// an event batch committed less than Quiet ago it waits, but never
+	// longer than MaxDefer after it first found work. Zero Quiet never
+	// waits.
+	Quiet, MaxDefer time.Duration
+}
+
 // RunFactDeriver derives queued facts until ctx ends: soon after this
 // Store's event path queues some (at most one derivation per factLinger),
 // and every poll for those other replicas queued. Every replica runs one.
-func (s *Store) RunFactDeriver(ctx context.Context, poll time.Duration) {
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	var last time.Time
+//
+// Deriving a customer's facts costs about as much CPU as applying its
+// event, so during a burst of webhooks (a renewal wave, a backlog Stripe
+// retries at once) the deriver would take a third of the capacity
+// acknowledging them needs. It yields instead: it derives once the event
+// path has been quiet for t.Quiet, or when work has waited t.MaxDefer
+// (then it drains the queue in one go, and the wait starts again). The
+// facts lag by at most about MaxDefer in a burst and reports settle what
+// is queued themselves (catchUpFacts); webhooks are answered first.
+func (s *Store) RunFactDeriver(ctx context.Context, t FactDeriverTiming) {
+	tick := time.NewTicker(t.Poll)
+	defer tick.Stop()
+	var last, waitingSince time.Time
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -485,8 +507,22 @@ func (s *Store) RunFactDeriver(ctx context.Context, poll time.Duration) {
 				case <-time.After(d):
 				}
 			}
-		case <-t.C:
+		case <-tick.C:
+		case <-retry:
+			retry = nil
 		}
+		if t.Quiet > 0 {
+			if waitingSince.IsZero() {
+				waitingSince = time.Now()
+			}
+			if busy := time.Since(s.lastEventBatch()); busy < t.Quiet && time.Since(waitingSince) < t.MaxDefer {
+				if retry == nil {
+					retry = time.After(t.Quiet - busy)
+				}
+				continue
+			}
+		}
+		waitingSince = time.Time{}
 		for {
 			last = time.Now()
 			_, full, err := s.DeriveFacts(ctx, factBatch)
@@ -501,6 +537,11 @@ func (s *Store) RunFactDeriver(ctx context.Context, poll time.Duration) {
 			}
 		}
 	}
+}
+
+// lastEventBatch is when this Store's event path last committed a batch.
+func (s *Store) lastEventBatch() time.Time {
+	return time.Unix(0, s.eventBatchAt.Load())
 }
 
 // FactsQueue reports the queued derivations and the age of the oldest: how

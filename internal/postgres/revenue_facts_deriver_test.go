@@ -296,7 +296,7 @@ func TestFactsShuffledDuplicatedDelivery(t *testing.T) {
 	deriverDone := make(chan struct{})
 	go func() {
 		defer close(deriverDone)
-		st.RunFactDeriver(dctx, 20*time.Millisecond)
+		st.RunFactDeriver(dctx, postgres.FactDeriverTiming{Poll: 20 * time.Millisecond})
 	}()
 	rng := rand.New(rand.NewPCG(5, 6))
 	deliveries := append([]billing.Event(nil), events...)
@@ -406,5 +406,59 @@ func TestFactsQueueErasure(t *testing.T) {
 	}
 	if want := factsOf(t, ref, cust); !reflect.DeepEqual(got, want) || len(got) == 0 {
 		t.Fatalf("erased customer's facts\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestFactDeriverYieldsToEvents: a deriver whose event path committed a
+// batch less than Quiet ago leaves the queue alone, polls or not, and
+// derives once the work has waited MaxDefer.
+func TestFactDeriverYieldsToEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t)
+	s := sub(billing.StatusActive, true, "eur", planItem("price_basic", "prod_app", 1500, billing.IntervalMonth))
+	s.ID, s.CustomerID, s.Livemode = "sub_Yield1", "cus_Yield1", true
+	if _, err := st.ApplyEvent(ctx, billing.Event{ID: "evt_yield_1", Type: "customer.subscription.created",
+		Created: at("2026-03-01T00:00:00Z"), Livemode: true, Subscription: &s}); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingFacts(t, st); n == 0 {
+		t.Fatal("the event queued no derivation")
+	}
+	run := func(timing postgres.FactDeriverTiming) (stop func()) {
+		dctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			st.RunFactDeriver(dctx, timing)
+		}()
+		return func() { cancel(); <-done }
+	}
+
+	// The batch above committed moments ago and Quiet is an hour: forty
+	// polls later the derivation is still queued.
+	stop := run(postgres.FactDeriverTiming{Poll: 10 * time.Millisecond, Quiet: time.Hour, MaxDefer: time.Hour})
+	time.Sleep(400 * time.Millisecond)
+	stop()
+	if n := pendingFacts(t, st); n == 0 {
+		t.Fatal("the deriver derived while the event path was busy")
+	}
+
+	// The same, but work may wait only 50 ms: it is derived.
+	stop = run(postgres.FactDeriverTiming{Poll: 10 * time.Millisecond, Quiet: time.Hour, MaxDefer: 50 * time.Millisecond})
+	defer stop()
+	deadline := time.Now().Add(time.Minute)
+	for pendingFacts(t, st) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("queued derivation not derived a minute after MaxDefer")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var ref string
+	if err := st.DB().Get(&ref, `SELECT customer_ref::text FROM customers WHERE stripe_customer_id = 'cus_Yield1'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := factsOf(t, st, ref); len(got) == 0 {
+		t.Fatal("derived, but no facts")
 	}
 }

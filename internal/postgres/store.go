@@ -38,6 +38,9 @@ type Store struct {
 	segCompacted atomic.Int64 // revenue_segments_daily rows up to this ID were compacted (revenue_segments.go)
 
 	factsWake chan struct{} // this Store's event path queued revenue facts to derive (revenue_facts_deriver.go)
+	// eventBatchAt is when the event path last committed a batch (unix
+	// nanoseconds): the fact deriver yields to it.
+	eventBatchAt atomic.Int64
 }
 
 // Options tunes the connection pool.
