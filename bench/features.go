@@ -29,7 +29,7 @@ const featuresCatalog = `{"features": {"sso": {}, "seats": {}, "projects": {}, "
 // the API). It measures the full answer and the single-feature answer
 // against a bare handler serving the same bodies from a map, in
 // interleaved rounds, and prints their rates and p99 ratios.
-func benchFeatures(ctx context.Context, c *config, base, token string, accounts, requests int) error {
+func benchFeatures(ctx context.Context, c *config, base, dbURL, token string, accounts, requests int) error {
 	client := httpClient()
 	send := func(method, path, body string) error {
 		req, _ := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
@@ -68,6 +68,9 @@ func benchFeatures(ctx context.Context, c *config, base, token string, accounts,
 		return send(http.MethodPut, fmt.Sprintf("/v1/accounts/acct_ent%07d/overrides", i*10), `{"features": {"projects": 500, "beta": true}}`)
 	}); err != nil {
 		return fmt.Errorf("overrides: %w", err)
+	}
+	if _, left, err := waitFactsSettled(ctx, dbURL); err != nil || left > 0 {
+		return fmt.Errorf("revenue facts of the add-ons not derived (%d left): %v", left, err)
 	}
 
 	full := make([]string, accounts)

@@ -351,31 +351,38 @@ func (c *config) ingestPgBouncer(ctx context.Context, conc int, tag string, even
 // event path while webhooks arrive, so their cost shows here, not in the
 // events/s above.
 func (c *config) factsSettle(ctx context.Context, dbURL string, events int) {
+	t0 := time.Now()
+	atEnd, left, err := waitFactsSettled(ctx, dbURL)
+	switch {
+	case err != nil:
+		c.print("ingest_facts_settle_s_c32", "unknown (%v)", err)
+	case left > 0:
+		c.print("ingest_facts_settle_s_c32", "> 300 (%d customers still queued)", left)
+	default:
+		c.print("ingest_facts_settle_s_c32", "%.2f (segment, cohort and trial facts derived after the burst of %d events: %d derivations queued at its end)",
+			time.Since(t0).Seconds(), events, atEnd)
+	}
+}
+
+// waitFactsSettled waits (up to five minutes) until the revenue facts
+// queue is empty and returns its length when called and at the end.
+func waitFactsSettled(ctx context.Context, dbURL string) (atStart, left int, err error) {
 	db, err := sql.Open("postgres", dbURL)
 	if err != nil {
-		return
+		return 0, 0, err
 	}
 	defer db.Close()
 	t0 := time.Now()
-	var queued, atEnd int
 	for first := true; ; first = false {
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM revenue_facts_pending`).Scan(&queued); err != nil {
-			c.print("ingest_facts_settle_s_c32", "unknown (%v)", err)
-			return
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM revenue_facts_pending`).Scan(&left); err != nil {
+			return 0, 0, err
 		}
 		if first {
-			atEnd = queued
+			atStart = left
 		}
-		if queued == 0 || time.Since(t0) > 5*time.Minute {
-			break
+		if left == 0 || time.Since(t0) > 5*time.Minute {
+			return atStart, left, nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if queued > 0 {
-		c.print("ingest_facts_settle_s_c32", "> 300 (%d customers still queued)", queued)
-		return
-	}
-	d := time.Since(t0)
-	c.print("ingest_facts_settle_s_c32", "%.2f (segment, cohort and trial facts derived after the burst of %d events: %d derivations queued at its end)",
-		d.Seconds(), events, atEnd)
 }
