@@ -140,15 +140,17 @@ func benchIngest(ctx context.Context, c *config) error {
 			go func() { profile <- c.cpuProfile(pprofAddr, 4) }()
 		}
 		res, err := postEvents(ctx, conc, "http://"+addr+"/webhooks/stripe", sign(events))
+		if conc == 32 && err == nil {
+			// From the burst's last answer (the profile below may
+			// still be running).
+			c.factsSettle(ctx, dbURL, len(events))
+		}
 		if profile != nil {
 			top := <-profile
 			defer c.print("pprof_c32_top", "\n%s", top)
 		}
 		close(stopSampling)
 		wg.Wait()
-		if conc == 32 && err == nil {
-			c.factsSettle(ctx, dbURL, len(events))
-		}
 		p.stop()
 		if err != nil {
 			return err
