@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/billingd/billingd/internal/stripefake"
@@ -54,13 +55,33 @@ func benchBackfill(ctx context.Context, c *config) error {
 	}
 	run := func(tag string) (result, error) {
 		fake.ResetRequests()
+		pprofAddr := freeAddr()
 		cmd := exec.CommandContext(ctx, c.bin, "stripe", "backfill")
-		cmd.Env = env
+		cmd.Env = append(env, "PPROF_ADDR="+pprofAddr)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		t0 := time.Now()
-		err := cmd.Run()
+		selfBefore := selfCPU()
+		err := cmd.Start()
+		profile := make(chan string, 1)
+		if err == nil {
+			// Ten seconds from the third on: the walkers are all busy.
+			go func() {
+				time.Sleep(3 * time.Second)
+				profile <- c.cpuProfileNamed(pprofAddr, 10, "billingd_backfill_"+tag)
+			}()
+			err = cmd.Wait()
+		}
 		r := result{elapsed: time.Since(t0)}
+		if err == nil {
+			// Where the CPU went: billingd, this process (the fake
+			// Stripe rendering pages) and, the rest of two cores,
+			// PostgreSQL and everything else.
+			st := cmd.ProcessState
+			c.print("backfill_cpu_s_"+tag, "billingd %.1f, bench and fake Stripe %.1f, of %.1f wall",
+				(st.UserTime() + st.SystemTime()).Seconds(), (selfCPU() - selfBefore).Seconds(), r.elapsed.Seconds())
+			c.print("backfill_pprof_"+tag, "\n%s", <-profile)
+		}
 		_ = os.MkdirAll(filepath.Join(repoRoot(), "bench", "out"), 0o755)
 		_ = os.WriteFile(filepath.Join(repoRoot(), "bench", "out", "backfill_"+tag+".stderr"), stderr.Bytes(), 0o644)
 		if err != nil {
@@ -142,4 +163,13 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

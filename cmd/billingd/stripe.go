@@ -132,6 +132,13 @@ func backfillParallel(rate float64) int {
 }
 
 func (e *env) backfill(ctx context.Context, s *stripeapi.Syncer) error {
+	// A backfill is the longest-running command: PPROF_ADDR profiles it
+	// as it does a replica.
+	stopPprof, err := e.servePprof()
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	s.Parallel = backfillParallel(s.Client.ReadStats().Rate)
 	sum, err := s.Backfill(ctx)
 	for _, f := range sum.Failures {
