@@ -34,6 +34,7 @@ type rawCustomer struct {
 	Object    string    `json:"object"`
 	Livemode  bool      `json:"livemode"`
 	Deleted   bool      `json:"deleted"`
+	Created   int64     `json:"created"`
 	Metadata  *metadata `json:"metadata"`
 	TestClock ref       `json:"test_clock"`
 	// Discount is the customer-level discount (coupon amounts only).
@@ -50,6 +51,20 @@ func DecodeCustomer(raw []byte) (billing.Customer, error) {
 		return billing.Customer{}, fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
 	}
 	return customerFromRaw(&rc)
+}
+
+// DecodeListedCustomer is DecodeCustomer for an object of a list page,
+// returning also its creation time (unix seconds, 0 when absent), which
+// paging by creation time needs, from the same decoding: a backfill's CPU
+// goes mostly to reading JSON, and each extra pass over an object cost a
+// fifth of it.
+func DecodeListedCustomer(raw []byte) (billing.Customer, int64, error) {
+	var rc rawCustomer
+	if err := json.Unmarshal(raw, &rc); err != nil {
+		return billing.Customer{}, 0, fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
+	}
+	c, err := customerFromRaw(&rc)
+	return c, rc.Created, err
 }
 
 // customerFromRaw validates and converts a decoded customer.

@@ -163,17 +163,18 @@ func (s *Syncer) Backfill(ctx context.Context) (BackfillSummary, error) {
 			w.LTE = *c.CreatedLTE
 		}
 		fn := func(p Page) error {
+			objs := decodePage(list, p.Objects)
 			var err error
 			if list == billing.BackfillCustomers {
-				err = s.applyCustomers(ctx, p, counts, &sum.Failures)
+				err = s.applyCustomers(ctx, objs, p.At, counts, &sum.Failures)
 			} else {
-				err = s.applySubscriptions(ctx, p, counts, &sum.Failures)
+				err = s.applySubscriptions(ctx, objs, p.At, counts, &sum.Failures)
 			}
 			if err != nil {
 				return err
 			}
 			c.Objects += int64(len(p.Objects))
-			if oldest := oldestCreated(p.Objects); oldest != nil {
+			if oldest := oldestCreated(objs); oldest != nil {
 				c.CreatedLTE = oldest
 			}
 			if err := s.Store.SaveBackfillCursor(ctx, c); err != nil {
@@ -220,15 +221,49 @@ func (s *Syncer) progress(list string, n int64, start time.Time) {
 	fmt.Fprintf(s.Progress, "%s: %d listed (%.0f objects/s)\n", list, n, rate)
 }
 
+// listed is one object of a list page, decoded once: paging needs its
+// creation time, applying it the decoded object.
+type listed struct {
+	id      string // for a failure's line
+	created int64  // unix seconds; 0 when unknown
+	cust    billing.Customer
+	sub     billing.Subscription
+	err     error // the decoder's
+}
+
+// decodePage decodes a page of list (customers or subscriptions).
+func decodePage(list string, objs []json.RawMessage) []listed {
+	out := make([]listed, len(objs))
+	for i, raw := range objs {
+		o := &out[i]
+		if list == billing.BackfillCustomers {
+			o.cust, o.created, o.err = webhooks.DecodeListedCustomer(raw)
+			o.id = o.cust.ID
+		} else {
+			o.sub, o.err = webhooks.DecodeSubscription(raw)
+			o.id = o.sub.ID
+			if o.sub.Created != nil {
+				o.created = o.sub.Created.Unix()
+			}
+		}
+		if o.err != nil {
+			// Rare: one more pass for what a failure line and paging need.
+			var h idOf
+			_ = json.Unmarshal(raw, &h)
+			o.id, o.created = truncID(h.ID), h.Created
+		}
+	}
+	return out
+}
+
 // oldestCreated is the creation second of the oldest object on a page.
-func oldestCreated(objs []json.RawMessage) *time.Time {
+func oldestCreated(objs []listed) *time.Time {
 	var oldest *time.Time
-	for _, raw := range objs {
-		var o idOf
-		if json.Unmarshal(raw, &o) != nil || o.Created <= 0 {
+	for _, o := range objs {
+		if o.created <= 0 {
 			continue
 		}
-		t := time.Unix(o.Created, 0).UTC()
+		t := time.Unix(o.created, 0).UTC()
 		if oldest == nil || t.Before(*oldest) {
 			oldest = &t
 		}
@@ -239,10 +274,14 @@ func oldestCreated(objs []json.RawMessage) *time.Time {
 func rawID(raw json.RawMessage) string {
 	var o idOf
 	_ = json.Unmarshal(raw, &o)
-	if len(o.ID) > 64 {
-		return o.ID[:64]
+	return truncID(o.ID)
+}
+
+func truncID(id string) string {
+	if len(id) > 64 {
+		return id[:64]
 	}
-	return o.ID
+	return id
 }
 
 // fatal reports whether an apply error should stop the run (the database
@@ -261,19 +300,18 @@ func failure(object, id string, err error) Failure {
 // applySubscriptions decodes a page of subscriptions and applies the ones
 // that differ from stored state, or carry an account hint for a customer
 // not linked yet.
-func (s *Syncer) applySubscriptions(ctx context.Context, p Page, counts *Counts, fails *[]Failure) error {
-	subs := make([]billing.Subscription, 0, len(p.Objects))
-	ids, custIDs := make([]string, 0, len(p.Objects)), make([]string, 0, len(p.Objects))
-	for _, raw := range p.Objects {
+func (s *Syncer) applySubscriptions(ctx context.Context, objs []listed, at time.Time, counts *Counts, fails *[]Failure) error {
+	subs := make([]billing.Subscription, 0, len(objs))
+	ids, custIDs := make([]string, 0, len(objs)), make([]string, 0, len(objs))
+	for _, o := range objs {
 		counts.Listed++
-		sub, err := webhooks.DecodeSubscription(raw)
-		if err != nil {
+		if o.err != nil {
 			counts.Failed++
-			*fails = append(*fails, failure("subscription", rawID(raw), err))
+			*fails = append(*fails, failure("subscription", o.id, o.err))
 			continue
 		}
-		subs = append(subs, sub)
-		ids, custIDs = append(ids, sub.ID), append(custIDs, sub.CustomerID)
+		subs = append(subs, o.sub)
+		ids, custIDs = append(ids, o.sub.ID), append(custIDs, o.sub.CustomerID)
 	}
 	stored, err := s.Store.SubscriptionStates(ctx, ids)
 	if err != nil {
@@ -292,7 +330,7 @@ func (s *Syncer) applySubscriptions(ctx context.Context, p Page, counts *Counts,
 			counts.Unchanged++
 			continue
 		}
-		evs = append(evs, subscriptionEvent(sub, p.At))
+		evs = append(evs, subscriptionEvent(sub, at))
 	}
 	return s.applyEvents(ctx, "subscription", evs, counts, fails)
 }
@@ -338,19 +376,18 @@ func (s *Syncer) applyEvents(ctx context.Context, object string, evs []billing.E
 
 // applyCustomers decodes a page of customers and applies the ones not
 // stored yet, or whose account hint can link them.
-func (s *Syncer) applyCustomers(ctx context.Context, p Page, counts *Counts, fails *[]Failure) error {
-	custs := make([]billing.Customer, 0, len(p.Objects))
-	ids := make([]string, 0, len(p.Objects))
-	for _, raw := range p.Objects {
+func (s *Syncer) applyCustomers(ctx context.Context, objs []listed, at time.Time, counts *Counts, fails *[]Failure) error {
+	custs := make([]billing.Customer, 0, len(objs))
+	ids := make([]string, 0, len(objs))
+	for _, o := range objs {
 		counts.Listed++
-		c, err := webhooks.DecodeCustomer(raw)
-		if err != nil {
+		if o.err != nil {
 			counts.Failed++
-			*fails = append(*fails, failure("customer", rawID(raw), err))
+			*fails = append(*fails, failure("customer", o.id, o.err))
 			continue
 		}
-		custs = append(custs, c)
-		ids = append(ids, c.ID)
+		custs = append(custs, o.cust)
+		ids = append(ids, o.cust.ID)
 	}
 	stored, err := s.Store.CustomerStates(ctx, ids)
 	if err != nil {
@@ -362,7 +399,7 @@ func (s *Syncer) applyCustomers(ctx context.Context, p Page, counts *Counts, fai
 			counts.Unchanged++
 			continue
 		}
-		evs = append(evs, customerEvent(c, p.At))
+		evs = append(evs, customerEvent(c, at))
 	}
 	return s.applyEvents(ctx, "customer", evs, counts, fails)
 }

@@ -2,7 +2,6 @@ package stripeapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -159,26 +158,25 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 		// Objects below the part's lower bound belong to the part split
 		// off it: that walker applies them. The rest are claimed under
 		// the same lock, so a split from now on cuts below them.
-		keep := page
-		keep.Objects = make([]json.RawMessage, 0, len(page.Objects))
+		objs := decodePage(pr.list, page.Objects)
+		keep := make([]listed, 0, len(objs))
 		pr.mu.Lock()
 		gte := pw.p.CreatedGTE
-		for _, raw := range page.Objects {
-			var o idOf
-			if json.Unmarshal(raw, &o) == nil && gte != nil && o.Created > 0 && time.Unix(o.Created, 0).Before(*gte) {
+		for _, o := range objs {
+			if gte != nil && o.created > 0 && time.Unix(o.created, 0).Before(*gte) {
 				continue
 			}
-			keep.Objects = append(keep.Objects, raw)
+			keep = append(keep, o)
 		}
-		pw.claimed = oldestCreated(keep.Objects)
+		pw.claimed = oldestCreated(keep)
 		pr.mu.Unlock()
 		var c Counts
 		var f []Failure
 		var err error
 		if pr.list == billing.BackfillCustomers {
-			err = pr.s.applyCustomers(ctx, keep, &c, &f)
+			err = pr.s.applyCustomers(ctx, keep, page.At, &c, &f)
 		} else {
-			err = pr.s.applySubscriptions(ctx, keep, &c, &f)
+			err = pr.s.applySubscriptions(ctx, keep, page.At, &c, &f)
 		}
 		cmu.Lock()
 		counts.add(c)
@@ -187,11 +185,11 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 		if err != nil {
 			return err
 		}
-		past := len(keep.Objects) < len(page.Objects)
+		past := len(keep) < len(objs)
 		pr.mu.Lock()
-		pw.p.Objects += int64(len(keep.Objects))
-		pw.walked += int64(len(keep.Objects))
-		pr.objects += int64(len(keep.Objects))
+		pw.p.Objects += int64(len(keep))
+		pw.walked += int64(len(keep))
+		pr.objects += int64(len(keep))
 		if pw.claimed != nil {
 			pw.p.CreatedLTE = pw.claimed
 		}
