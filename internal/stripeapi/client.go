@@ -11,6 +11,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+	"github.com/stripe/stripe-go/v76/form"
 )
 
 // ErrAuth means Stripe refused the API key: retrying cannot help.
@@ -154,7 +155,8 @@ func (w Window) params() *stripe.RangeQueryParams {
 // (auto-pagination). An error from fn stops the listing and is returned.
 func (c *Client) ListCustomers(ctx context.Context, w Window, fn func(Page) error) error {
 	return c.list(ctx, "customers", func(lp stripe.ListParams) *stripe.Iter {
-		return c.api.Customers.List(&stripe.CustomerListParams{ListParams: lp, CreatedRange: w.params()}).Iter
+		return rawIter(c.api.Customers.B, c.api.Customers.Key, "/v1/customers",
+			&stripe.CustomerListParams{ListParams: lp, CreatedRange: w.params()})
 	}, fn)
 }
 
@@ -162,9 +164,45 @@ func (c *Client) ListCustomers(ctx context.Context, w Window, fn func(Page) erro
 // every status (status=all: Stripe leaves canceled ones out otherwise).
 func (c *Client) ListSubscriptions(ctx context.Context, w Window, fn func(Page) error) error {
 	return c.list(ctx, "subscriptions", func(lp stripe.ListParams) *stripe.Iter {
-		return c.api.Subscriptions.List(&stripe.SubscriptionListParams{ListParams: lp, Status: stripe.String("all"), CreatedRange: w.params()}).Iter
+		return rawIter(c.api.Subscriptions.B, c.api.Subscriptions.Key, "/v1/subscriptions",
+			&stripe.SubscriptionListParams{ListParams: lp, Status: stripe.String("all"), CreatedRange: w.params()})
 	}, fn)
 }
+
+// rawIter lists path as stripe-go's own List does (same parameters,
+// pagination, retries and errors) but keeps each page's objects as raw
+// JSON. stripe-go decoded every object of a page into its typed structs
+// (payment methods, customers' contact fields and all: 40 % of a
+// backfill's CPU) only for billingd to read its own fields again from the
+// raw page with its decoders; this way the objects' personal fields are
+// never decoded either.
+func rawIter(b stripe.Backend, key, path string, params stripe.ListParamsContainer) *stripe.Iter {
+	return stripe.GetIter(params, func(p *stripe.Params, f *form.Values) ([]interface{}, stripe.ListContainer, error) {
+		l := &rawList{}
+		err := b.CallRaw(http.MethodGet, path, key, f, p, l)
+		// The iterator reads the ID of a page's last item to ask for the next.
+		ret := make([]interface{}, len(l.Data))
+		for i := range ret {
+			ret[i] = &rawItem{}
+		}
+		if n := len(l.Data); n > 0 {
+			ret[n-1].(*rawItem).ID = rawID(l.Data[n-1])
+		}
+		return ret, l, err
+	})
+}
+
+// rawList is a list page with its objects undecoded.
+type rawList struct {
+	stripe.APIResource
+	stripe.ListMeta
+	Data []json.RawMessage `json:"data"`
+}
+
+func (l *rawList) GetListMeta() *stripe.ListMeta { return &l.ListMeta }
+
+// rawItem stands for one object of a rawList in the iterator.
+type rawItem struct{ ID string }
 
 // list walks a list with stripe-go's iterator. A rate-limited page ends
 // the iterator; the walk then sleeps and resumes after the last object
@@ -300,6 +338,8 @@ func (c *Client) sleep(ctx context.Context, attempt int) error {
 func pageOf(l stripe.ListContainer) (Page, error) {
 	var resp *stripe.APIResponse
 	switch o := l.(type) {
+	case *rawList:
+		return Page{Objects: o.Data, At: answeredAt(o.LastResponse)}, nil
 	case *stripe.SubscriptionList:
 		resp = o.LastResponse
 	case *stripe.CustomerList:
