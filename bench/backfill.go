@@ -102,10 +102,12 @@ func benchBackfill(ctx context.Context, c *config) error {
 		return r, nil
 	}
 
+	c.statementStats(ctx, dbURL, "backfill_first", true)
 	first, err := run("first")
 	if err != nil {
 		return err
 	}
+	c.statementStats(ctx, dbURL, "backfill_first", false)
 	objects := float64(backfillSubs + backfillSubs/5)
 	c.print("backfill_objects", "%.0f subscriptions and customers, %v a page, %d requests/s allowed", objects, backfillLatency, backfillRateLimit)
 	c.print("backfill_seconds", "%.1f", first.elapsed.Seconds())
