@@ -50,6 +50,9 @@ SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded)`
 		if err := tx.GetContext(ctx, &removed, q); err != nil {
 			return fmt.Errorf("compact revenue rollup: %w", translate(err))
 		}
+		if err := foldSegmentMonths(ctx, tx); err != nil {
+			return err
+		}
 		segs, maxID, err := compactSegmentRollup(ctx, tx, s.segCompacted.Load())
 		if err != nil {
 			return err
@@ -83,7 +86,8 @@ func (s *Store) maybeCompactRollup(ctx context.Context) {
 // replaces, and rows that event transactions append after it stay,
 // matching their ledger changes that the snapshot did not see either.
 // `billingd metrics rebuild` ends with it, and with the same for the
-// segment rollup (revenue_segments_daily from revenue_facts).
+// segment rollup (revenue_segments_daily from revenue_facts) and its
+// months (rebuildSegmentRollups).
 func (s *Store) RebuildRevenueRollup(ctx context.Context) error {
 	const q = `
 WITH gone AS (DELETE FROM revenue_daily)
@@ -95,8 +99,5 @@ FROM revenue_daily_from_ledger`
 	if _, err := s.db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("rebuild revenue rollup: %w", translate(err))
 	}
-	if _, err := s.db.ExecContext(ctx, qRebuildSegmentRollup); err != nil {
-		return fmt.Errorf("rebuild segment rollup: %w", translate(err))
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return rebuildSegmentRollups(ctx, tx) })
 }
