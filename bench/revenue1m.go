@@ -45,9 +45,6 @@ func benchRevenue1M(ctx context.Context, c *config) error {
 	if err != nil {
 		return err
 	}
-	if err := metricstest.SeedSegmentScale(ctx, st); err != nil {
-		return err
-	}
 	c.print("revenue_1m_seed_subscriptions", "%d", revenue1MSubs)
 	c.print("revenue_1m_seed_movements", "%d", movements)
 	c.print("revenue_1m_seed_s", "%.1f", time.Since(t0).Seconds())

@@ -2,80 +2,237 @@ package metricstest
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/billingd/billingd/internal/postgres"
 )
 
-// SeedScale writes a synthetic ledger straight into mrr_movements and
-// subscription_activity with one SQL statement each (generate_series), for
-// the scale benchmark: subs subscriptions (one customer each) over the
-// `months` months before end, in usd (60%), eur (25%), gbp (10%) and jpy
-// (5%). Each starts in a random month; its seat count (1–3) is redrawn
-// every quarter (upgrades and downgrades); about 40% churn after 3–26
-// months and half of those come back 2–11 months later (reactivation).
-// Movements land on a day and second spread through the month. It returns
-// the number of movement rows. The daily rollup is rebuilt from them.
+// ScalePlans is how many plans SeedScale spreads subscriptions over:
+// price_bench_0 … price_bench_7 (6 monthly, 2 yearly) of three products.
+const ScalePlans = 8
+
+// SeedScale writes a synthetic revenue history for the scale benchmarks,
+// set-based (generate_series, a handful of INSERT … SELECT statements) and
+// deterministic (the same arguments give the same rows), straight into the
+// tables the event path and `metrics rebuild` write and the reports read:
+// subs subscriptions (one customer each, reference md5 of its number) over
+// the `months` months before end's month, in usd (60%), eur (25%), gbp
+// (10%) and jpy (5%), each on one of ScalePlans plans. Each starts in a
+// month drawn from its number; its seat count (1–3) is redrawn every
+// quarter (upgrades and downgrades); about 40% churn after 3–26 months and
+// half of those come back 2–11 months later (reactivation). Movements land
+// on a day and second spread through the month.
+//
+// It writes what a derivation of the same history writes
+// (TestSeedScaleMatchesDerivation compares every report with those after
+// `metrics rebuild`): a subscription_versions row per change (the state
+// after it), the movements (mrr_movements) and activity, the daily totals
+// (revenue_daily, through the ledger view), the segment and cohort rollup
+// summed per day as the facts would sum (revenue_segments_daily) and its
+// months. revenue_facts stays empty: reports read facts only for the
+// current day, and a million customers' facts (four per movement) would
+// triple the seed. It returns the number of movements.
 func SeedScale(ctx context.Context, st *postgres.Store, subs, months int, end time.Time) (int64, error) {
 	start := time.Date(end.Year(), end.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -months, 0)
-	const q = `
-WITH s AS (
-    SELECT g AS id,
-           gen_random_uuid() AS ref,
-           CASE WHEN g % 20 < 12 THEN 'usd' WHEN g % 20 < 17 THEN 'eur' WHEN g % 20 < 19 THEN 'gbp' ELSE 'jpy' END AS currency,
-           (1 + (hashint4(g) & 63)) * CASE WHEN g % 20 = 19 THEN 100 ELSE 500 END AS base,
-           (hashint4(g * 7) & 2147483647) % $2 AS start_m,
-           CASE WHEN (hashint4(g * 11) & 2147483647) % 10 < 4 THEN 3 + (hashint4(g * 13) & 2147483647) % 24 END AS churn_after,
-           CASE WHEN (hashint4(g * 17) & 2147483647) % 2 = 0 THEN 2 + (hashint4(g * 19) & 2147483647) % 10 END AS back_after
-    FROM generate_series(1, $1) g
-), lv AS (
-    SELECT s.id, s.ref, s.currency, m,
-           CASE
-               WHEN m < s.start_m THEN 0
-               WHEN s.churn_after IS NOT NULL AND m >= s.start_m + s.churn_after
-                    AND (s.back_after IS NULL OR m < s.start_m + s.churn_after + s.back_after) THEN 0
-               ELSE s.base * (1 + (hashint4(s.id * 31 + m / 3) & 2147483647) % 3)
-           END AS mrr
-    FROM s, generate_series(0, $2 - 1) m
-), d AS (
-    SELECT id, ref, currency, m, mrr,
-           coalesce(lag(mrr) OVER w, 0) AS before,
-           coalesce(bool_or(mrr > 0) OVER (PARTITION BY id ORDER BY m ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false) AS paid_before
-    FROM lv
-    WINDOW w AS (PARTITION BY id ORDER BY m)
-), mv AS (
-    INSERT INTO mrr_movements (customer_ref, subscription_ref, livemode, currency, effective_at, kind,
-                               delta_minor, customer_mrr_before, customer_mrr_after)
-    SELECT ref, ref, true, currency,
-           $3::timestamptz + make_interval(months => m) + make_interval(days => id % 28, secs => id % 86400),
-           CASE WHEN before = 0 AND NOT paid_before THEN 'new'
-                WHEN before = 0 THEN 'reactivation'
-                WHEN mrr = 0 THEN 'churn'
-                WHEN mrr > before THEN 'expansion'
-                ELSE 'contraction' END,
-           mrr - before, before, mrr
-    FROM d WHERE mrr <> before
-    RETURNING kind, subscription_ref, currency, effective_at
-), act AS (
-    INSERT INTO subscription_activity (customer_ref, subscription_ref, livemode, currency, effective_at, delta)
-    SELECT subscription_ref, subscription_ref, true, currency, effective_at, CASE WHEN kind = 'churn' THEN -1 ELSE 1 END
-    FROM mv WHERE kind IN ('new', 'reactivation', 'churn')
-)
-SELECT count(*) FROM mv`
-	var n int64
-	if err := st.DB().GetContext(ctx, &n, q, subs, months, start); err != nil {
-		return 0, fmt.Errorf("seed scale ledger: %w", err)
+	conn, err := st.DB().Conn(ctx) // the work table lives in one session
+	if err != nil {
+		return 0, fmt.Errorf("seed scale: %w", err)
 	}
-	if err := st.RebuildRevenueRollup(ctx); err != nil {
+	defer conn.Close()
+	exec := func(name, q string, args ...any) error {
+		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("seed scale: %s: %w", name, err)
+		}
+		return nil
+	}
+	if err := exec("settings", `SET maintenance_work_mem = '256MB'; SET work_mem = '64MB'; SET temp_buffers = '256MB'`); err != nil {
+		return 0, err
+	}
+	if err := exec("changes", qSeedChanges, subs, months, start); err != nil {
+		return 0, err
+	}
+	// Indexes are built once after the load, from sorted input, rather
+	// than maintained row by row in random (uuid) order.
+	tables := []string{"mrr_movements", "subscription_activity", "subscription_versions", "revenue_segments_daily"}
+	indexes, err := dropSecondaryIndexes(ctx, conn, tables)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range []struct{ name, q string }{
+		{"movements", qSeedMovements}, {"activity", qSeedActivity}, {"versions", qSeedVersions},
+		{"segments", qSeedSegments}, {"drop", `DROP TABLE seed_changes`},
+	} {
+		if err := exec(s.name, s.q); err != nil {
+			return 0, err
+		}
+	}
+	for _, def := range indexes {
+		if err := exec("index", def); err != nil {
+			return 0, err
+		}
+	}
+	var n int64
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM mrr_movements`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("seed scale: count: %w", err)
+	}
+	if err := exec("daily", qSeedDaily); err != nil {
+		return n, err
+	}
+	if err := st.FoldRevenueRollups(ctx); err != nil {
 		return n, err
 	}
 	// What autovacuum would do soon after a bulk load: statistics and the
 	// visibility map (index-only scans).
-	for _, t := range []string{"mrr_movements", "subscription_activity", "revenue_daily"} {
-		if _, err := st.DB().ExecContext(ctx, `VACUUM ANALYZE `+t); err != nil {
-			return n, fmt.Errorf("vacuum %s: %w", t, err)
+	for _, t := range append(tables, "revenue_daily", "revenue_segments_monthly") {
+		if err := exec("vacuum", `VACUUM ANALYZE `+t); err != nil {
+			return n, err
 		}
 	}
 	return n, nil
 }
+
+// dropSecondaryIndexes drops the tables' indexes other than primary keys
+// and unique constraints and returns the statements that recreate them.
+func dropSecondaryIndexes(ctx context.Context, conn *sql.Conn, tables []string) ([]string, error) {
+	rows, err := conn.QueryContext(ctx, `
+SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+WHERE t.relname = ANY(string_to_array($1, ',')) AND t.relnamespace = 'public'::regnamespace
+  AND NOT i.indisprimary AND NOT i.indisunique`, strings.Join(tables, ","))
+	if err != nil {
+		return nil, fmt.Errorf("seed scale: list indexes: %w", err)
+	}
+	defer rows.Close()
+	var names, defs []string
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			return nil, fmt.Errorf("seed scale: list indexes: %w", err)
+		}
+		names, defs = append(names, name), append(defs, def)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("seed scale: list indexes: %w", err)
+	}
+	for _, name := range names {
+		if _, err := conn.ExecContext(ctx, `DROP INDEX `+name); err != nil {
+			return nil, fmt.Errorf("seed scale: drop index %s: %w", name, err)
+		}
+	}
+	return defs, nil
+}
+
+// mrrAt is subscription g's MRR in month m (an SQL expression over the
+// columns of seed_subs' rows): 0 before its start month and while churned,
+// its base price times 1–3 seats (redrawn each quarter) otherwise.
+func mrrAt(m string) string {
+	return strings.NewReplacer("M", m).Replace(`CASE
+    WHEN M < s.start_m THEN 0
+    WHEN s.churn_after IS NOT NULL AND M >= s.start_m + s.churn_after
+         AND (s.back_after IS NULL OR M < s.start_m + s.churn_after + s.back_after) THEN 0
+    ELSE s.base * (1 + (hashint4(s.g * 31 + (M) / 3) & 2147483647) % 3)
+END`)
+}
+
+// qSeedChanges computes every change of every subscription into a
+// temporary work table: $1 subscriptions, $2 months, $3 the first month.
+// A subscription's MRR is a pure function of its number and the month, so
+// each month's change is computed from that month and the one before,
+// without sorting 36 million rows for a window function.
+var qSeedChanges = `
+CREATE TEMP TABLE seed_changes AS
+WITH s AS (
+    SELECT g,
+           md5('billingd-bench:' || g)::uuid AS ref,
+           CASE WHEN g % 20 < 12 THEN 'usd' WHEN g % 20 < 17 THEN 'eur' WHEN g % 20 < 19 THEN 'gbp' ELSE 'jpy' END AS currency,
+           (1 + (hashint4(g) & 63)) * CASE WHEN g % 20 = 19 THEN 100 ELSE 500 END AS base,
+           (hashint4(g * 7) & 2147483647) % $2 AS start_m,
+           CASE WHEN (hashint4(g * 11) & 2147483647) % 10 < 4 THEN 3 + (hashint4(g * 13) & 2147483647) % 24 END AS churn_after,
+           CASE WHEN (hashint4(g * 17) & 2147483647) % 2 = 0 THEN 2 + (hashint4(g * 19) & 2147483647) % 10 END AS back_after,
+           (hashint4(g * 23) & 2147483647) % 8 AS p
+    FROM generate_series(1, $1::int) g
+), c AS (
+    SELECT s.g, s.ref, s.currency, s.p, s.start_m, m, ` + mrrAt("m") + ` AS after, ` + mrrAt("m - 1") + ` AS before,
+           ` + mrrAt("s.start_m") + ` AS first_mrr
+    FROM s CROSS JOIN generate_series(0, $2::int - 1) m
+)
+SELECT ref, currency, 'price_bench_' || p AS plan, 'prod_bench_' || (p % 3) AS product,
+       CASE WHEN p < 6 THEN 'month' ELSE 'year' END AS iv,
+       to_char($3::timestamptz AT TIME ZONE 'UTC' + make_interval(months => start_m), 'YYYY-MM') AS cohort,
+       (($3::timestamptz AT TIME ZONE 'UTC') + make_interval(months => m, days => g % 28, secs => g % 86400))
+           AT TIME ZONE 'UTC' AS at,
+       CASE WHEN before = 0 AND m = start_m THEN 'new'
+            WHEN before = 0 THEN 'reactivation'
+            WHEN after = 0 THEN 'churn'
+            WHEN after > before THEN 'expansion'
+            ELSE 'contraction' END AS kind,
+       before::bigint, after::bigint, first_mrr::bigint
+FROM c WHERE after <> before`
+
+const qSeedMovements = `
+INSERT INTO mrr_movements (customer_ref, subscription_ref, livemode, currency, effective_at, kind,
+                           delta_minor, customer_mrr_before, customer_mrr_after)
+SELECT ref, ref, true, currency, at, kind, after - before, before, after
+FROM seed_changes ORDER BY at, ref`
+
+const qSeedActivity = `
+INSERT INTO subscription_activity (customer_ref, subscription_ref, livemode, currency, effective_at, delta)
+SELECT ref, ref, true, currency, at, CASE WHEN kind = 'churn' THEN -1 ELSE 1 END
+FROM seed_changes WHERE kind IN ('new', 'reactivation', 'churn') ORDER BY at, ref`
+
+// qSeedVersions writes the state after each change as the event path
+// records a subscription: canceled with its last price when its MRR went
+// to 0 (a yearly price bills 12 × the MRR).
+const qSeedVersions = `
+INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items, mrr_minor,
+                                   version_at, version_rank, version_event)
+SELECT ref, ref, true, CASE WHEN after = 0 THEN 'canceled' ELSE 'active' END, currency,
+       jsonb_build_array(jsonb_build_object('price_id', plan, 'product_id', product, 'quantity', 1,
+           'unit_amount', CASE WHEN iv = 'year' THEN 12 ELSE 1 END * CASE WHEN after = 0 THEN before ELSE after END,
+           'interval', iv, 'interval_count', 1)),
+       after, at, 0, 'evt_bench_' || to_char(at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS') || '_' || left(ref::text, 8)
+FROM seed_changes ORDER BY ref, at`
+
+// qSeedSegments sums the facts a derivation would write for these
+// histories, per day, into the segment rollup. With one single-item
+// subscription per customer, a customer's movements are its movements in
+// its plan, product and interval, each start or stop is one active
+// subscription there, and its cohort facts are its movements with the
+// change of min(MRR, first MRR) and no active count.
+const qSeedSegments = `
+INSERT INTO revenue_segments_daily (livemode, currency, dimension, segment, day, mrr_delta, new_minor, expansion_minor,
+    contraction_minor, churn_minor, reactivation_minor, paying_delta, churned_customers, new_customers, active_delta,
+    retained_delta, trial_starts, trial_conversions)
+SELECT true, c.currency, d.dim, d.seg, c.day, sum(c.delta),
+       coalesce(sum(c.delta) FILTER (WHERE c.kind = 'new'), 0),
+       coalesce(sum(c.delta) FILTER (WHERE c.kind = 'expansion'), 0),
+       coalesce(-sum(c.delta) FILTER (WHERE c.kind = 'contraction'), 0),
+       coalesce(-sum(c.delta) FILTER (WHERE c.kind = 'churn'), 0),
+       coalesce(sum(c.delta) FILTER (WHERE c.kind = 'reactivation'), 0),
+       sum(c.paying), coalesce(sum(c.n) FILTER (WHERE c.kind = 'churn'), 0),
+       coalesce(sum(c.n) FILTER (WHERE c.kind = 'new'), 0),
+       CASE WHEN d.dim = 'cohort' THEN 0 ELSE sum(c.paying) END,
+       CASE WHEN d.dim = 'cohort' THEN sum(c.retained) ELSE 0 END, 0, 0
+FROM (
+    -- per plan, cohort, day and kind first: a few rows per day instead of every movement four times
+    SELECT currency, plan, product, iv, cohort, (at AT TIME ZONE 'UTC')::date AS day, kind, count(*) AS n,
+           sum(after - before)::numeric AS delta,
+           sum(CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END) AS paying,
+           sum(least(after, first_mrr) - least(before, first_mrr))::numeric AS retained
+    FROM seed_changes
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+) c
+CROSS JOIN LATERAL (VALUES ('plan', c.plan), ('product', c.product), ('interval', c.iv), ('cohort', c.cohort)) AS d(dim, seg)
+GROUP BY c.currency, d.dim, d.seg, c.day`
+
+// qSeedDaily is RebuildRevenueRollup's totals part: revenue_daily from the
+// ledger through the one view that defines it.
+const qSeedDaily = `
+INSERT INTO revenue_daily (livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
+                           churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta)
+SELECT livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
+       churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta
+FROM revenue_daily_from_ledger`

@@ -62,11 +62,31 @@ ON CONFLICT (livemode, dimension, month, currency, segment) DO UPDATE SET
 // compaction lock (rollupLockKey): one session folds at a time, so the
 // monthly rows are updated by nobody else and writers never wait on them.
 func foldSegmentMonths(ctx context.Context, tx *sqlx.Tx) error {
-	if _, err := tx.ExecContext(ctx, qFoldSegmentMonths); err != nil {
+	res, err := tx.ExecContext(ctx, qFoldSegmentMonths)
+	if err != nil {
 		return fmt.Errorf("fold segment months: %w", translate(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	// A month whose changes cancel out (a late event undoing what an
+	// earlier one derived) is dropped, as compaction drops such a day: a
+	// report must not list a segment or cohort that has nothing.
+	if _, err := tx.ExecContext(ctx, qDropEmptyMonths); err != nil {
+		return fmt.Errorf("fold segment months: drop empty: %w", translate(err))
 	}
 	return nil
 }
+
+// qDropEmptyMonths deletes the months whose sums are all zero. The table
+// holds a row per dimension, segment, currency and month (thousands, not
+// millions, at a million subscriptions), and it runs only after a fold
+// changed something.
+const qDropEmptyMonths = `
+DELETE FROM revenue_segments_monthly
+WHERE ROW(mrr_delta, new_minor, expansion_minor, contraction_minor, churn_minor, reactivation_minor, paying_delta,
+          churned_customers, new_customers, active_delta, retained_delta, trial_starts, trial_conversions)
+    = ROW(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)`
 
 // FoldRevenueRollups folds the daily segment rollup into its months now
 // (the compaction before each report does it too, so calling it is never
