@@ -19,9 +19,9 @@ import (
 // as comparable values.
 type reportSet struct {
 	Monthly, ByPlan, ByProduct, ByInterval, WeeklyByPlan []billing.PeriodTotals
-	Cohorts                                             []billing.CohortTotals
-	Summary, PlanSummary                                billing.Summary
-	Movers                                              []billing.Mover
+	Cohorts                                              []billing.CohortTotals
+	Summary, PlanSummary                                 billing.Summary
+	Movers                                               []billing.Mover
 }
 
 func collectReports(t *testing.T, st *postgres.Store, from, to time.Time) reportSet {

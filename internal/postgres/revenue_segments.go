@@ -18,7 +18,7 @@ import (
 // midnight) up to $6 (exclusive). A trial conversion is filed under its
 // trial's start day, which may be before $4: the rollups hold it already,
 // so the raw tail only takes facts filed from $4 on. $1 livemode, $2
-// dimension, $3 currency ('' for all). t is the day (or month) a row is
+// dimension, $3 currency (” for all). t is the day (or month) a row is
 // filed under.
 const segmentRows = `
 WITH r AS (
