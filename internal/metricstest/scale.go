@@ -14,6 +14,10 @@ import (
 // price_bench_0 … price_bench_7 (6 monthly, 2 yearly) of three products.
 const ScalePlans = 8
 
+// SeedProgress, when set, is told how long each step of SeedScale took
+// (the benchmark prints them).
+var SeedProgress func(step string, took time.Duration)
+
 // SeedScale writes a synthetic revenue history for the scale benchmarks,
 // set-based (generate_series, a handful of INSERT … SELECT statements) and
 // deterministic (the same arguments give the same rows), straight into the
@@ -43,12 +47,17 @@ func SeedScale(ctx context.Context, st *postgres.Store, subs, months int, end ti
 	}
 	defer conn.Close()
 	exec := func(name, q string, args ...any) error {
+		t0 := time.Now()
 		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("seed scale: %s: %w", name, err)
 		}
+		if SeedProgress != nil {
+			SeedProgress(name, time.Since(t0))
+		}
 		return nil
 	}
-	if err := exec("settings", `SET maintenance_work_mem = '256MB'; SET work_mem = '64MB'; SET temp_buffers = '256MB'`); err != nil {
+	if err := exec("settings", `SET maintenance_work_mem = '256MB'; SET work_mem = '64MB'; SET temp_buffers = '512MB';
+SET synchronous_commit = off`); err != nil {
 		return 0, err
 	}
 	if err := exec("changes", qSeedChanges, subs, months, start); err != nil {
@@ -70,7 +79,7 @@ func SeedScale(ctx context.Context, st *postgres.Store, subs, months int, end ti
 		}
 	}
 	for _, def := range indexes {
-		if err := exec("index", def); err != nil {
+		if err := exec("index "+indexName(def), def); err != nil {
 			return 0, err
 		}
 	}
@@ -81,48 +90,65 @@ func SeedScale(ctx context.Context, st *postgres.Store, subs, months int, end ti
 	if err := exec("daily", qSeedDaily); err != nil {
 		return n, err
 	}
-	if err := st.FoldRevenueRollups(ctx); err != nil {
+	if err := exec("months", qSeedMonths); err != nil {
 		return n, err
 	}
 	// What autovacuum would do soon after a bulk load: statistics and the
 	// visibility map (index-only scans).
 	for _, t := range append(tables, "revenue_daily", "revenue_segments_monthly") {
-		if err := exec("vacuum", `VACUUM ANALYZE `+t); err != nil {
+		if err := exec("vacuum "+t, `VACUUM ANALYZE `+t); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
 }
 
-// dropSecondaryIndexes drops the tables' indexes other than primary keys
-// and unique constraints and returns the statements that recreate them.
+// dropSecondaryIndexes drops the tables' indexes and unique constraints
+// other than primary keys and returns the statements that recreate them.
 func dropSecondaryIndexes(ctx context.Context, conn *sql.Conn, tables []string) ([]string, error) {
 	rows, err := conn.QueryContext(ctx, `
-SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
 WHERE t.relname = ANY(string_to_array($1, ',')) AND t.relnamespace = 'public'::regnamespace
-  AND NOT i.indisprimary AND NOT i.indisunique`, strings.Join(tables, ","))
+  AND NOT i.indisprimary AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+UNION ALL
+SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', t.relname, c.conname),
+       format('ALTER TABLE %I ADD CONSTRAINT %I %s', t.relname, c.conname, pg_get_constraintdef(c.oid))
+FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+WHERE t.relname = ANY(string_to_array($1, ',')) AND t.relnamespace = 'public'::regnamespace AND c.contype = 'u'`,
+		strings.Join(tables, ","))
 	if err != nil {
 		return nil, fmt.Errorf("seed scale: list indexes: %w", err)
 	}
 	defer rows.Close()
-	var names, defs []string
+	var drops, defs []string
 	for rows.Next() {
-		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
+		var drop, def string
+		if err := rows.Scan(&drop, &def); err != nil {
 			return nil, fmt.Errorf("seed scale: list indexes: %w", err)
 		}
-		names, defs = append(names, name), append(defs, def)
+		drops, defs = append(drops, drop), append(defs, def)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("seed scale: list indexes: %w", err)
 	}
-	for _, name := range names {
-		if _, err := conn.ExecContext(ctx, `DROP INDEX `+name); err != nil {
-			return nil, fmt.Errorf("seed scale: drop index %s: %w", name, err)
+	for _, d := range drops {
+		if _, err := conn.ExecContext(ctx, d); err != nil {
+			return nil, fmt.Errorf("seed scale: %s: %w", d, err)
 		}
 	}
 	return defs, nil
+}
+
+// indexName is the name an index or constraint definition creates.
+func indexName(def string) string {
+	f := strings.Fields(def)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "INDEX" || f[i] == "CONSTRAINT" {
+			return f[i+1]
+		}
+	}
+	return def
 }
 
 // mrrAt is subscription g's MRR in month m (an SQL expression over the
@@ -144,7 +170,7 @@ END`)
 // without sorting 36 million rows for a window function.
 var qSeedChanges = `
 CREATE TEMP TABLE seed_changes AS
-WITH s AS (
+WITH s AS MATERIALIZED (
     SELECT g,
            md5('billingd-bench:' || g)::uuid AS ref,
            CASE WHEN g % 20 < 12 THEN 'usd' WHEN g % 20 < 17 THEN 'eur' WHEN g % 20 < 19 THEN 'gbp' ELSE 'jpy' END AS currency,
@@ -155,13 +181,17 @@ WITH s AS (
            (hashint4(g * 23) & 2147483647) % 8 AS p
     FROM generate_series(1, $1::int) g
 ), c AS (
+    -- MRR changes only in the start month, at a quarter (seats redrawn),
+    -- at churn and at reactivation: only those months are evaluated
     SELECT s.g, s.ref, s.currency, s.p, s.start_m, m, ` + mrrAt("m") + ` AS after, ` + mrrAt("m - 1") + ` AS before,
            ` + mrrAt("s.start_m") + ` AS first_mrr
     FROM s CROSS JOIN generate_series(0, $2::int - 1) m
+    WHERE m >= s.start_m AND (m % 3 = 0 OR m = s.start_m OR m = s.start_m + s.churn_after
+                              OR m = s.start_m + s.churn_after + s.back_after)
 )
-SELECT ref, currency, 'price_bench_' || p AS plan, 'prod_bench_' || (p % 3) AS product,
+SELECT ref, currency, p, 'price_bench_' || p AS plan, 'prod_bench_' || (p % 3) AS product,
        CASE WHEN p < 6 THEN 'month' ELSE 'year' END AS iv,
-       to_char($3::timestamptz AT TIME ZONE 'UTC' + make_interval(months => start_m), 'YYYY-MM') AS cohort,
+       to_char(($3::timestamptz AT TIME ZONE 'UTC') + make_interval(months => start_m), 'YYYY-MM') AS cohort,
        (($3::timestamptz AT TIME ZONE 'UTC') + make_interval(months => m, days => g % 28, secs => g % 86400))
            AT TIME ZONE 'UTC' AS at,
        CASE WHEN before = 0 AND m = start_m THEN 'new'
@@ -185,16 +215,24 @@ FROM seed_changes WHERE kind IN ('new', 'reactivation', 'churn') ORDER BY at, re
 
 // qSeedVersions writes the state after each change as the event path
 // records a subscription: canceled with its last price when its MRR went
-// to 0 (a yearly price bills 12 × the MRR).
+// to 0 (a yearly price bills 12 × the MRR). The items documents are built
+// once per distinct plan and amount (a few thousand), not per row.
 const qSeedVersions = `
+WITH v AS (
+    SELECT ref, currency, at, after, plan, product, iv,
+           CASE WHEN iv = 'year' THEN 12 ELSE 1 END * CASE WHEN after = 0 THEN before ELSE after END AS amount
+    FROM seed_changes
+), items AS MATERIALIZED (
+    SELECT plan, amount, jsonb_build_array(jsonb_build_object('price_id', plan, 'product_id', min(product), 'quantity', 1,
+               'unit_amount', amount, 'interval', min(iv), 'interval_count', 1)) AS items
+    FROM v GROUP BY plan, amount
+)
 INSERT INTO subscription_versions (subscription_ref, customer_ref, livemode, status, currency, items, mrr_minor,
                                    version_at, version_rank, version_event)
-SELECT ref, ref, true, CASE WHEN after = 0 THEN 'canceled' ELSE 'active' END, currency,
-       jsonb_build_array(jsonb_build_object('price_id', plan, 'product_id', product, 'quantity', 1,
-           'unit_amount', CASE WHEN iv = 'year' THEN 12 ELSE 1 END * CASE WHEN after = 0 THEN before ELSE after END,
-           'interval', iv, 'interval_count', 1)),
-       after, at, 0, 'evt_bench_' || to_char(at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS') || '_' || left(ref::text, 8)
-FROM seed_changes ORDER BY ref, at`
+SELECT v.ref, v.ref, true, CASE WHEN v.after = 0 THEN 'canceled' ELSE 'active' END, v.currency, i.items, v.after,
+       v.at, 0, 'evt_bench_' || to_char(v.at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS') || '_' || left(v.ref::text, 8)
+FROM v JOIN items i USING (plan, amount)
+ORDER BY v.ref, v.at`
 
 // qSeedSegments sums the facts a derivation would write for these
 // histories, per day, into the segment rollup. With one single-item
@@ -203,30 +241,60 @@ FROM seed_changes ORDER BY ref, at`
 // subscription there, and its cohort facts are its movements with the
 // change of min(MRR, first MRR) and no active count.
 const qSeedSegments = `
-INSERT INTO revenue_segments_daily (livemode, currency, dimension, segment, day, mrr_delta, new_minor, expansion_minor,
-    contraction_minor, churn_minor, reactivation_minor, paying_delta, churned_customers, new_customers, active_delta,
-    retained_delta, trial_starts, trial_conversions)
-SELECT true, c.currency, d.dim, d.seg, c.day, sum(c.delta),
-       coalesce(sum(c.delta) FILTER (WHERE c.kind = 'new'), 0),
-       coalesce(sum(c.delta) FILTER (WHERE c.kind = 'expansion'), 0),
-       coalesce(-sum(c.delta) FILTER (WHERE c.kind = 'contraction'), 0),
-       coalesce(-sum(c.delta) FILTER (WHERE c.kind = 'churn'), 0),
-       coalesce(sum(c.delta) FILTER (WHERE c.kind = 'reactivation'), 0),
-       sum(c.paying), coalesce(sum(c.n) FILTER (WHERE c.kind = 'churn'), 0),
-       coalesce(sum(c.n) FILTER (WHERE c.kind = 'new'), 0),
-       CASE WHEN d.dim = 'cohort' THEN 0 ELSE sum(c.paying) END,
-       CASE WHEN d.dim = 'cohort' THEN sum(c.retained) ELSE 0 END, 0, 0
-FROM (
-    -- per plan, cohort, day and kind first: a few rows per day instead of every movement four times
-    SELECT currency, plan, product, iv, cohort, (at AT TIME ZONE 'UTC')::date AS day, kind, count(*) AS n,
-           sum(after - before)::numeric AS delta,
-           sum(CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END) AS paying,
-           sum(least(after, first_mrr) - least(before, first_mrr))::numeric AS retained
+WITH pl AS MATERIALIZED (
+    -- per plan and day: the plan, product and interval rows are sums of these
+    SELECT currency, p, (at AT TIME ZONE 'UTC')::date AS day,
+           sum(after - before) AS m,
+           sum(after - before) FILTER (WHERE kind = 'new') AS n,
+           sum(after - before) FILTER (WHERE kind = 'expansion') AS e,
+           -sum(after - before) FILTER (WHERE kind = 'contraction') AS c,
+           -sum(after - before) FILTER (WHERE kind = 'churn') AS ch,
+           sum(after - before) FILTER (WHERE kind = 'reactivation') AS r,
+           sum(CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END) AS pay,
+           count(*) FILTER (WHERE kind = 'churn') AS cc, count(*) FILTER (WHERE kind = 'new') AS nc
     FROM seed_changes
-    GROUP BY 1, 2, 3, 4, 5, 6, 7
-) c
-CROSS JOIN LATERAL (VALUES ('plan', c.plan), ('product', c.product), ('interval', c.iv), ('cohort', c.cohort)) AS d(dim, seg)
-GROUP BY c.currency, d.dim, d.seg, c.day`
+    GROUP BY currency, p, day
+), co AS (
+    SELECT currency, cohort, (at AT TIME ZONE 'UTC')::date AS day,
+           sum(after - before) AS m,
+           sum(after - before) FILTER (WHERE kind = 'new') AS n,
+           sum(after - before) FILTER (WHERE kind = 'expansion') AS e,
+           -sum(after - before) FILTER (WHERE kind = 'contraction') AS c,
+           -sum(after - before) FILTER (WHERE kind = 'churn') AS ch,
+           sum(after - before) FILTER (WHERE kind = 'reactivation') AS r,
+           sum(CASE WHEN kind IN ('new', 'reactivation') THEN 1 WHEN kind = 'churn' THEN -1 ELSE 0 END) AS pay,
+           count(*) FILTER (WHERE kind = 'churn') AS cc, count(*) FILTER (WHERE kind = 'new') AS nc,
+           sum(least(after, first_mrr) - least(before, first_mrr)) AS rt
+    FROM seed_changes
+    GROUP BY currency, cohort, day
+), rows AS (
+    SELECT pl.currency, d.dim, d.seg, pl.day, sum(m) AS m, sum(n) AS n, sum(e) AS e, sum(c) AS c, sum(ch) AS ch,
+           sum(r) AS r, sum(pay) AS pay, sum(cc) AS cc, sum(nc) AS nc, sum(pay) AS a, 0 AS rt
+    FROM pl CROSS JOIN LATERAL (VALUES ('plan', 'price_bench_' || pl.p), ('product', 'prod_bench_' || (pl.p % 3)),
+                                       ('interval', CASE WHEN pl.p < 6 THEN 'month' ELSE 'year' END)) AS d(dim, seg)
+    GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT currency, 'cohort', cohort, day, m, n, e, c, ch, r, pay, cc, nc, 0, rt FROM co
+)
+INSERT INTO revenue_segments_daily (livemode, currency, dimension, segment, day, folded, mrr_delta, new_minor,
+    expansion_minor, contraction_minor, churn_minor, reactivation_minor, paying_delta, churned_customers, new_customers,
+    active_delta, retained_delta, trial_starts, trial_conversions)
+SELECT true, currency, dim, seg, day, true, m, coalesce(n, 0), coalesce(e, 0), coalesce(c, 0), coalesce(ch, 0),
+       coalesce(r, 0), pay, cc, nc, a, rt, 0, 0
+FROM rows`
+
+// qSeedMonths sums the seeded days (inserted folded) into their months, as
+// the fold would.
+const qSeedMonths = `
+INSERT INTO revenue_segments_monthly (livemode, dimension, month, currency, segment, mrr_delta, new_minor,
+    expansion_minor, contraction_minor, churn_minor, reactivation_minor, paying_delta, churned_customers,
+    new_customers, active_delta, retained_delta, trial_starts, trial_conversions)
+SELECT livemode, dimension, date_trunc('month', day)::date, currency, segment, sum(mrr_delta), sum(new_minor),
+       sum(expansion_minor), sum(contraction_minor), sum(churn_minor), sum(reactivation_minor), sum(paying_delta),
+       sum(churned_customers), sum(new_customers), sum(active_delta), sum(retained_delta), sum(trial_starts),
+       sum(trial_conversions)
+FROM revenue_segments_daily
+GROUP BY 1, 2, 3, 4, 5`
 
 // qSeedDaily is RebuildRevenueRollup's totals part: revenue_daily from the
 // ledger through the one view that defines it.
