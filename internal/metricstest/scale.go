@@ -2,7 +2,6 @@ package metricstest
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -66,9 +65,18 @@ SET synchronous_commit = off`); err != nil {
 	// Indexes are built once after the load, from sorted input, rather
 	// than maintained row by row in random (uuid) order.
 	tables := []string{"mrr_movements", "subscription_activity", "subscription_versions", "revenue_segments_daily"}
-	indexes, err := dropSecondaryIndexes(ctx, conn, tables)
-	if err != nil {
-		return 0, err
+	var drops, creates string
+	if err := conn.QueryRowContext(ctx, qSecondaryIndexes, strings.Join(tables, ",")).Scan(&drops, &creates); err != nil {
+		return 0, fmt.Errorf("seed scale: list indexes: %w", err)
+	}
+	var indexes []string
+	if creates != "" {
+		indexes = strings.Split(creates, "\x1f")
+		for _, d := range strings.Split(drops, "\x1f") {
+			if err := exec("drop index", d); err != nil {
+				return 0, err
+			}
+		}
 	}
 	for _, s := range []struct{ name, q string }{
 		{"movements", qSeedMovements}, {"activity", qSeedActivity}, {"versions", qSeedVersions},
@@ -103,42 +111,22 @@ SET synchronous_commit = off`); err != nil {
 	return n, nil
 }
 
-// dropSecondaryIndexes drops the tables' indexes and unique constraints
-// other than primary keys and returns the statements that recreate them.
-func dropSecondaryIndexes(ctx context.Context, conn *sql.Conn, tables []string) ([]string, error) {
-	rows, err := conn.QueryContext(ctx, `
-SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
-FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
-WHERE t.relname = ANY(string_to_array($1, ',')) AND t.relnamespace = 'public'::regnamespace
-  AND NOT i.indisprimary AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-UNION ALL
-SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', t.relname, c.conname),
-       format('ALTER TABLE %I ADD CONSTRAINT %I %s', t.relname, c.conname, pg_get_constraintdef(c.oid))
-FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-WHERE t.relname = ANY(string_to_array($1, ',')) AND t.relnamespace = 'public'::regnamespace AND c.contype = 'u'`,
-		strings.Join(tables, ","))
-	if err != nil {
-		return nil, fmt.Errorf("seed scale: list indexes: %w", err)
-	}
-	defer rows.Close()
-	var drops, defs []string
-	for rows.Next() {
-		var drop, def string
-		if err := rows.Scan(&drop, &def); err != nil {
-			return nil, fmt.Errorf("seed scale: list indexes: %w", err)
-		}
-		drops, defs = append(drops, drop), append(defs, def)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("seed scale: list indexes: %w", err)
-	}
-	for _, d := range drops {
-		if _, err := conn.ExecContext(ctx, d); err != nil {
-			return nil, fmt.Errorf("seed scale: %s: %w", d, err)
-		}
-	}
-	return defs, nil
-}
+// qSecondaryIndexes lists the tables' ($1, comma-separated) indexes and
+// unique constraints other than primary keys: the statements that drop
+// them and those that recreate them, each joined by a unit separator.
+const qSecondaryIndexes = `
+WITH x AS (
+    SELECT 'DROP INDEX ' || i.indexrelid::regclass::text AS drop_stmt, pg_get_indexdef(i.indexrelid) AS create_stmt
+    FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+    WHERE t.relname = ANY(string_to_array($1, ',')) AND t.relnamespace = 'public'::regnamespace
+      AND NOT i.indisprimary AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+    UNION ALL
+    SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', t.relname, c.conname),
+           format('ALTER TABLE %I ADD CONSTRAINT %I %s', t.relname, c.conname, pg_get_constraintdef(c.oid))
+    FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+    WHERE t.relname = ANY(string_to_array($1, ',')) AND t.relnamespace = 'public'::regnamespace AND c.contype = 'u'
+)
+SELECT coalesce(string_agg(drop_stmt, chr(31)), ''), coalesce(string_agg(create_stmt, chr(31)), '') FROM x`
 
 // indexName is the name an index or constraint definition creates.
 func indexName(def string) string {

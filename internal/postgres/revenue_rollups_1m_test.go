@@ -88,9 +88,19 @@ func TestSeedScaleMatchesDerivation(t *testing.T) {
 	st := pgtest.Open(t)
 	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	const subs, months = 400, 36
+	const qIndexes = `SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes
+WHERE tablename IN ('mrr_movements', 'subscription_activity', 'subscription_versions', 'revenue_segments_daily')`
+	var before, after string
+	if err := st.DB().GetContext(ctx, &before, qIndexes); err != nil {
+		t.Fatal(err)
+	}
 	n, err := metricstest.SeedScale(ctx, st, subs, months, end)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The seed drops indexes and unique constraints for the load: all back.
+	if err := st.DB().GetContext(ctx, &after, qIndexes); err != nil || after != before {
+		t.Fatalf("indexes after the seed:\n%s\nbefore:\n%s (%v)", after, before, err)
 	}
 	if n < subs {
 		t.Fatalf("seeded %d movements for %d subscriptions", n, subs)
@@ -105,10 +115,10 @@ func TestSeedScaleMatchesDerivation(t *testing.T) {
 		t.Fatalf("the seed writes no facts, got %d (%v)", facts, err)
 	}
 
-	after := ""
+	cursor := ""
 	customers := 0
 	for {
-		refs, err := st.LedgerCustomers(ctx, after, 100)
+		refs, err := st.LedgerCustomers(ctx, cursor, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +131,7 @@ func TestSeedScaleMatchesDerivation(t *testing.T) {
 			}
 		}
 		customers += len(refs)
-		after = refs[len(refs)-1]
+		cursor = refs[len(refs)-1]
 	}
 	if customers != subs {
 		t.Fatalf("rebuilt %d customers, want %d", customers, subs)
