@@ -15,13 +15,17 @@ import (
 // after a cut-off from revenue_segments_daily.
 //
 // It is maintained from the daily rollup's rows, never from customers:
-// whoever appends daily rows (the fact derivation, wherever it runs, and
-// `metrics rebuild`) appends them unfolded, and FoldSegmentMonths, which
-// runs under the compaction lock before every report, adds every visible
-// unfolded row to its month and marks it folded in one statement. The
-// daily rows are exact signed deltas of the facts they replace, so the
-// months are right whatever order events arrive in and however often they
-// are delivered, and folding costs the writers nothing.
+// whoever appends daily rows (the fact deriver, revenue_facts_deriver.go,
+// on whichever replica claims a customer; a ledger rebuild; `metrics
+// rebuild`) appends them unfolded, and foldSegmentMonths, which runs under
+// the compaction lock before every report (CompactRevenueRollup), adds
+// every visible unfolded row to its month and marks it folded in one
+// statement. The daily rows are exact signed deltas of the facts they
+// replace (a late event's derivation appends minus the old facts and plus
+// the new ones, dated where they fall), so the months are right whatever
+// order events arrive and are derived in and however often they are
+// delivered, and folding costs the deriver nothing: it never reads or
+// locks a month.
 
 // qFoldSegmentMonths folds the unfolded daily rows into their months. The
 // UPDATE only sees rows committed before it started; rows committed later
@@ -107,15 +111,13 @@ func (s *Store) FoldRevenueRollups(ctx context.Context) error {
 }
 
 // rebuildSegmentRollups recomputes revenue_segments_daily from
-// revenue_facts and its months from that, in tx, holding the compaction
-// lock until commit so no fold or compaction interleaves: the daily rows
-// are rewritten unfolded, the months emptied, and the fold adds them back.
-// Daily rows appended by writers after the rebuild's snapshot stay
-// unfolded and are folded later, as always.
+// revenue_facts and its months from that, in tx, which holds the
+// compaction lock until commit so no fold or compaction interleaves: the
+// daily rows are rewritten unfolded, the months emptied, and the fold adds
+// them back. Daily rows the fact deriver appends after the rebuild's
+// snapshot (its facts' changes, which that snapshot did not see either)
+// are not deleted: they stay unfolded until this or a later fold adds them.
 func rebuildSegmentRollups(ctx context.Context, tx *sqlx.Tx) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, rollupLockKey); err != nil {
-		return fmt.Errorf("rebuild segment rollup: lock: %w", translate(err))
-	}
 	if _, err := tx.ExecContext(ctx, qRebuildSegmentRollup); err != nil {
 		return fmt.Errorf("rebuild segment rollup: %w", translate(err))
 	}

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"sync"
@@ -260,113 +261,289 @@ func monthsEvents() []billing.Event {
 	return evs
 }
 
-// TestSegmentMonthsExactUnderAnyDelivery: the monthly rollup, folded
-// between deliveries (every report folds), stays the sum of the daily
-// rollup and gives the reports of in-order delivery when events arrive
-// shuffled, duplicated and concurrently with folds; a rebuild changes
-// nothing.
+// TestSegmentMonthsExactUnderAnyDelivery: the monthly rollup is folded
+// from what the fact deriver appends to the daily rollup, asynchronously
+// after each event's commit. Events are delivered in order, shuffled,
+// shuffled with duplicates, reversed, and concurrently from several
+// goroutines while two replicas derive the queue in small batches, a third
+// session folds and compacts, and (ConcurrentWithRebuild) `metrics
+// rebuild` runs in the middle of the delivery. In every case:
+//
+//   - the reports equal those of in-order delivery;
+//   - each month equals the sum of its days;
+//   - the reports read through the monthly rollup equal the same reports
+//     read from the daily rollup alone (months emptied, folding held off);
+//   - a full `metrics rebuild` afterwards changes no report.
+//
+// The sequential runs derive part of the queue and fold after every other
+// event, so late events rewrite facts in months already folded; the test
+// checks that happened (lateRows), or it would prove nothing about the
+// fold's handling of late changes.
 func TestSegmentMonthsExactUnderAnyDelivery(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	from, to := at("2026-01-01T00:00:00Z"), at("2026-09-01T00:00:00Z")
-	deliver := func(t *testing.T, evs []billing.Event, concurrent bool) reportSet {
+	// A mid-month as-of: the months before July come from the monthly
+	// rollup, July's days from the daily one.
+	midFrom, midTo := at("2026-02-01T00:00:00Z"), at("2026-07-20T00:00:00Z")
+	type mode int
+	const (
+		sequential mode = iota
+		concurrent
+		concurrentRebuild
+	)
+	deliver := func(t *testing.T, evs []billing.Event, m mode, wantLate bool) reportSet {
 		t.Helper()
-		st := pgtest.Open(t)
-		if !concurrent {
+		url := pgtest.URL(t)
+		st, st2 := openReplica(t, url), openReplica(t, url)
+		if m == sequential {
+			late := 0
 			for i, ev := range evs {
 				if _, err := st.ApplyEvent(ctx, ev); err != nil {
 					t.Fatalf("apply %s: %v", ev.ID, err)
 				}
-				if i%3 == 2 { // a report now and then: it folds what is there
+				// The deriver takes part of the queue; a report now and
+				// then folds what it appended.
+				if _, _, err := st.DeriveFacts(ctx, 1+i%2); err != nil {
+					t.Fatal(err)
+				}
+				if i%2 == 1 {
+					late += lateRows(t, st)
 					if _, err := st.CompactRevenueRollup(ctx); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
+			if wantLate && late == 0 {
+				t.Fatalf("no derivation appended to a month already folded: the delivery order tests nothing")
+			}
+			t.Logf("%d daily rows appended to months already folded", late)
 		} else {
-			var wg sync.WaitGroup
-			work := make(chan billing.Event)
-			errs := make(chan error, len(evs)+1)
-			for w := 0; w < 4; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for ev := range work {
-						if _, err := st.ApplyEvent(ctx, ev); err != nil {
-							errs <- fmt.Errorf("apply %s: %w", ev.ID, err)
-						}
-					}
-				}()
-			}
-			stop := make(chan struct{})
-			folded := make(chan struct{})
-			go func() {
-				defer close(folded)
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if err := st.FoldRevenueRollups(ctx); err != nil {
-						errs <- err
-						return
-					}
-					if _, err := st.CompactRevenueRollup(ctx); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-			for _, ev := range evs {
-				work <- ev
-			}
-			close(work)
-			wg.Wait()
-			close(stop)
-			<-folded
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
+			deliverConcurrently(t, st, st2, evs, m == concurrentRebuild)
 		}
 		got := collectReports(t, st, from, to)
-		checkMonthsMatchDays(t, st)
-		if err := st.RebuildRevenueRollup(ctx); err != nil {
-			t.Fatal(err)
+		if n := pendingCount(t, st); n != 0 {
+			t.Fatalf("%d derivations still queued after the reports", n)
 		}
+		checkMonthsMatchDays(t, st)
+		mid := collectReports(t, st, midFrom, midTo)
+		diffReports(t, "through months", got, "from days", reportsFromDays(t, st, from, to))
+		diffReports(t, "mid-month through months", mid, "from days", reportsFromDays(t, st, midFrom, midTo))
+		rebuildAll(t, st)
 		diffReports(t, "before rebuild", got, "after", collectReports(t, st, from, to))
+		diffReports(t, "mid-month before rebuild", mid, "after", collectReports(t, st, midFrom, midTo))
 		checkMonthsMatchDays(t, st)
 		return got
 	}
 	events := monthsEvents()
-	want := deliver(t, events, false)
-	if len(want.ByPlan) == 0 || len(want.Cohorts) == 0 {
+	want := deliver(t, events, sequential, false)
+	if len(want.ByPlan) == 0 || len(want.Cohorts) == 0 || len(want.Movers) == 0 {
 		t.Fatalf("in-order reports empty: %+v", want)
 	}
 	rng := rand.New(rand.NewPCG(20, 10))
 	for _, tc := range []struct {
-		name       string
-		concurrent bool
-	}{{"Shuffled", false}, {"ShuffledDuplicated", false}, {"Reversed", false}, {"Concurrent", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			evs := append([]billing.Event(nil), events...)
-			switch tc.name {
-			case "Reversed":
-				for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
-					evs[i], evs[j] = evs[j], evs[i]
-				}
-			case "ShuffledDuplicated", "Concurrent":
-				evs = append(evs, events...)
-				fallthrough
-			default:
-				rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+		name string
+		mode mode
+	}{
+		{"Shuffled", sequential}, {"ShuffledDuplicated", sequential}, {"Reversed", sequential},
+		{"Concurrent", concurrent}, {"ConcurrentWithRebuild", concurrentRebuild},
+	} {
+		evs := append([]billing.Event(nil), events...)
+		switch tc.name {
+		case "Reversed":
+			for i, j := 0, len(evs)-1; i < j; i, j = i+1, j-1 {
+				evs[i], evs[j] = evs[j], evs[i]
 			}
-			got := deliver(t, evs, tc.concurrent)
+		case "Shuffled":
+			rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+		default:
+			evs = append(evs, events...)
+			rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			got := deliver(t, evs, tc.mode, tc.mode == sequential)
 			if !reflect.DeepEqual(got, want) {
 				t.Logf("order %v", ids(evs))
 				diffReports(t, "got", got, "in order", want)
 			}
 		})
 	}
+}
+
+// openReplica opens another Store on url, as another replica would.
+func openReplica(t *testing.T, url string) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), url, slog.New(slog.DiscardHandler),
+		postgres.Options{PrepareStatements: true, MaxOpenConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// deliverConcurrently applies evs from four goroutines on st while both
+// stores derive the queue in batches of two and st2 folds and compacts in
+// a loop. With rebuild, a full `metrics rebuild` (every customer's ledger
+// and facts, then the rollups) runs on st2 once half the events are
+// applied, while the rest are being delivered, derived and folded.
+func deliverConcurrently(t *testing.T, st, st2 *postgres.Store, evs []billing.Event, rebuild bool) {
+	t.Helper()
+	ctx := context.Background()
+	errs := make(chan error, len(evs)+8)
+	var appliers, background sync.WaitGroup
+	work := make(chan billing.Event)
+	for range 4 {
+		appliers.Add(1)
+		go func() {
+			defer appliers.Done()
+			for ev := range work {
+				if _, err := st.ApplyEvent(ctx, ev); err != nil {
+					errs <- fmt.Errorf("apply %s: %w", ev.ID, err)
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	loop := func(f func() error) {
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := f(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for _, s := range []*postgres.Store{st, st2} {
+		loop(func() error { _, _, err := s.DeriveFacts(ctx, 2); return err })
+	}
+	loop(func() error {
+		if err := st2.FoldRevenueRollups(ctx); err != nil {
+			return err
+		}
+		_, err := st2.CompactRevenueRollup(ctx)
+		return err
+	})
+	half := len(evs) / 2
+	for _, ev := range evs[:half] {
+		work <- ev
+	}
+	rebuilt := make(chan error, 1)
+	if rebuild {
+		go func() { rebuilt <- rebuildAllErr(ctx, st2) }()
+	} else {
+		rebuilt <- nil
+	}
+	for _, ev := range evs[half:] {
+		work <- ev
+	}
+	close(work)
+	appliers.Wait()
+	if err := <-rebuilt; err != nil {
+		errs <- fmt.Errorf("rebuild during delivery: %w", err)
+	}
+	close(stop)
+	background.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// lateRows counts the daily rollup rows not yet folded whose month already
+// has a row in the monthly rollup: changes the next fold adds to a month
+// folded before (late or rewritten facts).
+func lateRows(t *testing.T, st *postgres.Store) int {
+	t.Helper()
+	const q = `
+SELECT count(*) FROM revenue_segments_daily d
+WHERE NOT d.folded AND EXISTS (
+    SELECT 1 FROM revenue_segments_monthly m
+    WHERE m.livemode = d.livemode AND m.dimension = d.dimension AND m.month = date_trunc('month', d.day)::date
+      AND m.currency = d.currency AND m.segment = d.segment)`
+	var n int
+	if err := st.DB().Get(&n, q); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func pendingCount(t *testing.T, st *postgres.Store) int {
+	t.Helper()
+	var n int
+	if err := st.DB().Get(&n, `SELECT count(*) FROM revenue_facts_pending`); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// reportsFromDays takes the reports with the monthly rollup out of the
+// picture: every daily row is marked unfolded and the months emptied, and
+// the compaction lock (which every fold takes) is held while the reports
+// run, so they read every change from revenue_segments_daily. The lock is
+// then released and the next report folds everything back.
+func reportsFromDays(t *testing.T, st *postgres.Store, from, to time.Time) reportSet {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := st.DB().Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, postgres.RollupLockKeyForTest); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, postgres.RollupLockKeyForTest); err != nil {
+			t.Error(err)
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, `
+WITH u AS (UPDATE revenue_segments_daily SET folded = false WHERE folded)
+DELETE FROM revenue_segments_monthly`); err != nil {
+		t.Fatal(err)
+	}
+	r := collectReports(t, st, from, to)
+	var months int
+	if err := st.DB().Get(&months, `SELECT count(*) FROM revenue_segments_monthly`); err != nil || months != 0 {
+		t.Fatalf("a fold ran while the reports were to read days only: %d months (%v)", months, err)
+	}
+	return r
+}
+
+// rebuildAll is `billingd metrics rebuild`: every customer's ledger and
+// facts, then the rollups from them.
+func rebuildAll(t *testing.T, st *postgres.Store) {
+	t.Helper()
+	if err := rebuildAllErr(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rebuildAllErr(ctx context.Context, st *postgres.Store) error {
+	refs, err := st.LedgerCustomers(ctx, "", 1000)
+	if err != nil {
+		return err
+	}
+	if len(refs) == 0 {
+		return fmt.Errorf("no customers to rebuild")
+	}
+	for _, ref := range refs {
+		if err := st.RebuildCustomerLedger(ctx, ref); err != nil {
+			return err
+		}
+	}
+	if err := st.RebuildRevenueRollup(ctx); err != nil {
+		return err
+	}
+	_, err = st.CompactRevenueRollup(ctx)
+	return err
 }

@@ -235,15 +235,18 @@ ORDER BY 1, 2, 3`
 }
 
 // compactSegmentRollup folds revenue_segments_daily as compaction folds
-// revenue_daily (CompactRevenueRollup holds the lock), returning the rows
-// removed. Rows already added to their month (folded) and rows not yet
-// added are summed apart, so the monthly fold counts each change once. The rollup is far larger than revenue_daily (a row per segment
-// and day), so only keys with a row appended since this store's last
-// compaction (ID above after) are looked at, through the primary key,
-// instead of grouping the whole table before every report. A row whose ID
-// was taken before that compaction but committed after it is left for
-// the next full pass (the first of each process): reports sum every row,
-// so an uncompacted row costs a little speed, never a wrong figure.
+// revenue_daily (CompactRevenueRollup holds the lock and has just run the
+// monthly fold), returning the rows removed. Rows already added to their
+// month (folded) and rows not yet added are summed apart, so the monthly
+// fold counts each change once. The rollup is far larger than
+// revenue_daily (a row per segment and day), so only keys with a row
+// appended since this store's last compaction (ID above after) are looked
+// at, through the primary key, instead of grouping the whole table before
+// every report. A row whose ID was taken before that compaction but
+// committed after it, or committed between the fold and this statement
+// (compacted unfolded, folded by the next fold), is left for the next
+// full pass (the first of each process): reports sum every row, so an
+// uncompacted row costs a little speed, never a wrong figure.
 func compactSegmentRollup(ctx context.Context, tx *sqlx.Tx, after int64) (removed, maxID int64, err error) {
 	const q = `
 WITH recent AS (
