@@ -419,6 +419,7 @@ func deliverConcurrently(t *testing.T, st, st2 *postgres.Store, evs []billing.Ev
 					errs <- err
 					return
 				}
+				time.Sleep(time.Millisecond) // other tests share the CPU; this only spaces the rounds
 			}
 		}()
 	}
