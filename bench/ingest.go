@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -145,6 +146,9 @@ func benchIngest(ctx context.Context, c *config) error {
 		}
 		close(stopSampling)
 		wg.Wait()
+		if conc == 32 && err == nil {
+			c.factsSettle(ctx, dbURL, len(events))
+		}
 		p.stop()
 		if err != nil {
 			return err
@@ -340,4 +344,38 @@ func (c *config) ingestPgBouncer(ctx context.Context, conc int, tag string, even
 		return loadResult{}, fmt.Errorf("warm-up: %w", err)
 	}
 	return postEvents(ctx, conc, "http://"+addr+"/webhooks/stripe", sign(events))
+}
+
+// factsSettle prints how long the revenue facts (segments, cohorts,
+// trials) took to catch up after the burst: the deriver yields to the
+// event path while webhooks arrive, so their cost shows here, not in the
+// events/s above.
+func (c *config) factsSettle(ctx context.Context, dbURL string, events int) {
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	t0 := time.Now()
+	var queued, atEnd int
+	for first := true; ; first = false {
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM revenue_facts_pending`).Scan(&queued); err != nil {
+			c.print("ingest_facts_settle_s_c32", "unknown (%v)", err)
+			return
+		}
+		if first {
+			atEnd = queued
+		}
+		if queued == 0 || time.Since(t0) > 5*time.Minute {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if queued > 0 {
+		c.print("ingest_facts_settle_s_c32", "> 300 (%d customers still queued)", queued)
+		return
+	}
+	d := time.Since(t0)
+	c.print("ingest_facts_settle_s_c32", "%.2f (segment, cohort and trial facts derived after the burst of %d events: %d derivations queued at its end)",
+		d.Seconds(), events, atEnd)
 }

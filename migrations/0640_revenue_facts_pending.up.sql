@@ -9,6 +9,13 @@
 --
 -- Compatible with every older binary: a new table (older binaries leave it
 -- empty).
+--
+-- An upgrade from a release before 0620 has history but no facts: every
+-- customer with stored history is queued once, from the beginning, and the
+-- deriver works through them in the background
+-- (billingd_revenue_facts_pending counts what is left), so segment, cohort
+-- and trial reports fill in by themselves instead of waiting for an
+-- operator to run `billingd metrics rebuild`.
 CREATE TABLE revenue_facts_pending (
     id            bigserial PRIMARY KEY,
     customer_ref  uuid NOT NULL,
@@ -18,3 +25,10 @@ CREATE TABLE revenue_facts_pending (
 );
 -- Erasure re-keys a customer's pending rows; a ledger rebuild drops them.
 CREATE INDEX revenue_facts_pending_customer_idx ON revenue_facts_pending (customer_ref);
+
+INSERT INTO revenue_facts_pending (customer_ref, livemode, since)
+SELECT customer_ref, livemode, timestamptz '1970-01-01 00:00:00+00'
+FROM subscription_versions
+WHERE customer_ref IS NOT NULL
+GROUP BY customer_ref, livemode
+ORDER BY customer_ref, livemode;

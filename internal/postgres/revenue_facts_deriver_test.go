@@ -471,3 +471,78 @@ func TestFactDeriverYieldsToEvents(t *testing.T) {
 		t.Fatal("derived, but no facts")
 	}
 }
+
+// TestUpgradeQueuesStoredHistory: a database upgraded from a release
+// before the facts (history, no facts, no queue) gets every customer
+// queued by the migration that creates the queue, and deriving that queue
+// gives the facts the event path derived.
+func TestUpgradeQueuesStoredHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := pgtest.Open(t)
+	for i := range 3 {
+		cust := fmt.Sprintf("cus_Upgrade%d", i)
+		for j, ver := range factHistory(fmt.Sprintf("7100000%d", i)) {
+			s := ver.State
+			s.ID, s.CustomerID, s.Livemode, s.Currency = fmt.Sprintf("sub_Upgrade%dx%s", i, ver.SubscriptionRef[len(ver.SubscriptionRef)-1:]), cust, true, "eur"
+			typ := "customer.subscription.updated"
+			if s.Status == billing.StatusCanceled {
+				typ = "customer.subscription.deleted"
+			}
+			if _, err := st.ApplyEvent(ctx, billing.Event{ID: fmt.Sprintf("evt_upgrade_%d_%d", i, j), Type: typ,
+				Created: ver.At, Livemode: true, Subscription: &s}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := st.DrainFacts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	if err := st.DB().Select(&refs, `SELECT customer_ref::text FROM customers ORDER BY 1`); err != nil || len(refs) != 3 {
+		t.Fatalf("customers %v (%v)", refs, err)
+	}
+	want := map[string][]string{}
+	for _, ref := range refs {
+		if want[ref] = factsOf(t, st, ref); len(want[ref]) == 0 {
+			t.Fatalf("customer %s has no facts", ref)
+		}
+	}
+	wantReports := factReports(t, st)
+
+	// Back to the schema before the queue, and the facts a release before
+	// them would not have.
+	for {
+		v, dirty, err := st.SchemaVersion()
+		if err != nil || dirty {
+			t.Fatalf("schema version %d dirty=%v: %v", v, dirty, err)
+		}
+		if v < 640 {
+			break
+		}
+		if err := st.MigrateDown(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.DB().Exec(`TRUNCATE revenue_facts, revenue_segments_daily`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MigrateUp(); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingFacts(t, st); n != 3 {
+		t.Fatalf("%d derivations queued by the upgrade, want one per customer (3)", n)
+	}
+	if err := st.DrainFacts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range refs {
+		if got := factsOf(t, st, ref); !reflect.DeepEqual(got, want[ref]) {
+			t.Fatalf("customer %s after the upgrade:\n%v\nbefore\n%v", ref, got, want[ref])
+		}
+	}
+	if got := factReports(t, st); !reflect.DeepEqual(got, wantReports) {
+		t.Fatalf("reports after the upgrade:\n%+v\nbefore\n%+v", got, wantReports)
+	}
+	checkSegmentRollup(t, st)
+}
