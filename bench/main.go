@@ -44,7 +44,7 @@ func main() {
 	conc := flag.String("conc", "1,8,32", "ingest concurrencies, comma-separated")
 	soak := flag.Int("soak-events", 500_000, "events the soak stage sends (at half the c32 capacity)")
 	flag.IntVar(&backfillSubs, "backfill-subs", backfillSubs, "subscriptions the fake Stripe holds in the backfill stage (and a fifth as many customers)")
-	r1m := flag.Int("revenue-1m-subs", 1_000_000, "subscriptions the revenue_1m stage seeds (full runs only)")
+	r1m := flag.Int("revenue-1m-subs", 1_000_000, "subscriptions the revenue_1m stage seeds (-short: at most 50,000)")
 	soakRateFlag := flag.Float64("soak-rate", 0, "events/s of the soak stage (0: half the c32 capacity), to compare two builds at one rate")
 	appHooks := flag.Bool("app-webhooks", false, "ingest stage: billingd also POSTs every change feed entry to a receiver in this process (APP_WEBHOOK_URL), to compare ingest with outbound app webhooks on and off")
 	flag.Parse()

@@ -41,3 +41,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 		return recomputeMovements(ctx, tx, customerRef, s.Livemode, v.At)
 	})
 }
+
+// RollupLockKeyForTest is the advisory lock every rollup compaction and
+// fold takes: a test holding it keeps reports from folding.
+const RollupLockKeyForTest = rollupLockKey

@@ -50,6 +50,9 @@ SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded)`
 		if err := tx.GetContext(ctx, &removed, q); err != nil {
 			return fmt.Errorf("compact revenue rollup: %w", translate(err))
 		}
+		if err := foldSegmentMonths(ctx, tx); err != nil {
+			return err
+		}
 		segs, maxID, err := compactSegmentRollup(ctx, tx, s.segCompacted.Load())
 		if err != nil {
 			return err
@@ -83,7 +86,13 @@ func (s *Store) maybeCompactRollup(ctx context.Context) {
 // replaces, and rows that event transactions append after it stay,
 // matching their ledger changes that the snapshot did not see either.
 // `billingd metrics rebuild` ends with it, and with the same for the
-// segment rollup (revenue_segments_daily from revenue_facts).
+// segment rollup (revenue_segments_daily from revenue_facts) and its
+// months (rebuildSegmentRollups).
+//
+// It holds the compaction lock (waiting for it) until it commits: a
+// compaction that folded rows the rebuild's snapshot still saw would
+// otherwise leave its folded row beside the rebuilt one, and the day would
+// count twice.
 func (s *Store) RebuildRevenueRollup(ctx context.Context) error {
 	const q = `
 WITH gone AS (DELETE FROM revenue_daily)
@@ -92,11 +101,13 @@ INSERT INTO revenue_daily (livemode, currency, day, mrr_delta, new_minor, expans
 SELECT livemode, currency, day, mrr_delta, new_minor, expansion_minor, contraction_minor,
        churn_minor, reactivation_minor, paying_delta, churned_customers, active_delta
 FROM revenue_daily_from_ledger`
-	if _, err := s.db.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("rebuild revenue rollup: %w", translate(err))
-	}
-	if _, err := s.db.ExecContext(ctx, qRebuildSegmentRollup); err != nil {
-		return fmt.Errorf("rebuild segment rollup: %w", translate(err))
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, rollupLockKey); err != nil {
+			return fmt.Errorf("rebuild revenue rollup: lock: %w", translate(err))
+		}
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("rebuild revenue rollup: %w", translate(err))
+		}
+		return rebuildSegmentRollups(ctx, tx)
+	})
 }

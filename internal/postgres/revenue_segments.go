@@ -10,21 +10,38 @@ import (
 )
 
 // segmentRows is every change the segment, cohort and trial reports sum,
-// as revenueRows is for the totals: the rollup revenue_segments_daily for
-// whole days before $4 (a date), and the raw revenue_facts effective from
-// $5 (that date's midnight) up to $6 (exclusive). A trial conversion is
-// filed under its trial's start day, which may be before $4: the rollup
-// holds it already, so the raw tail only takes facts filed from $4 on.
-// $1 livemode, $2 dimension, $3 currency (” for all). t is the day a
-// row is filed under.
+// as revenueRows is for the totals: the monthly rollup
+// revenue_segments_monthly for whole months before $7 (a month's first
+// day, monthCutoff), the daily rollup revenue_segments_daily for the days
+// from $7 up to $4 (a date) and for its rows not yet folded into their
+// month, and the raw revenue_facts effective from $5 (that date's
+// midnight) up to $6 (exclusive). A trial conversion is filed under its
+// trial's start day, which may be before $4: the rollups hold it already,
+// so the raw tail only takes facts filed from $4 on. $1 livemode, $2
+// dimension, $3 currency (” for all). t is the day (or month) a row is
+// filed under.
 const segmentRows = `
 WITH r AS (
+    SELECT currency, segment, month::timestamp AT TIME ZONE 'UTC' AS t, mrr_delta, new_minor, expansion_minor,
+           contraction_minor, churn_minor, reactivation_minor, paying_delta, churned_customers, new_customers,
+           active_delta, retained_delta, trial_starts, trial_conversions
+    FROM revenue_segments_monthly
+    WHERE livemode = $1 AND dimension = $2 AND ($3 = '' OR currency = $3) AND month < $7::date
+    UNION ALL
     SELECT currency, segment, day::timestamp AT TIME ZONE 'UTC' AS t, mrr_delta, new_minor, expansion_minor,
            contraction_minor, churn_minor, reactivation_minor, paying_delta::numeric, churned_customers::numeric,
            new_customers::numeric, active_delta::numeric, retained_delta, trial_starts::numeric,
            trial_conversions::numeric
     FROM revenue_segments_daily
-    WHERE livemode = $1 AND dimension = $2 AND ($3 = '' OR currency = $3) AND day < $4::date
+    WHERE livemode = $1 AND dimension = $2 AND ($3 = '' OR currency = $3) AND day < $4::date AND day >= $7::date
+    UNION ALL
+    SELECT currency, segment, day::timestamp AT TIME ZONE 'UTC' AS t, mrr_delta, new_minor, expansion_minor,
+           contraction_minor, churn_minor, reactivation_minor, paying_delta::numeric, churned_customers::numeric,
+           new_customers::numeric, active_delta::numeric, retained_delta, trial_starts::numeric,
+           trial_conversions::numeric
+    FROM revenue_segments_daily
+    WHERE livemode = $1 AND dimension = $2 AND ($3 = '' OR currency = $3) AND day < $4::date AND day < $7::date
+      AND NOT folded
     UNION ALL
     SELECT currency, segment, day::timestamp AT TIME ZONE 'UTC', d,
            CASE WHEN kind = 'new' THEN d ELSE 0 END,
@@ -51,7 +68,7 @@ func (s *Store) segmentRevenue(ctx context.Context, rq billing.RevenueQuery, rol
 	}
 	const q = segmentRows + `
 SELECT currency, segment,
-       CASE WHEN t < $7 THEN NULL ELSE date_trunc($8, t, 'UTC') END AS bucket,
+       CASE WHEN t < $8 THEN NULL ELSE date_trunc($9, t, 'UTC') END AS bucket,
        sum(mrr_delta) AS delta, sum(new_minor) AS new_mrr, sum(expansion_minor) AS expansion,
        sum(contraction_minor) AS contraction, sum(churn_minor) AS churn, sum(reactivation_minor) AS reactivation,
        sum(paying_delta) AS paying_delta, sum(churned_customers) AS churned, sum(active_delta) AS active_delta,
@@ -60,7 +77,7 @@ FROM r
 GROUP BY 1, 2, 3`
 	var rows []bucketSums
 	err := s.db.SelectContext(ctx, &rows, q, rq.Livemode, string(rq.GroupBy), rq.Currency, rollEnd.Format(time.DateOnly),
-		rollEnd, rawEnd, rq.From, string(rq.Bucket))
+		rollEnd, rawEnd, segmentCutoff(rq, rollEnd), rq.From, string(rq.Bucket))
 	if err != nil {
 		return nil, fmt.Errorf("revenue by %s: %w", rq.GroupBy, translate(err))
 	}
@@ -138,16 +155,17 @@ func (s *Store) SegmentSummary(ctx context.Context, livemode bool, dim billing.D
 	}
 	const q = segmentRows + `
 SELECT currency, segment, sum(mrr_delta) AS mrr, sum(paying_delta) AS paying, sum(active_delta) AS active,
-       coalesce(sum(new_minor) FILTER (WHERE t >= $7), 0) AS new_mrr,
-       coalesce(sum(expansion_minor) FILTER (WHERE t >= $7), 0) AS expansion,
-       coalesce(sum(contraction_minor) FILTER (WHERE t >= $7), 0) AS contraction,
-       coalesce(sum(churn_minor) FILTER (WHERE t >= $7), 0) AS churn,
-       coalesce(sum(reactivation_minor) FILTER (WHERE t >= $7), 0) AS reactivation
+       coalesce(sum(new_minor) FILTER (WHERE t >= $8), 0) AS new_mrr,
+       coalesce(sum(expansion_minor) FILTER (WHERE t >= $8), 0) AS expansion,
+       coalesce(sum(contraction_minor) FILTER (WHERE t >= $8), 0) AS contraction,
+       coalesce(sum(churn_minor) FILTER (WHERE t >= $8), 0) AS churn,
+       coalesce(sum(reactivation_minor) FILTER (WHERE t >= $8), 0) AS reactivation
 FROM r
 GROUP BY currency, segment
 ORDER BY currency, segment`
+	window := today.AddDate(0, 0, -30)
 	err := s.db.SelectContext(ctx, &rows, q, livemode, string(dim), "", today.Format(time.DateOnly), today, asOf,
-		today.AddDate(0, 0, -30))
+		monthCutoff(window, today), window)
 	if err != nil {
 		return sum, fmt.Errorf("revenue summary by %s: %w", dim, translate(err))
 	}
@@ -179,7 +197,7 @@ SELECT currency, segment, date_trunc('month', t, 'UTC') AS month,
        sum(mrr_delta) AS delta, sum(new_minor) AS new_mrr, sum(paying_delta) AS paying_delta,
        sum(new_customers) AS new_customers, sum(retained_delta) AS retained
 FROM r
-WHERE segment >= $7 AND segment <= $8
+WHERE segment >= $8 AND segment <= $9
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3`
 	var rows []struct {
@@ -193,7 +211,8 @@ ORDER BY 1, 2, 3`
 		Retained numericSum `db:"retained"`
 	}
 	err := s.db.SelectContext(ctx, &rows, q, cq.Livemode, string(billing.DimensionCohort), cq.Currency,
-		today.Format(time.DateOnly), today, cq.AsOf, billing.CohortSegment(cq.From), billing.CohortSegment(cq.To))
+		today.Format(time.DateOnly), today, cq.AsOf, monthCutoff(today, today), billing.CohortSegment(cq.From),
+		billing.CohortSegment(cq.To))
 	if err != nil {
 		return nil, fmt.Errorf("cohorts: %w", translate(err))
 	}
@@ -216,49 +235,53 @@ ORDER BY 1, 2, 3`
 }
 
 // compactSegmentRollup folds revenue_segments_daily as compaction folds
-// revenue_daily (CompactRevenueRollup holds the lock), returning the rows
-// removed. The rollup is far larger than revenue_daily (a row per segment
-// and day), so only keys with a row appended since this store's last
-// compaction (ID above after) are looked at, through the primary key,
-// instead of grouping the whole table before every report. A row whose ID
-// was taken before that compaction but committed after it is left for
-// the next full pass (the first of each process): reports sum every row,
-// so an uncompacted row costs a little speed, never a wrong figure.
+// revenue_daily (CompactRevenueRollup holds the lock and has just run the
+// monthly fold), returning the rows removed. Rows already added to their
+// month (folded) and rows not yet added are summed apart, so the monthly
+// fold counts each change once. The rollup is far larger than
+// revenue_daily (a row per segment and day), so only keys with a row
+// appended since this store's last compaction (ID above after) are looked
+// at, through the primary key, instead of grouping the whole table before
+// every report. A row whose ID was taken before that compaction but
+// committed after it, or committed between the fold and this statement
+// (compacted unfolded, folded by the next fold), is left for the next
+// full pass (the first of each process): reports sum every row, so an
+// uncompacted row costs a little speed, never a wrong figure.
 func compactSegmentRollup(ctx context.Context, tx *sqlx.Tx, after int64) (removed, maxID int64, err error) {
 	const q = `
 WITH recent AS (
-    SELECT DISTINCT livemode, currency, dimension, segment, day FROM revenue_segments_daily WHERE $1 > 0 AND id > $1
+    SELECT DISTINCT livemode, currency, dimension, segment, day, folded FROM revenue_segments_daily WHERE $1 > 0 AND id > $1
 ), dup AS (
     SELECT r.* FROM recent r
     WHERE (SELECT count(*) FROM revenue_segments_daily x
            WHERE x.livemode = r.livemode AND x.dimension = r.dimension AND x.day = r.day
-             AND x.currency = r.currency AND x.segment = r.segment) > 1
+             AND x.currency = r.currency AND x.segment = r.segment AND x.folded = r.folded) > 1
     UNION ALL
     -- the first pass of a process: the whole table
-    SELECT livemode, currency, dimension, segment, day FROM revenue_segments_daily WHERE $1 = 0
-    GROUP BY livemode, currency, dimension, segment, day HAVING count(*) > 1
+    SELECT livemode, currency, dimension, segment, day, folded FROM revenue_segments_daily WHERE $1 = 0
+    GROUP BY livemode, currency, dimension, segment, day, folded HAVING count(*) > 1
 ), gone AS (
     DELETE FROM revenue_segments_daily r USING dup
     WHERE r.livemode = dup.livemode AND r.currency = dup.currency AND r.dimension = dup.dimension
-      AND r.segment = dup.segment AND r.day = dup.day
+      AND r.segment = dup.segment AND r.day = dup.day AND r.folded = dup.folded
     RETURNING r.*
-), folded AS (
-    INSERT INTO revenue_segments_daily (livemode, currency, dimension, segment, day, mrr_delta, new_minor,
+), summed AS (
+    INSERT INTO revenue_segments_daily (livemode, currency, dimension, segment, day, folded, mrr_delta, new_minor,
         expansion_minor, contraction_minor, churn_minor, reactivation_minor, paying_delta, churned_customers,
         new_customers, active_delta, retained_delta, trial_starts, trial_conversions)
-    SELECT * FROM (
-        SELECT livemode, currency, dimension, segment, day, sum(mrr_delta) AS m, sum(new_minor) AS n,
+    SELECT livemode, currency, dimension, segment, day, folded, m, n, e, c, ch, r, p, cc, nc, a, rt, ts, tc FROM (
+        SELECT livemode, currency, dimension, segment, day, folded, sum(mrr_delta) AS m, sum(new_minor) AS n,
                sum(expansion_minor) AS e, sum(contraction_minor) AS c, sum(churn_minor) AS ch,
                sum(reactivation_minor) AS r, sum(paying_delta) AS p, sum(churned_customers) AS cc,
                sum(new_customers) AS nc, sum(active_delta) AS a, sum(retained_delta) AS rt, sum(trial_starts) AS ts,
                sum(trial_conversions) AS tc
         FROM gone
-        GROUP BY livemode, currency, dimension, segment, day) g
+        GROUP BY livemode, currency, dimension, segment, day, folded) g
     WHERE ROW(g.m, g.n, g.e, g.c, g.ch, g.r, g.p, g.cc, g.nc, g.a, g.rt, g.ts, g.tc) <> ROW(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     RETURNING id
 )
-SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded) AS removed,
-       greatest((SELECT max(id) FROM revenue_segments_daily WHERE id > $1), (SELECT max(id) FROM folded), $1) AS max_id`
+SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM summed) AS removed,
+       greatest((SELECT max(id) FROM revenue_segments_daily WHERE id > $1), (SELECT max(id) FROM summed), $1) AS max_id`
 	var res struct {
 		Removed int64 `db:"removed"`
 		MaxID   int64 `db:"max_id"`
