@@ -9,7 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// The monthly segment rollup (revenue_segments_monthly, migration 0630)
+// The monthly segment rollup (revenue_segments_monthly, migration 0650)
 // keeps the segment and cohort reports fast over years of history at a
 // million subscriptions: they read whole months from it and only the days
 // after a cut-off from revenue_segments_daily.
