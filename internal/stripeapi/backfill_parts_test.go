@@ -235,9 +235,13 @@ func TestPartitionedBackfillHonours429(t *testing.T) {
 			limited++
 		}
 	}
+	// The client counts every 429 it receives; an answer to the next
+	// page a walker was prefetching when its part ended is never
+	// received (the request is cancelled), so it may see a few fewer
+	// than the fake sent, never more.
 	stats := s.Client.ReadStats()
-	if limited < 4 || stats.RateLimited != int64(limited) {
-		t.Errorf("%d requests answered 429, client saw %d: want at least the injected 4, all seen", limited, stats.RateLimited)
+	if limited < 4 || stats.RateLimited < 4 || stats.RateLimited > int64(limited) {
+		t.Errorf("%d requests answered 429, client saw %d: want at least the injected 4, and no more than were sent", limited, stats.RateLimited)
 	}
 	sameBackfillState(t, syncState(t, st), want)
 }
