@@ -473,8 +473,8 @@ type FactDeriverTiming struct {
 	Poll time.Duration
 	// Quiet and MaxDefer make it yield to this replica's event path: while
 	// an event batch committed less than Quiet ago it waits, but never
-	// longer than MaxDefer after it first found work. Zero Quiet never
-	// waits.
+	// longer than MaxDefer after it was first woken (by its own commits or
+	// a poll) without deriving. Zero Quiet never waits.
 	Quiet, MaxDefer time.Duration
 }
 
