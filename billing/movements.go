@@ -176,17 +176,7 @@ func DeriveCustomerLedger(h CustomerHistory) Ledger {
 			// MRR (reports then show it clamped, billing/clamp.go).
 			next[cur[i].key] = satAdd(next[cur[i].key], cur[i].mrr)
 		}
-		keys := make([]mrrKey, 0, len(next)+len(totals))
-		for k := range next {
-			keys = append(keys, k)
-		}
-		for k := range totals {
-			if _, ok := next[k]; !ok {
-				keys = append(keys, k)
-			}
-		}
-		slices.SortFunc(keys, mrrKey.compare)
-		for _, k := range keys {
+		for _, k := range changedKeys(next, totals, mrrKey.compare) {
 			before, after := totals[k], next[k]
 			if before == after {
 				continue
@@ -257,4 +247,21 @@ func compareVersions(a, b SubscriptionVersion) int {
 		return c
 	}
 	return cmp.Compare(a.SubscriptionRef, b.SubscriptionRef)
+}
+
+// changedKeys is every key of next or before, sorted by cmp: the totals an
+// instant may have moved (a key gone from next went to zero). Sorted, so
+// the movements derived from them come out in one order whatever the maps'.
+func changedKeys[K comparable](next, before map[K]int64, cmp func(K, K) int) []K {
+	keys := make([]K, 0, len(next)+len(before))
+	for k := range next {
+		keys = append(keys, k)
+	}
+	for k := range before {
+		if _, ok := next[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, cmp)
+	return keys
 }

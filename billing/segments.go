@@ -323,17 +323,7 @@ func deriveFacts(vs []SubscriptionVersion, adj *adjuster) []Fact {
 			out = append(out, trialFacts(&tr.trial, st, k, t, moved, subTotal)...)
 		}
 		// Segment movements.
-		keys := make([]segKey, 0, len(nextSeg)+len(segTotals))
-		for k := range nextSeg {
-			keys = append(keys, k)
-		}
-		for k := range segTotals {
-			if _, ok := nextSeg[k]; !ok {
-				keys = append(keys, k)
-			}
-		}
-		slices.SortFunc(keys, segKey.compare)
-		for _, k := range keys {
+		for _, k := range changedKeys(nextSeg, segTotals, segKey.compare) {
 			before, after := segTotals[k], nextSeg[k]
 			if before == after {
 				continue
@@ -370,17 +360,7 @@ func deriveFacts(vs []SubscriptionVersion, adj *adjuster) []Fact {
 			}
 		}
 		// Cohorts: the customer's whole MRR, filed under its first-paid month.
-		ckeys := make([]mrrKey, 0, len(nextCust)+len(custTotals))
-		for k := range nextCust {
-			ckeys = append(ckeys, k)
-		}
-		for k := range custTotals {
-			if _, ok := nextCust[k]; !ok {
-				ckeys = append(ckeys, k)
-			}
-		}
-		slices.SortFunc(ckeys, mrrKey.compare)
-		for _, k := range ckeys {
+		for _, k := range changedKeys(nextCust, custTotals, mrrKey.compare) {
 			before, after := custTotals[k], nextCust[k]
 			if before == after {
 				continue

@@ -79,12 +79,8 @@ func (s *Server) handleCohorts(w http.ResponseWriter, r *http.Request) {
 		bad(&errorDetail{"invalid_date", "from must be a month YYYY-MM or a date YYYY-MM-DD"})
 		return
 	}
-	if from.After(to) {
-		bad(&errorDetail{"invalid_range", "from must not be after to"})
-		return
-	}
-	if to.After(from.AddDate(maxRevenueYears, 0, 0)) {
-		bad(&errorDetail{"range_too_long", fmt.Sprintf("from and to may be at most %d years apart", maxRevenueYears)})
+	if d := checkRange(from, to); d != nil {
+		bad(d)
 		return
 	}
 	cur, perr := parseCurrency(q.Get("currency"))
@@ -223,12 +219,8 @@ func (s *Server) handleMovers(w http.ResponseWriter, r *http.Request) {
 		bad(&errorDetail{"invalid_date", "from must be a date YYYY-MM-DD"})
 		return
 	}
-	if from.After(to) {
-		bad(&errorDetail{"invalid_range", "from must not be after to"})
-		return
-	}
-	if to.After(from.AddDate(maxRevenueYears, 0, 0)) {
-		bad(&errorDetail{"range_too_long", fmt.Sprintf("from and to may be at most %d years apart", maxRevenueYears)})
+	if d := checkRange(from, to); d != nil {
+		bad(d)
 		return
 	}
 	kind := billing.MovementKind(q.Get("type"))

@@ -31,6 +31,18 @@ type revenueRequest struct {
 	reporting bool // currency=reporting: every currency converted into REPORTING_CURRENCY
 }
 
+// checkRange refuses a report range that runs backwards or spans more
+// than maxRevenueYears (every finance report reads at most that much).
+func checkRange(from, to time.Time) *errorDetail {
+	if from.After(to) {
+		return &errorDetail{"invalid_range", "from must not be after to"}
+	}
+	if to.After(from.AddDate(maxRevenueYears, 0, 0)) {
+		return &errorDetail{"range_too_long", fmt.Sprintf("from and to may be at most %d years apart", maxRevenueYears)}
+	}
+	return nil
+}
+
 // parseRevenueRequest validates the query string; every mistake is a 400
 // naming the parameter. Defaults: the last 12 months by month, live mode,
 // every currency.
@@ -53,11 +65,8 @@ func parseRevenueRequest(r *http.Request, now time.Time) (revenueRequest, *error
 	if err != nil {
 		return rr, &errorDetail{"invalid_date", "from must be a date YYYY-MM-DD"}
 	}
-	if from.After(to) {
-		return rr, &errorDetail{"invalid_range", "from must not be after to"}
-	}
-	if to.After(from.AddDate(maxRevenueYears, 0, 0)) {
-		return rr, &errorDetail{"range_too_long", fmt.Sprintf("from and to may be at most %d years apart", maxRevenueYears)}
+	if d := checkRange(from, to); d != nil {
+		return rr, d
 	}
 	cur := strings.ToLower(q.Get("currency"))
 	if cur == "reporting" {
