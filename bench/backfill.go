@@ -34,6 +34,9 @@ func benchBackfill(ctx context.Context, c *config) error {
 	fake := stripefake.New()
 	defer fake.Close()
 	fake.Seed("bench", backfillSubs/5, backfillSubs, time.Now().Add(-time.Minute), 3*365*24*time.Hour)
+	if err := fake.Prerender(); err != nil {
+		return err
+	}
 	fake.SetLatency(backfillLatency)
 	fake.SetRateLimit(backfillRateLimit, 10)
 

@@ -203,8 +203,12 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 			return nil, err
 		}
 	}
+	plain := b.plainCustomers(live)
+	if err := applyPlainCustomers(ctx, b.tx, plain, b.customers); err != nil {
+		return nil, err
+	}
 	for _, it := range live {
-		if it.ev.Subscription != nil && !it.ev.Connect {
+		if (it.ev.Subscription != nil && !it.ev.Connect) || slices.Contains(plain, it) {
 			continue
 		}
 		o, err := applyEvent(ctx, b.tx, it.ev, b.customers[it.customer])
@@ -231,6 +235,26 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 		}
 	}
 	return res, nil
+}
+
+// plainCustomers are the live customer events that applyPlainCustomers
+// applies together: plain (plainCustomerEvent), and each its customer's
+// only live event besides subscription ones, which the batch applied
+// before (so its place in the order cannot matter).
+func (b *batch) plainCustomers(live []*batchItem) []*batchItem {
+	others := map[string]int{}
+	for _, it := range live {
+		if it.ev.Subscription == nil || it.ev.Connect {
+			others[it.customer]++
+		}
+	}
+	var plain []*batchItem
+	for _, it := range live {
+		if it.customer != "" && others[it.customer] == 1 && !it.ev.Connect && plainCustomerEvent(it.ev.Customer) {
+			plain = append(plain, it)
+		}
+	}
+	return plain
 }
 
 // ordered returns the batch's events in the order it applies them: by

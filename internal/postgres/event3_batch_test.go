@@ -63,6 +63,25 @@ func batchScenario() (before, batch []billing.Event) {
 	)
 	// h was erased: its later events are tombstoned.
 	batch = append(batch, h.subscriptionEvent(0, month(2026, time.July), billing.StatusCanceled, 1000))
+	// Customer events applied together (each its customer's only one but
+	// subscription events): a new customer linked by its own metadata with
+	// its discount known, a hint conflicting with f's link (beside f's
+	// upgrade), a hint naming the erased account; and two updates of one
+	// customer, applied one by one.
+	cus := func(id, typ, hint string, at time.Time, c billing.Customer) billing.Event {
+		c.ID, c.Livemode, c.AccountHint = "cus_"+id, true, hint
+		return billing.Event{ID: "evt_" + id, Type: typ, Created: at, Livemode: true, Customer: &c}
+	}
+	conflictCus := f.customerEvent(0, month(2026, time.April))
+	conflictCus.ID, conflictCus.Customer.AccountHint = "evt_B1cus", "acct_somebody_else"
+	batch = append(batch,
+		cus("B7C0", "customer.created", "acct_B7", month(2026, time.June), billing.Customer{DiscountsKnown: true, Discounts: []billing.Discount{}}),
+		conflictCus,
+		cus("B8C0", "customer.created", "acct_B3", month(2026, time.June), billing.Customer{}),
+		cus("B9C0", "customer.created", "acct_B9", month(2026, time.June), billing.Customer{}),
+		cus("B9C0b", "customer.updated", "", month(2026, time.June).Add(time.Hour), billing.Customer{}),
+	)
+	batch[len(batch)-1].Customer.ID = "cus_B9C0"
 	return before, batch
 }
 
@@ -148,10 +167,27 @@ func TestBatchEqualsOneByOne(t *testing.T) {
 		seen[o] = true
 	}
 	for _, o := range []billing.Outcome{billing.OutcomeApplied, billing.OutcomeStale, billing.OutcomeLinkConflict,
-		billing.OutcomeTombstoned, billing.OutcomeIgnored} {
+		billing.OutcomeTombstoned, billing.OutcomeIgnored, billing.OutcomeLinkErased} {
 		if !seen[o] {
 			t.Errorf("scenario produced no %q outcome: %v", o, want)
 		}
+	}
+	for _, c := range []struct {
+		event string
+		want  billing.Outcome
+		row   string
+	}{
+		{"evt_B1cus", billing.OutcomeLinkConflict, "cus_B1C0 true false acct_B1"},
+		{"evt_B7C0", billing.OutcomeApplied, "cus_B7C0 true false acct_B7 customer_metadata"},
+		{"evt_B8C0", billing.OutcomeLinkErased, "cus_B8C0 true false - -"},
+		{"evt_B9C0", billing.OutcomeApplied, "cus_B9C0 true false acct_B9 customer_metadata"},
+	} {
+		if want[c.event] != c.want || !strings.Contains(wantState["customers"], c.row) {
+			t.Errorf("scenario: %s: %q, want %q and a row %q in\n%s", c.event, want[c.event], c.want, c.row, wantState["customers"])
+		}
+	}
+	if !strings.Contains(wantState["discounts"], "cus_B7C0") {
+		t.Errorf("scenario: no discount version for cus_B7C0:\n%s", wantState["discounts"])
 	}
 	if want["evt_B1del"] != billing.OutcomeApplied || !strings.Contains(wantState["customers"], "cus_B1C1 false true") {
 		t.Errorf("scenario: customer.deleted not applied: %q\n%s", want["evt_B1del"], wantState["customers"])
@@ -219,6 +255,9 @@ func normalisedState(t *testing.T, st *postgres.Store) map[string]string {
 		           FROM outbox o JOIN customers c ON o.ordering_key LIKE '%' || c.customer_ref::text
 		           ORDER BY o.id`, // erased customers' rows (churn dated at the erasure) left out
 		"invalidations": `SELECT DISTINCT kind, bucket FROM cache_invalidations ORDER BY 1, 2`,
+		"dirty":         `SELECT DISTINCT account_id FROM entitlement_dirty ORDER BY 1`,
+		"discounts": `SELECT c.stripe_customer_id, d.livemode, d.version_at, d.version_event, d.discounts::text
+		              FROM customer_discount_versions d JOIN customers c USING (customer_ref) ORDER BY 1, 3, 4`,
 	}
 	out := map[string]string{}
 	for name, q := range queries {

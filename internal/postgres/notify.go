@@ -6,6 +6,7 @@ import (
 
 	"github.com/billingd/billingd/billing"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // notifyAccountChange tells every replica, through the cache-invalidation
@@ -33,6 +34,27 @@ func notifyAccountChange(ctx context.Context, tx sqlx.ExecerContext, changed acc
 	}
 	return nil
 }
+
+// notifyAccountChanges is notifyAccountChange for several accounts in one
+// statement.
+func notifyAccountChanges(ctx context.Context, tx sqlx.ExecerContext, changed accountSet, accountIDs []string) error {
+	if len(accountIDs) == 0 {
+		return nil
+	}
+	buckets := make([]int64, len(accountIDs))
+	for i, a := range accountIDs {
+		changed.add(a)
+		buckets[i] = int64(billing.CacheBucket(a))
+	}
+	if _, err := tx.ExecContext(ctx, qInsertAccountChanges, pq.Array(buckets), pq.Array(accountIDs)); err != nil {
+		return fmt.Errorf("record account changes: %w", translate(err))
+	}
+	return nil
+}
+
+const qInsertAccountChanges = `
+WITH d AS (INSERT INTO entitlement_dirty (account_id) SELECT unnest($2::text[]))
+INSERT INTO cache_invalidations (kind, bucket) SELECT 1, unnest($1::int[])`
 
 // qInsertAccountChange writes the account's cache invalidation and marks it
 // dirty for the change feed (changes.go), in one statement.

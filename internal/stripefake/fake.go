@@ -15,6 +15,7 @@
 package stripefake
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -272,18 +273,46 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if latency > 0 && r.Method == http.MethodGet && strings.Count(strings.Trim(r.URL.Path, "/"), "/") == 1 {
 		time.Sleep(latency)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := r.URL.Query()
-	w.Header().Set("Date", time.Now().Add(s.offset).UTC().Format(http.TimeFormat))
 	var form url.Values
 	if r.Method == http.MethodPost {
 		_ = r.ParseForm()
 		form = r.PostForm
 	}
-	status := s.handle(w, r, q)
+	q := r.URL.Query()
+	// The answer is built under the lock and sent after it: Stripe serves
+	// pages in parallel, and a fake that wrote a 300 kB page to a slow
+	// reader while holding its one lock would serialise every walker.
+	out := &buffered{h: w.Header()}
+	s.mu.Lock()
+	w.Header().Set("Date", time.Now().Add(s.offset).UTC().Format(http.TimeFormat))
+	status := s.handle(out, r, q)
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q, Status: status,
 		Form: form, IdempotencyKey: r.Header.Get("Idempotency-Key")})
+	s.mu.Unlock()
+	if out.status != 0 {
+		w.WriteHeader(out.status)
+	}
+	_, _ = w.Write(out.body.Bytes())
+}
+
+// buffered is a response written under the fake's lock and sent after it.
+type buffered struct {
+	h      http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *buffered) Header() http.Header { return b.h }
+
+func (b *buffered) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *buffered) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	return b.body.Write(p)
 }
 
 // apiError writes Stripe's error envelope.
@@ -498,6 +527,11 @@ func (s *Server) listCustomers(w http.ResponseWriter, q url.Values) int {
 	if err != nil {
 		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
 	}
+	return s.customerIndex().serve(w, p, "/v1/customers", func(id string) bool { return !s.customers[id].Deleted },
+		s.renderCustomer)
+}
+
+func (s *Server) customerIndex() *index {
 	if s.custIdx == nil {
 		s.custIdx = newIndex(len(s.customers), func(add func(string, time.Time)) {
 			for _, c := range s.customers {
@@ -505,8 +539,46 @@ func (s *Server) listCustomers(w http.ResponseWriter, q url.Values) int {
 			}
 		})
 	}
-	return s.custIdx.serve(w, p, "/v1/customers", func(id string) bool { return !s.customers[id].Deleted },
-		func(id string) map[string]any { return s.customers[id].JSON() })
+	return s.custIdx
+}
+
+func (s *Server) renderCustomer(id string) map[string]any { return s.customers[id].JSON() }
+
+func (s *Server) subscriptionIndex() *index {
+	if s.subIdx == nil {
+		s.subIdx = newIndex(len(s.subs), func(add func(string, time.Time)) {
+			for _, sub := range s.subs {
+				add(sub.ID, sub.Created)
+			}
+		})
+	}
+	return s.subIdx
+}
+
+func (s *Server) renderSubscription(id string) map[string]any {
+	sub := s.subs[id]
+	return sub.JSON(s.customers[sub.CustomerID])
+}
+
+// Prerender renders every customer and subscription now, as the lists
+// serve them: a bench then measures its client against a Stripe whose
+// rendering is not billed to the same cores (Stripe's own machines do
+// that work), not against the fake's first json.Marshal of each object.
+// A later change renders the changed lists again on demand.
+func (s *Server) Prerender() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range []struct {
+		ix     *index
+		render func(string) map[string]any
+	}{{s.customerIndex(), s.renderCustomer}, {s.subscriptionIndex(), s.renderSubscription}} {
+		for i := range l.ix.ids {
+			if err := l.ix.render(i, l.render); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // index is one list's objects in list order (newest first, then by ID),
@@ -570,16 +642,40 @@ func (ix *index) serve(w http.ResponseWriter, p page, url string, keep func(id s
 			more = true
 			break
 		}
-		if ix.raw[i] == nil {
-			b, err := json.Marshal(render(ix.ids[i]))
-			if err != nil {
-				return apiError(w, http.StatusInternalServerError, "api_error", "", err.Error())
-			}
-			ix.raw[i] = b
+		if err := ix.render(i, render); err != nil {
+			return apiError(w, http.StatusInternalServerError, "api_error", "", err.Error())
 		}
 		data = append(data, ix.raw[i])
 	}
-	return writeObject(w, map[string]any{"object": "list", "url": url, "has_more": more, "data": data})
+	// The page is the rendered objects' bytes joined: encoding them again
+	// would re-validate every byte of every page.
+	var b bytes.Buffer
+	u, _ := json.Marshal(url)
+	fmt.Fprintf(&b, `{"object":"list","url":%s,"has_more":%t,"data":[`, u, more)
+	for i, raw := range data {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(raw)
+	}
+	b.WriteString("]}\n")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Request-Id", "req_fake")
+	_, _ = w.Write(b.Bytes())
+	return http.StatusOK
+}
+
+// render renders object i once.
+func (ix *index) render(i int, render func(id string) map[string]any) error {
+	if ix.raw[i] != nil {
+		return nil
+	}
+	b, err := json.Marshal(render(ix.ids[i]))
+	if err != nil {
+		return err
+	}
+	ix.raw[i] = b
+	return nil
 }
 
 func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
@@ -587,15 +683,8 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 	if err != nil {
 		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
 	}
-	if s.subIdx == nil {
-		s.subIdx = newIndex(len(s.subs), func(add func(string, time.Time)) {
-			for _, sub := range s.subs {
-				add(sub.ID, sub.Created)
-			}
-		})
-	}
 	status, customer := q.Get("status"), q.Get("customer")
-	return s.subIdx.serve(w, p, "/v1/subscriptions", func(id string) bool {
+	return s.subscriptionIndex().serve(w, p, "/v1/subscriptions", func(id string) bool {
 		sub := s.subs[id]
 		switch {
 		case status == "" && sub.Status == "canceled": // Stripe's default leaves canceled out
@@ -606,10 +695,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 			return false
 		}
 		return true
-	}, func(id string) map[string]any {
-		sub := s.subs[id]
-		return sub.JSON(s.customers[sub.CustomerID])
-	})
+	}, s.renderSubscription)
 }
 
 // expands reports whether the request asks for field expanded (expand[]=
