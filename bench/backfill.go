@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -64,7 +65,7 @@ func benchBackfill(ctx context.Context, c *config) error {
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		t0 := time.Now()
-		selfBefore := selfCPU()
+		selfBefore, pgBefore := selfCPU(), c.pgCPU()
 		err := cmd.Start()
 		profile := make(chan string, 1)
 		if err == nil {
@@ -81,8 +82,9 @@ func benchBackfill(ctx context.Context, c *config) error {
 			// Stripe rendering pages) and, the rest of two cores,
 			// PostgreSQL and everything else.
 			st := cmd.ProcessState
-			c.print("backfill_cpu_s_"+tag, "billingd %.1f, bench and fake Stripe %.1f, of %.1f wall",
-				(st.UserTime() + st.SystemTime()).Seconds(), (selfCPU() - selfBefore).Seconds(), r.elapsed.Seconds())
+			c.print("backfill_cpu_s_"+tag, "billingd %.1f, bench and fake Stripe %.1f, PostgreSQL %.1f, of %.1f wall",
+				(st.UserTime() + st.SystemTime()).Seconds(), (selfCPU() - selfBefore).Seconds(),
+				(c.pgCPU() - pgBefore).Seconds(), r.elapsed.Seconds())
 			c.print("backfill_pprof_"+tag, "\n%s", <-profile)
 		}
 		_ = os.MkdirAll(filepath.Join(repoRoot(), "bench", "out"), 0o755)
@@ -171,6 +173,47 @@ func tail(s string, n int) string {
 }
 
 // selfCPU is the CPU time this process has used.
+// pgCPU is the CPU time of the PostgreSQL server the bench started: the
+// postmaster's own and its exited children's (which it reaped), and its
+// live children's. 0 when the bench did not start it (DATABASE_URL).
+func (c *config) pgCPU() time.Duration {
+	if c.pgDir == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(c.pgDir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+	ticks := func(stat string, from, to int) (n int64) {
+		// Fields after the command (which may hold spaces), from 1-based
+		// field 3 on.
+		f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+		for i := from; i <= to && i-3 < len(f); i++ {
+			v, _ := strconv.ParseInt(f[i-3], 10, 64)
+			n += v
+		}
+		return n
+	}
+	var total int64
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		f := strings.Fields(st[strings.LastIndexByte(st, ')')+1:])
+		switch {
+		case filepath.Base(filepath.Dir(p)) == pid:
+			total += ticks(st, 14, 17) // utime, stime, cutime, cstime
+		case len(f) > 1 && f[1] == pid: // field 4, the parent
+			total += ticks(st, 14, 15)
+		}
+	}
+	return time.Duration(total) * time.Second / 100 // USER_HZ
+}
+
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {

@@ -29,6 +29,7 @@ type config struct {
 	skip    map[string]bool
 	workDir string
 	adminDB string // admin URL of the server used
+	pgDir   string // its data directory when the bench started it ("" otherwise)
 	bin     string
 	out     io.Writer
 	conc    []int // ingest concurrencies
@@ -116,6 +117,7 @@ func run(short bool, skip string, conc []int) error {
 		}
 		defer srv.Stop(context.WithoutCancel(ctx)) //nolint:errcheck
 		cfg.adminDB = srv.URL("postgres")
+		cfg.pgDir = dir
 	}
 	if cfg.bin, err = buildBillingd(work); err != nil {
 		return err

@@ -64,7 +64,8 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 // when named statements are on. This is the one list: a statement that is
 // not on it always runs unprepared.
 var eventStatements = [...]string{qTxLimits, qRecordEvents, qLockCustomers, qWriteSubscriptions, qCustomerVersion,
-	qReplaceLedgers, qInsertInvalidation, qInsertAccountChange, qLedgerInputs}
+	qPlainCustomers, qCustomerDiscountVersions, qReplaceLedgers, qInsertInvalidation, qInsertAccountChange,
+	qInsertAccountChanges, qLedgerInputs}
 
 // ptx is the event path's transaction with what its steps need, passed
 // as one parameter: the Store, whose prepared statements its ExecContext,

@@ -1,0 +1,2 @@
+ALTER TABLE customers RESET (fillfactor);
+ALTER TABLE subscriptions RESET (fillfactor);
