@@ -98,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	paced.Transport = &pacedTransport{next: next, pacer: pc}
+	paced.Transport = &pageTransport{next: &pacedTransport{next: next, pacer: pc}}
 	bc := &stripe.BackendConfig{
 		HTTPClient:        &paced,
 		MaxNetworkRetries: stripe.Int64(cfg.NetworkRetries),
