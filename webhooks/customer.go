@@ -48,9 +48,15 @@ type rawCustomer struct {
 func DecodeCustomer(raw []byte) (billing.Customer, error) {
 	var rc rawCustomer
 	if err := json.Unmarshal(raw, &rc); err != nil {
-		return billing.Customer{}, fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
+		return billing.Customer{}, customerJSONError(err)
 	}
 	return customerFromRaw(&rc)
+}
+
+// customerJSONError is the error of a customer whose bytes did not
+// decode, the same whether it came alone or in a list page.
+func customerJSONError(err error) error {
+	return fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
 }
 
 // DecodeListedCustomer is DecodeCustomer for an object of a list page,
@@ -61,7 +67,7 @@ func DecodeCustomer(raw []byte) (billing.Customer, error) {
 func DecodeListedCustomer(raw []byte) (billing.Customer, int64, error) {
 	var rc rawCustomer
 	if err := json.Unmarshal(raw, &rc); err != nil {
-		return billing.Customer{}, 0, fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
+		return billing.Customer{}, 0, customerJSONError(err)
 	}
 	c, err := customerFromRaw(&rc)
 	return c, rc.Created, err

@@ -202,12 +202,18 @@ var subscriptionObject = objectDecoder{
 func DecodeSubscription(raw []byte) (billing.Subscription, error) {
 	var rs rawSubscription
 	if err := json.Unmarshal(raw, &rs); err != nil {
-		if oor := numberTooLarge(err); oor != nil {
-			return billing.Subscription{}, fmt.Errorf("subscription: %w", oor)
-		}
-		return billing.Subscription{}, fmt.Errorf("%w: subscription: %w", billing.ErrInvalid, err)
+		return billing.Subscription{}, subscriptionJSONError(err)
 	}
 	return subscriptionFromRaw(&rs)
+}
+
+// subscriptionJSONError is the error of a subscription whose bytes did not
+// decode, the same whether it came alone or in a list page.
+func subscriptionJSONError(err error) error {
+	if oor := numberTooLarge(err); oor != nil {
+		return fmt.Errorf("subscription: %w", oor)
+	}
+	return fmt.Errorf("%w: subscription: %w", billing.ErrInvalid, err)
 }
 
 // subscriptionFromRaw validates and converts a decoded subscription.

@@ -154,11 +154,10 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 		w.LTE = *pw.p.CreatedLTE
 	}
 	pr.mu.Unlock()
-	fn := func(page Page) error {
+	fn := func(objs []listed, at time.Time) error {
 		// Objects below the part's lower bound belong to the part split
 		// off it: that walker applies them. The rest are claimed under
 		// the same lock, so a split from now on cuts below them.
-		objs := decodePage(pr.list, page.Objects)
 		keep := make([]listed, 0, len(objs))
 		pr.mu.Lock()
 		gte := pw.p.CreatedGTE
@@ -174,9 +173,9 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 		var f []Failure
 		var err error
 		if pr.list == billing.BackfillCustomers {
-			err = pr.s.applyCustomers(ctx, keep, page.At, &c, &f)
+			err = pr.s.applyCustomers(ctx, keep, at, &c, &f)
 		} else {
-			err = pr.s.applySubscriptions(ctx, keep, page.At, &c, &f)
+			err = pr.s.applySubscriptions(ctx, keep, at, &c, &f)
 		}
 		cmu.Lock()
 		counts.add(c)
@@ -205,13 +204,7 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 		}
 		return nil
 	}
-	var err error
-	if pr.list == billing.BackfillCustomers {
-		err = pr.s.Client.ListCustomers(ctx, w, fn)
-	} else {
-		err = pr.s.Client.ListSubscriptions(ctx, w, fn)
-	}
-	if err != nil && !errors.Is(err, errPartDone) {
+	if err := pr.s.listPages(ctx, pr.list, w, fn); err != nil && !errors.Is(err, errPartDone) {
 		return err
 	}
 	pr.mu.Lock()

@@ -48,7 +48,8 @@ type Config struct {
 const NoNetworkRetries = -1
 
 // Client talks to the Stripe API. Reads (customers and subscriptions)
-// return raw JSON: stripe-go's typed objects drop the fields of API
+// return raw JSON, or for backfill pages decoded by the webhook decoders
+// (listpages.go): stripe-go's typed objects drop the fields of API
 // versions other than its own, so the webhook decoders read the bytes
 // Stripe sent. Writes are the erasure jobs' two calls.
 type Client struct {
@@ -97,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	paced.Transport = &pacedTransport{next: next, pacer: pc}
+	paced.Transport = &pageTransport{next: &pacedTransport{next: next, pacer: pc}}
 	bc := &stripe.BackendConfig{
 		HTTPClient:        &paced,
 		MaxNetworkRetries: stripe.Int64(cfg.NetworkRetries),
@@ -204,15 +205,24 @@ func (l *rawList) GetListMeta() *stripe.ListMeta { return &l.ListMeta }
 // rawItem stands for one object of a rawList in the iterator.
 type rawItem struct{ ID string }
 
-// list walks a list with stripe-go's iterator. A rate-limited page ends
-// the iterator; the walk then sleeps and resumes after the last object
-// handed to fn, so nothing is applied twice or skipped.
+// list walks a list of raw pages, for the callers that read objects
+// their own way (reconcile, sweep, catalog, entitlements).
 func (c *Client) list(ctx context.Context, what string, newIter func(stripe.ListParams) *stripe.Iter, fn func(Page) error) error {
+	return walk(ctx, c, what, newIter, rawPageOf, fn)
+}
+
+// walk walks a list with stripe-go's iterator, handing fn each page as
+// pageOf reads it from the iterator's list container, with the ID of its
+// last object. A rate-limited page ends the iterator; the walk then
+// sleeps and resumes after the last object handed to fn, so nothing is
+// applied twice or skipped.
+func walk[P any](ctx context.Context, c *Client, what string, newIter func(stripe.ListParams) *stripe.Iter,
+	pageOf func(stripe.ListContainer) (P, string, error), fn func(P) error) error {
 	var after string
 	var limitedSince time.Time
 	for attempt := 0; ; attempt++ {
 		var applied bool
-		err := c.prefetch(ctx, what, newIter, after, func(p Page, last string) error {
+		err := prefetch(ctx, c, what, newIter, pageOf, after, func(p P, last string) error {
 			if err := fn(p); err != nil {
 				return err
 			}
@@ -256,12 +266,12 @@ func (e iterError) Error() string { return e.err.Error() }
 // requested while fn applies the current one: at Stripe's 100-300 ms a
 // page, a walker that waited for its page to be applied before asking for
 // the next would spend half its time idle. At most one page waits ahead.
-func (c *Client) prefetch(ctx context.Context, what string, newIter func(stripe.ListParams) *stripe.Iter, after string,
-	fn func(p Page, last string) error) error {
+func prefetch[P any](ctx context.Context, c *Client, what string, newIter func(stripe.ListParams) *stripe.Iter,
+	pageOf func(stripe.ListContainer) (P, string, error), after string, fn func(p P, last string) error) error {
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type fetched struct {
-		page Page
+		page P
 		last string
 		err  error
 	}
@@ -288,14 +298,10 @@ func (c *Client) prefetch(ctx context.Context, what string, newIter func(stripe.
 				continue
 			}
 			cur = l
-			p, err := pageOf(l)
+			p, last, err := pageOf(l)
 			if err != nil {
 				send(fetched{err: fmt.Errorf("list %s: %w", what, err)})
 				return
-			}
-			last := ""
-			if n := len(p.Objects); n > 0 {
-				last = rawID(p.Objects[n-1])
 			}
 			if !send(fetched{page: p, last: last}) {
 				return
@@ -334,12 +340,29 @@ func (c *Client) sleep(ctx context.Context, attempt int) error {
 	}
 }
 
+// rawPageOf is pageOf with the page's last ID.
+func rawPageOf(l stripe.ListContainer) (Page, string, error) {
+	p, err := pageOf(l)
+	if err != nil {
+		return Page{}, "", err
+	}
+	last := ""
+	if n := len(p.Objects); n > 0 {
+		last = rawID(p.Objects[n-1])
+	}
+	return p, last, nil
+}
+
 // pageOf extracts the raw objects of a list page.
 func pageOf(l stripe.ListContainer) (Page, error) {
 	var resp *stripe.APIResponse
 	switch o := l.(type) {
 	case *rawList:
-		return Page{Objects: o.Data, At: answeredAt(o.LastResponse)}, nil
+		var h http.Header
+		if o.LastResponse != nil {
+			h = o.LastResponse.Header
+		}
+		return Page{Objects: o.Data, At: answeredAt(h)}, nil
 	case *stripe.SubscriptionList:
 		resp = o.LastResponse
 	case *stripe.CustomerList:
@@ -360,14 +383,13 @@ func pageOf(l stripe.ListContainer) (Page, error) {
 	if err := json.Unmarshal(resp.RawJSON, &body); err != nil {
 		return Page{}, fmt.Errorf("read list page: %w", err)
 	}
-	return Page{Objects: body.Data, At: answeredAt(resp)}, nil
+	return Page{Objects: body.Data, At: answeredAt(resp.Header)}, nil
 }
 
-func answeredAt(resp *stripe.APIResponse) time.Time {
-	if resp != nil && resp.Header != nil {
-		if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
-			return t.UTC()
-		}
+// answeredAt is when Stripe answered: its Date header, our clock if absent.
+func answeredAt(h http.Header) time.Time {
+	if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		return t.UTC()
 	}
 	return time.Now().UTC()
 }
@@ -407,7 +429,7 @@ func (c *Client) get(ctx context.Context, what string, call func() (*stripe.APIR
 	for attempt := 0; ; attempt++ {
 		resp, err := call()
 		if err == nil {
-			return Object{Raw: resp.RawJSON, At: answeredAt(resp), Found: true}, nil
+			return Object{Raw: resp.RawJSON, At: answeredAt(resp.Header), Found: true}, nil
 		}
 		var se *stripe.Error
 		if errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {
