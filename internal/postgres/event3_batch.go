@@ -62,6 +62,9 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 		}
 		b = &batch{tx: ptx{Tx: sqltx, s: s, ring: ring, erased: map[string]bool{}, changed: accountSet{},
 			fin: &finWork{rederive: map[ledgerKey]time.Time{}}}}
+		if !s.stmts.on {
+			b.tx.plans = &sessionPlans{}
+		}
 		if err := b.tx.setLimits(ctx, lim); err != nil {
 			return err
 		}

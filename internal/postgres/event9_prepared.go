@@ -32,6 +32,15 @@ type stmtCache struct {
 	m  map[string]*sqlx.Stmt
 }
 
+// isEventStatement is eventStatements as a set.
+var isEventStatement = func() map[string]bool {
+	m := make(map[string]bool, len(eventStatements))
+	for _, q := range eventStatements {
+		m[q] = true
+	}
+	return m
+}()
+
 // prepare makes sure every query in qs is prepared on the pool when named
 // statements are on. It must be called before the caller's transaction
 // begins: preparing takes a pool connection, and a transaction waiting for
@@ -86,6 +95,20 @@ type ptx struct {
 	// fin collects what customer and invoice events ask of the ledgers
 	// (ledger_inputs.go).
 	fin *finWork
+	// plans, when statements are not prepared on the pool, are the
+	// eventStatements prepared on the transaction's server session
+	// (event9_session_plans.go).
+	plans *sessionPlans
+}
+
+// session returns the EXECUTE that runs q with args when q is one of
+// eventStatements run through session plans; ok is false otherwise.
+func (t ptx) session(ctx context.Context, q string, args []any) (exec string, ok bool, err error) {
+	if t.plans == nil || !isEventStatement[q] {
+		return "", false, nil
+	}
+	exec, err = t.sessionStatement(ctx, q, args)
+	return exec, true, err
 }
 
 // stmt returns q prepared on the transaction's connection, or nil when q
@@ -108,6 +131,12 @@ func (t ptx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 	if st := t.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
+	if exec, ok, err := t.session(ctx, q, args); ok {
+		if err != nil {
+			return nil, err
+		}
+		return t.Tx.ExecContext(ctx, exec)
+	}
 	return t.Tx.ExecContext(ctx, q, args...)
 }
 
@@ -117,6 +146,12 @@ func (t ptx) QueryRowxContext(ctx context.Context, q string, args ...any) *sqlx.
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryRowxContext(ctx, args...)
 	}
+	// A Row can only carry the database's errors: when the session
+	// statement cannot be had, the unnamed one runs (and reports a failed
+	// PREPARE's aborted transaction at Scan).
+	if exec, ok, err := t.session(ctx, q, args); ok && err == nil {
+		return t.Tx.QueryRowxContext(ctx, exec)
+	}
 	return t.Tx.QueryRowxContext(ctx, q, args...)
 }
 
@@ -125,6 +160,12 @@ func (t ptx) QueryRowxContext(ctx context.Context, q string, args ...any) *sqlx.
 func (t ptx) QueryxContext(ctx context.Context, q string, args ...any) (*sqlx.Rows, error) {
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryxContext(ctx, args...)
+	}
+	if exec, ok, err := t.session(ctx, q, args); ok {
+		if err != nil {
+			return nil, err
+		}
+		return t.Tx.QueryxContext(ctx, exec)
 	}
 	return t.Tx.QueryxContext(ctx, q, args...)
 }

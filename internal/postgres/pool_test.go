@@ -77,6 +77,15 @@ func TestThroughPgBouncerTransactionMode(t *testing.T) {
 			t.Fatalf("%s: %v", batch[e].ID, errs[e])
 		}
 	}
+	// The event path ran its statements as the server sessions' own
+	// prepared ones (session plans), not unnamed ones planned each time.
+	var sessionStmts int
+	if err := st.DB().GetContext(ctx, &sessionStmts, `SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'bd\_%'`); err != nil {
+		t.Fatal(err)
+	}
+	if sessionStmts == 0 {
+		t.Error("no session statements on the server connection the pooler handed out last")
+	}
 	got, want := normalisedState(t, st), normalisedState(t, ref)
 	for _, name := range slices.Sorted(mapsKeys(want)) {
 		if got[name] != want[name] {
