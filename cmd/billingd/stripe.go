@@ -5,9 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -142,9 +140,6 @@ func (e *env) backfill(ctx context.Context, s *stripeapi.Syncer) error {
 	}
 	defer stopPprof()
 	s.Parallel = backfillParallel(s.Client.ReadStats().Rate)
-	if n, err := strconv.Atoi(os.Getenv("BACKFILL_APPLIERS")); err == nil {
-		s.Appliers = n
-	}
 	sum, err := s.Backfill(ctx)
 	for _, f := range sum.Failures {
 		fmt.Fprintf(e.stdout, "FAILED %s %s: %s\n", f.Object, f.ID, f.Err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/billingd/billingd/billing"
@@ -56,34 +55,6 @@ type Syncer struct {
 	// Parallel is how many parts of a list a backfill walks at once
 	// (backfill_parts.go); 0 or 1 walks each list with a single cursor.
 	Parallel int
-	// Appliers is how many pages are written to the database at once
-	// (0: no limit beyond Parallel). Walkers wait on Stripe most of the
-	// time, so fifty of them are needed to keep its rate limit busy; fifty
-	// transactions at once on a database with a few cores only queue for
-	// them, holding their customers' row locks while they wait, which
-	// stalls the walkers whose pages share a customer.
-	Appliers int
-
-	applyOnce sync.Once
-	applySlot chan struct{}
-}
-
-// applying takes one of the Appliers slots; release gives it back.
-func (s *Syncer) applying(ctx context.Context) (release func(), err error) {
-	s.applyOnce.Do(func() {
-		if s.Appliers > 0 {
-			s.applySlot = make(chan struct{}, s.Appliers)
-		}
-	})
-	if s.applySlot == nil {
-		return func() {}, nil
-	}
-	select {
-	case s.applySlot <- struct{}{}:
-		return func() { <-s.applySlot }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 func (s *Syncer) now() time.Time {
@@ -369,12 +340,7 @@ func (s *Syncer) applyEvents(ctx context.Context, object string, evs []billing.E
 	if len(evs) == 0 {
 		return nil
 	}
-	release, err := s.applying(ctx)
-	if err != nil {
-		return err
-	}
 	outs, errs, err := s.Store.ApplyObjects(ctx, evs)
-	release()
 	if err != nil {
 		return err
 	}
