@@ -68,26 +68,46 @@ func (u *Use) Release(ctx context.Context, stop bool) (stopped bool, err error) 
 		return false, err
 	}
 	defer control.Close()
-	u.users.Close() // drops this process's shared lock
-	u.users = nil
-	if !stop {
-		return false, nil
-	}
-	last, err := os.OpenFile(u.srv.DataDir+".users", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return false, fmt.Errorf("open %s.users: %w", u.srv.DataDir, err)
+	last, err := u.lastUser(stop)
+	if err != nil || last == nil {
+		return false, err
 	}
 	defer last.Close()
-	if err := syscall.Flock(int(last.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return false, nil // another process still uses it
-		}
-		return false, fmt.Errorf("lock %s.users: %w", u.srv.DataDir, err)
-	}
 	if err := u.srv.Stop(ctx); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// lastUser drops this process's shared lock and, when stop is set,
+// returns the users file locked exclusively if no other process uses the
+// server (nil if one does).
+//
+// A child that another goroutine is forking holds copies of this
+// process's descriptors, the shared lock among them, until it execs: the
+// exclusive test would take it for another user and leave the server
+// running (a test suite forks often). syscall.ForkLock keeps forks out
+// while the lock is dropped and tested; Go holds it across fork and exec.
+func (u *Use) lastUser(stop bool) (*os.File, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	u.users.Close() // drops this process's shared lock
+	u.users = nil
+	if !stop {
+		return nil, nil
+	}
+	last, err := os.OpenFile(u.srv.DataDir+".users", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s.users: %w", u.srv.DataDir, err)
+	}
+	if err := syscall.Flock(int(last.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		last.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil // another process still uses it
+		}
+		return nil, fmt.Errorf("lock %s.users: %w", u.srv.DataDir, err)
+	}
+	return last, nil
 }
 
 // lockFile opens path (creating it, mode 0600) and takes a flock on it,
