@@ -68,23 +68,30 @@ func benchBackfill(ctx context.Context, c *config) error {
 		selfBefore, pgBefore := selfCPU(), c.pgCPU()
 		err := cmd.Start()
 		profile := make(chan string, 1)
+		var peak <-chan int64
 		if err == nil {
 			// Ten seconds from the third on: the walkers are all busy.
 			go func() {
 				time.Sleep(3 * time.Second)
 				profile <- c.cpuProfileNamed(pprofAddr, 10, "billingd_backfill_"+tag)
 			}()
+			// Not the exit status's ru_maxrss: Linux carries it over from
+			// the forking process (this one, holding the fake's objects)
+			// across exec.
+			done := make(chan struct{})
+			peak = pollPeakRSS(cmd.Process.Pid, done)
 			err = cmd.Wait()
+			close(done)
 		}
 		r := result{elapsed: time.Since(t0)}
 		if err == nil {
 			// Where the CPU went: billingd, this process (the fake
-			// Stripe rendering pages) and, the rest of two cores,
-			// PostgreSQL and everything else.
+			// Stripe serving pages) and the PostgreSQL server.
 			st := cmd.ProcessState
 			c.print("backfill_cpu_s_"+tag, "billingd %.1f, bench and fake Stripe %.1f, PostgreSQL %.1f, of %.1f wall",
 				(st.UserTime() + st.SystemTime()).Seconds(), (selfCPU() - selfBefore).Seconds(),
 				(c.pgCPU() - pgBefore).Seconds(), r.elapsed.Seconds())
+			c.print("backfill_rss_mib_"+tag, "%.1f (billingd's peak resident memory, VmHWM polled every 250 ms)", float64(<-peak)/1024)
 			c.print("backfill_pprof_"+tag, "\n%s", <-profile)
 		}
 		_ = os.MkdirAll(filepath.Join(repoRoot(), "bench", "out"), 0o755)
@@ -173,6 +180,32 @@ func tail(s string, n int) string {
 }
 
 // selfCPU is the CPU time this process has used.
+// pollPeakRSS reads pid's peak resident memory (VmHWM, KiB) until done
+// closes, then sends the last value read.
+func pollPeakRSS(pid int, done <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var kb int64
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			for _, l := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(l); len(f) > 1 && f[0] == "VmHWM:" {
+					kb, _ = strconv.ParseInt(f[1], 10, 64)
+				}
+			}
+			select {
+			case <-done:
+				out <- kb
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
 // pgCPU is the CPU time of the PostgreSQL server the bench started: the
 // postmaster's own and its exited children's (which it reaped), and its
 // live children's. 0 when the bench did not start it (DATABASE_URL).
