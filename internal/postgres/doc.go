@@ -23,7 +23,9 @@
 //     table); event4_subscription_doc.go is the store's own JSON of a
 //     subscription, so the domain's types are not a column list.
 //   - event5_customers.go and event6_invoices.go: customer, checkout and
-//     invoice events, on the customer rows the batch locked; testclocks.go:
+//     invoice events, on the customer rows the batch locked (plain
+//     customer events of different customers together: a backfill's
+//     customer pages are all plain); testclocks.go:
 //     test clock events (no customer row) and the clock of a customer.
 //   - event7_ledger.go: the revenue ledger of every customer whose history
 //     changed is re-derived from the earliest changed version, with its
@@ -41,6 +43,9 @@
 //     never behind a transaction-mode pooler, pool.go), and ptx, the
 //     transaction that carries the store, the erasure key ring and what the
 //     batch learns (the accounts to tell the entitlement cache).
+//   - event9_session_plans.go: behind a transaction-mode pooler, the same
+//     statements prepared with SQL PREPARE on the server connection each
+//     transaction holds and run with EXECUTE.
 //
 // The batch commits; only then does each waiting caller get its outcome
 // (ack after commit), and the Store tells its cache which accounts changed

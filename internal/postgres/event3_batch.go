@@ -29,8 +29,10 @@ import (
 //     customer gets linked), then qWriteSubscriptions: every version into
 //     the history, each subscription's newest into current state when it
 //     is newer than what is stored, and the touched customers' histories;
-//  4. customer, invoice and checkout events, one by one (applyCustomer,
-//     applyInvoice, applyCheckout), on the rows locked in step 2;
+//  4. customer, invoice and checkout events on the rows locked in step 2:
+//     plain customer events (each its customer's only one) together in
+//     two statements (applyPlainCustomers), the rest one by one
+//     (applyCustomer, applyInvoice, applyCheckout);
 //  5. qReplaceLedgers: the touched customers' ledgers re-derived from the
 //     first version time in the batch on, the day rollup, outbox rows,
 //     cache invalidations and the outcomes that differ from the provisional
