@@ -45,10 +45,22 @@ func sessionName(q string) string {
 	return "bd_" + hex.EncodeToString(h[:10])
 }
 
+// sessionNames are eventStatements' names, hashed once.
+var sessionNames = func() map[string]string {
+	m := make(map[string]string, len(eventStatements))
+	for _, q := range eventStatements {
+		m[q] = sessionName(q)
+	}
+	return m
+}()
+
 // sessionStatement returns the EXECUTE that runs q with args on the
 // transaction's session, preparing q there first when the session lacks it.
 func (t ptx) sessionStatement(ctx context.Context, q string, args []any) (string, error) {
-	name := sessionName(q)
+	name, ok := sessionNames[q]
+	if !ok {
+		name = sessionName(q)
+	}
 	if t.plans.have == nil {
 		var names []string
 		if err := t.Tx.SelectContext(ctx, &names, `SELECT name FROM pg_prepared_statements WHERE name LIKE 'bd\_%'`); err != nil {
