@@ -59,20 +59,6 @@ func customerJSONError(err error) error {
 	return fmt.Errorf("%w: customer: %w", billing.ErrInvalid, err)
 }
 
-// DecodeListedCustomer is DecodeCustomer for an object of a list page,
-// returning also its creation time (unix seconds, 0 when absent), which
-// paging by creation time needs, from the same decoding: a backfill's CPU
-// goes mostly to reading JSON, and each extra pass over an object cost a
-// fifth of it.
-func DecodeListedCustomer(raw []byte) (billing.Customer, int64, error) {
-	var rc rawCustomer
-	if err := json.Unmarshal(raw, &rc); err != nil {
-		return billing.Customer{}, 0, customerJSONError(err)
-	}
-	c, err := customerFromRaw(&rc)
-	return c, rc.Created, err
-}
-
 // customerFromRaw validates and converts a decoded customer.
 func customerFromRaw(rc *rawCustomer) (billing.Customer, error) {
 	if rc.Object != "" && rc.Object != objectCustomer {

@@ -49,7 +49,7 @@ func DecodeSubscriptionPage(body []byte) (ListPage[billing.Subscription], error)
 }
 
 // DecodeCustomerPage is DecodeSubscriptionPage for the customer list,
-// each object read as DecodeListedCustomer would.
+// each object read as DecodeCustomer would, with its creation time.
 func DecodeCustomerPage(body []byte) (ListPage[billing.Customer], error) {
 	var page struct {
 		Data    []rawCustomer `json:"data"`
