@@ -39,3 +39,7 @@ func ApplyBatch(ctx context.Context, s *Store, evs []billing.Event) ([]billing.O
 // SetBeforeBatchCommit lets the external tests hold an event batch open
 // just before it commits, to race it against an erasure deterministically.
 func SetBeforeBatchCommit(s *Store, f func()) { s.keys.beforeBatchCommit = f }
+
+// SetCustomersOneByOne has every customer event applied alone
+// (applyCustomer), as before plain customer events were applied together.
+func SetCustomersOneByOne(s *Store) { s.keys.customersOneByOne = true }

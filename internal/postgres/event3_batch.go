@@ -208,7 +208,10 @@ func (b *batch) run(ctx context.Context, evs []billing.Event) ([]batchResult, er
 			return nil, err
 		}
 	}
-	plain := b.plainCustomers(live)
+	var plain []*batchItem
+	if !b.tx.s.keys.customersOneByOne {
+		plain = b.plainCustomers(live)
+	}
 	if err := applyPlainCustomers(ctx, b.tx, plain, b.customers); err != nil {
 		return nil, err
 	}

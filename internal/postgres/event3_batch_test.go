@@ -105,7 +105,10 @@ func TestBatchEqualsOneByOne(t *testing.T) {
 	// Reference: one event per transaction, in the order a batch applies
 	// them (subscription events first, by customer and version; the rest
 	// after, by customer and time); the copy is a sequential duplicate.
+	// Customer events go through applyCustomer alone, which the batch's
+	// plain customer events applied together must equal.
 	ref := prepare(t)
+	postgres.SetCustomersOneByOne(ref)
 	order := slices.Clone(batch)
 	isSub := func(ev billing.Event) bool { return ev.Subscription != nil && !ev.Connect }
 	slices.SortStableFunc(order, func(x, y billing.Event) int {

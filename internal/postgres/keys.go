@@ -56,6 +56,9 @@ type instanceKeys struct {
 	// test can race them deterministically.
 	beforeEraseCommit func()
 	beforeBatchCommit func()
+	// customersOneByOne (tests only) applies every customer event through
+	// applyCustomer, the reference applyPlainCustomers must equal.
+	customersOneByOne bool
 }
 
 // SetErasureKeys configures the erasure ring (ERASURE_KEYS): the first
