@@ -100,24 +100,8 @@ func TestDecodeSubscriptionPage(t *testing.T) {
 			objectAs(t, "v2025_42_customer.subscription.updated", "sub_PiiBasil4", "sub_Page9"),
 		}
 	}
-	// bad rewrites the second object of the good page.
-	bad := func(oldNew ...string) func(t *testing.T) [][]byte {
-		return func(t *testing.T) [][]byte {
-			objs := good(t)
-			o := webhookstest.Rewrite(objs[1], oldNew...)
-			if bytes.Equal(o, objs[1]) {
-				t.Fatalf("rewrite %q changed nothing", oldNew)
-			}
-			objs[1] = o
-			return objs
-		}
-	}
-	for _, tc := range []struct {
-		name    string
-		objs    func(t *testing.T) [][]byte
-		hasMore bool
-		failed  int // objects expected to fail
-	}{
+	bad := func(oldNew ...string) func(t *testing.T) [][]byte { return rewriteSecond(good, oldNew...) }
+	runPageCases(t, "/v1/subscriptions", webhooks.DecodeSubscription, webhooks.DecodeSubscriptionPage, []pageCase{
 		{"BothShapes", good, true, 0},
 		{"LastPage", good, false, 0},
 		{"Empty", func(*testing.T) [][]byte { return nil }, false, 0},
@@ -130,27 +114,7 @@ func TestDecodeSubscriptionPage(t *testing.T) {
 		// one-pass path.
 		{"BadStatus", bad(`"status": "active"`, `"status": "bogus"`), true, 1},
 		{"AmountOutOfRange", bad(`"unit_amount": 1200,`, `"unit_amount": 1000000000000000,`), true, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			objs := tc.objs(t)
-			want := make([]listedAs[billing.Subscription], len(objs))
-			failed := 0
-			for i, o := range objs {
-				if want[i] = alone(t, o, webhooks.DecodeSubscription); want[i].err != "" {
-					failed++
-				}
-			}
-			if failed != tc.failed {
-				t.Fatalf("%d objects fail alone, want %d: the case tests nothing", failed, tc.failed)
-			}
-			got, err := webhooks.DecodeSubscriptionPage(listBody("/v1/subscriptions", tc.hasMore, objs...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPage(t, got, tc.hasMore, want)
-		})
-	}
+	})
 	t.Run("NumberTooLargeIsOutOfRange", func(t *testing.T) {
 		t.Parallel()
 		objs := bad(`"quantity": 3`, `"quantity": 100000000000000000000000`)(t)
@@ -168,7 +132,6 @@ func TestDecodeSubscriptionPage(t *testing.T) {
 // against DecodeCustomer.
 func TestDecodeCustomerPage(t *testing.T) {
 	t.Parallel()
-	decodeAlone := webhooks.DecodeCustomer
 	good := func(t *testing.T) [][]byte {
 		return [][]byte{
 			object(t, "v2023_01_customer.created"),
@@ -178,33 +141,47 @@ func TestDecodeCustomerPage(t *testing.T) {
 			object(t, "v2025_40_customer.created"),
 		}
 	}
-	bad := func(oldNew ...string) func(t *testing.T) [][]byte {
-		return func(t *testing.T) [][]byte {
-			objs := good(t)
-			o := webhookstest.Rewrite(objs[1], oldNew...)
-			if bytes.Equal(o, objs[1]) {
-				t.Fatalf("rewrite %q changed nothing", oldNew)
-			}
-			objs[1] = o
-			return objs
-		}
-	}
-	for _, tc := range []struct {
-		name    string
-		objs    func(t *testing.T) [][]byte
-		hasMore bool
-		failed  int
-	}{
+	bad := func(oldNew ...string) func(t *testing.T) [][]byte { return rewriteSecond(good, oldNew...) }
+	runPageCases(t, "/v1/customers", webhooks.DecodeCustomer, webhooks.DecodeCustomerPage, []pageCase{
 		{"Customers", good, true, 0},
 		{"LastPage", good, false, 0},
 		{"WrongType", bad(`"livemode": true`, `"livemode": "x"`), true, 1},
 		{"MetadataNotAnObject", bad(`"metadata": {`, `"metadata": 5, "m": {`), false, 1},
 		{"BadID", bad(`"cus_Page2"`, `"Page2"`), true, 1},
-	} {
+	})
+}
+
+// pageCase is one page for a page decoder: its objects, has_more, and how
+// many of the objects fail when decoded alone.
+type pageCase struct {
+	name    string
+	objs    func(t *testing.T) [][]byte
+	hasMore bool
+	failed  int
+}
+
+// rewriteSecond is good's page with its second object rewritten.
+func rewriteSecond(good func(t *testing.T) [][]byte, oldNew ...string) func(t *testing.T) [][]byte {
+	return func(t *testing.T) [][]byte {
+		objs := good(t)
+		o := webhookstest.Rewrite(objs[1], oldNew...)
+		if bytes.Equal(o, objs[1]) {
+			t.Fatalf("rewrite %q changed nothing", oldNew)
+		}
+		objs[1] = o
+		return objs
+	}
+}
+
+// runPageCases decodes each case's page whole (page) and compares it with
+// each object decoded alone (decodeAlone).
+func runPageCases[T any](t *testing.T, path string, decodeAlone func([]byte) (T, error),
+	page func([]byte) (webhooks.ListPage[T], error), cases []pageCase) {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			objs := tc.objs(t)
-			want := make([]listedAs[billing.Customer], len(objs))
+			want := make([]listedAs[T], len(objs))
 			failed := 0
 			for i, o := range objs {
 				if want[i] = alone(t, o, decodeAlone); want[i].err != "" {
@@ -214,7 +191,7 @@ func TestDecodeCustomerPage(t *testing.T) {
 			if failed != tc.failed {
 				t.Fatalf("%d objects fail alone, want %d: the case tests nothing", failed, tc.failed)
 			}
-			got, err := webhooks.DecodeCustomerPage(listBody("/v1/customers", tc.hasMore, objs...))
+			got, err := page(listBody(path, tc.hasMore, objs...))
 			if err != nil {
 				t.Fatal(err)
 			}
