@@ -34,33 +34,29 @@ type ListPage[T any] struct {
 // fails with DecodeSubscription's error and the others still apply. The
 // error is for a body that is no list at all.
 func DecodeSubscriptionPage(body []byte) (ListPage[billing.Subscription], error) {
-	var page struct {
-		Data    []rawSubscription `json:"data"`
-		HasMore bool              `json:"has_more"`
-	}
-	if err := json.Unmarshal(body, &page); err != nil {
-		return decodeEachAlone(body, listedSubscription)
-	}
-	out := ListPage[billing.Subscription]{Objects: make([]Listed[billing.Subscription], len(page.Data)), HasMore: page.HasMore}
-	for i := range page.Data {
-		out.Objects[i] = listedSubscriptionFromRaw(&page.Data[i])
-	}
-	return out, nil
+	return decodePage(body, listedSubscriptionFromRaw, listedSubscription)
 }
 
 // DecodeCustomerPage is DecodeSubscriptionPage for the customer list,
 // each object read as DecodeCustomer would, with its creation time.
 func DecodeCustomerPage(body []byte) (ListPage[billing.Customer], error) {
+	return decodePage(body, listedCustomerFromRaw, listedCustomer)
+}
+
+// decodePage decodes a page of raw wire objects (R) in one pass and
+// converts each (fromRaw); when the page does not decode, each object is
+// decoded alone (alone).
+func decodePage[R, T any](body []byte, fromRaw func(*R) Listed[T], alone func([]byte) Listed[T]) (ListPage[T], error) {
 	var page struct {
-		Data    []rawCustomer `json:"data"`
-		HasMore bool          `json:"has_more"`
+		Data    []R  `json:"data"`
+		HasMore bool `json:"has_more"`
 	}
 	if err := json.Unmarshal(body, &page); err != nil {
-		return decodeEachAlone(body, listedCustomer)
+		return decodeEachAlone(body, alone)
 	}
-	out := ListPage[billing.Customer]{Objects: make([]Listed[billing.Customer], len(page.Data)), HasMore: page.HasMore}
+	out := ListPage[T]{Objects: make([]Listed[T], len(page.Data)), HasMore: page.HasMore}
 	for i := range page.Data {
-		out.Objects[i] = listedCustomerFromRaw(&page.Data[i])
+		out.Objects[i] = fromRaw(&page.Data[i])
 	}
 	return out, nil
 }
