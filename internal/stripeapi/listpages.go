@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -152,6 +153,10 @@ func (r *pageRequest) AppendTo(values *form.Values, _ []string) {
 	}
 }
 
+// maxPageBytes bounds a list page read into memory: a hundred objects
+// are well under a megabyte even with many items each.
+var maxPageBytes = 32 << 20 // a variable for the test of the bound
+
 // pageFetch is one fetchPage's exchange with pageTransport.
 type pageFetch struct {
 	body []byte // the last attempt's body
@@ -186,8 +191,11 @@ func (t *pageTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	fetch.body, fetch.err = nil, nil
 	resp, err := t.next.RoundTrip(r)
 	if err == nil {
-		fetch.body, err = io.ReadAll(resp.Body)
+		fetch.body, err = io.ReadAll(io.LimitReader(resp.Body, int64(maxPageBytes)+1))
 		resp.Body.Close()
+		if err == nil && len(fetch.body) > maxPageBytes {
+			err = fmt.Errorf("list page larger than %d MiB", maxPageBytes>>20)
+		}
 	}
 	if err != nil {
 		// As http.Client would have returned it.
