@@ -99,7 +99,8 @@ func benchBackfill(ctx context.Context, c *config) error {
 		if err != nil {
 			return r, fmt.Errorf("stripe backfill (%s): %v: %s %s", tag, err, stdout.String(), tail(stderr.String(), 2000))
 		}
-		for _, q := range fake.Requests() {
+		reqs := fake.Requests()
+		for _, q := range reqs {
 			switch {
 			case q.Status == 429:
 				r.limited++
@@ -107,6 +108,7 @@ func benchBackfill(ctx context.Context, c *config) error {
 				r.ok++
 			}
 		}
+		c.print("backfill_pages_"+tag, "%s", pageFill(reqs, t0, tag))
 		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 		r.summary = strings.Join(lines, " | ")
 		progress := strings.Split(strings.TrimSpace(stderr.String()), "\n")
@@ -253,4 +255,41 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pageFill says how full each list's answered pages were: a partitioned
+// walk pays a request for every part's last, partial page, and the rate
+// limit ratio counts those too. It also writes every request (seconds
+// from start, list, window, status, objects) to bench/out for a closer
+// look.
+func pageFill(reqs []stripefake.Request, t0 time.Time, tag string) string {
+	type fill struct{ pages, objects, thin int }
+	by := map[string]*fill{}
+	var tsv strings.Builder
+	tsv.WriteString("s\tpath\tgte\tlte\tafter\tstatus\tobjects\n")
+	for _, q := range reqs {
+		fmt.Fprintf(&tsv, "%.3f\t%s\t%s\t%s\t%s\t%d\t%d\n", q.At.Sub(t0).Seconds(), q.Path,
+			q.Query.Get("created[gte]"), q.Query.Get("created[lte]"), q.Query.Get("starting_after"), q.Status, q.Objects)
+		if q.Status/100 != 2 {
+			continue
+		}
+		f := by[q.Path]
+		if f == nil {
+			f = &fill{}
+			by[q.Path] = f
+		}
+		f.pages++
+		f.objects += q.Objects
+		if q.Objects < 10 {
+			f.thin++
+		}
+	}
+	_ = os.WriteFile(filepath.Join(repoRoot(), "bench", "out", "backfill_requests_"+tag+".tsv"), []byte(tsv.String()), 0o644)
+	var out []string
+	for _, path := range []string{"/v1/customers", "/v1/subscriptions"} {
+		if f := by[path]; f != nil {
+			out = append(out, fmt.Sprintf("%s %d pages, %.1f objects a page, %d under 10", path, f.pages, float64(f.objects)/float64(f.pages), f.thin))
+		}
+	}
+	return strings.Join(out, "; ")
 }

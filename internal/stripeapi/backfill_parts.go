@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,12 +21,18 @@ import (
 // Nobody knows in advance how a list's objects spread over time (most
 // accounts grow, so the recent past is dense), so the parts are made by
 // splitting while walking: a walker with nothing left to take halves the
-// creation-time range still ahead of the running part with the most of
-// it, keeps the older half for itself and leaves the running walker the
-// newer one. Parts of old, empty years end after one request; dense
-// months are halved until every walker is busy. Each part's progress is
-// stored after every page (backfill_partitions), so a killed run resumes
-// every part where it stopped.
+// creation-time range still ahead of the running part expected to hold
+// the most objects (its range ahead times the density its pages have
+// shown), keeps the older half for itself and leaves the running walker
+// the newer one. Only a part whose last page came back full is split, and
+// only while it looks like holding two pages or more: every part costs at
+// least one request of its own, and splitting what nobody has seen yet
+// (a part whose first page is still on its way) or what is about to end
+// filled whole seconds of the rate limit with empty pages. A walker that
+// finds nothing worth splitting waits for the next page anyone applies
+// and looks again; it stops when no part is left running. Each part's
+// progress is stored after every page (backfill_partitions), so a killed
+// run resumes every part where it stopped.
 
 // stripeEpoch is older than any object's creation: the lower bound used to
 // halve the oldest part, whose own lower bound stays open.
@@ -47,6 +54,10 @@ type partWalk struct {
 	// claimed is the oldest creation time on the page being applied:
 	// a split never hands out anything at or above it.
 	claimed *time.Time
+	// full: the last page this walk applied was a full one, so more is
+	// likely ahead. False until the first page is applied: before that
+	// nothing is known of the part, not even whether it is empty.
+	full bool
 }
 
 // partitioner hands parts to walkers and splits them.
@@ -60,6 +71,15 @@ type partitioner struct {
 	nextPart int
 	objects  int64 // objects applied in this run, every part
 	last     time.Time
+	// changed is closed (and replaced) when a page is applied or a part
+	// ends: walkers waiting for something to split look again.
+	changed chan struct{}
+}
+
+// touched wakes the walkers waiting in take. Called with mu held.
+func (pr *partitioner) touched() {
+	close(pr.changed)
+	pr.changed = make(chan struct{})
 }
 
 // upper is a part's upper bound, the run's start for the open newest part.
@@ -88,58 +108,81 @@ func lower(p billing.BackfillPartition) time.Time {
 }
 
 // take returns a part to walk: one no walker has, else the older half of
-// the running part with the widest range ahead, split off and stored
-// before it is returned. nil when there is nothing left to share.
+// the running part expected to hold the most objects ahead, split off and
+// stored before it is returned. While nothing is worth splitting it waits
+// for the running walks' next pages; nil when no part is left running.
 func (pr *partitioner) take(ctx context.Context) (*partWalk, error) {
-	pr.mu.Lock()
-	for _, pw := range pr.parts {
-		if !pw.p.Done && !pw.running {
-			pw.running, pw.from, pw.walked = true, pr.upper(pw.p), 0
-			pr.mu.Unlock()
-			return pw, nil
+	for {
+		pr.mu.Lock()
+		for _, pw := range pr.parts {
+			if !pw.p.Done && !pw.running {
+				pw.running, pw.from, pw.walked, pw.full = true, pr.upper(pw.p), 0, false
+				pr.mu.Unlock()
+				return pw, nil
+			}
 		}
+		victim, span := pr.victim()
+		if victim == nil {
+			running := slices.ContainsFunc(pr.parts, func(pw *partWalk) bool { return pw.running && !pw.p.Done })
+			changed := pr.changed
+			pr.mu.Unlock()
+			if !running {
+				return nil, nil
+			}
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		// At or below the claimed page's oldest second: the thief's objects
+		// are all older than anything the victim is applying.
+		mid := lower(victim.p).Add(span / 2).Truncate(time.Second)
+		below := mid.Add(-time.Second)
+		thief := &partWalk{p: billing.BackfillPartition{List: pr.list, Part: pr.nextPart, CreatedGTE: victim.p.CreatedGTE, CreatedLTE: &below},
+			running: true, from: below}
+		pr.nextPart++
+		victim.p.CreatedGTE = &mid
+		pr.parts = append(pr.parts, thief)
+		save := []billing.BackfillPartition{victim.p, thief.p}
+		pr.mu.Unlock()
+		// Both bounds in one statement: a crash leaves the split whole or
+		// not at all, never a gap.
+		if err := pr.s.Store.SaveBackfillPartitions(ctx, save); err != nil {
+			return nil, err
+		}
+		return thief, nil
 	}
+}
+
+// victim is the running part worth splitting that is expected to hold the
+// most objects ahead, and its range ahead; nil when none is: a part not
+// seen a full page of yet, one narrower than minSplit, or one that looks
+// like holding less than two pages at the density its walk has seen (a
+// split costs at least one request of its own). Called with mu held.
+func (pr *partitioner) victim() (*partWalk, time.Duration) {
 	var victim *partWalk
-	var widest time.Duration
+	var span time.Duration
+	var most float64
 	for _, pw := range pr.parts {
-		if pw.p.Done || !pw.running {
+		if pw.p.Done || !pw.running || !pw.full {
 			continue
 		}
 		lo, hi := pr.ahead(pw)
-		span := hi.Sub(lo)
-		if span < minSplit || span <= widest {
+		ahead := hi.Sub(lo)
+		if ahead < minSplit {
 			continue
 		}
-		// Not worth a walker when what is ahead looks like less than two
-		// pages at the density this walk has seen (a split costs at least
-		// one request of its own).
-		if c := pw.from.Sub(pr.upper(pw.p)).Seconds(); c > 0 && pw.walked > 0 &&
-			float64(pw.walked)/c*span.Seconds() < 2*float64(pr.s.Client.pageSize) {
+		// A full page within one second: at least a page a second.
+		walked := max(pw.from.Sub(pr.upper(pw.p)).Seconds(), 1)
+		expect := float64(pw.walked) / walked * ahead.Seconds()
+		if expect < 2*float64(pr.s.Client.pageSize) || expect <= most {
 			continue
 		}
-		victim, widest = pw, span
+		victim, span, most = pw, ahead, expect
 	}
-	if victim == nil {
-		pr.mu.Unlock()
-		return nil, nil
-	}
-	// At or below the claimed page's oldest second: the thief's objects
-	// are all older than anything the victim is applying.
-	mid := lower(victim.p).Add(widest / 2).Truncate(time.Second)
-	below := mid.Add(-time.Second)
-	thief := &partWalk{p: billing.BackfillPartition{List: pr.list, Part: pr.nextPart, CreatedGTE: victim.p.CreatedGTE, CreatedLTE: &below},
-		running: true, from: below}
-	pr.nextPart++
-	victim.p.CreatedGTE = &mid
-	pr.parts = append(pr.parts, thief)
-	save := []billing.BackfillPartition{victim.p, thief.p}
-	pr.mu.Unlock()
-	// Both bounds in one statement: a crash leaves the split whole or
-	// not at all, never a gap.
-	if err := pr.s.Store.SaveBackfillPartitions(ctx, save); err != nil {
-		return nil, err
-	}
-	return thief, nil
+	return victim, span
 }
 
 // walk lists one part and applies it page by page, storing its progress
@@ -193,7 +236,9 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 			pw.p.CreatedLTE = pw.claimed
 		}
 		pw.p.Done = past
+		pw.full = !past && int64(len(objs)) >= pr.s.Client.pageSize
 		snap := pw.p
+		pr.touched()
 		pr.mu.Unlock()
 		if err := pr.s.Store.SaveBackfillPartitions(ctx, []billing.BackfillPartition{snap}); err != nil {
 			return err
@@ -208,8 +253,9 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 		return err
 	}
 	pr.mu.Lock()
-	pw.p.Done, pw.running = true, false
+	pw.p.Done, pw.running, pw.full = true, false, false
 	snap := pw.p
+	pr.touched()
 	pr.mu.Unlock()
 	return pr.s.Store.SaveBackfillPartitions(ctx, []billing.BackfillPartition{snap})
 }
@@ -227,7 +273,7 @@ func (c *Counts) add(o Counts) {
 // walker stops them all; what was applied stays recorded.
 func (s *Syncer) backfillParts(ctx context.Context, list string, cur billing.BackfillCursor, stored []billing.BackfillPartition,
 	counts *Counts, fails *[]Failure) error {
-	pr := &partitioner{s: s, list: list, start: s.now().UTC().Truncate(time.Second)}
+	pr := &partitioner{s: s, list: list, start: s.now().UTC().Truncate(time.Second), changed: make(chan struct{})}
 	for _, p := range stored {
 		pr.parts = append(pr.parts, &partWalk{p: p})
 		pr.nextPart = max(pr.nextPart, p.Part+1)

@@ -106,10 +106,22 @@ func TestPartitionedBackfillEqualsSingleCursor(t *testing.T) {
 	sameBackfillState(t, syncState(t, st), want)
 	// Parts: requests with a creation window other than the whole list.
 	windows := map[string]bool{}
+	pages, thin := 0, 0
 	for _, r := range fake.Requests() {
 		if r.Path == "/v1/subscriptions" {
 			windows[r.Query.Get("created[gte]")+".."+r.Query.Get("created[lte]")] = true
+			pages++
+			if r.Objects < 5 {
+				thin++
+			}
 		}
+	}
+	// Every part costs a request or more of its own (its last page is
+	// seldom full), but splitting only parts seen to be dense keeps that
+	// small: 40 full pages hold the list. Splitting every part in sight
+	// took 68 to 110 requests, half of them nearly empty.
+	if pages > 60 || thin > 12 {
+		t.Errorf("subscriptions listed in %d requests, %d with under 5 objects: want at most 60 and 12 (40 pages hold them)", pages, thin)
 	}
 	if len(windows) < 4 {
 		t.Errorf("subscriptions listed in %d creation windows, want the list split in several parts", len(windows))

@@ -39,6 +39,10 @@ type Request struct {
 	Path   string
 	Query  url.Values
 	Status int
+	// At is when the answer was ready; Objects how many objects a list
+	// page held (the bench reads how full a backfill's pages were).
+	At      time.Time
+	Objects int
 	// Form is a POST's form body (checkout and portal sessions), and
 	// IdempotencyKey its Idempotency-Key header.
 	Form           url.Values
@@ -59,6 +63,7 @@ type Server struct {
 	coupons      map[string]Coupon
 	catalog      map[string]map[string]any // products and prices by ID, as Stripe renders them
 	requests     []Request
+	listed       int             // objects on the list page being answered
 	limit429     int             // answer the next n requests with 429 rate_limit
 	failAfter    int             // answer requests after this many with 400 (0: off)
 	gone         map[string]bool // IDs that answer 404 as if they never existed
@@ -285,9 +290,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	out := &buffered{h: w.Header()}
 	s.mu.Lock()
 	w.Header().Set("Date", time.Now().Add(s.offset).UTC().Format(http.TimeFormat))
+	s.listed = 0
 	status := s.handle(out, r, q)
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q, Status: status,
-		Form: form, IdempotencyKey: r.Header.Get("Idempotency-Key")})
+		At: time.Now(), Objects: s.listed, Form: form, IdempotencyKey: r.Header.Get("Idempotency-Key")})
 	s.mu.Unlock()
 	if out.status != 0 {
 		w.WriteHeader(out.status)
@@ -528,7 +534,7 @@ func (s *Server) listCustomers(w http.ResponseWriter, q url.Values) int {
 		return apiError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", err.Error())
 	}
 	return s.customerIndex().serve(w, p, "/v1/customers", func(id string) bool { return !s.customers[id].Deleted },
-		s.renderCustomer)
+		s.renderCustomer, &s.listed)
 }
 
 func (s *Server) customerIndex() *index {
@@ -615,7 +621,7 @@ func newIndex(n int, each func(add func(string, time.Time))) *index {
 
 // serve writes the page of p: objects in its created window, after its
 // starting_after, that keep admits, rendered by render (once per change).
-func (ix *index) serve(w http.ResponseWriter, p page, url string, keep func(id string) bool, render func(id string) map[string]any) int {
+func (ix *index) serve(w http.ResponseWriter, p page, url string, keep func(id string) bool, render func(id string) map[string]any, listed *int) int {
 	lo, hi := 0, len(ix.ids)
 	if p.hasLTE {
 		lo = sort.Search(len(ix.ids), func(i int) bool { return ix.created[i] <= p.lte })
@@ -659,6 +665,7 @@ func (ix *index) serve(w http.ResponseWriter, p page, url string, keep func(id s
 		b.Write(raw)
 	}
 	b.WriteString("]}\n")
+	*listed = len(data)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Request-Id", "req_fake")
 	_, _ = w.Write(b.Bytes())
@@ -695,7 +702,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, q url.Values) int {
 			return false
 		}
 		return true
-	}, s.renderSubscription)
+	}, s.renderSubscription, &s.listed)
 }
 
 // expands reports whether the request asks for field expanded (expand[]=
