@@ -94,8 +94,30 @@ func (s *Store) applyBatch(ctx context.Context, evs []billing.Event, lim txLimit
 const qTxLimits = `SELECT set_config('lock_timeout', coalesce($1, current_setting('lock_timeout')), true),
        set_config('statement_timeout', coalesce($2, current_setting('statement_timeout')), true)`
 
-// setLimits applies lim to the transaction, before its first lock.
+// qTxLimitsAndPlans is qTxLimits that also lists the session's statements
+// (sessionPlans): behind a pooler every round trip crosses it twice, and
+// the list would otherwise cost one of its own in every transaction.
+// Unnamed, so it needs no session statement itself; a small statement's
+// parse and plan cost less than the round trip.
+const qTxLimitsAndPlans = `SELECT set_config('lock_timeout', coalesce($1, current_setting('lock_timeout')), true),
+       set_config('statement_timeout', coalesce($2, current_setting('statement_timeout')), true),
+       ARRAY(SELECT name FROM pg_prepared_statements WHERE name LIKE 'bd\_%') AS plans`
+
+// setLimits applies lim to the transaction, before its first lock; with
+// session plans it reads the session's statements in the same round trip.
 func (t ptx) setLimits(ctx context.Context, lim txLimits) error {
+	if t.plans != nil && t.plans.have == nil {
+		var a, b string
+		var names pq.StringArray
+		if err := t.Tx.QueryRowxContext(ctx, qTxLimitsAndPlans, pgMillis(lim.lock), pgMillis(lim.statement)).Scan(&a, &b, &names); err != nil {
+			return fmt.Errorf("set transaction timeouts: %w", translate(err))
+		}
+		t.plans.have = make(map[string]bool, len(names))
+		for _, n := range names {
+			t.plans.have[n] = true
+		}
+		return nil
+	}
 	if lim == (txLimits{}) {
 		return nil
 	}

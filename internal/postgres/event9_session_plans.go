@@ -62,6 +62,8 @@ func (t ptx) sessionStatement(ctx context.Context, q string, args []any) (string
 		name = sessionName(q)
 	}
 	if t.plans.have == nil {
+		// Read here only by a transaction that set no limits: setLimits
+		// reads them in its own round trip.
 		var names []string
 		if err := t.Tx.SelectContext(ctx, &names, `SELECT name FROM pg_prepared_statements WHERE name LIKE 'bd\_%'`); err != nil {
 			return "", fmt.Errorf("session statements: %w", translate(err))
