@@ -51,11 +51,12 @@ type partWalk struct {
 	running bool
 	from    time.Time // the part's upper bound when this run's walk of it began
 	walked  int64     // objects applied by this run's walk
+	seen    int64     // objects on the pages it has claimed (walked, and the page being applied)
 	// claimed is the oldest creation time on the page being applied:
 	// a split never hands out anything at or above it.
 	claimed *time.Time
-	// full: the last page this walk applied was a full one, so more is
-	// likely ahead. False until the first page is applied: before that
+	// full: the last page this walk claimed was a full one, so more is
+	// likely ahead. False until the first page comes back: before that
 	// nothing is known of the part, not even whether it is empty.
 	full bool
 }
@@ -116,7 +117,7 @@ func (pr *partitioner) take(ctx context.Context) (*partWalk, error) {
 		pr.mu.Lock()
 		for _, pw := range pr.parts {
 			if !pw.p.Done && !pw.running {
-				pw.running, pw.from, pw.walked, pw.full = true, pr.upper(pw.p), 0, false
+				pw.running, pw.from, pw.walked, pw.seen, pw.full = true, pr.upper(pw.p), 0, 0, false
 				pr.mu.Unlock()
 				return pw, nil
 			}
@@ -174,9 +175,10 @@ func (pr *partitioner) victim() (*partWalk, time.Duration) {
 		if ahead < minSplit {
 			continue
 		}
-		// A full page within one second: at least a page a second.
-		walked := max(pw.from.Sub(pr.upper(pw.p)).Seconds(), 1)
-		expect := float64(pw.walked) / walked * ahead.Seconds()
+		// The density of the pages claimed so far (a full page within one
+		// second: at least a page a second).
+		walked := max(pw.from.Sub(hi).Seconds(), 1)
+		expect := float64(pw.seen) / walked * ahead.Seconds()
 		if expect < 2*float64(pr.s.Client.pageSize) || expect <= most {
 			continue
 		}
@@ -211,6 +213,11 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 			keep = append(keep, o)
 		}
 		pw.claimed = oldestCreated(keep)
+		// Known as soon as the page is in hand, not once it is applied:
+		// idle walkers split the rest while this page is written.
+		pw.seen += int64(len(keep))
+		pw.full = len(keep) == len(objs) && int64(len(objs)) >= pr.s.Client.pageSize
+		pr.touched()
 		pr.mu.Unlock()
 		var c Counts
 		var f []Failure
@@ -236,7 +243,6 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 			pw.p.CreatedLTE = pw.claimed
 		}
 		pw.p.Done = past
-		pw.full = !past && int64(len(objs)) >= pr.s.Client.pageSize
 		snap := pw.p
 		pr.touched()
 		pr.mu.Unlock()
