@@ -29,8 +29,8 @@ import (
 // least one request of its own, and splitting what nobody has seen yet
 // (a part whose first page is still on its way) or what is about to end
 // filled whole seconds of the rate limit with empty pages. A walker that
-// finds nothing worth splitting waits for the next page anyone applies
-// and looks again; it stops when no part is left running. Each part's
+// finds nothing worth splitting waits until another walker receives or
+// applies a page and looks again; it stops when no part is left running. Each part's
 // progress is stored after every page (backfill_partitions), so a killed
 // run resumes every part where it stopped.
 
@@ -72,8 +72,9 @@ type partitioner struct {
 	nextPart int
 	objects  int64 // objects applied in this run, every part
 	last     time.Time
-	// changed is closed (and replaced) when a page is applied or a part
-	// ends: walkers waiting for something to split look again.
+	// changed is closed (and replaced) when a walker receives a page,
+	// applies one or ends its part: walkers waiting for something to
+	// split look again.
 	changed chan struct{}
 }
 
