@@ -29,10 +29,11 @@ import (
 // least one request of its own, and splitting what nobody has seen yet
 // (a part whose first page is still on its way) or what is about to end
 // filled whole seconds of the rate limit with empty pages. A walker that
-// finds nothing worth splitting waits until another walker receives or
-// applies a page and looks again; it stops when no part is left running. Each part's
-// progress is stored after every page (backfill_partitions), so a killed
-// run resumes every part where it stopped.
+// finds nothing worth splitting waits until another walker receives a
+// page or ends its part, and looks again; it stops when no part is left
+// running. Each part's progress is stored after every page
+// (backfill_partitions), so a killed run resumes every part where it
+// stopped.
 
 // stripeEpoch is older than any object's creation: the lower bound used to
 // halve the oldest part, whose own lower bound stays open.
@@ -50,8 +51,7 @@ type partWalk struct {
 	p       billing.BackfillPartition
 	running bool
 	from    time.Time // the part's upper bound when this run's walk of it began
-	walked  int64     // objects applied by this run's walk
-	seen    int64     // objects on the pages it has claimed (walked, and the page being applied)
+	seen    int64     // objects on the pages this run's walk has claimed (applied, or being applied)
 	// claimed is the oldest creation time on the page being applied:
 	// a split never hands out anything at or above it.
 	claimed *time.Time
@@ -72,9 +72,8 @@ type partitioner struct {
 	nextPart int
 	objects  int64 // objects applied in this run, every part
 	last     time.Time
-	// changed is closed (and replaced) when a walker receives a page,
-	// applies one or ends its part: walkers waiting for something to
-	// split look again.
+	// changed is closed (and replaced) when a walker receives a page or
+	// ends its part: walkers waiting for something to split look again.
 	changed chan struct{}
 }
 
@@ -118,7 +117,7 @@ func (pr *partitioner) take(ctx context.Context) (*partWalk, error) {
 		pr.mu.Lock()
 		for _, pw := range pr.parts {
 			if !pw.p.Done && !pw.running {
-				pw.running, pw.from, pw.walked, pw.seen, pw.full = true, pr.upper(pw.p), 0, 0, false
+				pw.running, pw.from, pw.seen, pw.full = true, pr.upper(pw.p), 0, false
 				pr.mu.Unlock()
 				return pw, nil
 			}
@@ -176,16 +175,25 @@ func (pr *partitioner) victim() (*partWalk, time.Duration) {
 		if ahead < minSplit {
 			continue
 		}
-		// The density of the pages claimed so far (a full page within one
-		// second: at least a page a second).
-		walked := max(pw.from.Sub(hi).Seconds(), 1)
-		expect := float64(pw.seen) / walked * ahead.Seconds()
+		d, _ := pr.density(pw)
+		expect := d * ahead.Seconds()
 		if expect < 2*float64(pr.s.Client.pageSize) || expect <= most {
 			continue
 		}
 		victim, span, most = pw, ahead, expect
 	}
 	return victim, span
+}
+
+// density is the objects per second of creation time on the pages pw's
+// walk has claimed (a full page within one second counts as a page a
+// second); false before its first page.
+func (pr *partitioner) density(pw *partWalk) (float64, bool) {
+	if pw.seen == 0 {
+		return 0, false
+	}
+	_, hi := pr.ahead(pw)
+	return float64(pw.seen) / max(pw.from.Sub(hi).Seconds(), 1), true
 }
 
 // walk lists one part and applies it page by page, storing its progress
@@ -238,14 +246,12 @@ func (pr *partitioner) walk(ctx context.Context, pw *partWalk, counts *Counts, f
 		past := len(keep) < len(objs)
 		pr.mu.Lock()
 		pw.p.Objects += int64(len(keep))
-		pw.walked += int64(len(keep))
 		pr.objects += int64(len(keep))
 		if pw.claimed != nil {
 			pw.p.CreatedLTE = pw.claimed
 		}
 		pw.p.Done = past
 		snap := pw.p
-		pr.touched()
 		pr.mu.Unlock()
 		if err := pr.s.Store.SaveBackfillPartitions(ctx, []billing.BackfillPartition{snap}); err != nil {
 			return err
@@ -384,8 +390,9 @@ func (pr *partitioner) estimateLeft() (float64, bool) {
 	var covered time.Duration
 	for _, pw := range pr.parts {
 		if pw.running || pw.p.Done {
-			objs += float64(pw.walked)
-			covered += pw.from.Sub(pr.upper(pw.p))
+			_, hi := pr.ahead(pw)
+			objs += float64(pw.seen)
+			covered += pw.from.Sub(hi)
 		}
 	}
 	if covered <= 0 {
@@ -397,12 +404,12 @@ func (pr *partitioner) estimateLeft() (float64, bool) {
 		if pw.p.Done {
 			continue
 		}
-		ahead := pr.upper(pw.p).Sub(lower(pw.p)).Seconds()
-		d := global
-		if c := pw.from.Sub(pr.upper(pw.p)).Seconds(); c > 0 && pw.walked > 0 {
-			d = float64(pw.walked) / c
+		lo, hi := pr.ahead(pw)
+		d, ok := pr.density(pw)
+		if !ok {
+			d = global
 		}
-		left += d * max(ahead, 0)
+		left += d * max(hi.Sub(lo).Seconds(), 0)
 	}
 	return left, true
 }
