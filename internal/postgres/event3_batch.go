@@ -99,9 +99,8 @@ const qTxLimits = `SELECT set_config('lock_timeout', coalesce($1, current_settin
 // the list would otherwise cost one of its own in every transaction.
 // Unnamed, so it needs no session statement itself; a small statement's
 // parse and plan cost less than the round trip.
-const qTxLimitsAndPlans = `SELECT set_config('lock_timeout', coalesce($1, current_setting('lock_timeout')), true),
-       set_config('statement_timeout', coalesce($2, current_setting('statement_timeout')), true),
-       ARRAY(SELECT name FROM pg_prepared_statements WHERE name LIKE 'bd\_%') AS plans`
+const qTxLimitsAndPlans = qTxLimits + `,
+       ARRAY(` + qSessionStatements + `) AS plans`
 
 // setLimits applies lim to the transaction, before its first lock; with
 // session plans it reads the session's statements in the same round trip.
@@ -112,10 +111,7 @@ func (t ptx) setLimits(ctx context.Context, lim txLimits) error {
 		if err := t.Tx.QueryRowxContext(ctx, qTxLimitsAndPlans, pgMillis(lim.lock), pgMillis(lim.statement)).Scan(&a, &b, &names); err != nil {
 			return fmt.Errorf("set transaction timeouts: %w", translate(err))
 		}
-		t.plans.have = make(map[string]bool, len(names))
-		for _, n := range names {
-			t.plans.have[n] = true
-		}
+		t.plans.found(names)
 		return nil
 	}
 	if lim == (txLimits{}) {

@@ -39,6 +39,17 @@ type sessionPlans struct {
 	have map[string]bool // names prepared on this session; nil until read
 }
 
+// qSessionStatements lists the session plans prepared on the session.
+const qSessionStatements = `SELECT name FROM pg_prepared_statements WHERE name LIKE 'bd\_%'`
+
+// found records the names qSessionStatements listed.
+func (p *sessionPlans) found(names []string) {
+	p.have = make(map[string]bool, len(names))
+	for _, n := range names {
+		p.have[n] = true
+	}
+}
+
 // sessionName is a statement's name in every session.
 func sessionName(q string) string {
 	h := sha256.Sum256([]byte(q))
@@ -65,13 +76,10 @@ func (t ptx) sessionStatement(ctx context.Context, q string, args []any) (string
 		// Read here only by a transaction that set no limits: setLimits
 		// reads them in its own round trip.
 		var names []string
-		if err := t.Tx.SelectContext(ctx, &names, `SELECT name FROM pg_prepared_statements WHERE name LIKE 'bd\_%'`); err != nil {
+		if err := t.Tx.SelectContext(ctx, &names, qSessionStatements); err != nil {
 			return "", fmt.Errorf("session statements: %w", translate(err))
 		}
-		t.plans.have = make(map[string]bool, len(names))
-		for _, n := range names {
-			t.plans.have[n] = true
-		}
+		t.plans.found(names)
 	}
 	if !t.plans.have[name] {
 		if _, err := t.Tx.ExecContext(ctx, "PREPARE "+name+" AS "+q); err != nil {
